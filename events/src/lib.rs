@@ -1,0 +1,39 @@
+//! The vocabulary of chatroom and its append-only log.
+//!
+//! - [`Event`] and its payloads ([`event`]): the facts, named in the past tense.
+//! - [`codec`]: the versioned binary encoding of payloads (serde + bincode 2) and the upcasters
+//!   that turn old schema versions into today's types on read.
+//! - [`Recorded`] and [`NewEvent`] ([`envelope`]): an event as stored, with its global position,
+//!   stream version, id, type, schema version, time and the hash chaining it to its stream.
+//! - [`Store`] ([`store`]): atomic appends with an expected version, stream and log reads, and
+//!   [`Subscription`], a live read of the log that continues from a position.
+//! - Backends: [`MemoryStore`] for tests and [`SqliteStore`], the embedded default.
+//! - [`migrate`]: a tiny migration runner for SQLite databases.
+//! - [`conformance`]: the suite every backend must pass.
+//!
+//! This crate knows no web or actor framework; everything else depends on it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod conformance;
+pub mod envelope;
+pub mod event;
+mod memory;
+pub mod migrate;
+mod sqlite;
+pub mod store;
+mod subscription;
+
+pub use envelope::{NewEvent, Recorded, chain_hash};
+pub use event::Event;
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+pub use store::{Error, Expected, Store};
+pub use subscription::Subscription;
+
+/// Milliseconds since the Unix epoch, the unit of every time in the log.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,169 @@
+//! An in-memory log for tests: the same rules as the durable backends, nothing on disk.
+
+use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::store::{Error, Expected, Store};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// A [`Store`] held in memory.
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    head: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    log: Vec<Recorded>,
+    streams: HashMap<String, Vec<usize>>,
+    ids: HashMap<Uuid, usize>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            head: watch::channel(0).0,
+        }
+    }
+}
+
+pub(crate) fn check_expected(stream: &str, expected: Expected, actual: Option<u64>) -> Result<(), Error> {
+    let ok = match expected {
+        Expected::Any => true,
+        Expected::NoStream => actual.is_none(),
+        Expected::Exact(v) => actual == Some(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Conflict {
+            stream: stream.to_owned(),
+            expected,
+            actual,
+        })
+    }
+}
+
+
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, Error> {
+        if events.is_empty() {
+            return Err(Error::Empty);
+        }
+        let mut inner = self.inner.lock().expect("memory store lock");
+        let indexes = inner.streams.get(stream);
+        let (actual, mut previous) = match indexes.and_then(|v| v.last()) {
+            Some(&i) => (Some(inner.log[i].version), inner.log[i].hash),
+            None => (None, GENESIS),
+        };
+        check_expected(stream, expected, actual)?;
+        for (i, e) in events.iter().enumerate() {
+            if let Some(&at) = inner.ids.get(&e.event_id) {
+                return Err(Error::Duplicate(Box::new(inner.log[at].clone())));
+            }
+            if events[..i].iter().any(|o| o.event_id == e.event_id) {
+                return Err(Error::Corrupt(format!(
+                    "event id {} appears twice in one append",
+                    e.event_id
+                )));
+            }
+        }
+        let mut version = actual.unwrap_or(0);
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            version += 1;
+            let position = inner.log.len() as u64 + 1;
+            let hash = chain_hash(
+                &previous,
+                stream,
+                version,
+                &e.event_id,
+                e.event_type,
+                e.schema_version,
+                e.recorded_at,
+                &e.payload,
+            );
+            previous = hash;
+            let rec = Recorded {
+                position,
+                stream_id: stream.to_owned(),
+                version,
+                event_id: e.event_id,
+                event_type: e.event_type.to_owned(),
+                schema_version: e.schema_version,
+                recorded_at: e.recorded_at,
+                payload: e.payload,
+                hash,
+            };
+            let index = inner.log.len();
+            inner.ids.insert(rec.event_id, index);
+            inner.streams.entry(stream.to_owned()).or_default().push(index);
+            inner.log.push(rec.clone());
+            out.push(rec);
+        }
+        let head = inner.log.len() as u64;
+        drop(inner);
+        self.head.send_replace(head);
+        Ok(out)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, Error> {
+        let inner = self.inner.lock().expect("memory store lock");
+        let Some(indexes) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let skip = from_version.saturating_sub(1) as usize;
+        Ok(indexes
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|&i| inner.log[i].clone())
+            .collect())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
+        let inner = self.inner.lock().expect("memory store lock");
+        Ok(inner
+            .log
+            .iter()
+            .skip(after as usize)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
+        let inner = self.inner.lock().expect("memory store lock");
+        Ok(inner
+            .streams
+            .get(stream)
+            .and_then(|v| v.last())
+            .map(|&i| inner.log[i].version))
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}

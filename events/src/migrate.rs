@@ -1,0 +1,50 @@
+//! A small migration runner for SQLite databases: numbered SQL files applied in order, each in
+//! its own transaction together with its row in `schema_migration`.
+
+use rusqlite::Connection;
+
+/// One migration: a number, a name and its SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Order of application; never reused.
+    pub version: u32,
+    /// Short name, as in the file name.
+    pub name: &'static str,
+    /// The SQL, usually `include_str!` of a file under `migrations/`.
+    pub sql: &'static str,
+}
+
+/// Applies every migration not yet recorded in `schema_migration`, in order.
+///
+/// # Errors
+/// The SQLite error of the first migration that fails; it and the ones after it are not
+/// recorded.
+pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<usize> {
+    conn.execute_batch(
+        "create table if not exists schema_migration (
+            version    integer primary key,
+            name       text    not null,
+            applied_at integer not null
+        )",
+    )?;
+    let mut applied = 0;
+    for m in migrations {
+        let done: bool = conn.query_row(
+            "select exists(select 1 from schema_migration where version = ?1)",
+            [m.version],
+            |r| r.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "insert into schema_migration (version, name, applied_at) values (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, crate::now_ms()],
+        )?;
+        tx.commit()?;
+        applied += 1;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,411 @@
+//! The embedded log: one SQLite file in WAL mode, written by one thread that commits in groups.
+//!
+//! Every append goes to a single writer thread. It takes whatever appends are waiting (up to
+//! [`MAX_GROUP`]), runs each inside its own savepoint of one transaction (so a conflict in one
+//! does not undo the others), commits once, and only then answers them all. With
+//! `synchronous = full` a commit is on disk when it returns, so an answered append survives a
+//! crash or power loss, and under load many appends share one fsync. Reads use a small pool of
+//! read-only connections, which WAL lets run beside the writer.
+
+use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::memory::check_expected;
+use crate::migrate::{self, Migration};
+use crate::store::{Error, Expected, Store};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+/// Most appends committed together in one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// The log's migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "event_log",
+    sql: include_str!("../../migrations/sqlite/log/0001_event_log.sql"),
+}];
+
+struct WriteRequest {
+    stream: String,
+    expected: Expected,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Recorded>, Error>>,
+}
+
+/// A [`Store`] in a SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    head: watch::Sender<u64>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the log at `path`, applies its migrations and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the file cannot be opened or migrated.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path).map_err(unavailable)?;
+        conn.execute_batch(
+            "pragma journal_mode = wal;
+             pragma synchronous = full;
+             pragma busy_timeout = 5000;",
+        )
+        .map_err(unavailable)?;
+        migrate::apply(&mut conn, MIGRATIONS).map_err(unavailable)?;
+        let head_pos: i64 = conn
+            .query_row("select coalesce(max(position), 0) from event", [], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)?;
+        let (head, _) = watch::channel(head_pos as u64);
+        let (tx, rx) = mpsc::channel();
+        let head_tx = head.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-log-writer".into())
+            .spawn(move || writer_loop(conn, rx, head_tx))
+            .map_err(unavailable)?;
+        Ok(Self {
+            path,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            head,
+        })
+    }
+
+    /// The file this log lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops taking appends, lets the writer finish what it has, and waits for it. Appends
+    /// after this fail as unavailable.
+    pub fn close(&self) {
+        self.writer.lock().expect("writer lock").take();
+        if let Some(t) = self.writer_thread.lock().expect("writer lock").take() {
+            let _ = t.join();
+        }
+    }
+
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().expect("reader pool").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(unavailable)?;
+                    c.busy_timeout(std::time::Duration::from_secs(5))
+                        .map_err(unavailable)?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            let mut pool = readers.lock().expect("reader pool");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
+                       recorded_at, payload, hash";
+
+fn row_to_recorded(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
+    let id: Vec<u8> = r.get(3)?;
+    let hash: Vec<u8> = r.get(8)?;
+    let bad = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            format!("{what} has the wrong length").into(),
+        )
+    };
+    Ok(Recorded {
+        position: r.get::<_, i64>(0)? as u64,
+        stream_id: r.get(1)?,
+        version: r.get::<_, i64>(2)? as u64,
+        event_id: Uuid::from_slice(&id).map_err(|_| bad("event_id"))?,
+        event_type: r.get(4)?,
+        schema_version: r.get::<_, i64>(5)? as u16,
+        recorded_at: r.get(6)?,
+        payload: r.get(7)?,
+        hash: hash.try_into().map_err(|_| bad("hash"))?,
+    })
+}
+
+fn read_error(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..) => Error::Corrupt(e.to_string()),
+        other => unavailable(other),
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteRequest>, head: watch::Sender<u64>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let results = write_group(&mut conn, &group);
+        let newest = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
+            .max();
+        if let Some(p) = newest {
+            head.send_if_modified(|h| {
+                let moved = p > *h;
+                *h = (*h).max(p);
+                moved
+            });
+        }
+        for (req, result) in group.into_iter().zip(results) {
+            let _ = req.reply.send(result);
+        }
+    }
+    tracing::debug!("sqlite log writer stopped");
+}
+
+/// Writes a group in one transaction; returns one result per request. When the commit itself
+/// fails, every request fails as unavailable and nothing is written.
+fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<Recorded>, Error>> {
+    let all_fail = |e: &dyn std::fmt::Display| {
+        group
+            .iter()
+            .map(|_| Err(unavailable(e)))
+            .collect::<Vec<_>>()
+    };
+    if let Err(e) = conn.execute_batch("begin immediate") {
+        return all_fail(&e);
+    }
+    let mut results = Vec::with_capacity(group.len());
+    for req in group {
+        let result = conn
+            .execute_batch("savepoint one")
+            .map_err(unavailable)
+            .and_then(|()| append_one(conn, req));
+        let end = if result.is_ok() {
+            "release one"
+        } else {
+            "rollback to one; release one"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            let _ = conn.execute_batch("rollback");
+            return all_fail(&e);
+        }
+        results.push(result);
+    }
+    if let Err(e) = conn.execute_batch("commit") {
+        let _ = conn.execute_batch("rollback");
+        return all_fail(&e);
+    }
+    results
+}
+
+fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Error> {
+    if req.events.is_empty() {
+        return Err(Error::Empty);
+    }
+    let current: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "select version, hash from event where stream_id = ?1 order by version desc limit 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([&req.stream], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    let actual = current.as_ref().map(|(v, _)| *v as u64);
+    check_expected(&req.stream, req.expected, actual)?;
+    let mut previous = match current {
+        Some((_, h)) => h
+            .try_into()
+            .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
+        None => GENESIS,
+    };
+    let mut by_id = conn
+        .prepare_cached(&format!("select {COLUMNS} from event where event_id = ?1"))
+        .map_err(unavailable)?;
+    for (i, e) in req.events.iter().enumerate() {
+        if let Some(found) = by_id
+            .query_row([e.event_id.as_bytes().as_slice()], row_to_recorded)
+            .optional()
+            .map_err(read_error)?
+        {
+            return Err(Error::Duplicate(Box::new(found)));
+        }
+        if req.events[..i].iter().any(|o| o.event_id == e.event_id) {
+            return Err(Error::Corrupt(format!(
+                "event id {} appears twice in one append",
+                e.event_id
+            )));
+        }
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "insert into event (stream_id, version, event_id, event_type, schema_version, \
+             recorded_at, payload, hash) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(unavailable)?;
+    let mut version = actual.unwrap_or(0);
+    let mut out = Vec::with_capacity(req.events.len());
+    for e in &req.events {
+        version += 1;
+        let hash = chain_hash(
+            &previous,
+            &req.stream,
+            version,
+            &e.event_id,
+            e.event_type,
+            e.schema_version,
+            e.recorded_at,
+            &e.payload,
+        );
+        previous = hash;
+        insert
+            .execute(params![
+                req.stream,
+                version as i64,
+                e.event_id.as_bytes().as_slice(),
+                e.event_type,
+                e.schema_version as i64,
+                e.recorded_at,
+                e.payload,
+                hash.as_slice(),
+            ])
+            .map_err(unavailable)?;
+        out.push(Recorded {
+            position: conn.last_insert_rowid() as u64,
+            stream_id: req.stream.clone(),
+            version,
+            event_id: e.event_id,
+            event_type: e.event_type.to_owned(),
+            schema_version: e.schema_version,
+            recorded_at: e.recorded_at,
+            payload: e.payload.clone(),
+            hash,
+        });
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, Error> {
+        let (reply, answer) = oneshot::channel();
+        let request = WriteRequest {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        {
+            let writer = self.writer.lock().expect("writer lock");
+            let Some(tx) = writer.as_ref() else {
+                return Err(Error::Unavailable("the log is closed".into()));
+            };
+            tx.send(request)
+                .map_err(|_| Error::Unavailable("the log writer stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the log writer stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, Error> {
+        let stream = stream.to_owned();
+        self.with_reader(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "select {COLUMNS} from event where stream_id = ?1 and version >= ?2 \
+                     order by version limit ?3"
+                ))
+                .map_err(unavailable)?;
+            let rows = s
+                .query_map(
+                    params![stream, from_version as i64, limit.min(i64::MAX as usize) as i64],
+                    row_to_recorded,
+                )
+                .map_err(read_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(read_error)
+        })
+        .await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
+        self.with_reader(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "select {COLUMNS} from event where position > ?1 order by position limit ?2"
+                ))
+                .map_err(unavailable)?;
+            let rows = s
+                .query_map(
+                    params![after as i64, limit.min(i64::MAX as usize) as i64],
+                    row_to_recorded,
+                )
+                .map_err(read_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(read_error)
+        })
+        .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
+        let stream = stream.to_owned();
+        self.with_reader(move |c| {
+            c.prepare_cached("select max(version) from event where stream_id = ?1")
+                .and_then(|mut s| s.query_row([stream], |r| r.get::<_, Option<i64>>(0)))
+                .map(|v| v.map(|v| v as u64))
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}
