@@ -1,0 +1,362 @@
+//! The rules of a room, as plain data: [`State`] is what the room's stream says so far,
+//! [`decide`] turns a command into the events it causes (or a refusal), and [`State::apply`]
+//! folds an event in. The actor only adds mailboxes, batching and fan-out around these.
+
+use events::Event;
+use events::event::{MemberJoined, MessagePosted};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Longest message text, in Unicode code points, after trimming.
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// How many recent messages a room remembers (seq to stream version, and client ids) for
+/// resume and fast idempotent answers; older retries are answered by the log itself.
+pub const RECENT: usize = 1000;
+
+/// A command to a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Make `user_id` a member.
+    Join {
+        /// The joining user.
+        user_id: String,
+    },
+    /// Post a message.
+    Post {
+        /// The author.
+        user_id: String,
+        /// The client's message id.
+        message_id: String,
+        /// The text as sent.
+        text: String,
+    },
+}
+
+/// Why a room refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The room's stream does not exist.
+    #[error("no such room")]
+    NotFound,
+    /// Only members may post.
+    #[error("you are not a member of this room")]
+    NotMember,
+    /// The text is empty after trimming.
+    #[error("a message needs some text")]
+    Empty,
+    /// The text is longer than [`MAX_TEXT_CHARS`].
+    #[error("a message may have at most {MAX_TEXT_CHARS} characters")]
+    TooLong,
+    /// The client message id is empty or too long.
+    #[error("a message needs an id of 1 to 128 characters")]
+    BadId,
+}
+
+/// What a decision produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append these events.
+    Append(Event),
+    /// Nothing to do: already true (a second join) or already stored (a retried post, with
+    /// the first `seq`).
+    AlreadyDone(Option<u64>),
+}
+
+/// A room as its stream describes it.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// The room's id.
+    pub room_id: String,
+    /// Whether `RoomCreated` has been seen.
+    pub exists: bool,
+    /// Version of the last event applied.
+    pub version: u64,
+    /// Newest message seq.
+    pub last_seq: u64,
+    /// Members.
+    pub members: HashSet<String>,
+    /// (seq, stream version) of the newest [`RECENT`] messages.
+    pub recent_versions: VecDeque<(u64, u64)>,
+    /// Client id to (seq, time) for the newest [`RECENT`] messages.
+    recent_ids: HashMap<String, (u64, i64)>,
+    recent_order: VecDeque<String>,
+}
+
+impl State {
+    /// An empty room state for `room_id`.
+    pub fn new(room_id: impl Into<String>) -> Self {
+        Self {
+            room_id: room_id.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Folds one event of the room's stream in; `version` is its stream version and
+    /// `recorded_at` its time.
+    pub fn apply(&mut self, event: &Event, version: u64, recorded_at: i64) {
+        self.version = version;
+        match event {
+            Event::RoomCreated(c) => {
+                self.exists = true;
+                self.members.insert(c.owner.clone());
+            }
+            Event::MemberJoined(j) => {
+                self.members.insert(j.user_id.clone());
+            }
+            Event::MessagePosted(m) => {
+                self.last_seq = m.seq;
+                self.remember(m.seq, version, &m.message_id, recorded_at);
+            }
+            Event::UserNameClaimed(_) | Event::UserRegistered(_) => {}
+        }
+    }
+
+    fn remember(&mut self, seq: u64, version: u64, message_id: &str, time: i64) {
+        self.recent_versions.push_back((seq, version));
+        if self.recent_versions.len() > RECENT {
+            self.recent_versions.pop_front();
+        }
+        if self
+            .recent_ids
+            .insert(message_id.to_owned(), (seq, time))
+            .is_none()
+        {
+            self.recent_order.push_back(message_id.to_owned());
+        }
+        if self.recent_order.len() > RECENT
+            && let Some(old) = self.recent_order.pop_front()
+        {
+            self.recent_ids.remove(&old);
+        }
+    }
+
+    /// The seq and time of a recent message with this client id, if the room remembers it.
+    pub fn recent(&self, message_id: &str) -> Option<(u64, i64)> {
+        self.recent_ids.get(message_id).copied()
+    }
+
+    /// The stream version of the message with `seq`, if it is among the recent ones.
+    pub fn version_of(&self, seq: u64) -> Option<u64> {
+        let (first, _) = *self.recent_versions.front()?;
+        let index = seq.checked_sub(first)? as usize;
+        self.recent_versions.get(index).map(|&(_, v)| v)
+    }
+}
+
+/// Checks a message text the way the contract counts it.
+///
+/// # Errors
+/// [`Rejection::Empty`] or [`Rejection::TooLong`].
+pub fn check_text(text: &str) -> Result<(), Rejection> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Rejection::Empty);
+    }
+    if trimmed.chars().count() > MAX_TEXT_CHARS {
+        return Err(Rejection::TooLong);
+    }
+    Ok(())
+}
+
+/// Decides what `command` does to a room in `state`, given `next_seq` as the seq a new message
+/// would get (the actor passes `last_seq + 1 + messages already waiting in its batch`).
+///
+/// # Errors
+/// The [`Rejection`] that stops the command; nothing is appended then.
+pub fn decide(state: &State, next_seq: u64, command: &Command) -> Result<Decision, Rejection> {
+    if !state.exists {
+        return Err(Rejection::NotFound);
+    }
+    match command {
+        Command::Join { user_id } => {
+            if state.members.contains(user_id) {
+                Ok(Decision::AlreadyDone(None))
+            } else {
+                Ok(Decision::Append(Event::MemberJoined(MemberJoined {
+                    room_id: state.room_id.clone(),
+                    user_id: user_id.clone(),
+                })))
+            }
+        }
+        Command::Post {
+            user_id,
+            message_id,
+            text,
+        } => {
+            if !state.members.contains(user_id) {
+                return Err(Rejection::NotMember);
+            }
+            if message_id.is_empty() || message_id.chars().count() > 128 {
+                return Err(Rejection::BadId);
+            }
+            check_text(text)?;
+            if let Some((seq, _)) = state.recent(message_id) {
+                return Ok(Decision::AlreadyDone(Some(seq)));
+            }
+            Ok(Decision::Append(Event::MessagePosted(MessagePosted {
+                room_id: state.room_id.clone(),
+                seq: next_seq,
+                message_id: message_id.clone(),
+                user_id: user_id.clone(),
+                text: text.clone(),
+            })))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Given events, when a command, then events (or a refusal).
+    use super::*;
+    use events::event::RoomCreated;
+
+    fn created() -> Event {
+        Event::RoomCreated(RoomCreated {
+            room_id: "r".into(),
+            name: "Lobby".into(),
+            description: String::new(),
+            owner: "owner".into(),
+            avatar_image: String::new(),
+            join_code: "0".repeat(32),
+        })
+    }
+
+    fn joined(user: &str) -> Event {
+        Event::MemberJoined(MemberJoined {
+            room_id: "r".into(),
+            user_id: user.into(),
+        })
+    }
+
+    fn posted(seq: u64, user: &str, id: &str) -> Event {
+        Event::MessagePosted(MessagePosted {
+            room_id: "r".into(),
+            seq,
+            message_id: id.into(),
+            user_id: user.into(),
+            text: format!("text {seq}"),
+        })
+    }
+
+    fn post(user: &str, id: &str, text: &str) -> Command {
+        Command::Post {
+            user_id: user.into(),
+            message_id: id.into(),
+            text: text.into(),
+        }
+    }
+
+    fn given(events: &[Event]) -> State {
+        let mut s = State::new("r");
+        for (i, e) in events.iter().enumerate() {
+            s.apply(e, i as u64 + 1, 0);
+        }
+        s
+    }
+
+    fn when(state: &State, command: Command) -> Result<Decision, Rejection> {
+        decide(state, state.last_seq + 1, &command)
+    }
+
+    #[test]
+    fn nothing_happens_in_a_room_that_does_not_exist() {
+        let s = given(&[]);
+        assert_eq!(when(&s, post("a", "1", "hi")), Err(Rejection::NotFound));
+        assert_eq!(
+            when(&s, Command::Join { user_id: "a".into() }),
+            Err(Rejection::NotFound)
+        );
+    }
+
+    #[test]
+    fn the_owner_is_a_member_and_posts_seq_one() {
+        let s = given(&[created()]);
+        assert_eq!(
+            when(&s, post("owner", "m1", "hello")),
+            Ok(Decision::Append(Event::MessagePosted(MessagePosted {
+                room_id: "r".into(),
+                seq: 1,
+                message_id: "m1".into(),
+                user_id: "owner".into(),
+                text: "hello".into(),
+            })))
+        );
+    }
+
+    #[test]
+    fn non_members_cannot_post_until_they_join() {
+        let s = given(&[created()]);
+        assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::NotMember));
+        assert_eq!(
+            when(&s, Command::Join { user_id: "bob".into() }),
+            Ok(Decision::Append(joined("bob")))
+        );
+        let s = given(&[created(), joined("bob")]);
+        assert!(matches!(when(&s, post("bob", "1", "hi")), Ok(Decision::Append(_))));
+    }
+
+    #[test]
+    fn joining_twice_changes_nothing() {
+        let s = given(&[created(), joined("bob")]);
+        assert_eq!(
+            when(&s, Command::Join { user_id: "bob".into() }),
+            Ok(Decision::AlreadyDone(None))
+        );
+    }
+
+    #[test]
+    fn seq_follows_the_last_message_without_gaps() {
+        let s = given(&[
+            created(),
+            posted(1, "owner", "a"),
+            joined("bob"),
+            posted(2, "bob", "b"),
+        ]);
+        match when(&s, post("bob", "c", "x")) {
+            Ok(Decision::Append(Event::MessagePosted(m))) => assert_eq!(m.seq, 3),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.version_of(1), Some(2));
+        assert_eq!(s.version_of(2), Some(4));
+        assert_eq!(s.version_of(3), None);
+    }
+
+    #[test]
+    fn a_retried_id_answers_the_first_seq() {
+        let s = given(&[created(), posted(1, "owner", "a"), posted(2, "owner", "b")]);
+        assert_eq!(
+            when(&s, post("owner", "a", "again")),
+            Ok(Decision::AlreadyDone(Some(1)))
+        );
+    }
+
+    #[test]
+    fn text_and_id_limits() {
+        let s = given(&[created()]);
+        assert_eq!(when(&s, post("owner", "1", "   \n")), Err(Rejection::Empty));
+        let long = "é".repeat(MAX_TEXT_CHARS + 1);
+        assert_eq!(when(&s, post("owner", "1", &long)), Err(Rejection::TooLong));
+        let max = format!("  {}  ", "é".repeat(MAX_TEXT_CHARS));
+        assert!(matches!(when(&s, post("owner", "1", &max)), Ok(Decision::Append(_))));
+        assert_eq!(when(&s, post("owner", "", "hi")), Err(Rejection::BadId));
+        assert_eq!(
+            when(&s, post("owner", &"x".repeat(129), "hi")),
+            Err(Rejection::BadId)
+        );
+    }
+
+    #[test]
+    fn recent_memory_is_bounded() {
+        let mut events = vec![created()];
+        for seq in 1..=(RECENT as u64 + 50) {
+            events.push(posted(seq, "owner", &format!("id{seq}")));
+        }
+        let s = given(&events);
+        assert_eq!(s.recent_versions.len(), RECENT);
+        assert_eq!(s.recent("id1"), None);
+        assert_eq!(
+            s.recent(&format!("id{}", RECENT + 50)),
+            Some((RECENT as u64 + 50, 0))
+        );
+        assert_eq!(s.version_of(51), Some(52));
+    }
+}

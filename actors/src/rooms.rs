@@ -1,0 +1,356 @@
+//! The registry of room actors and their supervisor.
+//!
+//! [`Rooms`] starts a room's actor on first use (after checking the room's stream exists, so
+//! guessed ids cost nothing), hands out its address, and creates rooms. The supervisor is the
+//! parent of every room actor: when one fails it tells the room's subscribers to resume and
+//! starts a fresh actor from the log; when one stops (idle) it forgets it.
+
+use crate::actor::{self, Args, Joined, Msg, Posted, RoomActor, Settings, Subscribed, Subscribers};
+use crate::delivery::Subscriber;
+use crate::room::Rejection;
+use dashmap::DashMap;
+use events::event::{MemberJoined, RoomCreated, room_stream};
+use events::{Event, Expected, NewEvent, Store};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// A room actor's address and its subscribers.
+#[derive(Clone)]
+pub struct Room {
+    actor: ActorRef<Msg>,
+    subscribers: Subscribers,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    settings: Settings,
+    rooms: DashMap<String, Room>,
+    by_actor: DashMap<ActorId, String>,
+    spawning: tokio::sync::Mutex<()>,
+}
+
+/// The room actors of this process.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+    supervisor: ActorRef<()>,
+}
+
+/// What a new room looks like.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Creator.
+    pub owner: String,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+    /// Join code.
+    pub join_code: String,
+}
+
+/// A room that was created.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its id.
+    pub room_id: String,
+    /// Its creation time.
+    pub time_ms: i64,
+    /// Position of its last event.
+    pub position: u64,
+}
+
+struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl Actor for Supervisor {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<()>,
+        event: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                self.forget(&cell);
+                tracing::debug!(actor = %cell.get_id(), ?reason, "room actor stopped");
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let Some(room_id) = self.forget(&cell) else {
+                    return Ok(());
+                };
+                tracing::error!(room = %room_id, %error, "room actor failed; restarting from the log");
+                // The new actor cannot know what the failed one had delivered: its
+                // subscribers resume from their last seq on a fresh subscription.
+                if let Some((_, old)) = self.inner.rooms.remove(&room_id) {
+                    close_all(&old.subscribers);
+                }
+                if let Err(e) = spawn(&self.inner, myself.get_cell(), &room_id).await {
+                    tracing::error!(room = %room_id, error = %e, "room actor restart failed; it starts on next use");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Supervisor {
+    fn forget(&self, cell: &ActorCell) -> Option<String> {
+        let (_, room_id) = self.inner.by_actor.remove(&cell.get_id())?;
+        self.inner
+            .rooms
+            .remove_if(&room_id, |_, r| r.actor.get_id() == cell.get_id());
+        Some(room_id)
+    }
+}
+
+fn close_all(subscribers: &Subscribers) {
+    let subs: Vec<_> = subscribers
+        .lock()
+        .expect("subscribers")
+        .drain()
+        .map(|(_, s)| s)
+        .collect();
+    for s in subs {
+        s.sink.closed();
+    }
+}
+
+async fn spawn(inner: &Arc<Inner>, supervisor: ActorCell, room_id: &str) -> Result<Room, actor::Error> {
+    let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::new()));
+    let (actor, _) = Actor::spawn_linked(
+        None,
+        RoomActor {
+            store: inner.store.clone(),
+            settings: inner.settings,
+        },
+        Args {
+            room_id: room_id.to_owned(),
+            subscribers: subscribers.clone(),
+        },
+        supervisor,
+    )
+    .await
+    .map_err(|e| actor::Error::Unavailable(e.to_string()))?;
+    let room = Room { actor, subscribers };
+    inner
+        .by_actor
+        .insert(room.actor.get_id(), room_id.to_owned());
+    inner.rooms.insert(room_id.to_owned(), room.clone());
+    Ok(room)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> actor::Error {
+    actor::Error::Unavailable(e.to_string())
+}
+
+impl Rooms {
+    /// Starts the supervisor.
+    ///
+    /// # Errors
+    /// When the supervisor cannot be spawned.
+    pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Self, actor::Error> {
+        let inner = Arc::new(Inner {
+            store,
+            settings,
+            rooms: DashMap::new(),
+            by_actor: DashMap::new(),
+            spawning: tokio::sync::Mutex::new(()),
+        });
+        let (supervisor, _) = Actor::spawn(
+            None,
+            Supervisor {
+                inner: inner.clone(),
+            },
+            (),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(Self { inner, supervisor })
+    }
+
+    /// Number of room actors running.
+    pub fn active(&self) -> usize {
+        self.inner.rooms.len()
+    }
+
+    /// The running actor of `room_id`, started from the log if needed.
+    ///
+    /// # Errors
+    /// `NotFound` when the room's stream does not exist; `Unavailable` when the log cannot be
+    /// read.
+    pub async fn room(&self, room_id: &str) -> Result<Room, actor::Error> {
+        if let Some(r) = self.inner.rooms.get(room_id) {
+            return Ok(r.clone());
+        }
+        let _guard = self.inner.spawning.lock().await;
+        if let Some(r) = self.inner.rooms.get(room_id) {
+            return Ok(r.clone());
+        }
+        let exists = self
+            .inner
+            .store
+            .stream_version(&room_stream(room_id))
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        if !exists {
+            return Err(Rejection::NotFound.into());
+        }
+        spawn(&self.inner, self.supervisor.get_cell(), room_id).await
+    }
+
+    /// Creates a room with its owner as first member.
+    ///
+    /// # Errors
+    /// `Unavailable` when the log cannot take it.
+    pub async fn create(&self, room: NewRoom) -> Result<Created, actor::Error> {
+        let room_id = uuid::Uuid::now_v7().to_string();
+        let now = events::now_ms();
+        let created = Event::RoomCreated(RoomCreated {
+            room_id: room_id.clone(),
+            name: room.name,
+            description: room.description,
+            owner: room.owner.clone(),
+            avatar_image: room.avatar_image,
+            join_code: room.join_code,
+        });
+        let joined = Event::MemberJoined(MemberJoined {
+            room_id: room_id.clone(),
+            user_id: room.owner,
+        });
+        let recorded = self
+            .inner
+            .store
+            .append(
+                &room_stream(&room_id),
+                Expected::NoStream,
+                vec![
+                    NewEvent::with_id(uuid::Uuid::new_v4(), &created, now),
+                    NewEvent::with_id(uuid::Uuid::new_v4(), &joined, now),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Created {
+            room_id,
+            time_ms: now,
+            position: recorded.last().map_or(0, |r| r.position),
+        })
+    }
+
+    /// Makes `user_id` a member of `room_id`.
+    ///
+    /// # Errors
+    /// `NotFound`, or `Unavailable`.
+    pub async fn join(&self, room_id: &str, user_id: &str) -> Result<Joined, actor::Error> {
+        let user_id = user_id.to_owned();
+        self.call(room_id, |reply| Msg::Join { user_id, reply }).await
+    }
+
+    /// Posts a message and waits until it is durable.
+    ///
+    /// # Errors
+    /// The room's rejection, or `Unavailable`.
+    pub async fn post(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<Posted, actor::Error> {
+        let rx = self.room(room_id).await?.post(user_id, message_id, text)?;
+        rx.await.map_err(|_| unavailable("the room stopped"))?
+    }
+
+    /// Subscribes a sink to a room, replaying after `since`.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotMember`, or `Unavailable`.
+    pub async fn subscribe(
+        &self,
+        room_id: &str,
+        subscriber: Subscriber,
+        since: Option<u64>,
+    ) -> Result<Subscribed, actor::Error> {
+        self.call(room_id, |reply| Msg::Subscribe {
+            subscriber,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a sink from a room, if the room is running.
+    pub fn unsubscribe(&self, room_id: &str, id: u64) {
+        if let Some(r) = self.inner.rooms.get(room_id) {
+            let _ = r.actor.send_message(Msg::Unsubscribe { id });
+        }
+    }
+
+    async fn call<T, F>(&self, room_id: &str, make: F) -> Result<T, actor::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(ractor::RpcReplyPort<Result<T, actor::Error>>) -> Msg,
+    {
+        let room = self.room(room_id).await?;
+        let (tx, rx) = oneshot::channel();
+        room.actor
+            .send_message(make(tx.into()))
+            .map_err(|_| unavailable("the room stopped; try again"))?;
+        rx.await.map_err(|_| unavailable("the room stopped; try again"))?
+    }
+
+    /// Stops every room actor after it has written what it holds, then the supervisor.
+    pub async fn shutdown(&self) {
+        let rooms: Vec<Room> = self.inner.rooms.iter().map(|r| r.clone()).collect();
+        for r in rooms {
+            // drain: the actor handles what is already in its mailbox (and so flushes its
+            // batch), then stops.
+            let _ = r
+                .actor
+                .drain_and_wait(Some(std::time::Duration::from_secs(10)))
+                .await;
+        }
+        self.supervisor.stop(None);
+    }
+}
+
+impl Room {
+    /// Sends a post to the actor without waiting: messages sent one after another from one
+    /// task reach the room in that order. The receiver answers once the message is durable.
+    ///
+    /// # Errors
+    /// `Unavailable` when the actor has stopped.
+    pub fn post(
+        &self,
+        user_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<oneshot::Receiver<Result<Posted, actor::Error>>, actor::Error> {
+        let (tx, rx) = oneshot::channel();
+        self.actor
+            .send_message(Msg::Post {
+                user_id: user_id.to_owned(),
+                message_id: message_id.to_owned(),
+                text: text.to_owned(),
+                reply: tx.into(),
+            })
+            .map_err(|_| unavailable("the room stopped; try again"))?;
+        Ok(rx)
+    }
+}
