@@ -1,0 +1,242 @@
+//! Projections as pure mappings from events to row changes.
+
+use events::{Event, Recorded};
+
+/// A change to the read tables, independent of the engine that applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new `user` row.
+    InsertUser {
+        /// Id.
+        id: String,
+        /// Name as registered.
+        name: String,
+        /// Argon2id hash.
+        password_hash: String,
+        /// Milliseconds since the epoch.
+        created_at: i64,
+    },
+    /// A new `room` row.
+    InsertRoom {
+        /// Id.
+        id: String,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Owner's id.
+        owner: String,
+        /// Avatar path or empty.
+        avatar_image: String,
+        /// Join code.
+        room_hash_id: String,
+        /// Creation time.
+        time: i64,
+    },
+    /// One more member in `room`; the room's `update_time` moves.
+    CountMember {
+        /// Room.
+        room_id: String,
+        /// Time of the join.
+        time: i64,
+    },
+    /// A message in `room`; its `update_time` and `last_seq` move.
+    TouchRoom {
+        /// Room.
+        room_id: String,
+        /// Seq of the message.
+        seq: u64,
+        /// Time of the message.
+        time: i64,
+    },
+    /// A new `room_member` row.
+    InsertMember {
+        /// Room.
+        room_id: String,
+        /// Member.
+        user_id: String,
+        /// Time of the join.
+        joined_at: i64,
+    },
+    /// A new `room_record` row.
+    InsertRecord {
+        /// Room.
+        room_id: String,
+        /// Seq.
+        seq: u64,
+        /// Client id.
+        message_id: String,
+        /// Author.
+        user_id: String,
+        /// Text.
+        message: String,
+        /// Time.
+        time: i64,
+        /// Id of the event it came from.
+        event_id: [u8; 16],
+        /// Global position of that event.
+        position: u64,
+    },
+}
+
+/// The projections, each keeping its own table(s) and checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    /// The `user` table.
+    User,
+    /// The `room` table.
+    Room,
+    /// The `room_member` table.
+    RoomMember,
+    /// The `room_record` table.
+    RoomRecord,
+}
+
+/// Every projection, in a fixed order.
+pub const ALL: [Projection; 4] = [
+    Projection::User,
+    Projection::Room,
+    Projection::RoomMember,
+    Projection::RoomRecord,
+];
+
+impl Projection {
+    /// Its name, which is also the name of its checkpoint.
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::User => "user",
+            Projection::Room => "room",
+            Projection::RoomMember => "room_member",
+            Projection::RoomRecord => "room_record",
+        }
+    }
+
+    /// The projection called `name`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The row changes `event` (recorded as `rec`) causes in this projection.
+    pub fn changes(self, rec: &Recorded, event: &Event) -> Vec<Change> {
+        let time = rec.recorded_at;
+        match (self, event) {
+            (Projection::User, Event::UserRegistered(u)) => vec![Change::InsertUser {
+                id: u.user_id.clone(),
+                name: u.name.clone(),
+                password_hash: u.password_hash.clone(),
+                created_at: time,
+            }],
+            (Projection::Room, Event::RoomCreated(r)) => vec![Change::InsertRoom {
+                id: r.room_id.clone(),
+                name: r.name.clone(),
+                description: r.description.clone(),
+                owner: r.owner.clone(),
+                avatar_image: r.avatar_image.clone(),
+                room_hash_id: r.join_code.clone(),
+                time,
+            }],
+            (Projection::Room, Event::MemberJoined(j)) => vec![Change::CountMember {
+                room_id: j.room_id.clone(),
+                time,
+            }],
+            (Projection::Room, Event::MessagePosted(m)) => vec![Change::TouchRoom {
+                room_id: m.room_id.clone(),
+                seq: m.seq,
+                time,
+            }],
+            (Projection::RoomMember, Event::MemberJoined(j)) => vec![Change::InsertMember {
+                room_id: j.room_id.clone(),
+                user_id: j.user_id.clone(),
+                joined_at: time,
+            }],
+            (Projection::RoomRecord, Event::MessagePosted(m)) => vec![Change::InsertRecord {
+                room_id: m.room_id.clone(),
+                seq: m.seq,
+                message_id: m.message_id.clone(),
+                user_id: m.user_id.clone(),
+                message: m.text.clone(),
+                time,
+                event_id: *rec.event_id.as_bytes(),
+                position: rec.position,
+            }],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::NewEvent;
+    use events::event::{MemberJoined, MessagePosted};
+
+    fn recorded(event: &Event, position: u64) -> Recorded {
+        let n = NewEvent::with_id(uuid::Uuid::nil(), event, 42);
+        Recorded {
+            position,
+            stream_id: "room-r".into(),
+            version: 1,
+            event_id: n.event_id,
+            event_type: n.event_type.into(),
+            schema_version: n.schema_version,
+            recorded_at: n.recorded_at,
+            payload: n.payload,
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_join_counts_in_room_and_adds_a_member_row() {
+        let e = Event::MemberJoined(MemberJoined {
+            room_id: "r".into(),
+            user_id: "u".into(),
+        });
+        let rec = recorded(&e, 5);
+        assert_eq!(
+            Projection::Room.changes(&rec, &e),
+            [Change::CountMember {
+                room_id: "r".into(),
+                time: 42
+            }]
+        );
+        assert_eq!(
+            Projection::RoomMember.changes(&rec, &e),
+            [Change::InsertMember {
+                room_id: "r".into(),
+                user_id: "u".into(),
+                joined_at: 42
+            }]
+        );
+        assert!(Projection::User.changes(&rec, &e).is_empty());
+        assert!(Projection::RoomRecord.changes(&rec, &e).is_empty());
+    }
+
+    #[test]
+    fn a_message_becomes_a_record_with_its_position() {
+        let e = Event::MessagePosted(MessagePosted {
+            room_id: "r".into(),
+            seq: 3,
+            message_id: "m".into(),
+            user_id: "u".into(),
+            text: "<b>hi</b>".into(),
+        });
+        let rec = recorded(&e, 9);
+        match &Projection::RoomRecord.changes(&rec, &e)[..] {
+            [Change::InsertRecord {
+                seq: 3,
+                position: 9,
+                message,
+                ..
+            }] => assert_eq!(message, "<b>hi</b>"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in ALL {
+            assert_eq!(Projection::by_name(p.name()), Some(p));
+        }
+        assert_eq!(Projection::by_name("nope"), None);
+    }
+}

@@ -1,0 +1,444 @@
+//! The read tables in SQLite: the sink that applies [`Change`]s with the checkpoint in the
+//! same transaction, and the queries the server answers from those tables.
+
+use crate::projection::{Change, Projection};
+use events::migrate::{self, Migration};
+use events::{Event, Recorded};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The read tables' migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "read_tables",
+    sql: include_str!("../../migrations/sqlite/read/0001_read_tables.sql"),
+}];
+
+/// Errors of the read database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("read database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// An event in the log could not be decoded.
+    #[error("undecodable event at position {position}: {reason}")]
+    Decode {
+        /// Where.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The blocking task failed.
+    #[error("read database task: {0}")]
+    Task(String),
+}
+
+/// A `user` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Id.
+    pub id: String,
+    /// Name as registered.
+    pub name: String,
+    /// Argon2id hash.
+    pub password_hash: String,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+}
+
+/// A `room` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Owner's id.
+    pub owner: String,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+    /// Join code.
+    pub room_hash_id: String,
+    /// Creation time, ms.
+    pub create_time: i64,
+    /// Last change (join or message), ms.
+    pub update_time: i64,
+    /// Members.
+    pub member_count: u64,
+    /// Newest seq.
+    pub last_seq: u64,
+}
+
+/// A `room_record` row joined with its author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Room.
+    pub room_id: String,
+    /// Seq.
+    pub seq: u64,
+    /// Client id.
+    pub message_id: String,
+    /// Author id.
+    pub user_id: String,
+    /// Author name.
+    pub user_name: String,
+    /// Author avatar.
+    pub user_avatar: String,
+    /// Text.
+    pub message: String,
+    /// Time, ms.
+    pub time: i64,
+}
+
+/// The read database: a file, a writer connection per worker, and a pool of readers.
+#[derive(Clone)]
+pub struct ReadDb {
+    path: PathBuf,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // The read tables can be rebuilt from the log, so they need not be synced on every
+    // commit; WAL keeps each transaction (rows + checkpoint) atomic across a crash.
+    conn.execute_batch(
+        "pragma journal_mode = wal;
+         pragma synchronous = normal;
+         pragma busy_timeout = 10000;
+         pragma foreign_keys = off;",
+    )
+}
+
+impl ReadDb {
+    /// Opens (creating if needed) the read database and applies its migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or migrated.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        migrate::apply(&mut conn, MIGRATIONS)?;
+        Ok(Self {
+            path,
+            readers: Arc::new(Mutex::new(vec![conn])),
+        })
+    }
+
+    /// A new read-write connection (for a worker).
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn writer(&self) -> Result<Connection, Error> {
+        let conn = Connection::open(&self.path)?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool.
+    ///
+    /// # Errors
+    /// What `f` returns, or a task failure.
+    pub async fn with<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().expect("reader pool").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    configure(&c)?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            let mut pool = readers.lock().expect("reader pool");
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// The checkpoint of `projection` (0 when it has applied nothing).
+///
+/// # Errors
+/// SQLite errors.
+pub fn checkpoint(conn: &Connection, projection: Projection) -> Result<u64, Error> {
+    let p: Option<i64> = conn
+        .query_row(
+            "select position from projection_checkpoint where projection = ?1",
+            [projection.name()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(p.unwrap_or(0) as u64)
+}
+
+/// Applies a batch of events to one projection and moves its checkpoint to the last one, in
+/// one transaction. Events at or below the checkpoint are skipped, so a batch read twice
+/// (after a crash between read and commit) is applied once.
+///
+/// # Errors
+/// SQLite errors or an undecodable event; nothing of the batch is applied then.
+pub fn apply_batch(
+    conn: &mut Connection,
+    projection: Projection,
+    batch: &[Recorded],
+) -> Result<u64, Error> {
+    let tx = conn.transaction()?;
+    let mut at = checkpoint(&tx, projection)?;
+    for rec in batch {
+        if rec.position <= at {
+            continue;
+        }
+        let event: Event = rec.decode().map_err(|e| Error::Decode {
+            position: rec.position,
+            reason: e.to_string(),
+        })?;
+        for change in projection.changes(rec, &event) {
+            apply_change(&tx, &change)?;
+        }
+        at = rec.position;
+    }
+    tx.execute(
+        "insert into projection_checkpoint (projection, position) values (?1, ?2)
+         on conflict (projection) do update set position = excluded.position",
+        params![projection.name(), at as i64],
+    )?;
+    tx.commit()?;
+    Ok(at)
+}
+
+fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::InsertUser {
+            id,
+            name,
+            password_hash,
+            created_at,
+        } => {
+            tx.prepare_cached(
+                "insert into user (id, name, name_lower, password_hash, created_at)
+                 values (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, name, name.to_lowercase(), password_hash, created_at])?;
+        }
+        Change::InsertRoom {
+            id,
+            name,
+            description,
+            owner,
+            avatar_image,
+            room_hash_id,
+            time,
+        } => {
+            tx.prepare_cached(
+                "insert into room (id, name, description, owner, avatar_image, room_hash_id,
+                                   create_time, update_time)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            )?
+            .execute(params![id, name, description, owner, avatar_image, room_hash_id, time])?;
+        }
+        Change::CountMember { room_id, time } => {
+            tx.prepare_cached(
+                "update room set member_count = member_count + 1,
+                                 update_time = max(update_time, ?2)
+                 where id = ?1",
+            )?
+            .execute(params![room_id, time])?;
+        }
+        Change::TouchRoom { room_id, seq, time } => {
+            tx.prepare_cached(
+                "update room set last_seq = max(last_seq, ?2), update_time = max(update_time, ?3)
+                 where id = ?1",
+            )?
+            .execute(params![room_id, *seq as i64, time])?;
+        }
+        Change::InsertMember {
+            room_id,
+            user_id,
+            joined_at,
+        } => {
+            tx.prepare_cached(
+                "insert into room_member (room_id, user_id, joined_at) values (?1, ?2, ?3)",
+            )?
+            .execute(params![room_id, user_id, joined_at])?;
+        }
+        Change::InsertRecord {
+            room_id,
+            seq,
+            message_id,
+            user_id,
+            message,
+            time,
+            event_id,
+            position,
+        } => {
+            tx.prepare_cached(
+                "insert into room_record (room_id, seq, message_id, user_id, message, time,
+                                          event_id, position)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                room_id,
+                *seq as i64,
+                message_id,
+                user_id,
+                message,
+                time,
+                event_id.as_slice(),
+                *position as i64
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        password_hash: r.get(2)?,
+        avatar_image: r.get(3)?,
+    })
+}
+
+/// The user whose name is `name`, ignoring case.
+///
+/// # Errors
+/// SQLite errors.
+pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "select id, name, password_hash, avatar_image from user where name_lower = ?1",
+        )?
+        .query_row([name.to_lowercase()], user_row)
+        .optional()?)
+}
+
+/// The user with this id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error> {
+    Ok(conn
+        .prepare_cached("select id, name, password_hash, avatar_image from user where id = ?1")?
+        .query_row([id], user_row)
+        .optional()?)
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
+     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
+
+fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
+    Ok(RoomRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        owner: r.get(3)?,
+        avatar_image: r.get(4)?,
+        room_hash_id: r.get(5)?,
+        create_time: r.get(6)?,
+        update_time: r.get(7)?,
+        member_count: r.get::<_, i64>(8)? as u64,
+        last_seq: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+/// The room with this id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!("select {ROOM_COLUMNS} from room r where r.id = ?1"))?
+        .query_row([id], room_row)
+        .optional()?)
+}
+
+/// The room with this join code.
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "select {ROOM_COLUMNS} from room r where r.room_hash_id = ?1"
+        ))?
+        .query_row([code], room_row)
+        .optional()?)
+}
+
+/// The rooms `user_id` is a member of, most recently active first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error> {
+    let mut s = conn.prepare_cached(&format!(
+        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
+         where m.user_id = ?1 order by r.update_time desc, r.id"
+    ))?;
+    let rows = s.query_map([user_id], room_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether `user_id` is a member of `room_id`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn is_member(conn: &Connection, room_id: &str, user_id: &str) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached(
+            "select exists(select 1 from room_member where room_id = ?1 and user_id = ?2)",
+        )?
+        .query_row([room_id, user_id], |r| r.get(0))?)
+}
+
+/// The newest `limit` messages of a room with `seq < before` (all when `None`), oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn messages(
+    conn: &Connection,
+    room_id: &str,
+    before: Option<u64>,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+    let mut s = conn.prepare_cached(
+        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                coalesce(u.avatar_image, ''), rr.message, rr.time
+         from room_record rr left join user u on u.id = rr.user_id
+         where rr.room_id = ?1 and rr.seq < ?2
+         order by rr.seq desc limit ?3",
+    )?;
+    let rows = s.query_map(params![room_id, before, limit as i64], |r| {
+        Ok(RecordRow {
+            room_id: r.get(0)?,
+            seq: r.get::<_, i64>(1)? as u64,
+            message_id: r.get(2)?,
+            user_id: r.get(3)?,
+            user_name: r.get(4)?,
+            user_avatar: r.get(5)?,
+            message: r.get(6)?,
+            time: r.get(7)?,
+        })
+    })?;
+    let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}

@@ -1,0 +1,125 @@
+//! Projection workers following a real log into real SQLite tables.
+
+use events::event::{MemberJoined, MessagePosted, RoomCreated, UserRegistered};
+use events::{Event, Expected, MemoryStore, NewEvent, Store};
+use projections::{ReadDb, Workers, sqlite};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn seed(store: &dyn Store) -> u64 {
+    let user = |id: &str, name: &str| {
+        NewEvent::new(&Event::UserRegistered(UserRegistered {
+            user_id: id.into(),
+            name: name.into(),
+            password_hash: "h".into(),
+        }))
+    };
+    store.append("user-a", Expected::NoStream, vec![user("a", "Ann")]).await.unwrap();
+    store.append("user-b", Expected::NoStream, vec![user("b", "Bob")]).await.unwrap();
+    let mut room = vec![
+        NewEvent::new(&Event::RoomCreated(RoomCreated {
+            room_id: "r".into(),
+            name: "Lobby".into(),
+            description: "d".into(),
+            owner: "a".into(),
+            avatar_image: String::new(),
+            join_code: "c".repeat(32),
+        })),
+        NewEvent::new(&Event::MemberJoined(MemberJoined {
+            room_id: "r".into(),
+            user_id: "a".into(),
+        })),
+        NewEvent::new(&Event::MemberJoined(MemberJoined {
+            room_id: "r".into(),
+            user_id: "b".into(),
+        })),
+    ];
+    for seq in 1..=5 {
+        room.push(NewEvent::new(&Event::MessagePosted(MessagePosted {
+            room_id: "r".into(),
+            seq,
+            message_id: format!("m{seq}"),
+            user_id: if seq % 2 == 0 { "a" } else { "b" }.into(),
+            text: format!("text {seq}"),
+        })));
+    }
+    let rec = store.append("room-r", Expected::NoStream, room).await.unwrap();
+    rec.last().unwrap().position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_build_every_table_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let head = seed(&*store).await;
+    let db = ReadDb::open(dir.path().join("read.db")).unwrap();
+    let workers = Workers::start(store.clone(), db.clone()).await.unwrap();
+    assert!(workers.wait_for(head, Duration::from_secs(10)).await);
+    let (user, rooms, page, member) = db
+        .with(|c| {
+            Ok((
+                sqlite::user_by_name(c, "ANN")?,
+                sqlite::rooms_of(c, "b")?,
+                sqlite::messages(c, "r", Some(5), 2)?,
+                sqlite::is_member(c, "r", "b")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(user.unwrap().name, "Ann");
+    assert_eq!(rooms.len(), 1);
+    assert_eq!((rooms[0].member_count, rooms[0].last_seq), (2, 5));
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(page[0].user_name, "Bob");
+    assert!(member);
+    workers.shutdown().await;
+
+    // More events while stopped; a restart continues from each checkpoint, applying nothing
+    // twice (a second insert of a row would fail the batch).
+    store
+        .append(
+            "room-r",
+            Expected::Any,
+            vec![NewEvent::new(&Event::MessagePosted(MessagePosted {
+                room_id: "r".into(),
+                seq: 6,
+                message_id: "m6".into(),
+                user_id: "a".into(),
+                text: "six".into(),
+            }))],
+        )
+        .await
+        .unwrap();
+    let workers = Workers::start(store.clone(), db.clone()).await.unwrap();
+    assert!(workers.wait_for(head + 1, Duration::from_secs(10)).await);
+    assert!(workers.positions().iter().all(|(_, p)| *p == head + 1));
+    let latest = db
+        .with(|c| sqlite::messages(c, "r", None, 50))
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 6);
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    seed(&*store).await;
+    let db = ReadDb::open(dir.path().join("read.db")).unwrap();
+    let mut conn = db.writer().unwrap();
+    let all = store.read_all(0, 100).await.unwrap();
+    let p = projections::Projection::RoomRecord;
+    // A pre-existing conflicting row makes the batch fail: neither rows nor checkpoint move.
+    conn.execute(
+        "insert into room_record values ('r', 3, 'x', 'a', 'x', 0, x'00', 0)",
+        [],
+    )
+    .unwrap();
+    assert!(sqlite::apply_batch(&mut conn, p, &all).is_err());
+    assert_eq!(sqlite::checkpoint(&conn, p).unwrap(), 0);
+    let n: i64 = conn
+        .query_row("select count(*) from room_record", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
