@@ -226,7 +226,13 @@ impl Actor for RoomActor {
                 self.flush(state).await;
             }
             Msg::Join { user_id, reply } => {
-                match room::decide(&state.room, 0, &Command::Join { user_id: user_id.clone() }) {
+                match room::decide(
+                    &state.room,
+                    0,
+                    &Command::Join {
+                        user_id: user_id.clone(),
+                    },
+                ) {
                     Err(r) => {
                         let _ = reply.send(Err(r.into()));
                     }
@@ -331,9 +337,9 @@ async fn catch_up(
             .await?;
         let done = page.len() < READ_PAGE;
         for rec in page {
-            let event = rec
-                .decode()
-                .map_err(|e| events::Error::Corrupt(format!("{} v{}: {e}", rec.stream_id, rec.version)))?;
+            let event = rec.decode().map_err(|e| {
+                events::Error::Corrupt(format!("{} v{}: {e}", rec.stream_id, rec.version))
+            })?;
             state.room.apply(&event, rec.version, rec.recorded_at);
             state.last_position = rec.position;
             if deliver && let Event::MessagePosted(m) = event {
@@ -404,12 +410,12 @@ impl RoomActor {
                             now,
                         )
                     }
-                    Parked::Join { user_id, .. } => NewEvent::new(&Event::MemberJoined(
-                        events::event::MemberJoined {
+                    Parked::Join { user_id, .. } => {
+                        NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
                             room_id: state.room.room_id.clone(),
                             user_id: user_id.clone(),
-                        },
-                    )),
+                        }))
+                    }
                 })
                 .collect();
             let expected = Expected::Exact(state.room.version);

@@ -262,7 +262,12 @@ mod tests {
         let s = given(&[]);
         assert_eq!(when(&s, post("a", "1", "hi")), Err(Rejection::NotFound));
         assert_eq!(
-            when(&s, Command::Join { user_id: "a".into() }),
+            when(
+                &s,
+                Command::Join {
+                    user_id: "a".into()
+                }
+            ),
             Err(Rejection::NotFound)
         );
     }
@@ -287,18 +292,31 @@ mod tests {
         let s = given(&[created()]);
         assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::NotMember));
         assert_eq!(
-            when(&s, Command::Join { user_id: "bob".into() }),
+            when(
+                &s,
+                Command::Join {
+                    user_id: "bob".into()
+                }
+            ),
             Ok(Decision::Append(joined("bob")))
         );
         let s = given(&[created(), joined("bob")]);
-        assert!(matches!(when(&s, post("bob", "1", "hi")), Ok(Decision::Append(_))));
+        assert!(matches!(
+            when(&s, post("bob", "1", "hi")),
+            Ok(Decision::Append(_))
+        ));
     }
 
     #[test]
     fn joining_twice_changes_nothing() {
         let s = given(&[created(), joined("bob")]);
         assert_eq!(
-            when(&s, Command::Join { user_id: "bob".into() }),
+            when(
+                &s,
+                Command::Join {
+                    user_id: "bob".into()
+                }
+            ),
             Ok(Decision::AlreadyDone(None))
         );
     }
@@ -336,7 +354,10 @@ mod tests {
         let long = "é".repeat(MAX_TEXT_CHARS + 1);
         assert_eq!(when(&s, post("owner", "1", &long)), Err(Rejection::TooLong));
         let max = format!("  {}  ", "é".repeat(MAX_TEXT_CHARS));
-        assert!(matches!(when(&s, post("owner", "1", &max)), Ok(Decision::Append(_))));
+        assert!(matches!(
+            when(&s, post("owner", "1", &max)),
+            Ok(Decision::Append(_))
+        ));
         assert_eq!(when(&s, post("owner", "", "hi")), Err(Rejection::BadId));
         assert_eq!(
             when(&s, post("owner", &"x".repeat(129), "hi")),

@@ -130,7 +130,11 @@ fn close_all(subscribers: &Subscribers) {
     }
 }
 
-async fn spawn(inner: &Arc<Inner>, supervisor: ActorCell, room_id: &str) -> Result<Room, actor::Error> {
+async fn spawn(
+    inner: &Arc<Inner>,
+    supervisor: ActorCell,
+    room_id: &str,
+) -> Result<Room, actor::Error> {
     let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::new()));
     let (actor, _) = Actor::spawn_linked(
         None,
@@ -259,7 +263,8 @@ impl Rooms {
     /// `NotFound`, or `Unavailable`.
     pub async fn join(&self, room_id: &str, user_id: &str) -> Result<Joined, actor::Error> {
         let user_id = user_id.to_owned();
-        self.call(room_id, |reply| Msg::Join { user_id, reply }).await
+        self.call(room_id, |reply| Msg::Join { user_id, reply })
+            .await
     }
 
     /// Posts a message and waits until it is durable.
@@ -312,7 +317,8 @@ impl Rooms {
         room.actor
             .send_message(make(tx.into()))
             .map_err(|_| unavailable("the room stopped; try again"))?;
-        rx.await.map_err(|_| unavailable("the room stopped; try again"))?
+        rx.await
+            .map_err(|_| unavailable("the room stopped; try again"))?
     }
 
     /// Stops every room actor after it has written what it holds, then the supervisor.

@@ -43,7 +43,11 @@ pub async fn register(
         name: name.to_owned(),
     });
     match store
-        .append(&username_stream(name), Expected::NoStream, vec![NewEvent::new(&claim)])
+        .append(
+            &username_stream(name),
+            Expected::NoStream,
+            vec![NewEvent::new(&claim)],
+        )
         .await
     {
         Ok(_) => {}

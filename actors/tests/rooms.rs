@@ -66,7 +66,10 @@ async fn setup() -> (Arc<dyn Store>, Rooms, String) {
 async fn wait_until(mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -94,7 +97,10 @@ async fn concurrent_posts_get_gap_free_seqs_and_subscribers_see_them_in_order() 
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..20 {
-                let p = rooms.post(&room, "owner", &format!("{t}-{i}"), "hi").await.unwrap();
+                let p = rooms
+                    .post(&room, "owner", &format!("{t}-{i}"), "hi")
+                    .await
+                    .unwrap();
                 seqs.push(p.seq);
             }
             seqs
@@ -103,7 +109,10 @@ async fn concurrent_posts_get_gap_free_seqs_and_subscribers_see_them_in_order() 
     let mut all = Vec::new();
     for t in tasks {
         let seqs = t.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one sender's order kept");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one sender's order kept"
+        );
         all.extend(seqs);
     }
     all.sort();
@@ -152,7 +161,10 @@ async fn members_only_and_joining_twice_is_harmless() {
     assert_eq!(rooms.post(&room, "bob", "1", "hi").await.unwrap().seq, 1);
     rooms.subscribe(&room, sub, None).await.unwrap();
     assert_eq!(
-        rooms.post("no-such-room", "bob", "1", "hi").await.unwrap_err(),
+        rooms
+            .post("no-such-room", "bob", "1", "hi")
+            .await
+            .unwrap_err(),
         Error::Rejected(Rejection::NotFound)
     );
 }
@@ -165,7 +177,10 @@ async fn a_retry_returns_the_first_seq_also_after_a_restart() {
     assert_eq!((again.seq, again.duplicate), (first.seq, true));
     assert_eq!(again.time_ms, first.time_ms);
     for i in 0..1500 {
-        rooms.post(&room, "owner", &format!("n{i}"), "x").await.unwrap();
+        rooms
+            .post(&room, "owner", &format!("n{i}"), "x")
+            .await
+            .unwrap();
     }
     rooms.shutdown().await;
     // A fresh registry rebuilds from the log; "same" is older than the room's recent memory,
@@ -182,7 +197,10 @@ async fn a_retry_returns_the_first_seq_also_after_a_restart() {
 async fn resume_replays_what_was_missed_then_goes_live() {
     let (_, rooms, room) = setup().await;
     for i in 1..=10 {
-        rooms.post(&room, "owner", &format!("m{i}"), "x").await.unwrap();
+        rooms
+            .post(&room, "owner", &format!("m{i}"), "x")
+            .await
+            .unwrap();
     }
     let sink = Arc::new(Collect::default());
     let sub = |id| Subscriber {
@@ -207,7 +225,10 @@ async fn resume_replays_what_was_missed_then_goes_live() {
 async fn resume_past_the_cap_replays_nothing() {
     let (_, rooms, room) = setup().await;
     for i in 0..1002 {
-        rooms.post(&room, "owner", &format!("m{i}"), "x").await.unwrap();
+        rooms
+            .post(&room, "owner", &format!("m{i}"), "x")
+            .await
+            .unwrap();
     }
     let sink = Arc::new(Collect::default());
     let s = rooms
@@ -260,7 +281,10 @@ async fn a_subscriber_that_cannot_keep_up_is_dropped_and_told() {
         .await
         .unwrap();
     for i in 0..5 {
-        rooms.post(&room, "owner", &format!("m{i}"), "x").await.unwrap();
+        rooms
+            .post(&room, "owner", &format!("m{i}"), "x")
+            .await
+            .unwrap();
     }
     wait_until(|| *slow.closed.lock().unwrap()).await;
     assert_eq!(slow.seqs(), [1, 2]);
@@ -297,7 +321,9 @@ async fn idle_rooms_stop_and_come_back_from_the_log() {
 #[tokio::test]
 async fn registration_keeps_names_unique_ignoring_case() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    actors::users::register(&*store, "Alice", "h").await.unwrap();
+    actors::users::register(&*store, "Alice", "h")
+        .await
+        .unwrap();
     assert!(matches!(
         actors::users::register(&*store, "aLICE", "h").await,
         Err(actors::users::Error::NameTaken)

@@ -50,17 +50,19 @@ fn enc<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("event payloads always encode")
 }
 
-fn dec<T: DeserializeOwned>(event_type: &str, version: u16, bytes: &[u8]) -> Result<T, DecodeError> {
+fn dec<T: DeserializeOwned>(
+    event_type: &str,
+    version: u16,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     let malformed = |reason: String| DecodeError::Malformed {
         event_type: event_type.to_owned(),
         version,
         reason,
     };
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(
-        bytes,
-        config().with_limit::<DECODE_LIMIT>(),
-    )
-    .map_err(|e| malformed(e.to_string()))?;
+    let (value, read) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, config().with_limit::<DECODE_LIMIT>())
+            .map_err(|e| malformed(e.to_string()))?;
     if read != bytes.len() {
         return Err(malformed(format!("{} trailing bytes", bytes.len() - read)));
     }
@@ -97,7 +99,9 @@ pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
 pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, DecodeError> {
     let t = event_type;
     let event = match (t, version) {
-        ("UserNameClaimed", 1) => Event::UserNameClaimed(dec::<UserNameClaimed>(t, version, bytes)?),
+        ("UserNameClaimed", 1) => {
+            Event::UserNameClaimed(dec::<UserNameClaimed>(t, version, bytes)?)
+        }
         ("UserRegistered", 1) => Event::UserRegistered(dec::<UserRegistered>(t, version, bytes)?),
         ("RoomCreated", 1) => Event::RoomCreated(dec::<RoomCreated>(t, version, bytes)?),
         ("MemberJoined", 1) => Event::MemberJoined(dec::<MemberJoined>(t, version, bytes)?),

@@ -30,10 +30,19 @@ fn batch(room: &str, from: u64, n: u64) -> Vec<NewEvent> {
 /// Appends give versions 1.. within a stream and increasing positions across the log; an
 /// append of many events is one block.
 pub async fn append_assigns_versions_and_positions(store: Arc<dyn Store>) {
-    let a = store.append("s-a", Expected::NoStream, batch("a", 1, 3)).await.unwrap();
+    let a = store
+        .append("s-a", Expected::NoStream, batch("a", 1, 3))
+        .await
+        .unwrap();
     assert_eq!(a.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
-    let b = store.append("s-b", Expected::Any, batch("b", 1, 1)).await.unwrap();
-    let c = store.append("s-a", Expected::Exact(3), batch("a", 4, 2)).await.unwrap();
+    let b = store
+        .append("s-b", Expected::Any, batch("b", 1, 1))
+        .await
+        .unwrap();
+    let c = store
+        .append("s-a", Expected::Exact(3), batch("a", 4, 2))
+        .await
+        .unwrap();
     assert_eq!(c.iter().map(|e| e.version).collect::<Vec<_>>(), [4, 5]);
     let positions: Vec<u64> = a.iter().chain(&b).chain(&c).map(|e| e.position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
@@ -44,7 +53,10 @@ pub async fn append_assigns_versions_and_positions(store: Arc<dyn Store>) {
 /// A wrong expected version is a typed conflict carrying what was expected and found, and
 /// writes nothing.
 pub async fn conflicts_are_typed_and_write_nothing(store: Arc<dyn Store>) {
-    store.append("s", Expected::NoStream, batch("s", 1, 2)).await.unwrap();
+    store
+        .append("s", Expected::NoStream, batch("s", 1, 2))
+        .await
+        .unwrap();
     for expected in [Expected::NoStream, Expected::Exact(1), Expected::Exact(3)] {
         match store.append("s", expected, batch("s", 3, 2)).await {
             Err(Error::Conflict {
@@ -59,7 +71,10 @@ pub async fn conflicts_are_typed_and_write_nothing(store: Arc<dyn Store>) {
             other => panic!("expected a conflict, got {other:?}"),
         }
     }
-    match store.append("t", Expected::Exact(1), batch("t", 1, 1)).await {
+    match store
+        .append("t", Expected::Exact(1), batch("t", 1, 1))
+        .await
+    {
         Err(Error::Conflict { actual: None, .. }) => {}
         other => panic!("expected a conflict on a missing stream, got {other:?}"),
     }
@@ -70,7 +85,10 @@ pub async fn conflicts_are_typed_and_write_nothing(store: Arc<dyn Store>) {
 /// An event id already in the log is refused with the stored event, and nothing of that
 /// append is written; an empty append is refused.
 pub async fn duplicate_event_ids_are_refused(store: Arc<dyn Store>) {
-    let first = store.append("s", Expected::Any, batch("s", 1, 1)).await.unwrap();
+    let first = store
+        .append("s", Expected::Any, batch("s", 1, 1))
+        .await
+        .unwrap();
     let mut again = batch("s", 2, 2);
     again.push(NewEvent {
         event_id: first[0].event_id,
@@ -90,13 +108,25 @@ pub async fn duplicate_event_ids_are_refused(store: Arc<dyn Store>) {
 /// Stream reads start at a version and honour the limit; events come back exactly as
 /// appended and decode to what was written.
 pub async fn read_stream_from_version(store: Arc<dyn Store>) {
-    let written = store.append("s", Expected::NoStream, batch("s", 1, 10)).await.unwrap();
-    store.append("other", Expected::NoStream, batch("o", 1, 3)).await.unwrap();
+    let written = store
+        .append("s", Expected::NoStream, batch("s", 1, 10))
+        .await
+        .unwrap();
+    store
+        .append("other", Expected::NoStream, batch("o", 1, 3))
+        .await
+        .unwrap();
     let read = store.read_stream("s", 4, 3).await.unwrap();
     assert_eq!(read, written[3..6].to_vec());
     assert_eq!(store.read_stream("s", 1, 1000).await.unwrap(), written);
     assert!(store.read_stream("s", 11, 10).await.unwrap().is_empty());
-    assert!(store.read_stream("missing", 1, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_stream("missing", 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     match read[0].decode().unwrap() {
         Event::MessagePosted(m) => assert_eq!((m.seq, m.text.as_str()), (4, "hello 4")),
         other => panic!("decoded {other:?}"),
@@ -132,13 +162,27 @@ pub async fn read_all_in_order(store: Arc<dyn Store>) {
 
 /// Every event's hash chains it to the previous event of its stream.
 pub async fn hashes_chain_each_stream(store: Arc<dyn Store>) {
-    store.append("s", Expected::Any, batch("s", 1, 3)).await.unwrap();
-    store.append("t", Expected::Any, batch("t", 1, 2)).await.unwrap();
-    store.append("s", Expected::Any, batch("s", 4, 2)).await.unwrap();
+    store
+        .append("s", Expected::Any, batch("s", 1, 3))
+        .await
+        .unwrap();
+    store
+        .append("t", Expected::Any, batch("t", 1, 2))
+        .await
+        .unwrap();
+    store
+        .append("s", Expected::Any, batch("s", 4, 2))
+        .await
+        .unwrap();
     for stream in ["s", "t"] {
         let mut previous = GENESIS;
         for e in store.read_stream(stream, 1, 100).await.unwrap() {
-            assert_eq!(e.hash, e.expected_hash(&previous), "{stream} v{}", e.version);
+            assert_eq!(
+                e.hash,
+                e.expected_hash(&previous),
+                "{stream} v{}",
+                e.version
+            );
             previous = e.hash;
         }
     }
@@ -157,7 +201,10 @@ pub async fn concurrent_writers_never_share_a_version(store: Arc<dyn Store>) {
             while won < 5 {
                 let v = store.stream_version("race").await.unwrap();
                 let expected = v.map_or(Expected::NoStream, Expected::Exact);
-                match store.append("race", expected, batch("race", w * 100 + won, 1)).await {
+                match store
+                    .append("race", expected, batch("race", w * 100 + won, 1))
+                    .await
+                {
                     Ok(_) => won += 1,
                     Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
                     Err(e) => panic!("{e}"),
@@ -170,7 +217,12 @@ pub async fn concurrent_writers_never_share_a_version(store: Arc<dyn Store>) {
     }
     let events = store.read_stream("race", 1, 1000).await.unwrap();
     assert_eq!(events.len(), 40);
-    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as u64 + 1)
+    );
 }
 
 /// Many appends at once to different streams all succeed, and the log holds each once.
@@ -186,7 +238,10 @@ pub async fn concurrent_appends_all_land(store: Arc<dyn Store>) {
                 } else {
                     Expected::Exact(i)
                 };
-                store.append(&stream, expected, batch(&stream, i + 1, 1)).await.unwrap();
+                store
+                    .append(&stream, expected, batch(&stream, i + 1, 1))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -201,7 +256,10 @@ pub async fn concurrent_appends_all_land(store: Arc<dyn Store>) {
 /// A subscription delivers what is already there, then live appends, in order, without
 /// repeats.
 pub async fn subscription_continues_live(store: Arc<dyn Store>) {
-    store.append("s", Expected::Any, batch("s", 1, 3)).await.unwrap();
+    store
+        .append("s", Expected::Any, batch("s", 1, 3))
+        .await
+        .unwrap();
     let mut sub = Subscription::new(store.clone(), 1, 2);
     let first = sub.next().await.unwrap();
     assert_eq!(first.iter().map(|e| e.version).collect::<Vec<_>>(), [2, 3]);
@@ -210,7 +268,10 @@ pub async fn subscription_continues_live(store: Arc<dyn Store>) {
         tokio::spawn(async move {
             for i in 4..=10 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                store.append("s", Expected::Any, batch("s", i, 1)).await.unwrap();
+                store
+                    .append("s", Expected::Any, batch("s", i, 1))
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -224,7 +285,16 @@ pub async fn subscription_continues_live(store: Arc<dyn Store>) {
     }
     writer.await.unwrap();
     assert_eq!(seen, (4..=10).collect::<Vec<_>>());
-    assert_eq!(sub.position(), store.read_all(0, 100).await.unwrap().last().unwrap().position);
+    assert_eq!(
+        sub.position(),
+        store
+            .read_all(0, 100)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .position
+    );
 }
 
 /// Runs every conformance check as its own `#[tokio::test]`, each on a fresh store made by

@@ -37,7 +37,11 @@ impl MemoryStore {
     }
 }
 
-pub(crate) fn check_expected(stream: &str, expected: Expected, actual: Option<u64>) -> Result<(), Error> {
+pub(crate) fn check_expected(
+    stream: &str,
+    expected: Expected,
+    actual: Option<u64>,
+) -> Result<(), Error> {
     let ok = match expected {
         Expected::Any => true,
         Expected::NoStream => actual.is_none(),
@@ -53,8 +57,6 @@ pub(crate) fn check_expected(stream: &str, expected: Expected, actual: Option<u6
         })
     }
 }
-
-
 
 #[async_trait]
 impl Store for MemoryStore {
@@ -114,7 +116,11 @@ impl Store for MemoryStore {
             };
             let index = inner.log.len();
             inner.ids.insert(rec.event_id, index);
-            inner.streams.entry(stream.to_owned()).or_default().push(index);
+            inner
+                .streams
+                .entry(stream.to_owned())
+                .or_default()
+                .push(index);
             inner.log.push(rec.clone());
             out.push(rec);
         }

@@ -367,7 +367,11 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             let rows = s
                 .query_map(
-                    params![stream, from_version as i64, limit.min(i64::MAX as usize) as i64],
+                    params![
+                        stream,
+                        from_version as i64,
+                        limit.min(i64::MAX as usize) as i64
+                    ],
                     row_to_recorded,
                 )
                 .map_err(read_error)?;

@@ -51,10 +51,9 @@ impl Subscription {
                 self.after = last.position;
                 return Ok(events);
             }
-            match tokio::time::timeout(self.poll, self.head.changed()).await {
+            if let Ok(Err(_)) = tokio::time::timeout(self.poll, self.head.changed()).await {
                 // The store is gone: keep polling, slowly, until the owner drops us.
-                Ok(Err(_)) => tokio::time::sleep(self.poll).await,
-                Ok(Ok(())) | Err(_) => {}
+                tokio::time::sleep(self.poll).await;
             }
         }
     }

@@ -222,12 +222,14 @@ mod tests {
         });
         let rec = recorded(&e, 9);
         match &Projection::RoomRecord.changes(&rec, &e)[..] {
-            [Change::InsertRecord {
-                seq: 3,
-                position: 9,
-                message,
-                ..
-            }] => assert_eq!(message, "<b>hi</b>"),
+            [
+                Change::InsertRecord {
+                    seq: 3,
+                    position: 9,
+                    message,
+                    ..
+                },
+            ] => assert_eq!(message, "<b>hi</b>"),
             other => panic!("{other:?}"),
         }
     }

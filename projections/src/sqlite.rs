@@ -235,7 +235,13 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
                 "insert into user (id, name, name_lower, password_hash, created_at)
                  values (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![id, name, name.to_lowercase(), password_hash, created_at])?;
+            .execute(params![
+                id,
+                name,
+                name.to_lowercase(),
+                password_hash,
+                created_at
+            ])?;
         }
         Change::InsertRoom {
             id,
@@ -251,7 +257,15 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
                                    create_time, update_time)
                  values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?
-            .execute(params![id, name, description, owner, avatar_image, room_hash_id, time])?;
+            .execute(params![
+                id,
+                name,
+                description,
+                owner,
+                avatar_image,
+                room_hash_id,
+                time
+            ])?;
         }
         Change::CountMember { room_id, time } => {
             tx.prepare_cached(
@@ -365,7 +379,9 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
 /// SQLite errors.
 pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
-        .prepare_cached(&format!("select {ROOM_COLUMNS} from room r where r.id = ?1"))?
+        .prepare_cached(&format!(
+            "select {ROOM_COLUMNS} from room r where r.id = ?1"
+        ))?
         .query_row([id], room_row)
         .optional()?)
 }

@@ -30,9 +30,7 @@ impl Workers {
         let mut checkpoints = HashMap::new();
         let mut tasks = Vec::new();
         for projection in ALL {
-            let at = db
-                .with(move |c| sqlite::checkpoint(c, projection))
-                .await?;
+            let at = db.with(move |c| sqlite::checkpoint(c, projection)).await?;
             let (tx, rx) = watch::channel(at);
             checkpoints.insert(projection, rx);
             let conn = db.writer()?;

@@ -14,8 +14,14 @@ async fn seed(store: &dyn Store) -> u64 {
             password_hash: "h".into(),
         }))
     };
-    store.append("user-a", Expected::NoStream, vec![user("a", "Ann")]).await.unwrap();
-    store.append("user-b", Expected::NoStream, vec![user("b", "Bob")]).await.unwrap();
+    store
+        .append("user-a", Expected::NoStream, vec![user("a", "Ann")])
+        .await
+        .unwrap();
+    store
+        .append("user-b", Expected::NoStream, vec![user("b", "Bob")])
+        .await
+        .unwrap();
     let mut room = vec![
         NewEvent::new(&Event::RoomCreated(RoomCreated {
             room_id: "r".into(),
@@ -43,7 +49,10 @@ async fn seed(store: &dyn Store) -> u64 {
             text: format!("text {seq}"),
         })));
     }
-    let rec = store.append("room-r", Expected::NoStream, room).await.unwrap();
+    let rec = store
+        .append("room-r", Expected::NoStream, room)
+        .await
+        .unwrap();
     rec.last().unwrap().position
 }
 

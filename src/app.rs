@@ -1,0 +1,116 @@
+//! The shared state of a running server.
+
+use crate::auth::{LoginThrottle, Sessions};
+use crate::ratelimit::Buckets;
+use crate::wire::Author;
+use actors::Rooms;
+use dashmap::DashMap;
+use events::Store;
+use projections::{ReadDb, Workers};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a read waits for the projections to catch up with the caller's own writes.
+const OWN_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// Everything a handler needs.
+pub struct App {
+    /// The log.
+    pub store: Arc<dyn Store>,
+    /// The room actors.
+    pub rooms: Rooms,
+    /// The read tables.
+    pub read: ReadDb,
+    /// The projection workers.
+    pub workers: Workers,
+    /// Login sessions.
+    pub sessions: Sessions,
+    /// Failed logins by name.
+    pub throttle: LoginThrottle,
+    /// Message sending, per user.
+    pub send_limit: Buckets,
+    /// Where avatars are stored.
+    pub media_dir: PathBuf,
+    /// Display names and avatars of users, for deliveries.
+    pub profiles: Arc<Profiles>,
+    /// Per user, the newest log position they wrote: their reads wait for it.
+    pub written: DashMap<String, u64>,
+    /// Open sockets, for logout and expiry.
+    pub sockets: crate::socket::Registry,
+    /// The Socket.IO handle, once it exists.
+    pub io: std::sync::OnceLock<socketioxide::SocketIo>,
+}
+
+/// Shared handle to the app.
+pub type Shared = Arc<App>;
+
+impl App {
+    /// Records that `user_id` wrote up to `position`.
+    pub fn wrote(&self, user_id: &str, position: u64) {
+        let mut e = self.written.entry(user_id.to_owned()).or_insert(0);
+        *e = (*e).max(position);
+    }
+
+    /// Waits until the read tables include `user_id`'s own writes (bounded).
+    pub async fn own_writes(&self, user_id: &str) {
+        let position = self.written.get(user_id).map(|p| *p).unwrap_or(0);
+        self.wait_for(position).await;
+    }
+
+    /// Waits until the read tables include `position` (bounded).
+    pub async fn wait_for(&self, position: u64) {
+        if position > 0 && !self.workers.wait_for(position, OWN_WRITES_WAIT).await {
+            tracing::warn!(position, "read tables are behind the caller's writes");
+        }
+    }
+}
+
+/// A cache of user profiles in front of the `user` table.
+pub struct Profiles {
+    cache: DashMap<String, Arc<Author>>,
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl Profiles {
+    /// A cache reading misses through `conn`.
+    pub fn new(conn: rusqlite::Connection) -> Self {
+        Self {
+            cache: DashMap::new(),
+            conn: Mutex::new(conn),
+        }
+    }
+
+    /// The profile of `user_id` (a placeholder name when the user is unknown to the read
+    /// tables yet).
+    pub fn get(&self, user_id: &str) -> Arc<Author> {
+        if let Some(a) = self.cache.get(user_id) {
+            return a.clone();
+        }
+        let row = {
+            let conn = self.conn.lock().expect("profiles");
+            projections::sqlite::user_by_id(&conn, user_id)
+        };
+        match row {
+            Ok(Some(u)) => {
+                let a = Arc::new(Author {
+                    id: u.id,
+                    name: u.name,
+                    avatar_image: u.avatar_image,
+                });
+                self.cache.insert(user_id.to_owned(), a.clone());
+                a
+            }
+            _ => Arc::new(Author {
+                id: user_id.to_owned(),
+                name: String::new(),
+                avatar_image: String::new(),
+            }),
+        }
+    }
+
+    /// Puts a known profile in the cache.
+    pub fn put(&self, author: Author) {
+        self.cache.insert(author.id.clone(), Arc::new(author));
+    }
+}

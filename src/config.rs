@@ -1,0 +1,52 @@
+//! The command line, read once. Every setting of `serve` is also an environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// chatroom: an event-sourced real-time chat server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "CHATROOM_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API, Socket.IO and the web page.
+    Serve(Serve),
+}
+
+/// Settings of `chatroom serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Serve {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, env = "CHATROOM_LISTEN", default_value = "0.0.0.0:4999")]
+    pub listen: SocketAddr,
+    /// Folder of the embedded store: the log, the read tables, sessions and media.
+    #[arg(long, env = "CHATROOM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Messages a second each user may send (bursts of max(100, this)); 0 turns the limit off.
+    #[arg(long, env = "CHATROOM_SEND_RATE_LIMIT", default_value_t = 20.0)]
+    pub send_rate_limit: f64,
+    /// Lifetime of a login token, in seconds.
+    #[arg(long, env = "CHATROOM_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+    /// Folder of the built web client, served at `/`.
+    #[arg(long, env = "CHATROOM_WEB_DIR", default_value = "./web/dist")]
+    pub web_dir: PathBuf,
+    /// Stop a room's actor after this many seconds without use.
+    #[arg(long, env = "CHATROOM_ROOM_IDLE_SECS", default_value_t = 300)]
+    pub room_idle_secs: u64,
+}

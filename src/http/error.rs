@@ -1,0 +1,88 @@
+//! The API's error: the contract's JSON body with the real HTTP status, never an internal
+//! cause.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an API caller.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "log in first: send Authorization: Bearer <token> with a valid token",
+        )
+    }
+
+    /// 503 for a store that cannot be reached; the cause goes to the log only.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "request failed: storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server cannot store or read data right now; try again shortly",
+        )
+    }
+}
+
+impl From<actors::Error> for ApiError {
+    fn from(e: actors::Error) -> Self {
+        use actors::room::Rejection;
+        match e {
+            actors::Error::Rejected(Rejection::NotFound) => {
+                Self::new(StatusCode::NOT_FOUND, "no such room")
+            }
+            actors::Error::Rejected(Rejection::NotMember) => {
+                Self::new(StatusCode::FORBIDDEN, "you are not a member of this room")
+            }
+            actors::Error::Rejected(r) => Self::bad_request(r.to_string()),
+            actors::Error::Unavailable(cause) => Self::unavailable(cause),
+        }
+    }
+}
+
+impl From<projections::sqlite::Error> for ApiError {
+    fn from(e: projections::sqlite::Error) -> Self {
+        Self::unavailable(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "status": self.status.as_u16(),
+            "message": self.message,
+            "data": null,
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A success in the contract's envelope.
+pub fn ok(status: StatusCode, message: &str, data: serde_json::Value) -> Response {
+    (
+        status,
+        Json(json!({"status": status.as_u16(), "message": message, "data": data})),
+    )
+        .into_response()
+}

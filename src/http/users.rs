@@ -1,0 +1,173 @@
+//! Register, log in, who am I, log out.
+
+use super::error::{ApiError, ok};
+use super::extract::{Auth, Body};
+use crate::app::Shared;
+use crate::wire;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Body of register and login.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// Checks a user name as the contract counts it and returns it trimmed.
+fn check_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 64 {
+        return Err(ApiError::bad_request(
+            "username must have 1 to 64 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "username may not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    let n = password.chars().count();
+    if !(8..=128).contains(&n) {
+        return Err(ApiError::bad_request(
+            "password must have 8 to 128 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn session_answer(
+    app: &Shared,
+    status: StatusCode,
+    message: &str,
+    user: &projections::UserRow,
+) -> Result<Response, ApiError> {
+    let (token, _) = app
+        .sessions
+        .issue(&user.id)
+        .map_err(ApiError::unavailable)?;
+    Ok(ok(
+        status,
+        message,
+        json!({"token": token, "userInfo": wire::user_info(user)}),
+    ))
+}
+
+/// `POST /api/register`.
+pub async fn register(
+    State(app): State<Shared>,
+    Body(c): Body<Credentials>,
+) -> Result<Response, ApiError> {
+    let name = check_name(&c.username)?;
+    check_password(&c.password)?;
+    let taken = {
+        let name = name.clone();
+        app.read
+            .with(move |conn| projections::sqlite::user_by_name(conn, &name))
+            .await?
+            .is_some()
+    };
+    if taken {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "that user name is taken",
+        ));
+    }
+    let password = c.password;
+    let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let registered = match actors::users::register(&*app.store, &name, &hash).await {
+        Ok(r) => r,
+        Err(actors::users::Error::NameTaken) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "that user name is taken",
+            ));
+        }
+        Err(e) => return Err(ApiError::unavailable(e)),
+    };
+    app.wrote(&registered.user_id, registered.position);
+    app.wait_for(registered.position).await;
+    let user = projections::UserRow {
+        id: registered.user_id,
+        name,
+        password_hash: String::new(),
+        avatar_image: String::new(),
+    };
+    session_answer(&app, StatusCode::CREATED, "registered", &user).await
+}
+
+/// `POST /api/login`.
+pub async fn login(
+    State(app): State<Shared>,
+    Body(c): Body<Credentials>,
+) -> Result<Response, ApiError> {
+    let name = c.username.trim().to_owned();
+    if !app.throttle.allowed(&name) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins for this user name; wait 15 minutes and try again",
+        ));
+    }
+    let user = {
+        let name = name.clone();
+        app.read
+            .with(move |conn| projections::sqlite::user_by_name(conn, &name))
+            .await?
+    };
+    let hash = user.as_ref().map_or_else(
+        || crate::auth::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let password = c.password;
+    let matches =
+        tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
+            .await
+            .map_err(ApiError::unavailable)?;
+    match user {
+        Some(user) if matches => {
+            app.throttle.succeeded(&name);
+            session_answer(&app, StatusCode::OK, "logged in", &user).await
+        }
+        _ => {
+            app.throttle.failed(&name);
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong user name or password",
+            ))
+        }
+    }
+}
+
+/// `GET /api/user/info`.
+pub async fn info(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
+    let id = s.user_id.clone();
+    let user = app
+        .read
+        .with(move |conn| projections::sqlite::user_by_id(conn, &id))
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(ok(
+        StatusCode::OK,
+        "ok",
+        json!({"userInfo": wire::user_info(&user)}),
+    ))
+}
+
+/// `POST /api/logout`: revokes the token and disconnects its sockets.
+pub async fn logout(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
+    app.sessions
+        .revoke(&s.token_hash)
+        .map_err(ApiError::unavailable)?;
+    app.sockets.disconnect_token(&s.token_hash);
+    Ok(ok(StatusCode::OK, "logged out", serde_json::Value::Null))
+}

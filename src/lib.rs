@@ -1,0 +1,57 @@
+//! chatroom: an event-sourced, actor-based real-time chat server.
+//!
+//! The binary wires the workspace together:
+//! - [`config`]: the command line and environment, read once.
+//! - [`app`]: the shared state of a running server (log, room actors, read tables, sessions).
+//! - [`auth`]: passwords, tokens and sessions, and the login throttle.
+//! - [`http`]: the REST API, media and the web page (axum).
+//! - [`socket`]: the Socket.IO namespace `/chatroom` (socketioxide).
+//! - [`wire`]: the JSON shapes of the contract.
+//! - [`avatar`]: decoding and storing uploaded images.
+//! - [`ratelimit`]: per-user token buckets.
+//! - [`server`]: `serve`: start everything, stop it gracefully.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod avatar;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod ratelimit;
+pub mod server;
+pub mod socket;
+pub mod wire;
+
+/// Runs the command given on the command line.
+///
+/// # Errors
+/// Whatever stops the command, with context.
+pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        config::Command::Serve(serve) => server::serve(serve, shutdown_signal()).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,199 @@
+//! The Socket.IO namespace `/chatroom`.
+//!
+//! A connection is authenticated by a middleware from `auth.token`. Each socket then gets a
+//! bounded queue and one worker task: event handlers are plain closures that check the payload,
+//! the caller's identity and the rate limit on the spot (socketioxide calls them in the order
+//! the frames arrived) and queue the work; the worker hands it to room actors in that order
+//! without waiting for each to be written, so one socket's messages keep their order while
+//! many of them share a batch. Deliveries go out through [`sink::SocketSink`].
+
+mod registry;
+mod sink;
+mod worker;
+
+pub use registry::Registry;
+
+use crate::app::Shared;
+use crate::auth::Session;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// The namespace of the contract.
+pub const NAMESPACE: &str = "/chatroom";
+/// Jobs a socket may have queued before further events are refused.
+const QUEUE: usize = 512;
+
+/// What a socket knows about itself.
+pub(crate) struct Ctx {
+    pub(crate) id: u64,
+    pub(crate) session: Session,
+    pub(crate) queue: mpsc::Sender<worker::Job>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why a connection was refused; its text is the client's `connect_error` message.
+#[derive(Debug)]
+struct Unauthorized;
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+
+/// An error code and message of the contract.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"code": self.code, "message": self.message})
+    }
+}
+
+impl From<actors::Error> for Failure {
+    fn from(e: actors::Error) -> Self {
+        use actors::room::Rejection;
+        match e {
+            actors::Error::Rejected(r) => {
+                let code = match r {
+                    Rejection::NotFound => "not_found",
+                    Rejection::NotMember => "not_member",
+                    Rejection::TooLong => "too_large",
+                    Rejection::Empty | Rejection::BadId => "bad_request",
+                };
+                Failure::new(code, r.to_string())
+            }
+            actors::Error::Unavailable(cause) => {
+                tracing::warn!(%cause, "socket request failed: unavailable");
+                Failure::new(
+                    "unavailable",
+                    "the server cannot store messages right now; retry with the same id",
+                )
+            }
+        }
+    }
+}
+
+/// An event's acknowledgement, or, when the client asked for none, `chat_error`.
+pub(crate) struct Reply {
+    ack: AckSender,
+    wanted: bool,
+    socket: SocketRef,
+}
+
+impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Reply {
+    type Error = std::convert::Infallible;
+
+    fn from_message_parts(
+        s: &Arc<socketioxide::socket::Socket>,
+        v: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        Ok(Self {
+            ack: AckSender::from_message_parts(s, v, ack_id)?,
+            wanted: ack_id.is_some(),
+            socket: SocketRef::from_message_parts(s, v, ack_id)?,
+        })
+    }
+}
+
+impl Reply {
+    pub(crate) fn ok(self, data: Value) {
+        let _ = self.ack.send(&data);
+    }
+
+    pub(crate) fn fail(self, failure: Failure, id: Option<&Value>) {
+        if self.wanted {
+            let _ = self
+                .ack
+                .send(&json!({"ok": false, "error": failure.json()}));
+        } else {
+            let _ = self.socket.emit(
+                "chat_error",
+                &json!({"code": failure.code, "message": failure.message, "id": id.cloned().unwrap_or(Value::Null)}),
+            );
+        }
+    }
+}
+
+/// Installs the namespace on `io`.
+pub fn install(io: &SocketIo) {
+    io.ns(NAMESPACE, on_connect.with(authenticate));
+}
+
+async fn authenticate(
+    s: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(app): State<Shared>,
+) -> Result<(), Unauthorized> {
+    let token = auth
+        .ok()
+        .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned))
+        .ok_or(Unauthorized)?;
+    let session = app
+        .sessions
+        .check(&token)
+        .ok()
+        .flatten()
+        .ok_or(Unauthorized)?;
+    {
+        // Warm the profile cache: deliveries render the author's name from it.
+        let p = app.profiles.clone();
+        let id = session.user_id.clone();
+        tokio::task::spawn_blocking(move || p.get(&id))
+            .await
+            .map_err(|_| Unauthorized)?;
+    }
+    let (queue, jobs) = mpsc::channel(QUEUE);
+    let ctx = Arc::new(Ctx {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        session,
+        queue,
+    });
+    s.extensions.insert(ctx.clone());
+    tokio::spawn(worker::run(app, s.clone(), ctx, jobs));
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, State(app): State<Shared>) {
+    let Some(ctx) = s.extensions.get::<Arc<Ctx>>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    app.sockets.add(ctx.id, s.clone(), ctx.session.clone());
+    for event in [
+        "join_all",
+        "join_one_chat",
+        "user_send_message",
+        "test_input",
+    ] {
+        let ctx = ctx.clone();
+        let app = app.clone();
+        s.on(event, move |TryData(data): TryData<Value>, reply: Reply| {
+            worker::accept(&app, &ctx, event, data.unwrap_or(Value::Null), reply);
+            std::future::ready(())
+        });
+    }
+    let on_leave = ctx.clone();
+    s.on_disconnect(move |State(app): State<Shared>| {
+        app.sockets.remove(on_leave.id);
+        std::future::ready(())
+    });
+}

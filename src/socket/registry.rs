@@ -1,0 +1,58 @@
+//! The open sockets of this process, so that logout and expiry can disconnect them.
+
+use crate::auth::{Session, Sessions};
+use dashmap::DashMap;
+use socketioxide::extract::SocketRef;
+
+/// Open sockets by their number.
+#[derive(Default)]
+pub struct Registry {
+    open: DashMap<u64, (SocketRef, Session)>,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, id: u64, socket: SocketRef, session: Session) {
+        self.open.insert(id, (socket, session));
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.open.remove(&id);
+    }
+
+    /// Number of open sockets.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether no socket is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Disconnects every socket opened with the token whose hash is `hash`.
+    pub fn disconnect_token(&self, hash: &[u8; 32]) {
+        let doomed: Vec<SocketRef> = self
+            .open
+            .iter()
+            .filter(|e| &e.value().1.token_hash == hash)
+            .map(|e| e.value().0.clone())
+            .collect();
+        for s in doomed {
+            let _ = s.disconnect();
+        }
+    }
+
+    /// Disconnects sockets whose session expired or was revoked (possibly by another
+    /// process).
+    pub fn sweep(&self, sessions: &Sessions) {
+        let doomed: Vec<SocketRef> = self
+            .open
+            .iter()
+            .filter(|e| !sessions.still_valid(&e.value().1))
+            .map(|e| e.value().0.clone())
+            .collect();
+        for s in doomed {
+            let _ = s.disconnect();
+        }
+    }
+}

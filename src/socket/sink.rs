@@ -1,0 +1,69 @@
+//! A socket as a room subscriber: deliveries rendered once per message and emitted without
+//! blocking; a socket whose buffer is full is dropped and disconnected, to resume later.
+
+use crate::app::Profiles;
+use crate::wire;
+use actors::{Delivery, Sink};
+use serde_json::value::RawValue;
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+use std::sync::Arc;
+
+/// A socket subscribed to rooms.
+pub struct SocketSink {
+    pub(crate) socket: SocketRef,
+    pub(crate) profiles: Arc<Profiles>,
+}
+
+fn render(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
+    let author = profiles.get(&m.user_id);
+    let msg = wire::Message {
+        id: &m.message_id,
+        seq: m.seq,
+        room_id: &m.room_id,
+        user: &author,
+        message: &m.text,
+        kind: "input",
+        time: wire::time(m.time_ms),
+    };
+    serde_json::value::to_raw_value(&msg).expect("a message always serialises")
+}
+
+impl Sink for SocketSink {
+    fn deliver(&self, delivery: &Delivery) -> bool {
+        let sent = match delivery {
+            Delivery::Message(m) => {
+                let rendered = m
+                    .rendered
+                    .get_or_init(|| Box::new(render(m, &self.profiles)));
+                match rendered.downcast_ref::<Box<RawValue>>() {
+                    Some(raw) => self.socket.emit("received", raw),
+                    None => self.socket.emit("received", &render(m, &self.profiles)),
+                }
+            }
+            Delivery::Joined { room_id, user_id } => {
+                let author = self.profiles.get(user_id);
+                self.socket.emit(
+                    "received",
+                    &serde_json::json!({"type": "join", "roomId": &**room_id, "user": &*author}),
+                )
+            }
+        };
+        match sent {
+            Ok(()) => true,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => false,
+            Err(SendError::Socket(SocketError::Closed)) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "delivery failed");
+                true
+            }
+        }
+    }
+
+    fn closed(&self) {
+        let socket = self.socket.clone();
+        tokio::spawn(async move {
+            let _ = socket.disconnect();
+        });
+    }
+}

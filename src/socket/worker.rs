@@ -1,0 +1,342 @@
+//! A socket's events: checked and queued on arrival ([`accept`]), carried out in order by one
+//! worker task per socket ([`run`]).
+
+use super::sink::SocketSink;
+use super::{Ctx, Failure, NAMESPACE, Reply};
+use crate::app::Shared;
+use actors::Subscriber;
+use serde_json::{Map, Value, json};
+use socketioxide::extract::SocketRef;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// A checked event waiting for the worker.
+pub(crate) enum Job {
+    Join {
+        rooms: Vec<Value>,
+        since: Map<String, Value>,
+        one: bool,
+        reply: Reply,
+    },
+    Send {
+        room_id: String,
+        id: Value,
+        key: String,
+        text: String,
+        reply: Reply,
+    },
+    TestInput {
+        reply: Reply,
+    },
+}
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure::new("bad_request", message)
+}
+
+/// Checks the payload's identity claim: a `userId` must be the token's user.
+fn check_user(ctx: &Ctx, data: &Value) -> Result<(), Failure> {
+    match data.get("userId") {
+        None => Ok(()),
+        Some(Value::String(s)) if *s == ctx.session.user_id => Ok(()),
+        Some(_) => Err(Failure::new(
+            "forbidden",
+            "userId does not match the logged-in user",
+        )),
+    }
+}
+
+fn since_value(v: &Value) -> Result<Option<u64>, Failure> {
+    match v {
+        Value::Null => Ok(None),
+        v => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| bad("since must be a whole number of 0 or more")),
+    }
+}
+
+/// Checks an event on arrival and queues it; refusals are answered at once.
+pub(crate) fn accept(app: &Shared, ctx: &Ctx, event: &str, data: Value, reply: Reply) {
+    let id = data.get("id").cloned();
+    let job = match parse(app, ctx, event, data, reply) {
+        Ok(job) => job,
+        Err((failure, reply)) => {
+            reply.fail(failure, id.as_ref());
+            return;
+        }
+    };
+    if let Err(e) = ctx.queue.try_send(job) {
+        let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
+        match e.into_inner() {
+            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {
+                reply.fail(failure, id.as_ref())
+            }
+        }
+    }
+}
+
+fn parse(
+    app: &Shared,
+    ctx: &Ctx,
+    event: &str,
+    data: Value,
+    reply: Reply,
+) -> Result<Job, (Failure, Reply)> {
+    macro_rules! fail {
+        ($e:expr) => {
+            return Err(($e, reply))
+        };
+    }
+    if let Err(f) = check_user(ctx, &data) {
+        fail!(f);
+    }
+    match event {
+        "test_input" => {
+            if !app.send_limit.take(&ctx.session.user_id) {
+                fail!(Failure::new(
+                    "rate_limited",
+                    "sending too fast; wait a moment"
+                ));
+            }
+            Ok(Job::TestInput { reply })
+        }
+        "join_one_chat" => {
+            let Some(obj) = data.as_object() else {
+                fail!(bad("join_one_chat needs {\"roomId\", \"since\"}"));
+            };
+            let Some(room) = obj.get("roomId").cloned() else {
+                fail!(bad("roomId is missing"));
+            };
+            let mut since = Map::new();
+            match since_value(obj.get("since").unwrap_or(&Value::Null)) {
+                Ok(Some(s)) => {
+                    if let Some(key) = room.as_str() {
+                        since.insert(key.to_owned(), json!(s));
+                    }
+                }
+                Ok(None) => {}
+                Err(f) => fail!(f),
+            }
+            Ok(Job::Join {
+                rooms: vec![room],
+                since,
+                one: true,
+                reply,
+            })
+        }
+        "join_all" => {
+            let Some(list) = data.get("roomList").and_then(Value::as_array) else {
+                fail!(bad("join_all needs {\"roomList\": [roomId, ...]}"));
+            };
+            if list.len() > 1000 {
+                fail!(Failure::new(
+                    "too_large",
+                    "at most 1000 rooms in one join_all"
+                ));
+            }
+            let since = match data.get("since") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(_) => fail!(bad("since must be an object {roomId: seq}")),
+            };
+            Ok(Job::Join {
+                rooms: list.clone(),
+                since,
+                one: false,
+                reply,
+            })
+        }
+        "user_send_message" => {
+            let Some(room_id) = data.get("roomId").and_then(Value::as_str) else {
+                fail!(bad("roomId must be a room id"));
+            };
+            let (id, key) = match data.get("id") {
+                Some(Value::String(s)) => (json!(s), s.clone()),
+                Some(Value::Number(n)) => (json!(n), n.to_string()),
+                _ => fail!(bad("id must be the message's own id (a string or number)")),
+            };
+            let Some(text) = data.get("message").and_then(Value::as_str) else {
+                fail!(bad("message must be text"));
+            };
+            match data.get("type") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t == "input" => {}
+                Some(_) => fail!(bad("type must be \"input\"")),
+            }
+            if let Err(r) = actors::room::check_text(text) {
+                fail!(actors::Error::Rejected(r).into());
+            }
+            if !app.send_limit.take(&ctx.session.user_id) {
+                fail!(Failure::new(
+                    "rate_limited",
+                    "sending too fast; retry with the same id"
+                ));
+            }
+            Ok(Job::Send {
+                room_id: room_id.to_owned(),
+                id,
+                key,
+                text: text.to_owned(),
+                reply,
+            })
+        }
+        _ => fail!(bad("unknown event")),
+    }
+}
+
+/// Carries out a socket's jobs in order until it disconnects, then unsubscribes it.
+pub(crate) async fn run(
+    app: Shared,
+    socket: SocketRef,
+    ctx: Arc<Ctx>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let sink = Arc::new(SocketSink {
+        socket: socket.clone(),
+        profiles: app.profiles.clone(),
+    });
+    let mut joined: HashSet<String> = HashSet::new();
+    while let Some(job) = jobs.recv().await {
+        if !socket.connected() && !matches!(job, Job::Send { .. }) {
+            continue;
+        }
+        match job {
+            Job::TestInput { reply } => {
+                if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
+                    let _ = ns.emit("test_received", "收到啦").await;
+                }
+                reply.ok(json!({"ok": true}));
+            }
+            Job::Send {
+                room_id,
+                id,
+                key,
+                text,
+                reply,
+            } => send(&app, &ctx, room_id, id, key, text, reply).await,
+            Job::Join {
+                rooms,
+                since,
+                one,
+                reply,
+            } => {
+                let mut entries = Vec::with_capacity(rooms.len());
+                for room in rooms {
+                    let entry = join(&app, &ctx, &sink, &room, &since).await;
+                    if entry.get("ok") == Some(&Value::Bool(true))
+                        && let Some(r) = room.as_str()
+                    {
+                        joined.insert(r.to_owned());
+                    }
+                    entries.push(entry);
+                }
+                if one {
+                    let entry = entries.pop().unwrap_or(Value::Null);
+                    if entry.get("ok") == Some(&Value::Bool(true)) {
+                        reply.ok(json!({"ok": true, "rooms": [entry]}));
+                    } else {
+                        let error = &entry["error"];
+                        reply.fail(
+                            Failure::new(
+                                match error["code"].as_str() {
+                                    Some("not_member") => "not_member",
+                                    Some("not_found") => "not_found",
+                                    Some("unavailable") => "unavailable",
+                                    _ => "bad_request",
+                                },
+                                error["message"].as_str().unwrap_or_default(),
+                            ),
+                            None,
+                        );
+                    }
+                } else {
+                    reply.ok(json!({"ok": true, "rooms": entries}));
+                }
+            }
+        }
+    }
+    for room in joined {
+        app.rooms.unsubscribe(&room, ctx.id);
+    }
+}
+
+async fn join(
+    app: &Shared,
+    ctx: &Ctx,
+    sink: &Arc<SocketSink>,
+    room: &Value,
+    since: &Map<String, Value>,
+) -> Value {
+    let Some(room_id) = room.as_str() else {
+        return json!({"roomId": room, "ok": false, "error": bad("a room id is a string").json()});
+    };
+    let since = match since.get(room_id).map(since_value) {
+        None => None,
+        Some(Ok(s)) => s,
+        Some(Err(f)) => return json!({"roomId": room, "ok": false, "error": f.json()}),
+    };
+    let subscriber = Subscriber {
+        id: ctx.id,
+        user_id: ctx.session.user_id.clone(),
+        sink: sink.clone(),
+    };
+    match app.rooms.subscribe(room_id, subscriber, since).await {
+        Ok(s) => json!({
+            "roomId": room,
+            "ok": true,
+            "lastSeq": s.last_seq,
+            "recovered": s.recovered,
+        }),
+        Err(e) => json!({"roomId": room, "ok": false, "error": Failure::from(e).json()}),
+    }
+}
+
+async fn send(
+    app: &Shared,
+    ctx: &Ctx,
+    room_id: String,
+    id: Value,
+    key: String,
+    text: String,
+    reply: Reply,
+) {
+    // Hand the message to the room now (keeping this socket's order), and wait for its write
+    // elsewhere so the next message can join the same batch.
+    let mut attempt = 0;
+    let receiver = loop {
+        attempt += 1;
+        let room = match app.rooms.room(&room_id).await {
+            Ok(r) => r,
+            Err(e) => return reply.fail(e.into(), Some(&id)),
+        };
+        match room.post(&ctx.session.user_id, &key, &text) {
+            Ok(rx) => break rx,
+            Err(e) if attempt >= 3 => return reply.fail(e.into(), Some(&id)),
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    let app = app.clone();
+    let user = ctx.session.user_id.clone();
+    tokio::spawn(async move {
+        match receiver.await {
+            Ok(Ok(posted)) => {
+                app.wrote(&user, posted.position);
+                reply.ok(json!({
+                    "ok": true,
+                    "seq": posted.seq,
+                    "time": crate::wire::time(posted.time_ms),
+                    "id": id,
+                    "roomId": room_id,
+                    "duplicate": posted.duplicate,
+                }));
+            }
+            Ok(Err(e)) => reply.fail(e.into(), Some(&id)),
+            Err(_) => reply.fail(
+                Failure::new("unavailable", "the room restarted; retry with the same id"),
+                Some(&id),
+            ),
+        }
+    });
+}
