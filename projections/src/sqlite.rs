@@ -199,7 +199,9 @@ pub fn apply_batch(
     projection: Projection,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    let tx = conn.transaction()?;
+    // Immediate: take the write lock up front. A deferred transaction that reads first and
+    // then writes fails at once with "database is locked" when another worker writes between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut at = checkpoint(&tx, projection)?;
     for rec in batch {
         if rec.position <= at {

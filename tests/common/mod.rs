@@ -1,0 +1,182 @@
+//! Starts the real `chatroom` binary on a free port and a fresh data folder, and talks to it
+//! over HTTP as a client would.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub url: String,
+    pub data: PathBuf,
+    child: Child,
+    _dir: Option<tempfile::TempDir>,
+    extra: Vec<String>,
+}
+
+fn spawn(data: &Path, extra: &[String]) -> (String, Child) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the chatroom binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("chatroom listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (url, child)
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (url, child) = spawn(&data, &extra);
+        Self {
+            url,
+            data,
+            child,
+            _dir: Some(dir),
+            extra,
+        }
+    }
+
+    /// SIGKILL, then start again on the same data folder.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.relaunch();
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same data folder (after it stopped).
+    pub fn relaunch(&mut self) {
+        let (url, child) = spawn(&self.data, &self.extra);
+        self.url = url;
+        self.child = child;
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            url: self.url.clone(),
+            http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+}
+
+impl Client {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.url, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, body: &str) -> Answer {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.url, path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    pub async fn register(&mut self, name: &str) -> Value {
+        let a = self
+            .call(
+                "POST",
+                "/api/register",
+                Some(json!({"username": name, "password": "password123"})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        self.token = Some(a.data()["token"].as_str().unwrap().to_owned());
+        a.data()["userInfo"].clone()
+    }
+
+    pub async fn create_room(&self, name: &str) -> Value {
+        let a = self
+            .call(
+                "POST",
+                "/api/room/create",
+                Some(json!({"name": name, "description": "about", "avatarImage": ""})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.data()["room"].clone()
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())[..20].to_owned()
+}
