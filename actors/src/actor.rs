@@ -214,10 +214,12 @@ impl Actor for RoomActor {
         match msg {
             Msg::Tick => {
                 let idle = state.parked.is_empty()
-                    && state.subscribers.lock().expect("subscribers").is_empty()
+                    && state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
                     && state.last_activity.elapsed() >= self.settings.idle_after;
                 if idle {
-                    myself.stop(Some("idle".into()));
+                    // Drain rather than stop: anything that reached the mailbox meanwhile is
+                    // still handled (and written) before the actor goes.
+                    let _ = myself.drain();
                 }
                 return Ok(());
             }
@@ -243,7 +245,9 @@ impl Actor for RoomActor {
                     }
                     Ok(Decision::Append(_)) => {
                         state.parked.push(Parked::Join { user_id, reply });
-                        schedule_flush(&myself, state);
+                        if !schedule_flush(&myself, state) {
+                            self.flush(state).await;
+                        }
                     }
                 }
             }
@@ -294,7 +298,9 @@ impl Actor for RoomActor {
                                     text,
                                     replies: vec![reply],
                                 });
-                                schedule_flush(&myself, state);
+                                if !schedule_flush(&myself, state) {
+                                    self.flush(state).await;
+                                }
                             }
                         }
                     }
@@ -309,7 +315,7 @@ impl Actor for RoomActor {
                 let _ = reply.send(answer);
             }
             Msg::Unsubscribe { id } => {
-                state.subscribers.lock().expect("subscribers").remove(&id);
+                state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
             }
         }
         state.last_activity = Instant::now();
@@ -317,11 +323,14 @@ impl Actor for RoomActor {
     }
 }
 
-fn schedule_flush(myself: &ActorRef<Msg>, state: &mut RoomState) {
+/// Asks for a `Flush` behind what is already in the mailbox. `false` when the mailbox no
+/// longer takes messages (the actor is draining): the caller must flush at once.
+fn schedule_flush(myself: &ActorRef<Msg>, state: &mut RoomState) -> bool {
     if !state.flush_sent {
-        state.flush_sent = true;
-        let _ = myself.send_message(Msg::Flush);
+        state.flush_sent = myself.send_message(Msg::Flush).is_ok();
+        return state.flush_sent;
     }
+    true
 }
 
 /// Reads the room's stream after the state's version and folds it in; with `deliver`, the
@@ -362,7 +371,7 @@ async fn catch_up(
 
 /// Sends a delivery to every subscriber; those that cannot keep up are dropped and told.
 fn fan_out(state: &RoomState, delivery: &Delivery) {
-    let mut subs = state.subscribers.lock().expect("subscribers");
+    let mut subs = state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut dropped = Vec::new();
     for (id, s) in subs.iter() {
         if !s.sink.deliver(delivery) {
@@ -613,7 +622,7 @@ impl RoomActor {
         state
             .subscribers
             .lock()
-            .expect("subscribers")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(subscriber.id, subscriber);
         fan_out(
             state,

@@ -11,7 +11,9 @@ use crate::room::Rejection;
 use dashmap::DashMap;
 use events::event::{MemberJoined, RoomCreated, room_stream};
 use events::{Event, Expected, NewEvent, Store};
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -85,17 +87,20 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                self.forget(&cell);
+                if let Some((_, Some(old))) = self.forget(&cell) {
+                    // Stopped (idle or shutdown) with subscribers left: let them resume.
+                    close_all(&old.subscribers);
+                }
                 tracing::debug!(actor = %cell.get_id(), ?reason, "room actor stopped");
             }
             SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(room_id) = self.forget(&cell) else {
+                let Some((room_id, old)) = self.forget(&cell) else {
                     return Ok(());
                 };
                 tracing::error!(room = %room_id, %error, "room actor failed; restarting from the log");
                 // The new actor cannot know what the failed one had delivered: its
                 // subscribers resume from their last seq on a fresh subscription.
-                if let Some((_, old)) = self.inner.rooms.remove(&room_id) {
+                if let Some(old) = old {
                     close_all(&old.subscribers);
                 }
                 if let Err(e) = spawn(&self.inner, myself.get_cell(), &room_id).await {
@@ -109,19 +114,22 @@ impl Actor for Supervisor {
 }
 
 impl Supervisor {
-    fn forget(&self, cell: &ActorCell) -> Option<String> {
+    /// Forgets a stopped actor; returns its room and, if it was still registered, its entry.
+    fn forget(&self, cell: &ActorCell) -> Option<(String, Option<Room>)> {
         let (_, room_id) = self.inner.by_actor.remove(&cell.get_id())?;
-        self.inner
+        let old = self
+            .inner
             .rooms
-            .remove_if(&room_id, |_, r| r.actor.get_id() == cell.get_id());
-        Some(room_id)
+            .remove_if(&room_id, |_, r| r.actor.get_id() == cell.get_id())
+            .map(|(_, r)| r);
+        Some((room_id, old))
     }
 }
 
 fn close_all(subscribers: &Subscribers) {
     let subs: Vec<_> = subscribers
         .lock()
-        .expect("subscribers")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .drain()
         .map(|(_, s)| s)
         .collect();
@@ -198,12 +206,12 @@ impl Rooms {
     /// `NotFound` when the room's stream does not exist; `Unavailable` when the log cannot be
     /// read.
     pub async fn room(&self, room_id: &str) -> Result<Room, actor::Error> {
-        if let Some(r) = self.inner.rooms.get(room_id) {
-            return Ok(r.clone());
+        if let Some(r) = self.live(room_id) {
+            return Ok(r);
         }
         let _guard = self.inner.spawning.lock().await;
-        if let Some(r) = self.inner.rooms.get(room_id) {
-            return Ok(r.clone());
+        if let Some(r) = self.live(room_id) {
+            return Ok(r);
         }
         let exists = self
             .inner
@@ -216,6 +224,22 @@ impl Rooms {
             return Err(Rejection::NotFound.into());
         }
         spawn(&self.inner, self.supervisor.get_cell(), room_id).await
+    }
+
+    /// The registered actor of a room if it is still running; a stopping one is dropped from
+    /// the registry so that a fresh one is started.
+    fn live(&self, room_id: &str) -> Option<Room> {
+        let r = self.inner.rooms.get(room_id)?.clone();
+        if matches!(
+            r.actor.get_status(),
+            ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading
+        ) {
+            return Some(r);
+        }
+        self.inner
+            .rooms
+            .remove_if(room_id, |_, x| x.actor.get_id() == r.actor.get_id());
+        None
     }
 
     /// Creates a room with its owner as first member.

@@ -341,3 +341,55 @@ async fn registration_keeps_names_unique_ignoring_case() {
     }
     assert_eq!(wins, 1);
 }
+
+/// A sink that panics inside the room actor, to make it fail.
+struct Exploding;
+
+impl Sink for Exploding {
+    fn deliver(&self, d: &Delivery) -> bool {
+        if matches!(d, Delivery::Message(_)) {
+            panic!("a sink exploded");
+        }
+        true
+    }
+    fn closed(&self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_room_is_restarted_from_the_log_and_its_subscribers_told() {
+    let (_, rooms, room) = setup().await;
+    rooms.post(&room, "owner", "a", "x").await.unwrap();
+    let bystander = Arc::new(Collect::default());
+    rooms
+        .subscribe(
+            &room,
+            Subscriber {
+                id: 1,
+                user_id: "owner".into(),
+                sink: bystander.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    rooms
+        .subscribe(
+            &room,
+            Subscriber {
+                id: 2,
+                user_id: "owner".into(),
+                sink: Arc::new(Exploding),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The write happens, then fan-out panics: the actor fails after the event is durable.
+    let _ = rooms.post(&room, "owner", "b", "x").await;
+    wait_until(|| *bystander.closed.lock().unwrap()).await;
+    // The supervisor started a fresh actor from the log: seq continues after "b", and a
+    // retry of "b" answers its first seq.
+    let retry = rooms.post(&room, "owner", "b", "x").await.unwrap();
+    assert_eq!((retry.seq, retry.duplicate), (2, true));
+    assert_eq!(rooms.post(&room, "owner", "c", "x").await.unwrap().seq, 3);
+}
