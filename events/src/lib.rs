@@ -7,7 +7,8 @@
 //!   stream version, id, type, schema version, time and the hash chaining it to its stream.
 //! - [`Store`] ([`store`]): atomic appends with an expected version, stream and log reads, and
 //!   [`Subscription`], a live read of the log that continues from a position.
-//! - Backends: [`MemoryStore`] for tests and [`SqliteStore`], the embedded default.
+//! - Backends: [`MemoryStore`] for tests, [`SqliteStore`], the embedded default, and
+//!   [`PostgresStore`], shared by several server processes.
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
 //! - [`conformance`]: the suite every backend must pass.
 //!
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod event;
 mod memory;
 pub mod migrate;
+pub mod postgres;
 mod sqlite;
 pub mod store;
 mod subscription;
@@ -28,6 +30,7 @@ mod subscription;
 pub use envelope::{NewEvent, Recorded, chain_hash};
 pub use event::Event;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{Error, Expected, Store};
 pub use subscription::Subscription;

@@ -48,3 +48,61 @@ pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Resul
     }
     Ok(applied)
 }
+
+/// Key of the advisory lock that serialises migrators of one PostgreSQL database.
+const MIGRATE_LOCK: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
+
+/// Applies every migration not yet recorded, in order, on PostgreSQL. Several processes may
+/// start at once: they take turns under an advisory lock, and each migration runs in one
+/// transaction with its record.
+///
+/// # Errors
+/// The PostgreSQL error of the first migration that fails.
+pub async fn apply_postgres(
+    client: &mut tokio_postgres::Client,
+    migrations: &[Migration],
+) -> Result<usize, tokio_postgres::Error> {
+    client
+        .execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    let result = async {
+        client
+            .batch_execute(
+                "create table if not exists schema_migration (
+                    version    integer primary key,
+                    name       text    not null,
+                    applied_at bigint  not null
+                )",
+            )
+            .await?;
+        let mut applied = 0;
+        for m in migrations {
+            let version = m.version as i32;
+            let done: bool = client
+                .query_one(
+                    "select exists(select 1 from schema_migration where version = $1)",
+                    &[&version],
+                )
+                .await?
+                .get(0);
+            if done {
+                continue;
+            }
+            let tx = client.transaction().await?;
+            tx.batch_execute(m.sql).await?;
+            tx.execute(
+                "insert into schema_migration (version, name, applied_at) values ($1, $2, $3)",
+                &[&version, &m.name, &crate::now_ms()],
+            )
+            .await?;
+            tx.commit().await?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+    .await;
+    let _ = client
+        .execute("select pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
+        .await;
+    result
+}

@@ -1,0 +1,481 @@
+//! The log in PostgreSQL, shared by several server processes.
+//!
+//! - **Group commit.** Appends go to one writer task per process, which takes whatever is
+//!   waiting, runs each append in its own savepoint of one transaction, commits once
+//!   (`synchronous_commit` stays on) and then answers them all.
+//! - **No skipped events.** Every append transaction first takes a transaction-level advisory
+//!   lock, so appends from all processes commit one after another, each becoming visible before
+//!   the next takes a position. A reader by position therefore never sees position N while a
+//!   smaller position is still to commit (the sequence-gap trap); positions of rolled-back
+//!   appends are gaps forever, and readers step over them.
+//! - **Live reads.** A commit sends `NOTIFY chatroom_log`; a listener task moves the head watch.
+//!   Subscriptions also poll, so a lost notification (or a listener reconnecting) only delays.
+//! - **Going away.** Connections come from a pool that reconnects on its own; while the
+//!   database is unreachable every call fails as [`Error::Unavailable`].
+
+use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::memory::check_expected;
+use crate::migrate::Migration;
+use crate::store::{Error, Expected, Store};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+/// The log's migration for PostgreSQL.
+pub const MIGRATION: Migration = Migration {
+    version: 1,
+    name: "event_log",
+    sql: include_str!("../../migrations/postgres/0001_event_log.sql"),
+};
+
+/// Key of the advisory lock every append transaction takes.
+const APPEND_LOCK: i64 = 0x6368_6174_6c6f_6721; // "chatlog!"
+/// The NOTIFY channel.
+const CHANNEL: &str = "chatroom_log";
+/// Most appends committed together.
+const MAX_GROUP: usize = 1024;
+
+struct WriteRequest {
+    stream: String,
+    expected: Expected,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Recorded>, Error>>,
+}
+
+/// A [`Store`] in PostgreSQL.
+pub struct PostgresStore {
+    pool: Pool,
+    writer: std::sync::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
+    head: watch::Sender<u64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+/// A connection pool for `url` that gives up quickly when the database is away.
+///
+/// # Errors
+/// When the URL does not parse.
+pub fn pool(url: &str, size: usize) -> Result<Pool, Error> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+    config.connect_timeout(Duration::from_secs(5));
+    if config.get_application_name().is_none() {
+        config.application_name("chatroom");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(unavailable)
+}
+
+impl PostgresStore {
+    /// Connects to an already migrated database (see [`MIGRATION`]) and starts the writer and
+    /// the listener.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, true).await
+    }
+
+    /// As [`connect`](Self::connect); without `notifications` the head moves only with this
+    /// process's own appends and subscriptions find other processes' events by polling (used
+    /// to show that nothing depends on NOTIFY).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the database cannot be reached.
+    pub async fn connect_with(url: &str, notifications: bool) -> Result<Self, Error> {
+        let pool = pool(url, 16)?;
+        let head_now: i64 = pool
+            .get()
+            .await
+            .map_err(unavailable)?
+            .query_one("select coalesce(max(position), 0) from event", &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let (head, _) = watch::channel(head_now as u64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(writer_loop(pool.clone(), rx, head.clone()));
+        let mut tasks = vec![writer];
+        if notifications {
+            tasks.push(tokio::spawn(listen(url.to_owned(), head.clone())));
+        }
+        Ok(Self {
+            pool,
+            writer: std::sync::Mutex::new(Some(tx)),
+            head,
+            tasks,
+        })
+    }
+
+    /// The connection pool, for callers that keep other tables in the same database.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Stops taking appends; those already queued are still written.
+    pub fn close(&self) {
+        self.writer.lock().expect("writer lock").take();
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(listener) = self.tasks.get(1) {
+            listener.abort();
+        }
+    }
+}
+
+fn bump(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        *h = (*h).max(position);
+        moved
+    });
+}
+
+/// Follows NOTIFY on its own connection, reconnecting forever.
+async fn listen(url: String, head: watch::Sender<u64>) {
+    use futures::StreamExt;
+    loop {
+        let connected = async {
+            let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+            config.connect_timeout(Duration::from_secs(5));
+            let (client, mut connection) = config.connect(NoTls).await.map_err(unavailable)?;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = messages.next().await {
+                    match message {
+                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                            let _ = tx.send(n.payload().to_owned());
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            client
+                .batch_execute(&format!("listen {CHANNEL}"))
+                .await
+                .map_err(unavailable)?;
+            // What was committed before we listened is found by the subscriptions' poll.
+            while let Some(payload) = rx.recv().await {
+                if let Ok(p) = payload.parse::<u64>() {
+                    bump(&head, p);
+                }
+            }
+            driver.abort();
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = connected {
+            tracing::debug!(error = %e, "log listener disconnected; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn writer_loop(
+    pool: Pool,
+    mut rx: mpsc::UnboundedReceiver<WriteRequest>,
+    head: watch::Sender<u64>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let results = match write_group(&pool, &group).await {
+            Ok(r) => r,
+            Err(e) => group.iter().map(|_| Err(unavailable(&e))).collect(),
+        };
+        if let Some(p) = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
+            .max()
+        {
+            bump(&head, p);
+        }
+        for (req, result) in group.into_iter().zip(results) {
+            let _ = req.reply.send(result);
+        }
+    }
+}
+
+async fn write_group(
+    pool: &Pool,
+    group: &[WriteRequest],
+) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let mut tx = client.transaction().await.map_err(unavailable)?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await
+        .map_err(unavailable)?;
+    let mut results = Vec::with_capacity(group.len());
+    for req in group {
+        let sp = tx.savepoint("one").await.map_err(unavailable)?;
+        let result = append_one(&sp, req).await;
+        match &result {
+            Ok(_) => sp.commit().await.map_err(unavailable)?,
+            Err(Error::Unavailable(_)) => {
+                // The connection may be gone: give up on the whole group.
+                return Err(result.err().unwrap_or(Error::Empty));
+            }
+            Err(_) => sp.rollback().await.map_err(unavailable)?,
+        }
+        results.push(result);
+    }
+    if let Some(p) = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
+        .max()
+    {
+        tx.execute("select pg_notify($1, $2)", &[&CHANNEL, &p.to_string()])
+            .await
+            .map_err(unavailable)?;
+    }
+    tx.commit().await.map_err(unavailable)?;
+    Ok(results)
+}
+
+const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
+                       recorded_at, payload, hash";
+
+fn to_recorded(row: &tokio_postgres::Row) -> Result<Recorded, Error> {
+    let hash: Vec<u8> = row.get(8);
+    Ok(Recorded {
+        position: row.get::<_, i64>(0) as u64,
+        stream_id: row.get(1),
+        version: row.get::<_, i64>(2) as u64,
+        event_id: row.get(3),
+        event_type: row.get(4),
+        schema_version: row.get::<_, i16>(5) as u16,
+        recorded_at: row.get(6),
+        payload: row.get(7),
+        hash: hash
+            .try_into()
+            .map_err(|_| Error::Corrupt("a stored hash has the wrong length".into()))?,
+    })
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+async fn append_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    req: &WriteRequest,
+) -> Result<Vec<Recorded>, Error> {
+    if req.events.is_empty() {
+        return Err(Error::Empty);
+    }
+    let current = tx
+        .query_opt(
+            "select version, hash from event where stream_id = $1 order by version desc limit 1",
+            &[&req.stream],
+        )
+        .await
+        .map_err(unavailable)?;
+    let actual = current.as_ref().map(|r| r.get::<_, i64>(0) as u64);
+    check_expected(&req.stream, req.expected, actual)?;
+    let mut previous = match &current {
+        Some(r) => r
+            .get::<_, Vec<u8>>(1)
+            .try_into()
+            .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
+        None => GENESIS,
+    };
+    let ids: Vec<Uuid> = req.events.iter().map(|e| e.event_id).collect();
+    if let Some(row) = tx
+        .query_opt(
+            &format!(
+                "select {COLUMNS} from event where event_id = any($1) order by position limit 1"
+            ),
+            &[&ids],
+        )
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(Error::Duplicate(Box::new(to_recorded(&row)?)));
+    }
+    let mut version = actual.unwrap_or(0);
+    let (mut versions, mut types, mut schemas, mut times, mut payloads, mut hashes) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for e in &req.events {
+        version += 1;
+        let hash = chain_hash(
+            &previous,
+            &req.stream,
+            version,
+            &e.event_id,
+            e.event_type,
+            e.schema_version,
+            e.recorded_at,
+            &e.payload,
+        );
+        previous = hash;
+        versions.push(version as i64);
+        types.push(e.event_type);
+        schemas.push(e.schema_version as i16);
+        times.push(e.recorded_at);
+        payloads.push(e.payload.as_slice());
+        hashes.push(hash.to_vec());
+    }
+    let rows = tx
+        .query(
+            "insert into event (stream_id, version, event_id, event_type, schema_version,
+                                recorded_at, payload, hash)
+             select $1, v, id, t, sv, ra, p, h
+             from unnest($2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::bigint[],
+                         $7::bytea[], $8::bytea[]) as u(v, id, t, sv, ra, p, h)
+             order by v
+             returning position, version",
+            &[
+                &req.stream,
+                &versions,
+                &ids,
+                &types,
+                &schemas,
+                &times,
+                &payloads,
+                &hashes,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict {
+                    stream: req.stream.clone(),
+                    expected: req.expected,
+                    actual,
+                }
+            } else {
+                unavailable(e)
+            }
+        })?;
+    let mut positions: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    positions.sort();
+    Ok(req
+        .events
+        .iter()
+        .zip(positions)
+        .zip(versions.iter().zip(hashes))
+        .map(|((e, (_, position)), (v, hash))| Recorded {
+            position: position as u64,
+            stream_id: req.stream.clone(),
+            version: *v as u64,
+            event_id: e.event_id,
+            event_type: e.event_type.to_owned(),
+            schema_version: e.schema_version,
+            recorded_at: e.recorded_at,
+            payload: e.payload.clone(),
+            hash: hash.try_into().unwrap_or(GENESIS),
+        })
+        .collect())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, Error> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let writer = self.writer.lock().expect("writer lock");
+            let Some(tx) = writer.as_ref() else {
+                return Err(Error::Unavailable("the log is closed".into()));
+            };
+            tx.send(WriteRequest {
+                stream: stream.to_owned(),
+                expected,
+                events,
+                reply,
+            })
+            .map_err(|_| Error::Unavailable("the log writer stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the log writer stopped".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, Error> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                &format!(
+                    "select {COLUMNS} from event where stream_id = $1 and version >= $2 \
+                     order by version limit $3"
+                ),
+                &[
+                    &stream,
+                    &(from_version as i64),
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(to_recorded).collect()
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                &format!(
+                    "select {COLUMNS} from event where position > $1 order by position limit $2"
+                ),
+                &[&(after as i64), &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(to_recorded).collect()
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let row = client
+            .query_one(
+                "select max(version) from event where stream_id = $1",
+                &[&stream],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.get::<_, Option<i64>>(0).map(|v| v as u64))
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}

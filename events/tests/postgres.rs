@@ -1,0 +1,155 @@
+//! The conformance suite on PostgreSQL, plus what only PostgreSQL can get wrong.
+//!
+//! Runs when `CHATROOM_TEST_DATABASE_URL` points at a server where the user may create
+//! databases (`./scripts/test` starts a throwaway one); each test gets a database of its own.
+//! Without it every test here prints that it was skipped and passes.
+
+use events::event::MemberJoined;
+use events::{Event, Expected, NewEvent, PostgresStore, Store, Subscription};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn fresh_url() -> Option<String> {
+    let Ok(admin) = std::env::var("CHATROOM_TEST_DATABASE_URL") else {
+        eprintln!("skipped: CHATROOM_TEST_DATABASE_URL is not set (no PostgreSQL to test on)");
+        return None;
+    };
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL is reachable");
+    tokio::spawn(conn);
+    let name = format!("chatroom_test_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("create database {name}"))
+        .await
+        .unwrap();
+    let mut config: tokio_postgres::Config = admin.parse().unwrap();
+    config.dbname(&name);
+    let (mut c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    events::migrate::apply_postgres(&mut c, &[events::postgres::MIGRATION])
+        .await
+        .unwrap();
+    // Rebuild a URL for the new database from the admin one.
+    let url = match admin.rsplit_once('/') {
+        Some((base, rest)) if !base.ends_with('/') => {
+            let query = rest
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("{admin} dbname={name}"),
+    };
+    Some(url)
+}
+
+async fn fresh() -> Option<Arc<dyn Store>> {
+    let url = fresh_url().await?;
+    Some(Arc::new(PostgresStore::connect(&url).await.unwrap()))
+}
+
+events::conformance_tests!(match fresh().await {
+    Some(s) => s,
+    None => return,
+});
+
+fn joined(n: u64) -> NewEvent {
+    NewEvent::new(&Event::MemberJoined(MemberJoined {
+        room_id: "r".into(),
+        user_id: format!("u{n}"),
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_never_skips_an_event_that_commits_late() {
+    let Some(url) = fresh_url().await else { return };
+    // Several stores stand for several server processes appending at once, each with its own
+    // writer; a follower reads the log as it grows.
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        writers.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    }
+    let reader: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let follower = {
+        let reader = reader.clone();
+        tokio::spawn(async move {
+            let mut sub = Subscription::new(reader, 0, 7);
+            let mut seen = Vec::new();
+            while seen.len() < 4 * 8 * 25 {
+                seen.extend(sub.next().await.unwrap().into_iter().map(|e| e.position));
+            }
+            seen
+        })
+    };
+    let mut tasks = Vec::new();
+    for (w, store) in writers.iter().enumerate() {
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    store
+                        .append(&format!("s-{w}-{t}"), Expected::Any, vec![joined(i)])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(30), follower)
+        .await
+        .expect("the follower saw every event")
+        .unwrap();
+    let all: Vec<u64> = reader
+        .read_all(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(seen, all, "the follower saw exactly the log, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_do_not_depend_on_notifications() {
+    let Some(url) = fresh_url().await else { return };
+    let deaf: Arc<dyn Store> = Arc::new(PostgresStore::connect_with(&url, false).await.unwrap());
+    let other = PostgresStore::connect(&url).await.unwrap();
+    let mut sub = Subscription::new(deaf, 0, 100);
+    other
+        .append("room-x", Expected::NoStream, vec![joined(1), joined(2)])
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("found by polling")
+        .unwrap();
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test]
+async fn the_database_refuses_update_delete_and_truncate() {
+    let Some(url) = fresh_url().await else { return };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store
+        .append("room-r", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for sql in [
+        "update event set payload = '\\x00'",
+        "delete from event",
+        "truncate event",
+    ] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("append-only"), "{sql}: {text}");
+    }
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 1);
+}
