@@ -6,7 +6,7 @@ use crate::wire::Author;
 use actors::Rooms;
 use dashmap::DashMap;
 use events::Store;
-use projections::{ReadDb, Workers};
+use projections::{Reads, Workers};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub struct App {
     /// The room actors.
     pub rooms: Rooms,
     /// The read tables.
-    pub read: ReadDb,
+    pub read: Reads,
     /// The projection workers.
     pub workers: Workers,
     /// Login sessions.
@@ -67,32 +67,36 @@ impl App {
 }
 
 /// A cache of user profiles in front of the `user` table.
+///
+/// Deliveries are rendered inside room actors, which cannot wait: a miss is looked up on the
+/// spot (a point query; with PostgreSQL the thread steps out of the async runtime while it
+/// waits). Misses are rare: a profile never changes once cached.
 pub struct Profiles {
     cache: DashMap<String, Arc<Author>>,
-    conn: Mutex<rusqlite::Connection>,
+    reads: Reads,
+    sqlite: Option<Mutex<rusqlite::Connection>>,
 }
 
 impl Profiles {
-    /// A cache reading misses through `conn`.
-    pub fn new(conn: rusqlite::Connection) -> Self {
-        Self {
+    /// A cache over `reads`; with SQLite, misses use a connection of their own.
+    ///
+    /// # Errors
+    /// When that connection cannot be opened.
+    pub fn new(reads: Reads) -> anyhow::Result<Self> {
+        let sqlite = match &reads {
+            Reads::Sqlite(db) => Some(Mutex::new(db.writer()?)),
+            Reads::Postgres(_) => None,
+        };
+        Ok(Self {
             cache: DashMap::new(),
-            conn: Mutex::new(conn),
-        }
+            reads,
+            sqlite,
+        })
     }
 
-    /// The profile of `user_id` (a placeholder name when the user is unknown to the read
-    /// tables yet).
-    pub fn get(&self, user_id: &str) -> Arc<Author> {
-        if let Some(a) = self.cache.get(user_id) {
-            return a.clone();
-        }
-        let row = {
-            let conn = self.conn.lock().expect("profiles");
-            projections::sqlite::user_by_id(&conn, user_id)
-        };
+    fn found(&self, user_id: &str, row: Option<projections::UserRow>) -> Arc<Author> {
         match row {
-            Ok(Some(u)) => {
+            Some(u) => {
                 let a = Arc::new(Author {
                     id: u.id,
                     name: u.name,
@@ -101,7 +105,7 @@ impl Profiles {
                 self.cache.insert(user_id.to_owned(), a.clone());
                 a
             }
-            _ => Arc::new(Author {
+            None => Arc::new(Author {
                 id: user_id.to_owned(),
                 name: String::new(),
                 avatar_image: String::new(),
@@ -109,8 +113,36 @@ impl Profiles {
         }
     }
 
-    /// Puts a known profile in the cache.
-    pub fn put(&self, author: Author) {
-        self.cache.insert(author.id.clone(), Arc::new(author));
+    /// The profile of `user_id`, waiting for the database on a miss (async callers).
+    pub async fn fetch(&self, user_id: &str) -> Arc<Author> {
+        if let Some(a) = self.cache.get(user_id) {
+            return a.clone();
+        }
+        let row = self.reads.user_by_id(user_id).await.ok().flatten();
+        self.found(user_id, row)
+    }
+
+    /// The profile of `user_id` from a context that cannot await (an empty name when the user
+    /// is unknown to the read tables).
+    pub fn get(&self, user_id: &str) -> Arc<Author> {
+        if let Some(a) = self.cache.get(user_id) {
+            return a.clone();
+        }
+        let row = match (&self.sqlite, &self.reads) {
+            (Some(conn), _) => {
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                projections::sqlite::user_by_id(&conn, user_id)
+                    .ok()
+                    .flatten()
+            }
+            (None, reads) => tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(reads.user_by_id(user_id))
+            })
+            .ok()
+            .flatten(),
+        };
+        self.found(user_id, row)
     }
 }

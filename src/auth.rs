@@ -13,7 +13,7 @@ use events::migrate::{self, Migration};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The sessions database's migrations.
@@ -50,6 +50,13 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The PostgreSQL migration of the sessions table.
+pub const PG_MIGRATION: Migration = Migration {
+    version: 3,
+    name: "session",
+    sql: include_str!("../migrations/postgres/0003_session.sql"),
+};
+
 /// A valid session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -67,16 +74,21 @@ struct Cached {
     checked: Instant,
 }
 
-/// The session store, with a short-lived cache in front of SQLite.
+enum Db {
+    Sqlite(Mutex<Connection>),
+    Postgres(deadpool_postgres::Pool),
+}
+
+/// The session store, with a short-lived cache in front of the database.
 pub struct Sessions {
-    conn: Mutex<Connection>,
+    db: Db,
     ttl: Duration,
     cache: DashMap<[u8; 32], Cached>,
 }
 
 /// How long a cached answer is trusted before the database is asked again (a logout served
 /// by another process is seen within this time).
-const RECHECK: Duration = Duration::from_secs(5);
+const RECHECK: Duration = Duration::from_secs(2);
 
 impl Sessions {
     /// Opens (creating) `sessions.db` at `path`; tokens live for `ttl`.
@@ -89,125 +101,169 @@ impl Sessions {
             "pragma journal_mode = wal; pragma synchronous = full; pragma busy_timeout = 5000;",
         )?;
         migrate::apply(&mut conn, MIGRATIONS)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
+        Ok(Self::with(Db::Sqlite(Mutex::new(conn)), ttl))
+    }
+
+    /// Sessions in the PostgreSQL database (already migrated).
+    pub fn postgres(pool: deadpool_postgres::Pool, ttl: Duration) -> Self {
+        Self::with(Db::Postgres(pool), ttl)
+    }
+
+    fn with(db: Db, ttl: Duration) -> Self {
+        Self {
+            db,
             ttl,
             cache: DashMap::new(),
-        })
+        }
     }
 
     /// Issues a new token for `user_id`.
     ///
     /// # Errors
     /// When it cannot be stored.
-    pub fn issue(&self, user_id: &str) -> anyhow::Result<(String, Session)> {
+    pub async fn issue(&self, user_id: &str) -> anyhow::Result<(String, Session)> {
         let bytes: [u8; 32] = rand::random();
         let token = hex::encode(bytes);
         let hash = token_hash(&token);
         let now = events::now_ms();
         let expires_at = now + self.ttl.as_millis() as i64;
-        self.conn.lock().expect("sessions").execute(
-            "insert into session (token_hash, user_id, created_at, expires_at) values (?1, ?2, ?3, ?4)",
-            params![hash.as_slice(), user_id, now, expires_at],
-        )?;
+        match &self.db {
+            Db::Sqlite(conn) => {
+                conn.lock().expect("sessions").execute(
+                    "insert into session (token_hash, user_id, created_at, expires_at) values (?1, ?2, ?3, ?4)",
+                    params![hash.as_slice(), user_id, now, expires_at],
+                )?;
+            }
+            Db::Postgres(pool) => {
+                pool.get()
+                    .await?
+                    .execute(
+                        "insert into session (token_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)",
+                        &[&hash.as_slice(), &user_id, &now, &expires_at],
+                    )
+                    .await?;
+            }
+        }
         let session = Session {
             user_id: user_id.to_owned(),
             expires_at,
             token_hash: hash,
         };
+        self.remember(hash, Some(session.clone()));
+        Ok((token, session))
+    }
+
+    fn remember(&self, hash: [u8; 32], session: Option<Session>) {
+        if self.cache.len() > 100_000 {
+            self.cache.clear();
+        }
         self.cache.insert(
             hash,
             Cached {
-                session: Some(session.clone()),
+                session,
                 checked: Instant::now(),
             },
         );
-        Ok((token, session))
+    }
+
+    fn cached(&self, hash: &[u8; 32]) -> Option<Option<Session>> {
+        self.cache
+            .get(hash)
+            .filter(|c| c.checked.elapsed() < RECHECK)
+            .map(|c| c.session.clone())
     }
 
     /// The live session of `token`, if any.
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn check(&self, token: &str) -> anyhow::Result<Option<Session>> {
+    pub async fn check(&self, token: &str) -> anyhow::Result<Option<Session>> {
         let hash = token_hash(token);
-        let cached = self.cache.get(&hash).map(|c| c.clone());
-        let session = match cached {
-            Some(c) if c.checked.elapsed() < RECHECK => c.session,
-            _ => {
-                let s = self.load(&hash)?;
-                if self.cache.len() > 100_000 {
-                    self.cache.clear();
-                }
-                self.cache.insert(
-                    hash,
-                    Cached {
-                        session: s.clone(),
-                        checked: Instant::now(),
-                    },
-                );
+        let session = match self.cached(&hash) {
+            Some(s) => s,
+            None => {
+                let s = self.load(&hash).await?;
+                self.remember(hash, s.clone());
                 s
             }
         };
         Ok(session.filter(|s| s.expires_at > events::now_ms()))
     }
 
-    fn load(&self, hash: &[u8; 32]) -> anyhow::Result<Option<Session>> {
-        let conn = self.conn.lock().expect("sessions");
-        Ok(conn
-            .query_row(
-                "select user_id, expires_at from session where token_hash = ?1 and revoked = 0",
-                [hash.as_slice()],
-                |r| {
-                    Ok(Session {
-                        user_id: r.get(0)?,
-                        expires_at: r.get(1)?,
-                        token_hash: *hash,
-                    })
-                },
-            )
-            .optional()?)
+    async fn load(&self, hash: &[u8; 32]) -> anyhow::Result<Option<Session>> {
+        match &self.db {
+            Db::Sqlite(conn) => {
+                let conn = conn.lock().expect("sessions");
+                Ok(conn
+                    .query_row(
+                        "select user_id, expires_at from session where token_hash = ?1 and revoked = 0",
+                        [hash.as_slice()],
+                        |r| {
+                            Ok(Session {
+                                user_id: r.get(0)?,
+                                expires_at: r.get(1)?,
+                                token_hash: *hash,
+                            })
+                        },
+                    )
+                    .optional()?)
+            }
+            Db::Postgres(pool) => Ok(pool
+                .get()
+                .await?
+                .query_opt(
+                    "select user_id, expires_at from session where token_hash = $1 and not revoked",
+                    &[&hash.as_slice()],
+                )
+                .await?
+                .map(|r| Session {
+                    user_id: r.get(0),
+                    expires_at: r.get(1),
+                    token_hash: *hash,
+                })),
+        }
     }
 
     /// Revokes a token.
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn revoke(&self, hash: &[u8; 32]) -> anyhow::Result<()> {
-        self.conn.lock().expect("sessions").execute(
-            "update session set revoked = 1 where token_hash = ?1",
-            [hash.as_slice()],
-        )?;
-        self.cache.insert(
-            *hash,
-            Cached {
-                session: None,
-                checked: Instant::now(),
-            },
-        );
+    pub async fn revoke(&self, hash: &[u8; 32]) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(conn) => {
+                conn.lock().expect("sessions").execute(
+                    "update session set revoked = 1 where token_hash = ?1",
+                    [hash.as_slice()],
+                )?;
+            }
+            Db::Postgres(pool) => {
+                pool.get()
+                    .await?
+                    .execute(
+                        "update session set revoked = true where token_hash = $1",
+                        &[&hash.as_slice()],
+                    )
+                    .await?;
+            }
+        }
+        self.remember(*hash, None);
         Ok(())
     }
 
-    /// Whether a session is still valid (not revoked, not expired), using the cache.
-    pub fn still_valid(&self, session: &Session) -> bool {
+    /// Whether a session is still valid (not revoked, not expired). A database that cannot be
+    /// reached does not log everyone out.
+    pub async fn still_valid(&self, session: &Session) -> bool {
         if session.expires_at <= events::now_ms() {
             return false;
         }
-        match self.cache.get(&session.token_hash).map(|c| c.clone()) {
-            Some(c) if c.checked.elapsed() < RECHECK => c.session.is_some(),
-            _ => match self.load(&session.token_hash) {
+        match self.cached(&session.token_hash) {
+            Some(s) => s.is_some(),
+            None => match self.load(&session.token_hash).await {
                 Ok(s) => {
                     let valid = s.is_some();
-                    self.cache.insert(
-                        session.token_hash,
-                        Cached {
-                            session: s,
-                            checked: Instant::now(),
-                        },
-                    );
+                    self.remember(session.token_hash, s);
                     valid
                 }
-                // A database hiccup does not log everyone out.
                 Err(_) => true,
             },
         }
@@ -258,9 +314,6 @@ impl LoginThrottle {
     }
 }
 
-/// Shared handle.
-pub type SharedSessions = Arc<Sessions>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,24 +328,22 @@ mod tests {
         assert!(!verify_password("wrong horse", &a));
     }
 
-    #[test]
-    fn tokens_survive_reopening_and_revocation_sticks() {
+    #[tokio::test]
+    async fn tokens_survive_reopening_and_revocation_sticks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sessions.db");
         let (token, _) = {
             let s = Sessions::open(&path, Duration::from_secs(60)).unwrap();
-            s.issue("u1").unwrap()
+            s.issue("u1").await.unwrap()
         };
         let s = Sessions::open(&path, Duration::from_secs(60)).unwrap();
-        let session = s.check(&token).unwrap().unwrap();
+        let session = s.check(&token).await.unwrap().unwrap();
         assert_eq!(session.user_id, "u1");
-        assert!(s.check("nope").unwrap().is_none());
-        s.revoke(&session.token_hash).unwrap();
-        assert!(s.check(&token).unwrap().is_none());
-        assert!(!s.still_valid(&session));
-        let stored: Vec<u8> = s
-            .conn
-            .lock()
+        assert!(s.check("nope").await.unwrap().is_none());
+        s.revoke(&session.token_hash).await.unwrap();
+        assert!(s.check(&token).await.unwrap().is_none());
+        assert!(!s.still_valid(&session).await);
+        let stored: Vec<u8> = Connection::open(&path)
             .unwrap()
             .query_row("select token_hash from session", [], |r| r.get(0))
             .unwrap();

@@ -26,6 +26,21 @@ pub struct Cli {
 pub enum Command {
     /// Serve the REST API, Socket.IO and the web page.
     Serve(Serve),
+    /// Apply the database migrations and exit (start-up applies them too).
+    Migrate(StoreArgs),
+}
+
+/// Where the data lives: the embedded store in a folder, or PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Folder of the embedded store: the log, the read tables, sessions and media (media stay
+    /// here with PostgreSQL too).
+    #[arg(long, env = "CHATROOM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user:pass@host:port/db); when set, the log, the read tables
+    /// and sessions live there and several processes may share it.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// Settings of `chatroom serve`.
@@ -34,9 +49,9 @@ pub struct Serve {
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
     #[arg(long, env = "CHATROOM_LISTEN", default_value = "0.0.0.0:4999")]
     pub listen: SocketAddr,
-    /// Folder of the embedded store: the log, the read tables, sessions and media.
-    #[arg(long, env = "CHATROOM_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Messages a second each user may send (bursts of max(100, this)); 0 turns the limit off.
     #[arg(long, env = "CHATROOM_SEND_RATE_LIMIT", default_value_t = 20.0)]
     pub send_rate_limit: f64,

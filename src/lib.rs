@@ -9,6 +9,7 @@
 //! - [`wire`]: the JSON shapes of the contract.
 //! - [`avatar`]: decoding and storing uploaded images.
 //! - [`ratelimit`]: per-user token buckets.
+//! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`server`]: `serve`: start everything, stop it gracefully.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod ratelimit;
 pub mod server;
 pub mod socket;
+pub mod storage;
 pub mod wire;
 
 /// Runs the command given on the command line.
@@ -30,6 +32,21 @@ pub mod wire;
 pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
     match cli.command {
         config::Command::Serve(serve) => server::serve(serve, shutdown_signal()).await,
+        config::Command::Migrate(args) => match &args.database_url {
+            Some(url) => {
+                let applied = storage::migrate_postgres(url).await?;
+                println!("applied {applied} migration(s)");
+                Ok(())
+            }
+            None => {
+                storage::Storage::open(&args).await?.close();
+                println!(
+                    "the embedded store in {} is up to date",
+                    args.data_dir.display()
+                );
+                Ok(())
+            }
+        },
     }
 }
 

@@ -1,12 +1,12 @@
 //! `chatroom serve`: open the store, start the workers and actors, serve, and stop gracefully.
 
 use crate::app::{App, Profiles, Shared};
-use crate::auth::Sessions;
 use crate::config::Serve;
 use crate::ratelimit::Buckets;
+use crate::storage::Storage;
 use anyhow::Context;
-use events::{SqliteStore, Store};
-use projections::{ReadDb, Workers};
+use events::{Store, Subscription};
+use projections::Workers;
 use socketioxide::SocketIo;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,14 +24,11 @@ pub async fn serve(
     cfg: Serve,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let data = &cfg.data_dir;
-    std::fs::create_dir_all(data.join("media"))
-        .with_context(|| format!("creating the data folder {}", data.display()))?;
-    let sqlite =
-        Arc::new(SqliteStore::open(data.join("events.db")).context("opening the event log")?);
-    let store: Arc<dyn Store> = sqlite.clone();
-    let read = ReadDb::open(data.join("read.db")).context("opening the read tables")?;
-    let workers = Workers::start(store.clone(), read.clone())
+    let storage = Storage::open(&cfg.store).await?;
+    let media_dir = cfg.store.data_dir.join("media");
+    std::fs::create_dir_all(&media_dir).context("creating the media folder")?;
+    let store = storage.store.clone();
+    let workers = Workers::start(store.clone(), storage.reads.clone())
         .await
         .context("starting the projections")?;
     let rooms = actors::Rooms::start(
@@ -42,26 +39,27 @@ pub async fn serve(
     )
     .await
     .context("starting the room supervisor")?;
-    let sessions = Sessions::open(
-        &data.join("sessions.db"),
-        Duration::from_secs(cfg.token_ttl_secs),
-    )
-    .context("opening the sessions")?;
+    let sessions = storage.sessions(&cfg.store, Duration::from_secs(cfg.token_ttl_secs))?;
     let rate = cfg.send_rate_limit.max(0.0);
     let app: Shared = Arc::new(App {
         store: store.clone(),
         rooms: rooms.clone(),
-        profiles: Arc::new(Profiles::new(read.writer()?)),
-        read,
+        profiles: Arc::new(Profiles::new(storage.reads.clone())?),
+        read: storage.reads.clone(),
         workers,
         sessions,
         throttle: Default::default(),
         send_limit: Buckets::new(rate, rate.max(100.0)),
-        media_dir: data.join("media"),
+        media_dir,
         written: Default::default(),
         sockets: Default::default(),
         io: Default::default(),
     });
+    // With a shared log, other processes write our rooms' streams: follow the log and let
+    // running rooms catch up and deliver.
+    let follower = storage
+        .shared
+        .then(|| tokio::spawn(follow_log(store.clone(), rooms.clone())));
 
     let (layer, io) = SocketIo::builder()
         .with_state(app.clone())
@@ -79,7 +77,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data = %data.display(), "chatroom serving");
+    tracing::info!(%addr, shared = storage.shared, "chatroom serving");
     println!("chatroom listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -90,8 +88,7 @@ pub async fn serve(
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let app = app.clone();
-                let _ = tokio::task::spawn_blocking(move || app.sockets.sweep(&app.sessions)).await;
+                app.sockets.sweep(&app.sessions).await;
             }
         })
     };
@@ -114,8 +111,41 @@ pub async fn serve(
         Err(_) => tracing::warn!("connections still open after 10 s; closing anyway"),
     }
     sweeper.abort();
+    if let Some(f) = follower {
+        f.abort();
+    }
     rooms.shutdown().await;
-    sqlite.close();
+    app.workers.shutdown().await;
+    storage.close();
     tracing::info!("chatroom stopped; the log is flushed");
     Ok(())
+}
+
+/// Follows the log from its current end and tells running rooms about their streams' new
+/// events, so that messages written by other processes reach this process's sockets.
+async fn follow_log(store: Arc<dyn Store>, rooms: actors::Rooms) {
+    let from = *store.head().borrow();
+    let mut sub = Subscription::new(store, from, 1000);
+    loop {
+        match sub.next().await {
+            Ok(batch) => {
+                let mut newest: std::collections::HashMap<String, u64> = Default::default();
+                for rec in batch {
+                    if let Some(room) = rec.stream_id.strip_prefix("room-")
+                        && rec.event_type != "RoomCreated"
+                    {
+                        let v = newest.entry(room.to_owned()).or_default();
+                        *v = (*v).max(rec.version);
+                    }
+                }
+                for (room, version) in newest {
+                    rooms.observe(&room, version);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "following the log failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
 }

@@ -109,6 +109,11 @@ pub enum Msg {
         /// Its id.
         id: u64,
     },
+    /// Another process wrote the room's stream up to `version`: catch up and deliver.
+    Observe {
+        /// The stream version seen in the log.
+        version: u64,
+    },
     /// Write what is parked.
     Flush,
     /// Periodic check for idleness.
@@ -214,7 +219,11 @@ impl Actor for RoomActor {
         match msg {
             Msg::Tick => {
                 let idle = state.parked.is_empty()
-                    && state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+                    && state
+                        .subscribers
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .is_empty()
                     && state.last_activity.elapsed() >= self.settings.idle_after;
                 if idle {
                     // Drain rather than stop: anything that reached the mailbox meanwhile is
@@ -226,6 +235,14 @@ impl Actor for RoomActor {
             Msg::Flush => {
                 state.flush_sent = false;
                 self.flush(state).await;
+            }
+            Msg::Observe { version } => {
+                if version > state.room.version
+                    && let Err(e) = catch_up(&*self.store, state, true).await
+                {
+                    tracing::warn!(room = %state.room_id, error = %e, "catching up failed");
+                }
+                return Ok(());
             }
             Msg::Join { user_id, reply } => {
                 match room::decide(
@@ -315,7 +332,11 @@ impl Actor for RoomActor {
                 let _ = reply.send(answer);
             }
             Msg::Unsubscribe { id } => {
-                state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                state
+                    .subscribers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&id);
             }
         }
         state.last_activity = Instant::now();
@@ -371,7 +392,10 @@ async fn catch_up(
 
 /// Sends a delivery to every subscriber; those that cannot keep up are dropped and told.
 fn fan_out(state: &RoomState, delivery: &Delivery) {
-    let mut subs = state.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut subs = state
+        .subscribers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut dropped = Vec::new();
     for (id, s) in subs.iter() {
         if !s.sink.deliver(delivery) {
@@ -602,6 +626,11 @@ impl RoomActor {
         subscriber: Subscriber,
         since: Option<u64>,
     ) -> Result<Subscribed, Error> {
+        // Another process may have written since we last looked: be current before comparing
+        // `since` with the room's newest seq.
+        catch_up(&*self.store, state, true)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
         if !state.room.exists {
             return Err(Rejection::NotFound.into());
         }

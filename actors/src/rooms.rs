@@ -324,6 +324,14 @@ impl Rooms {
         .await
     }
 
+    /// Tells a running room that its stream reached `version` in the log (written by another
+    /// process); a room that is not running ignores it, since it reads the log when it starts.
+    pub fn observe(&self, room_id: &str, version: u64) {
+        if let Some(r) = self.inner.rooms.get(room_id) {
+            let _ = r.actor.send_message(Msg::Observe { version });
+        }
+    }
+
     /// Removes a sink from a room, if the room is running.
     pub fn unsubscribe(&self, room_id: &str, id: u64) {
         if let Some(r) = self.inner.rooms.get(room_id) {

@@ -393,3 +393,50 @@ async fn a_failed_room_is_restarted_from_the_log_and_its_subscribers_told() {
     assert_eq!((retry.seq, retry.duplicate), (2, true));
     assert_eq!(rooms.post(&room, "owner", "c", "x").await.unwrap().seq, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registries_on_one_log_never_share_a_seq_and_see_each_other() {
+    // Two registries over one store stand for two server processes on one database.
+    let (store, a, room) = setup().await;
+    let b = Rooms::start(store.clone(), settings()).await.unwrap();
+    let sink = Arc::new(Collect::default());
+    a.subscribe(
+        &room,
+        Subscriber {
+            id: 1,
+            user_id: "owner".into(),
+            sink: sink.clone(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for (n, rooms) in [a.clone(), b.clone()].into_iter().enumerate() {
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..30 {
+                seqs.push(
+                    rooms
+                        .post(&room, "owner", &format!("{n}-{i}"), "x")
+                        .await
+                        .unwrap()
+                        .seq,
+                );
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=60).collect::<Vec<_>>(), "no seq twice, none lost");
+    // What b wrote reaches a's subscriber once a hears of it (the server's log follower does
+    // this), in seq order, each once.
+    a.observe(&room, u64::MAX);
+    wait_until(|| sink.seqs().len() == 60).await;
+    assert_eq!(sink.seqs(), (1..=60).collect::<Vec<_>>());
+}

@@ -2,8 +2,9 @@
 //!
 //! - [`Projection`] and [`Change`] ([`projection`]): each projection is a pure mapping from an
 //!   event to row changes, independent of the database.
-//! - [`sqlite`]: the sink that applies changes to SQLite, each batch in one transaction with
-//!   the projection's checkpoint, and the queries the server answers from those tables.
+//! - [`sqlite`] and [`postgres`]: the sinks that apply changes, each batch in one transaction
+//!   with the projection's checkpoint, and the queries the server answers from the tables;
+//!   [`Reads`] puts either behind one handle.
 //! - [`Workers`] ([`worker`]): one task per projection following the log, and the wait that
 //!   gives a caller read-your-writes.
 //!
@@ -11,10 +12,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod postgres;
 pub mod projection;
+mod read;
 pub mod sqlite;
 pub mod worker;
 
 pub use projection::{ALL, Change, Projection};
+pub use read::Reads;
 pub use sqlite::{ReadDb, RecordRow, RoomRow, UserRow};
 pub use worker::Workers;

@@ -98,6 +98,7 @@ pub struct RecordRow {
 pub struct ReadDb {
     path: PathBuf,
     readers: Arc<Mutex<Vec<Connection>>>,
+    writer: Arc<Mutex<Option<Connection>>>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -124,7 +125,32 @@ impl ReadDb {
         Ok(Self {
             path,
             readers: Arc::new(Mutex::new(vec![conn])),
+            writer: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Runs `f` on the projections' shared write connection, on the blocking pool.
+    ///
+    /// # Errors
+    /// What `f` returns, or a task failure.
+    pub async fn with_writer<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = db
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(db.writer()?);
+            }
+            f(slot.as_mut().expect("just opened"))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
     }
 
     /// A new read-write connection (for a worker).

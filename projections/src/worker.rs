@@ -1,8 +1,14 @@
 //! Projection workers: one task per projection following the log, and the wait that lets a
 //! caller read its own writes.
+//!
+//! With PostgreSQL several server processes share the read tables: each projection's worker
+//! runs in one process at a time, the one holding that projection's session advisory lock;
+//! the others stand by, watch the stored checkpoint (for their callers' read-your-writes
+//! waits), and try the lock again every second, so a standby takes over when the holder dies.
 
 use crate::projection::{ALL, Projection};
-use crate::sqlite::{self, ReadDb};
+use crate::read::Reads;
+use crate::sqlite::Error;
 use events::{Store, Subscription};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +23,7 @@ const BATCH: usize = 2000;
 pub struct Workers {
     checkpoints: HashMap<Projection, watch::Receiver<u64>>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Workers {
@@ -25,20 +31,18 @@ impl Workers {
     ///
     /// # Errors
     /// When a checkpoint cannot be read.
-    pub async fn start(store: Arc<dyn Store>, db: ReadDb) -> Result<Self, sqlite::Error> {
+    pub async fn start(store: Arc<dyn Store>, reads: Reads) -> Result<Self, Error> {
         let (stop, _) = watch::channel(false);
         let mut checkpoints = HashMap::new();
         let mut tasks = Vec::new();
         for projection in ALL {
-            let at = db.with(move |c| sqlite::checkpoint(c, projection)).await?;
+            let at = reads.checkpoint(projection).await?;
             let (tx, rx) = watch::channel(at);
             checkpoints.insert(projection, rx);
-            let conn = db.writer()?;
             tasks.push(tokio::spawn(run(
                 store.clone(),
-                conn,
+                reads.clone(),
                 projection,
-                at,
                 tx,
                 stop.subscribe(),
             )));
@@ -46,7 +50,7 @@ impl Workers {
         Ok(Self {
             checkpoints,
             stop,
-            tasks,
+            tasks: std::sync::Mutex::new(tasks),
         })
     }
 
@@ -81,62 +85,181 @@ impl Workers {
     }
 
     /// Tells every worker to stop after its current batch and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks"));
+        for t in tasks {
             let _ = t.await;
         }
     }
 }
 
+/// Key of the session advisory lock that makes one process the worker of `projection`.
+fn lock_key(projection: Projection) -> i64 {
+    0x6368_6174_7072_6f00 + ALL.iter().position(|p| *p == projection).unwrap_or(0) as i64
+}
+
 async fn run(
     store: Arc<dyn Store>,
-    conn: rusqlite::Connection,
+    reads: Reads,
     projection: Projection,
-    from: u64,
     checkpoint: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut sub = Subscription::new(store, from, BATCH);
-    let conn = Arc::new(std::sync::Mutex::new(conn));
+    loop {
+        // Leadership: always ours on SQLite; on PostgreSQL, a session lock on a connection
+        // held for as long as we work.
+        let leader = match &reads {
+            Reads::Sqlite(_) => Ok(None),
+            Reads::Postgres(pool) => try_lead(pool, projection).await.map(Some),
+        };
+        match leader {
+            Ok(None) => {
+                follow(&store, &reads, projection, &checkpoint, &mut stop).await;
+                return;
+            }
+            Ok(Some(Some(held))) => {
+                tracing::info!(
+                    projection = projection.name(),
+                    "this process runs the projection"
+                );
+                let lost =
+                    follow_while(&store, &reads, projection, &checkpoint, &mut stop, &held).await;
+                drop(held);
+                if !lost {
+                    return;
+                }
+            }
+            Ok(Some(None)) | Err(_) => {
+                // Standby: keep the checkpoint fresh for read-your-writes, try again soon.
+                if let Ok(at) = reads.checkpoint(projection).await {
+                    checkpoint.send_if_modified(|c| {
+                        let moved = at > *c;
+                        *c = (*c).max(at);
+                        moved
+                    });
+                }
+            }
+        }
+        let pause = if matches!(reads, Reads::Postgres(_)) {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Tries the projection's lock on a connection of its own; `Some(connection)` when won.
+async fn try_lead(
+    pool: &deadpool_postgres::Pool,
+    projection: Projection,
+) -> Result<Option<deadpool_postgres::Object>, Error> {
+    let conn = pool.get().await.map_err(crate::postgres::pg)?;
+    let won: bool = conn
+        .query_one("select pg_try_advisory_lock($1)", &[&lock_key(projection)])
+        .await
+        .map_err(crate::postgres::pg)?
+        .get(0);
+    Ok(won.then_some(conn))
+}
+
+/// Follows the log until stopped (SQLite).
+async fn follow(
+    store: &Arc<dyn Store>,
+    reads: &Reads,
+    projection: Projection,
+    checkpoint: &watch::Sender<u64>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let from = *checkpoint.borrow();
+    let mut sub = Subscription::new(store.clone(), from, BATCH);
+    while let Some(batch) = next_batch(&mut sub, projection, stop).await {
+        if !apply(reads, projection, batch, checkpoint, stop).await {
+            return;
+        }
+    }
+}
+
+/// Follows the log while holding the lock; `true` when the lock's connection was lost.
+async fn follow_while(
+    store: &Arc<dyn Store>,
+    reads: &Reads,
+    projection: Projection,
+    checkpoint: &watch::Sender<u64>,
+    stop: &mut watch::Receiver<bool>,
+    held: &deadpool_postgres::Object,
+) -> bool {
+    // The stored checkpoint is the truth: another process may have moved it.
+    let from = match reads.checkpoint(projection).await {
+        Ok(at) => at,
+        Err(_) => return true,
+    };
+    let mut sub = Subscription::new(store.clone(), from, BATCH);
+    loop {
+        if held.is_closed() {
+            tracing::warn!(
+                projection = projection.name(),
+                "lost the projection lock's connection"
+            );
+            return true;
+        }
+        let Some(batch) = next_batch(&mut sub, projection, stop).await else {
+            return false;
+        };
+        if !apply(reads, projection, batch, checkpoint, stop).await {
+            return false;
+        }
+    }
+}
+
+async fn next_batch(
+    sub: &mut Subscription,
+    projection: Projection,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Vec<events::Recorded>> {
     loop {
         let batch = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return None,
             b = sub.next() => b,
         };
-        let batch = match batch {
-            Ok(b) => b,
+        match batch {
+            Ok(b) => return Some(b),
             Err(e) => {
                 tracing::warn!(projection = projection.name(), error = %e, "reading the log failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        // Retry the same batch until it applies: the checkpoint only moves with its rows.
-        loop {
-            let conn = conn.clone();
-            let events = batch.clone();
-            let applied = tokio::task::spawn_blocking(move || {
-                let mut c = conn.lock().expect("projection connection");
-                sqlite::apply_batch(&mut c, projection, &events)
-            })
-            .await;
-            match applied {
-                Ok(Ok(at)) => {
-                    checkpoint.send_replace(at);
-                    break;
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(projection = projection.name(), error = %e, "applying a batch failed; retrying");
-                }
-                Err(e) => {
-                    tracing::error!(projection = projection.name(), error = %e, "projection task failed; retrying");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
             }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Applies one batch, retrying until it lands; `false` when told to stop first.
+async fn apply(
+    reads: &Reads,
+    projection: Projection,
+    batch: Vec<events::Recorded>,
+    checkpoint: &watch::Sender<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        match reads.apply_batch(projection, batch.clone()).await {
+            Ok(at) => {
+                checkpoint.send_replace(at);
+                return true;
             }
+            Err(e) => {
+                tracing::error!(projection = projection.name(), error = %e, "applying a batch failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return false,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }

@@ -62,7 +62,9 @@ async fn workers_build_every_table_and_survive_a_restart() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let head = seed(&*store).await;
     let db = ReadDb::open(dir.path().join("read.db")).unwrap();
-    let workers = Workers::start(store.clone(), db.clone()).await.unwrap();
+    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
+        .await
+        .unwrap();
     assert!(workers.wait_for(head, Duration::from_secs(10)).await);
     let (user, rooms, page, member) = db
         .with(|c| {
@@ -99,7 +101,9 @@ async fn workers_build_every_table_and_survive_a_restart() {
         )
         .await
         .unwrap();
-    let workers = Workers::start(store.clone(), db.clone()).await.unwrap();
+    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
+        .await
+        .unwrap();
     assert!(workers.wait_for(head + 1, Duration::from_secs(10)).await);
     assert!(workers.positions().iter().all(|(_, p)| *p == head + 1));
     let latest = db

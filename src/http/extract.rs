@@ -64,7 +64,7 @@ impl FromRequestParts<Shared> for Auth {
             })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        match app.sessions.check(token) {
+        match app.sessions.check(token).await {
             Ok(Some(s)) => Ok(Auth(s)),
             Ok(None) => Err(ApiError::unauthorized()),
             Err(e) => Err(ApiError::unavailable(e)),

@@ -28,9 +28,8 @@ pub struct JoinRoom {
 }
 
 async fn room_row(app: &Shared, room_id: &str) -> Result<projections::RoomRow, ApiError> {
-    let id = room_id.to_owned();
     app.read
-        .with(move |c| projections::sqlite::room_by_id(c, &id))
+        .room_by_id(room_id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such room"))
 }
@@ -88,11 +87,7 @@ pub async fn create(
 /// `GET /api/room/list`.
 pub async fn list(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     app.own_writes(&s.user_id).await;
-    let user = s.user_id.clone();
-    let rooms = app
-        .read
-        .with(move |c| projections::sqlite::rooms_of(c, &user))
-        .await?;
+    let rooms = app.read.rooms_of(&s.user_id).await?;
     let list: Vec<_> = rooms.iter().map(wire::room).collect();
     Ok(ok(StatusCode::OK, "ok", json!({"roomList": list})))
 }
@@ -117,7 +112,7 @@ pub async fn join(
     }
     let room = app
         .read
-        .with(move |c| projections::sqlite::room_by_code(c, &code))
+        .room_by_code(&code)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no room has this join code"))?;
     let joined = app.rooms.join(&room.id, &s.user_id).await?;
@@ -159,25 +154,16 @@ pub async fn messages(
     }
     app.own_writes(&s.user_id).await;
     let room = room_row(&app, &room_id).await?;
-    let (user, id) = (s.user_id.clone(), room.id.clone());
-    let (member, rows) = app
+    let Some(rows) = app
         .read
-        .with(move |c| {
-            let member = projections::sqlite::is_member(c, &id, &user)?;
-            let rows = if member {
-                projections::sqlite::messages(c, &id, before, limit)?
-            } else {
-                Vec::new()
-            };
-            Ok((member, rows))
-        })
-        .await?;
-    if !member {
+        .member_messages(&room.id, &s.user_id, before, limit)
+        .await?
+    else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only members can read a room's messages",
         ));
-    }
+    };
     let list: Vec<_> = rows.iter().map(wire::record).collect();
     Ok(ok(StatusCode::OK, "ok", json!({"messages": list})))
 }

@@ -53,6 +53,7 @@ async fn session_answer(
     let (token, _) = app
         .sessions
         .issue(&user.id)
+        .await
         .map_err(ApiError::unavailable)?;
     Ok(ok(
         status,
@@ -68,13 +69,7 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     let name = check_name(&c.username)?;
     check_password(&c.password)?;
-    let taken = {
-        let name = name.clone();
-        app.read
-            .with(move |conn| projections::sqlite::user_by_name(conn, &name))
-            .await?
-            .is_some()
-    };
+    let taken = app.read.user_by_name(&name).await?.is_some();
     if taken {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -118,12 +113,7 @@ pub async fn login(
             "too many failed logins for this user name; wait 15 minutes and try again",
         ));
     }
-    let user = {
-        let name = name.clone();
-        app.read
-            .with(move |conn| projections::sqlite::user_by_name(conn, &name))
-            .await?
-    };
+    let user = app.read.user_by_name(&name).await?;
     let hash = user.as_ref().map_or_else(
         || crate::auth::dummy_hash().to_owned(),
         |u| u.password_hash.clone(),
@@ -150,10 +140,9 @@ pub async fn login(
 
 /// `GET /api/user/info`.
 pub async fn info(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
-    let id = s.user_id.clone();
     let user = app
         .read
-        .with(move |conn| projections::sqlite::user_by_id(conn, &id))
+        .user_by_id(&s.user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     Ok(ok(
@@ -167,6 +156,7 @@ pub async fn info(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, 
 pub async fn logout(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     app.sessions
         .revoke(&s.token_hash)
+        .await
         .map_err(ApiError::unavailable)?;
     app.sockets.disconnect_token(&s.token_hash);
     Ok(ok(StatusCode::OK, "logged out", serde_json::Value::Null))

@@ -150,17 +150,12 @@ async fn authenticate(
     let session = app
         .sessions
         .check(&token)
+        .await
         .ok()
         .flatten()
         .ok_or(Unauthorized)?;
-    {
-        // Warm the profile cache: deliveries render the author's name from it.
-        let p = app.profiles.clone();
-        let id = session.user_id.clone();
-        tokio::task::spawn_blocking(move || p.get(&id))
-            .await
-            .map_err(|_| Unauthorized)?;
-    }
+    // Warm the profile cache: deliveries render the author's name from it.
+    app.profiles.fetch(&session.user_id).await;
     let (queue, jobs) = mpsc::channel(QUEUE);
     let ctx = Arc::new(Ctx {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

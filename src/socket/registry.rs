@@ -44,15 +44,16 @@ impl Registry {
 
     /// Disconnects sockets whose session expired or was revoked (possibly by another
     /// process).
-    pub fn sweep(&self, sessions: &Sessions) {
-        let doomed: Vec<SocketRef> = self
+    pub async fn sweep(&self, sessions: &Sessions) {
+        let open: Vec<(SocketRef, Session)> = self
             .open
             .iter()
-            .filter(|e| !sessions.still_valid(&e.value().1))
-            .map(|e| e.value().0.clone())
+            .map(|e| (e.value().0.clone(), e.value().1.clone()))
             .collect();
-        for s in doomed {
-            let _ = s.disconnect();
+        for (socket, session) in open {
+            if !sessions.still_valid(&session).await {
+                let _ = socket.disconnect();
+            }
         }
     }
 }

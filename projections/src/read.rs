@@ -1,0 +1,149 @@
+//! The read tables behind one handle, whichever database holds them.
+
+use crate::postgres;
+use crate::projection::Projection;
+use crate::sqlite::{self, Error, ReadDb, RecordRow, RoomRow, UserRow};
+use deadpool_postgres::Pool;
+use events::Recorded;
+
+/// The read tables: in SQLite (embedded) or PostgreSQL.
+#[derive(Clone)]
+pub enum Reads {
+    /// `read.db` in the data folder.
+    Sqlite(ReadDb),
+    /// Tables in the PostgreSQL database, beside the log.
+    Postgres(Pool),
+}
+
+impl Reads {
+    /// The user named `name`, ignoring case.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let name = name.to_owned();
+                db.with(move |c| sqlite::user_by_name(c, &name)).await
+            }
+            Reads::Postgres(p) => postgres::user_by(p, "name_lower", &name.to_lowercase()).await,
+        }
+    }
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let id = id.to_owned();
+                db.with(move |c| sqlite::user_by_id(c, &id)).await
+            }
+            Reads::Postgres(p) => postgres::user_by(p, "id", id).await,
+        }
+    }
+
+    /// The room with this id.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn room_by_id(&self, id: &str) -> Result<Option<RoomRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let id = id.to_owned();
+                db.with(move |c| sqlite::room_by_id(c, &id)).await
+            }
+            Reads::Postgres(p) => postgres::room_by(p, "id", id).await,
+        }
+    }
+
+    /// The room with this join code.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn room_by_code(&self, code: &str) -> Result<Option<RoomRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let code = code.to_owned();
+                db.with(move |c| sqlite::room_by_code(c, &code)).await
+            }
+            Reads::Postgres(p) => postgres::room_by(p, "room_hash_id", code).await,
+        }
+    }
+
+    /// The rooms of a user, most recently active first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn rooms_of(&self, user_id: &str) -> Result<Vec<RoomRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let user = user_id.to_owned();
+                db.with(move |c| sqlite::rooms_of(c, &user)).await
+            }
+            Reads::Postgres(p) => postgres::rooms_of(p, user_id).await,
+        }
+    }
+
+    /// A page of a room's history, or `None` when `user_id` is not a member.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn member_messages(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        before: Option<u64>,
+        limit: u64,
+    ) -> Result<Option<Vec<RecordRow>>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let (room, user) = (room_id.to_owned(), user_id.to_owned());
+                db.with(move |c| {
+                    if !sqlite::is_member(c, &room, &user)? {
+                        return Ok(None);
+                    }
+                    sqlite::messages(c, &room, before, limit).map(Some)
+                })
+                .await
+            }
+            Reads::Postgres(p) => {
+                postgres::member_messages(p, room_id, user_id, before, limit).await
+            }
+        }
+    }
+
+    /// The checkpoint of a projection as stored.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn checkpoint(&self, projection: Projection) -> Result<u64, Error> {
+        match self {
+            Reads::Sqlite(db) => db.with(move |c| sqlite::checkpoint(c, projection)).await,
+            Reads::Postgres(p) => {
+                let c = p.get().await.map_err(postgres::pg)?;
+                postgres::checkpoint(&c, projection).await
+            }
+        }
+    }
+
+    /// Applies a batch to a projection with its checkpoint, in one transaction.
+    ///
+    /// # Errors
+    /// When the batch cannot be applied; nothing of it is then.
+    pub async fn apply_batch(
+        &self,
+        projection: Projection,
+        batch: Vec<Recorded>,
+    ) -> Result<u64, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let db = db.clone();
+                db.with_writer(move |c| sqlite::apply_batch(c, projection, &batch))
+                    .await
+            }
+            Reads::Postgres(p) => postgres::apply_batch(p, projection, &batch).await,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Opening the data: the log, the read tables and the sessions, embedded or in PostgreSQL.
+
+use crate::auth::Sessions;
+use crate::config::StoreArgs;
+use anyhow::Context;
+use events::migrate::Migration;
+use events::{PostgresStore, SqliteStore, Store};
+use projections::{ReadDb, Reads};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every PostgreSQL migration, in order: the log, the read tables, the sessions.
+pub const POSTGRES_MIGRATIONS: [Migration; 3] = [
+    events::postgres::MIGRATION,
+    projections::postgres::MIGRATION,
+    crate::auth::PG_MIGRATION,
+];
+
+/// The opened data.
+pub struct Storage {
+    /// The log.
+    pub store: Arc<dyn Store>,
+    /// The read tables.
+    pub reads: Reads,
+    /// Whether other processes may write the same log (PostgreSQL): rooms must then follow
+    /// the log for what others wrote.
+    pub shared: bool,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>, deadpool_postgres::Pool),
+}
+
+/// Applies the PostgreSQL migrations at `url`.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate_postgres(url: &str) -> anyhow::Result<usize> {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let driver = tokio::spawn(connection);
+    let applied = events::migrate::apply_postgres(&mut client, &POSTGRES_MIGRATIONS)
+        .await
+        .context("applying migrations")?;
+    drop(client);
+    let _ = driver.await;
+    Ok(applied)
+}
+
+impl Storage {
+    /// Opens the store named by `args`, creating and migrating what is missing.
+    ///
+    /// # Errors
+    /// When the data folder or database cannot be opened or migrated.
+    pub async fn open(args: &StoreArgs) -> anyhow::Result<Self> {
+        let data = &args.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating the data folder {}", data.display()))?;
+        match &args.database_url {
+            None => {
+                let sqlite = Arc::new(
+                    SqliteStore::open(data.join("events.db")).context("opening the event log")?,
+                );
+                let read = ReadDb::open(data.join("read.db")).context("opening the read tables")?;
+                Ok(Self {
+                    store: sqlite.clone(),
+                    reads: Reads::Sqlite(read),
+                    shared: false,
+                    backend: Backend::Sqlite(sqlite),
+                })
+            }
+            Some(url) => {
+                migrate_postgres(url).await?;
+                let pg = Arc::new(
+                    PostgresStore::connect(url)
+                        .await
+                        .context("connecting the event log to PostgreSQL")?,
+                );
+                let pool = events::postgres::pool(url, 16).context("PostgreSQL pool")?;
+                Ok(Self {
+                    store: pg.clone(),
+                    reads: Reads::Postgres(pool.clone()),
+                    shared: true,
+                    backend: Backend::Postgres(pg, pool),
+                })
+            }
+        }
+    }
+
+    /// The sessions, beside the rest of the data.
+    ///
+    /// # Errors
+    /// When the embedded sessions database cannot be opened.
+    pub fn sessions(&self, args: &StoreArgs, ttl: Duration) -> anyhow::Result<Sessions> {
+        match &self.backend {
+            Backend::Sqlite(_) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
+                .context("opening the sessions"),
+            Backend::Postgres(_, pool) => Ok(Sessions::postgres(pool.clone(), ttl)),
+        }
+    }
+
+    /// Stops taking appends and lets queued ones finish.
+    pub fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close(),
+            Backend::Postgres(s, _) => s.close(),
+        }
+    }
+}
