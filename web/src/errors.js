@@ -1,0 +1,86 @@
+// Every error the server can return, as a sentence a person can act on.
+// REST errors are mapped by HTTP status and by what the user was doing (the "context");
+// Socket.IO errors by their error code.
+
+const SOCKET_CODES = {
+  bad_request: 'The server could not accept that request. Check what you typed and try again.',
+  forbidden: 'You are not allowed to do that.',
+  not_member: 'You are not a member of this room any more.',
+  not_found: 'This room does not exist (any more).',
+  too_large: 'That message is too long: the limit is 4,000 characters.',
+  rate_limited: 'You are sending messages too fast. Wait a moment, then retry.',
+  unavailable: 'The server is busy or restarting. Try again in a moment.',
+  unauthorized: 'Your session has expired. Please log in again.',
+  timeout: 'The server did not answer in time. Check your connection, then retry.',
+  disconnected: 'The connection was lost before the server answered.',
+}
+
+// Sentences for a code in the context of sending a message, where a more precise wording helps.
+const SEND_CODES = {
+  bad_request: 'This message was refused: it must be 1 to 4,000 characters.',
+  not_member: 'You cannot post here: you are not a member of this room.',
+  not_found: 'You cannot post here: this room does not exist.',
+}
+
+export function socketErrorText(error, context) {
+  const code = (error && (error.code || error.message)) || 'unknown'
+  if (context === 'send' && SEND_CODES[code]) return SEND_CODES[code]
+  if (SOCKET_CODES[code]) return SOCKET_CODES[code]
+  const detail = error && error.message && error.message !== code ? ` (${error.message})` : ''
+  return `Something went wrong${detail}. Please try again.`
+}
+
+// context: 'login' | 'register' | 'session' | 'rooms' | 'create' | 'join' | 'history' | 'logout'
+const HTTP_BY_CONTEXT = {
+  login: {
+    400: 'Enter a username and a password of 8 to 128 characters.',
+    401: 'Wrong username or password.',
+    404: 'Wrong username or password.',
+    429: 'Too many failed logins for this username. Wait 15 minutes, or use the right password.',
+  },
+  register: {
+    400: 'Choose a username of 1 to 64 characters and a password of 8 to 128 characters.',
+    409: 'That username is already taken (names ignore upper and lower case). Pick another one.',
+    429: 'Too many sign-ups right now. Wait a moment and try again.',
+  },
+  create: {
+    400: 'Check the room: a name of 1 to 64 characters, a description of at most 256, and a PNG, JPEG, GIF or WebP picture.',
+    409: 'A room like this already exists.',
+    413: 'That picture is too large: the limit is 1 MiB.',
+  },
+  join: {
+    400: 'That is not a valid join code. A join code has 32 letters and digits (0-9, a-f).',
+    404: 'No room has this join code. Check it with the person who gave it to you.',
+    403: 'You are not allowed to join this room.',
+  },
+  history: {
+    400: 'The message history could not be loaded (bad request).',
+    403: 'You are not a member of this room, so you cannot read its messages.',
+    404: 'This room does not exist (any more).',
+  },
+}
+
+const HTTP_GENERIC = {
+  400: 'The server could not accept that request. Check what you entered.',
+  401: 'Your session has expired. Please log in again.',
+  403: 'You are not allowed to do that.',
+  404: 'That could not be found.',
+  409: 'That conflicts with something that already exists.',
+  413: 'That is too large for the server.',
+  429: 'Too many requests. Wait a moment and try again.',
+}
+
+export function httpErrorText(status, serverMessage, context) {
+  if (status === 0) return 'Cannot reach the server. Check your connection and try again.'
+  const byContext = HTTP_BY_CONTEXT[context] || {}
+  let text = byContext[status] || HTTP_GENERIC[status]
+  if (!text) {
+    if (status >= 500) text = 'The server had a problem. Try again in a moment.'
+    else text = 'Something went wrong. Please try again.'
+  }
+  // A 400's own message says exactly what was wrong: show it after our sentence.
+  if (status === 400 && serverMessage && !text.includes(serverMessage)) {
+    text += ` (${serverMessage})`
+  }
+  return text
+}
