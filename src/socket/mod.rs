@@ -163,16 +163,25 @@ async fn authenticate(
         queue,
     });
     s.extensions.insert(ctx.clone());
+    // Handlers are registered here, before the client is told it is connected: the connect
+    // handler runs as a task of its own, and an event sent right after `connect` could
+    // otherwise arrive before it had registered anything.
+    register(&app, &s, &ctx);
     tokio::spawn(worker::run(app, s.clone(), ctx, jobs));
     Ok(())
 }
 
 async fn on_connect(s: SocketRef, State(app): State<Shared>) {
-    let Some(ctx) = s.extensions.get::<Arc<Ctx>>() else {
-        let _ = s.disconnect();
-        return;
-    };
-    app.sockets.add(ctx.id, s.clone(), ctx.session.clone());
+    match s.extensions.get::<Arc<Ctx>>() {
+        Some(ctx) if s.connected() => app.sockets.add(ctx.id, s.clone(), ctx.session.clone()),
+        Some(_) => {}
+        None => {
+            let _ = s.disconnect();
+        }
+    }
+}
+
+fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
     for event in [
         "join_all",
         "join_one_chat",
