@@ -28,6 +28,71 @@ pub enum Command {
     Serve(Serve),
     /// Apply the database migrations and exit (start-up applies them too).
     Migrate(StoreArgs),
+    /// Print a room's or a user's history straight from the log.
+    Audit(Audit),
+    /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
+    /// event that does not match.
+    Verify(StoreArgs),
+    /// Inspect or rebuild the read tables.
+    Projections {
+        /// What to do.
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+/// `chatroom projections ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each projection's checkpoint and lag behind the log.
+    Status(StoreArgs),
+    /// Build a projection's tables afresh from the log beside the live ones, catch up, and
+    /// switch over in one step while the server keeps serving.
+    Rebuild {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The projection (user, room, room_member, room_record); all when omitted.
+        name: Option<String>,
+        /// Drop an interrupted rebuild's tables and start over instead of resuming.
+        #[arg(long)]
+        restart: bool,
+    },
+}
+
+/// Output formats of `audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per line (JSON Lines).
+    Json,
+    /// Comma-separated values with a header line.
+    Csv,
+}
+
+/// `chatroom audit`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["room", "user"])))]
+pub struct Audit {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A room id or join code.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// A user name (any case).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events at or after this time (RFC 3339, or a date YYYY-MM-DD in UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events at or before this time; alone, it also shows the room as it stood then.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Where the data lives: the embedded store in a folder, or PostgreSQL.

@@ -10,6 +10,7 @@
 //! - [`avatar`]: decoding and storing uploaded images.
 //! - [`ratelimit`]: per-user token buckets.
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
+//! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
 //! - [`server`]: `serve`: start everything, stop it gracefully.
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod avatar;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod ops;
 pub mod ratelimit;
 pub mod server;
 pub mod socket;
@@ -32,6 +34,22 @@ pub mod wire;
 pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
     match cli.command {
         config::Command::Serve(serve) => server::serve(serve, shutdown_signal()).await,
+        config::Command::Audit(args) => ops::audit(args).await,
+        config::Command::Verify(args) => {
+            let code = ops::verify(args).await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        config::Command::Projections { command } => match command {
+            config::ProjectionsCommand::Status(args) => ops::status(args).await,
+            config::ProjectionsCommand::Rebuild {
+                store,
+                name,
+                restart,
+            } => ops::rebuild(store, name, restart).await,
+        },
         config::Command::Migrate(args) => match &args.database_url {
             Some(url) => {
                 let applied = storage::migrate_postgres(url).await?;

@@ -9,11 +9,12 @@ use projections::{ReadDb, Reads};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every PostgreSQL migration, in order: the log, the read tables, the sessions.
-pub const POSTGRES_MIGRATIONS: [Migration; 3] = [
+/// Every PostgreSQL migration, in order.
+pub const POSTGRES_MIGRATIONS: [Migration; 4] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
+    projections::postgres::SEARCH_MIGRATION,
 ];
 
 /// The opened data.

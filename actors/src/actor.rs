@@ -436,6 +436,7 @@ impl RoomActor {
                             message_id: message_id.clone(),
                             user_id: user_id.clone(),
                             text: text.clone(),
+                            kind: "input".into(),
                         });
                         NewEvent::with_id(
                             message_event_id(&state.room.room_id, message_id),

@@ -198,6 +198,7 @@ pub fn decide(state: &State, next_seq: u64, command: &Command) -> Result<Decisio
                 message_id: message_id.clone(),
                 user_id: user_id.clone(),
                 text: text.clone(),
+                kind: "input".into(),
             })))
         }
     }
@@ -234,6 +235,7 @@ mod tests {
             message_id: id.into(),
             user_id: user.into(),
             text: format!("text {seq}"),
+            kind: "input".into(),
         })
     }
 
@@ -283,6 +285,7 @@ mod tests {
                 message_id: "m1".into(),
                 user_id: "owner".into(),
                 text: "hello".into(),
+                kind: "input".into(),
             })))
         );
     }

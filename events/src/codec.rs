@@ -7,10 +7,34 @@
 //! server wrote.
 
 use crate::event::{
-    Event, MemberJoined, MessagePosted, RoomCreated, UserNameClaimed, UserRegistered,
+    Event, INPUT, MemberJoined, MessagePosted, RoomCreated, UserNameClaimed, UserRegistered,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// `MessagePosted` as schema version 1 wrote it: no `kind`.
+#[derive(Debug, Deserialize)]
+struct MessagePostedV1 {
+    room_id: String,
+    seq: u64,
+    message_id: String,
+    user_id: String,
+    text: String,
+}
+
+impl From<MessagePostedV1> for MessagePosted {
+    fn from(v1: MessagePostedV1) -> Self {
+        Self {
+            room_id: v1.room_id,
+            seq: v1.seq,
+            message_id: v1.message_id,
+            user_id: v1.user_id,
+            text: v1.text,
+            // Version 1 only ever stored typed text.
+            kind: INPUT.to_owned(),
+        }
+    }
+}
 
 /// Why a stored payload could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +96,8 @@ fn dec<T: DeserializeOwned>(
 /// The schema version written today for each event type.
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" | "MessagePosted" => {
-            1
-        }
+        "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" => 1,
+        "MessagePosted" => 2,
         _ => 0,
     }
 }
@@ -105,7 +128,10 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, Dec
         ("UserRegistered", 1) => Event::UserRegistered(dec::<UserRegistered>(t, version, bytes)?),
         ("RoomCreated", 1) => Event::RoomCreated(dec::<RoomCreated>(t, version, bytes)?),
         ("MemberJoined", 1) => Event::MemberJoined(dec::<MemberJoined>(t, version, bytes)?),
-        ("MessagePosted", 1) => Event::MessagePosted(dec::<MessagePosted>(t, version, bytes)?),
+        ("MessagePosted", 1) => {
+            Event::MessagePosted(dec::<MessagePostedV1>(t, version, bytes)?.into())
+        }
+        ("MessagePosted", 2) => Event::MessagePosted(dec::<MessagePosted>(t, version, bytes)?),
         _ if current_version(t) == 0 => return Err(DecodeError::UnknownType(t.to_owned())),
         _ => {
             return Err(DecodeError::UnknownVersion {
@@ -150,8 +176,38 @@ mod tests {
                 message_id: "m-1".into(),
                 user_id: "u2".into(),
                 text: "héllo <b>".into(),
+                kind: "input".into(),
             }),
         ]
+    }
+
+    #[test]
+    fn version_1_messages_are_upcast() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            room_id: &'a str,
+            seq: u64,
+            message_id: &'a str,
+            user_id: &'a str,
+            text: &'a str,
+        }
+        let bytes = enc(&V1 {
+            room_id: "r",
+            seq: 3,
+            message_id: "m",
+            user_id: "u",
+            text: "old",
+        });
+        let Event::MessagePosted(m) = decode("MessagePosted", 1, &bytes).unwrap() else {
+            panic!("not a message");
+        };
+        assert_eq!(
+            (m.seq, m.text.as_str(), m.kind.as_str()),
+            (3, "old", "input")
+        );
+        // The same bytes are not a valid version 2 payload: versions are not guessed.
+        assert!(decode("MessagePosted", 2, &bytes).is_err());
+        assert_eq!(current_version("MessagePosted"), 2);
     }
 
     #[test]

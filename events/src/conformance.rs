@@ -20,6 +20,7 @@ fn message(room: &str, seq: u64) -> NewEvent {
         message_id: format!("m{seq}"),
         user_id: "u".into(),
         text: format!("hello {seq}"),
+        kind: "input".into(),
     }))
 }
 

@@ -65,7 +65,8 @@ pub struct MemberJoined {
     pub user_id: String,
 }
 
-/// Payload of [`Event::MessagePosted`].
+/// Payload of [`Event::MessagePosted`], schema version 2 (version 1 had no `kind`; see
+/// [`codec`](crate::codec) for its upcaster).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagePosted {
     /// The room posted to.
@@ -78,7 +79,13 @@ pub struct MessagePosted {
     pub user_id: String,
     /// The text exactly as sent.
     pub text: String,
+    /// What kind of message it is: `"input"` (typed text) is the only kind today; a new kind
+    /// needs no new schema version.
+    pub kind: String,
 }
+
+/// The kind of every message written before kinds were recorded.
+pub const INPUT: &str = "input";
 
 impl Event {
     /// The event's type name as stored in the envelope.

@@ -5,6 +5,7 @@
 //! - [`sqlite`] and [`postgres`]: the sinks that apply changes, each batch in one transaction
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.
+//! - [`rebuild`]: a projection rebuilt beside the live one, then switched over in one step.
 //! - [`Workers`] ([`worker`]): one task per projection following the log, and the wait that
 //!   gives a caller read-your-writes.
 //!
@@ -15,10 +16,11 @@
 pub mod postgres;
 pub mod projection;
 mod read;
+pub mod rebuild;
 pub mod sqlite;
 pub mod worker;
 
-pub use projection::{ALL, Change, Projection};
+pub use projection::{ALL, Change, Projection, Target};
 pub use read::Reads;
 pub use sqlite::{ReadDb, RecordRow, RoomRow, UserRow};
 pub use worker::Workers;

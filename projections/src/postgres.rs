@@ -1,7 +1,7 @@
 //! The read tables in PostgreSQL: the sink that applies [`Change`]s with the checkpoint in the
 //! same transaction, and the queries the server answers from them.
 
-use crate::projection::{Change, Projection};
+use crate::projection::{Change, Projection, Target};
 use crate::sqlite::{Error, RecordRow, RoomRow, UserRow};
 use deadpool_postgres::{GenericClient, Pool};
 use events::migrate::Migration;
@@ -14,6 +14,13 @@ pub const MIGRATION: Migration = Migration {
     sql: include_str!("../../migrations/postgres/0002_read_tables.sql"),
 };
 
+/// The search column's migration for PostgreSQL.
+pub const SEARCH_MIGRATION: Migration = Migration {
+    version: 4,
+    name: "search_text",
+    sql: include_str!("../../migrations/postgres/0004_search_text.sql"),
+};
+
 pub(crate) fn pg(e: impl std::fmt::Display) -> Error {
     Error::Task(format!("postgres: {e}"))
 }
@@ -23,13 +30,30 @@ pub(crate) fn pg(e: impl std::fmt::Display) -> Error {
 /// # Errors
 /// When the database cannot be read.
 pub async fn checkpoint(c: &impl GenericClient, projection: Projection) -> Result<u64, Error> {
-    let row = c
-        .query_opt(
-            "select position from projection_checkpoint where projection = $1",
-            &[&projection.name()],
+    checkpoint_of(c, &Target::Live.checkpoint(projection), false).await
+}
+
+/// The stored checkpoint called `name`; with `lock`, its row is locked for the transaction
+/// (creating it at 0 first), so a rebuild's switch and a worker's batch take turns.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn checkpoint_of(c: &impl GenericClient, name: &str, lock: bool) -> Result<u64, Error> {
+    if lock {
+        c.execute(
+            "insert into projection_checkpoint (projection, position) values ($1, 0)
+             on conflict (projection) do nothing",
+            &[&name],
         )
         .await
         .map_err(pg)?;
+    }
+    let sql = if lock {
+        "select position from projection_checkpoint where projection = $1 for update"
+    } else {
+        "select position from projection_checkpoint where projection = $1"
+    };
+    let row = c.query_opt(sql, &[&name]).await.map_err(pg)?;
     Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
 }
 
@@ -41,11 +65,29 @@ pub async fn checkpoint(c: &impl GenericClient, projection: Projection) -> Resul
 pub async fn apply_batch(
     pool: &Pool,
     projection: Projection,
+    target: Target,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
     let mut client = pool.get().await.map_err(pg)?;
     let tx = client.transaction().await.map_err(pg)?;
-    let mut at = checkpoint(&tx, projection).await?;
+    let at = apply_in(&tx, projection, target, batch).await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(at)
+}
+
+/// Applies a batch inside a transaction the caller holds, moving the target's checkpoint
+/// (whose row it locks first).
+///
+/// # Errors
+/// Database errors or an undecodable event.
+pub async fn apply_in(
+    tx: &impl GenericClient,
+    projection: Projection,
+    target: Target,
+    batch: &[Recorded],
+) -> Result<u64, Error> {
+    let name = target.checkpoint(projection);
+    let mut at = checkpoint_of(tx, &name, true).await?;
     for rec in batch {
         if rec.position <= at {
             continue;
@@ -55,22 +97,24 @@ pub async fn apply_batch(
             reason: e.to_string(),
         })?;
         for change in projection.changes(rec, &event) {
-            apply_change(&tx, &change).await?;
+            apply_change(tx, &change, target).await?;
         }
         at = rec.position;
     }
     tx.execute(
-        "insert into projection_checkpoint (projection, position) values ($1, $2)
-         on conflict (projection) do update set position = excluded.position",
-        &[&projection.name(), &(at as i64)],
+        "update projection_checkpoint set position = $2 where projection = $1",
+        &[&name, &(at as i64)],
     )
     .await
     .map_err(pg)?;
-    tx.commit().await.map_err(pg)?;
     Ok(at)
 }
 
-async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Error> {
+async fn apply_change(
+    tx: &impl GenericClient,
+    change: &Change,
+    target: Target,
+) -> Result<(), Error> {
     match change {
         Change::InsertUser {
             id,
@@ -79,8 +123,11 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
             created_at,
         } => {
             tx.execute(
-                "insert into \"user\" (id, name, name_lower, password_hash, created_at)
-                 values ($1, $2, $3, $4, $5)",
+                &format!(
+                    "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
+                     values ($1, $2, $3, $4, $5)",
+                    target.table("user")
+                ),
                 &[id, name, &name.to_lowercase(), password_hash, created_at],
             )
             .await
@@ -95,9 +142,12 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
             time,
         } => {
             tx.execute(
-                "insert into room (id, name, description, owner, avatar_image, room_hash_id,
-                                   create_time, update_time)
-                 values ($1, $2, $3, $4, $5, $6, $7, $7)",
+                &format!(
+                    "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
+                                     create_time, update_time)
+                     values ($1, $2, $3, $4, $5, $6, $7, $7)",
+                    target.table("room")
+                ),
                 &[
                     id,
                     name,
@@ -112,18 +162,24 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
         }
         Change::CountMember { room_id, time } => {
             tx.execute(
-                "update room set member_count = member_count + 1,
-                                 update_time = greatest(update_time, $2)
-                 where id = $1",
+                &format!(
+                    "update {} set member_count = member_count + 1,
+                                   update_time = greatest(update_time, $2)
+                     where id = $1",
+                    target.table("room")
+                ),
                 &[room_id, time],
             )
             .await
         }
         Change::TouchRoom { room_id, seq, time } => {
             tx.execute(
-                "update room set last_seq = greatest(last_seq, $2),
-                                 update_time = greatest(update_time, $3)
-                 where id = $1",
+                &format!(
+                    "update {} set last_seq = greatest(last_seq, $2),
+                                   update_time = greatest(update_time, $3)
+                     where id = $1",
+                    target.table("room")
+                ),
                 &[room_id, &(*seq as i64), time],
             )
             .await
@@ -134,7 +190,10 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
             joined_at,
         } => {
             tx.execute(
-                "insert into room_member (room_id, user_id, joined_at) values ($1, $2, $3)",
+                &format!(
+                    "insert into {} (room_id, user_id, joined_at) values ($1, $2, $3)",
+                    target.table("room_member")
+                ),
                 &[room_id, user_id, joined_at],
             )
             .await
@@ -145,14 +204,18 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
             message_id,
             user_id,
             message,
+            search_text,
             time,
             event_id,
             position,
         } => {
             tx.execute(
-                "insert into room_record (room_id, seq, message_id, user_id, message, time,
-                                          event_id, position)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &format!(
+                    "insert into {} (room_id, seq, message_id, user_id, message, time,
+                                     event_id, position, search_text)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    target.table("room_record")
+                ),
                 &[
                     room_id,
                     &(*seq as i64),
@@ -162,6 +225,7 @@ async fn apply_change(tx: &impl GenericClient, change: &Change) -> Result<(), Er
                     time,
                     &event_id.as_slice(),
                     &(*position as i64),
+                    search_text,
                 ],
             )
             .await
@@ -287,4 +351,45 @@ pub(crate) async fn member_messages(
         .collect();
     out.reverse();
     Ok(Some(out))
+}
+
+pub(crate) async fn search(
+    pool: &Pool,
+    room_id: &str,
+    query: &str,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let needle = crate::projection::search_text(query);
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let c = pool.get().await.map_err(pg)?;
+    let rows = c
+        .query(
+            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                    coalesce(u.avatar_image, ''), rr.message, rr.time
+             from room_record rr left join \"user\" u on u.id = rr.user_id
+             where rr.room_id = $1 and rr.search_text like $2 escape '\\'
+             order by rr.seq desc limit $3",
+            &[&room_id, &pattern, &(limit as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows
+        .iter()
+        .map(|r| RecordRow {
+            room_id: r.get(0),
+            seq: r.get::<_, i64>(1) as u64,
+            message_id: r.get(2),
+            user_id: r.get(3),
+            user_name: r.get(4),
+            user_avatar: r.get(5),
+            message: r.get(6),
+            time: r.get(7),
+        })
+        .collect())
 }

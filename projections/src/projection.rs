@@ -70,6 +70,8 @@ pub enum Change {
         user_id: String,
         /// Text.
         message: String,
+        /// [`search_text`] of the text.
+        search_text: String,
         /// Time.
         time: i64,
         /// Id of the event it came from.
@@ -77,6 +79,42 @@ pub enum Change {
         /// Global position of that event.
         position: u64,
     },
+}
+
+/// Which copy of a projection's table a batch goes to: the live one the server reads, or the
+/// shadow that a rebuild fills beside it before switching over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The table the server reads.
+    Live,
+    /// `<table>__rebuild`, with its checkpoint `<projection>__rebuild`.
+    Shadow,
+}
+
+/// Suffix of shadow tables and checkpoints.
+pub const SHADOW: &str = "__rebuild";
+
+impl Target {
+    /// The name of `table` in this target.
+    pub fn table(self, table: &str) -> String {
+        match self {
+            Target::Live => table.to_owned(),
+            Target::Shadow => format!("{table}{SHADOW}"),
+        }
+    }
+
+    /// The name of `projection`'s checkpoint in this target.
+    pub fn checkpoint(self, projection: Projection) -> String {
+        self.table(projection.name())
+    }
+}
+
+/// The text a message is searched by: lower-cased, runs of white space made one space.
+pub fn search_text(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The projections, each keeping its own table(s) and checkpoint.
@@ -101,6 +139,11 @@ pub const ALL: [Projection; 4] = [
 ];
 
 impl Projection {
+    /// The table it keeps (the same name as the projection).
+    pub fn table(self) -> &'static str {
+        self.name()
+    }
+
     /// Its name, which is also the name of its checkpoint.
     pub fn name(self) -> &'static str {
         match self {
@@ -155,6 +198,7 @@ impl Projection {
                 message_id: m.message_id.clone(),
                 user_id: m.user_id.clone(),
                 message: m.text.clone(),
+                search_text: search_text(&m.text),
                 time,
                 event_id: *rec.event_id.as_bytes(),
                 position: rec.position,
@@ -219,6 +263,7 @@ mod tests {
             message_id: "m".into(),
             user_id: "u".into(),
             text: "<b>hi</b>".into(),
+            kind: "input".into(),
         });
         let rec = recorded(&e, 9);
         match &Projection::RoomRecord.changes(&rec, &e)[..] {

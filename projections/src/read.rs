@@ -114,6 +114,48 @@ impl Reads {
         }
     }
 
+    /// Messages of a room matching `query`, newest first, or `None` when `user_id` is not a
+    /// member.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn search(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        query: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<RecordRow>>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let (room, user, q) = (room_id.to_owned(), user_id.to_owned(), query.to_owned());
+                db.with(move |c| {
+                    if !sqlite::is_member(c, &room, &user)? {
+                        return Ok(None);
+                    }
+                    sqlite::search(c, &room, &q, limit).map(Some)
+                })
+                .await
+            }
+            Reads::Postgres(p) => {
+                let c = p.get().await.map_err(postgres::pg)?;
+                let member: bool = c
+                    .query_one(
+                        "select exists(select 1 from room_member where room_id = $1 and user_id = $2)",
+                        &[&room_id, &user_id],
+                    )
+                    .await
+                    .map_err(postgres::pg)?
+                    .get(0);
+                drop(c);
+                if !member {
+                    return Ok(None);
+                }
+                postgres::search(p, room_id, query, limit).await.map(Some)
+            }
+        }
+    }
+
     /// The checkpoint of a projection as stored.
     ///
     /// # Errors
@@ -143,7 +185,9 @@ impl Reads {
                 db.with_writer(move |c| sqlite::apply_batch(c, projection, &batch))
                     .await
             }
-            Reads::Postgres(p) => postgres::apply_batch(p, projection, &batch).await,
+            Reads::Postgres(p) => {
+                postgres::apply_batch(p, projection, crate::projection::Target::Live, &batch).await
+            }
         }
     }
 }

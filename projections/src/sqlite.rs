@@ -1,7 +1,7 @@
 //! The read tables in SQLite: the sink that applies [`Change`]s with the checkpoint in the
 //! same transaction, and the queries the server answers from those tables.
 
-use crate::projection::{Change, Projection};
+use crate::projection::{Change, Projection, Target};
 use events::migrate::{self, Migration};
 use events::{Event, Recorded};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -9,11 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The read tables' migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "read_tables",
-    sql: include_str!("../../migrations/sqlite/read/0001_read_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "read_tables",
+        sql: include_str!("../../migrations/sqlite/read/0001_read_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "search_text",
+        sql: include_str!("../../migrations/sqlite/read/0002_search_text.sql"),
+    },
+];
 
 /// Errors of the read database.
 #[derive(Debug, thiserror::Error)]
@@ -204,10 +211,18 @@ impl ReadDb {
 /// # Errors
 /// SQLite errors.
 pub fn checkpoint(conn: &Connection, projection: Projection) -> Result<u64, Error> {
+    checkpoint_of(conn, &Target::Live.checkpoint(projection))
+}
+
+/// The stored checkpoint called `name` (0 when there is none).
+///
+/// # Errors
+/// SQLite errors.
+pub fn checkpoint_of(conn: &Connection, name: &str) -> Result<u64, Error> {
     let p: Option<i64> = conn
         .query_row(
             "select position from projection_checkpoint where projection = ?1",
-            [projection.name()],
+            [name],
             |r| r.get(0),
         )
         .optional()?;
@@ -225,10 +240,39 @@ pub fn apply_batch(
     projection: Projection,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
+    apply_batch_to(conn, projection, Target::Live, batch)
+}
+
+/// [`apply_batch`] into the live tables or a rebuild's shadow tables.
+///
+/// # Errors
+/// SQLite errors or an undecodable event; nothing of the batch is applied then.
+pub fn apply_batch_to(
+    conn: &mut Connection,
+    projection: Projection,
+    target: Target,
+    batch: &[Recorded],
+) -> Result<u64, Error> {
     // Immediate: take the write lock up front. A deferred transaction that reads first and
     // then writes fails at once with "database is locked" when another worker writes between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut at = checkpoint(&tx, projection)?;
+    let at = apply_in(&tx, projection, target, batch)?;
+    tx.commit()?;
+    Ok(at)
+}
+
+/// Applies a batch inside a transaction the caller holds, moving the target's checkpoint.
+///
+/// # Errors
+/// SQLite errors or an undecodable event.
+pub fn apply_in(
+    tx: &Connection,
+    projection: Projection,
+    target: Target,
+    batch: &[Recorded],
+) -> Result<u64, Error> {
+    let name = target.checkpoint(projection);
+    let mut at = checkpoint_of(tx, &name)?;
     for rec in batch {
         if rec.position <= at {
             continue;
@@ -238,20 +282,19 @@ pub fn apply_batch(
             reason: e.to_string(),
         })?;
         for change in projection.changes(rec, &event) {
-            apply_change(&tx, &change)?;
+            apply_change(tx, &change, target)?;
         }
         at = rec.position;
     }
     tx.execute(
         "insert into projection_checkpoint (projection, position) values (?1, ?2)
          on conflict (projection) do update set position = excluded.position",
-        params![projection.name(), at as i64],
+        params![name, at as i64],
     )?;
-    tx.commit()?;
     Ok(at)
 }
 
-fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
+fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::Result<()> {
     match change {
         Change::InsertUser {
             id,
@@ -259,10 +302,11 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
             password_hash,
             created_at,
         } => {
-            tx.prepare_cached(
-                "insert into user (id, name, name_lower, password_hash, created_at)
+            tx.prepare_cached(&format!(
+                "insert into {} (id, name, name_lower, password_hash, created_at)
                  values (?1, ?2, ?3, ?4, ?5)",
-            )?
+                target.table("user")
+            ))?
             .execute(params![
                 id,
                 name,
@@ -280,11 +324,12 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
             room_hash_id,
             time,
         } => {
-            tx.prepare_cached(
-                "insert into room (id, name, description, owner, avatar_image, room_hash_id,
+            tx.prepare_cached(&format!(
+                "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
                                    create_time, update_time)
                  values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            )?
+                target.table("room")
+            ))?
             .execute(params![
                 id,
                 name,
@@ -296,18 +341,20 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
             ])?;
         }
         Change::CountMember { room_id, time } => {
-            tx.prepare_cached(
-                "update room set member_count = member_count + 1,
+            tx.prepare_cached(&format!(
+                "update {} set member_count = member_count + 1,
                                  update_time = max(update_time, ?2)
                  where id = ?1",
-            )?
+                target.table("room")
+            ))?
             .execute(params![room_id, time])?;
         }
         Change::TouchRoom { room_id, seq, time } => {
-            tx.prepare_cached(
-                "update room set last_seq = max(last_seq, ?2), update_time = max(update_time, ?3)
+            tx.prepare_cached(&format!(
+                "update {} set last_seq = max(last_seq, ?2), update_time = max(update_time, ?3)
                  where id = ?1",
-            )?
+                target.table("room")
+            ))?
             .execute(params![room_id, *seq as i64, time])?;
         }
         Change::InsertMember {
@@ -315,9 +362,10 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
             user_id,
             joined_at,
         } => {
-            tx.prepare_cached(
-                "insert into room_member (room_id, user_id, joined_at) values (?1, ?2, ?3)",
-            )?
+            tx.prepare_cached(&format!(
+                "insert into {} (room_id, user_id, joined_at) values (?1, ?2, ?3)",
+                target.table("room_member")
+            ))?
             .execute(params![room_id, user_id, joined_at])?;
         }
         Change::InsertRecord {
@@ -326,15 +374,17 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
             message_id,
             user_id,
             message,
+            search_text,
             time,
             event_id,
             position,
         } => {
-            tx.prepare_cached(
-                "insert into room_record (room_id, seq, message_id, user_id, message, time,
-                                          event_id, position)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
+            tx.prepare_cached(&format!(
+                "insert into {} (room_id, seq, message_id, user_id, message, time,
+                                          event_id, position, search_text)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                target.table("room_record")
+            ))?
             .execute(params![
                 room_id,
                 *seq as i64,
@@ -343,7 +393,8 @@ fn apply_change(tx: &Connection, change: &Change) -> rusqlite::Result<()> {
                 message,
                 time,
                 event_id.as_slice(),
-                *position as i64
+                *position as i64,
+                search_text
             ])?;
         }
     }
@@ -485,4 +536,47 @@ pub fn messages(
     let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
     out.reverse();
     Ok(out)
+}
+
+/// Messages of a room whose text contains `query` (compared as [`search_text`]), newest
+/// first, at most `limit`.
+///
+/// [`search_text`]: crate::projection::search_text
+///
+/// # Errors
+/// SQLite errors.
+pub fn search(
+    conn: &Connection,
+    room_id: &str,
+    query: &str,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let needle = crate::projection::search_text(query);
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let mut s = conn.prepare_cached(
+        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                coalesce(u.avatar_image, ''), rr.message, rr.time
+         from room_record rr left join user u on u.id = rr.user_id
+         where rr.room_id = ?1 and rr.search_text like ?2 escape '\\'
+         order by rr.seq desc limit ?3",
+    )?;
+    let rows = s.query_map(params![room_id, pattern, limit as i64], |r| {
+        Ok(RecordRow {
+            room_id: r.get(0)?,
+            seq: r.get::<_, i64>(1)? as u64,
+            message_id: r.get(2)?,
+            user_id: r.get(3)?,
+            user_name: r.get(4)?,
+            user_avatar: r.get(5)?,
+            message: r.get(6)?,
+            time: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

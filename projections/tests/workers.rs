@@ -47,6 +47,7 @@ async fn seed(store: &dyn Store) -> u64 {
             message_id: format!("m{seq}"),
             user_id: if seq % 2 == 0 { "a" } else { "b" }.into(),
             text: format!("text {seq}"),
+            kind: "input".into(),
         })));
     }
     let rec = store
@@ -97,6 +98,7 @@ async fn workers_build_every_table_and_survive_a_restart() {
                 message_id: "m6".into(),
                 user_id: "a".into(),
                 text: "six".into(),
+                kind: "input".into(),
             }))],
         )
         .await
@@ -125,7 +127,7 @@ async fn a_batch_applies_whole_or_not_at_all() {
     let p = projections::Projection::RoomRecord;
     // A pre-existing conflicting row makes the batch fail: neither rows nor checkpoint move.
     conn.execute(
-        "insert into room_record values ('r', 3, 'x', 'a', 'x', 0, x'00', 0)",
+        "insert into room_record values ('r', 3, 'x', 'a', 'x', 0, x'00', 0, 'x')",
         [],
     )
     .unwrap();

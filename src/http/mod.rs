@@ -31,6 +31,7 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .route("/room/list", get(rooms::list))
         .route("/room/join", post(rooms::join))
         .route("/room/{room_id}/messages", get(rooms::messages))
+        .route("/room/{room_id}/search", get(rooms::search))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API call") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app.clone());

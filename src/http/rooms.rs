@@ -168,6 +168,40 @@ pub async fn messages(
     Ok(ok(StatusCode::OK, "ok", json!({"messages": list})))
 }
 
+/// `GET /api/room/{roomId}/search?q=<text>&limit=<n>`: the room's messages whose text contains
+/// `q` (ignoring case and runs of white space), newest first.
+pub async fn search(
+    State(app): State<Shared>,
+    Auth(s): Auth,
+    Path(room_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut q = None;
+    let mut limit = 50;
+    for (k, v) in url_pairs(query.as_deref().unwrap_or("")) {
+        match k.as_str() {
+            "q" => q = Some(v),
+            "limit" => limit = positive("limit", &v)?.min(200),
+            _ => {}
+        }
+    }
+    let q = q.unwrap_or_default();
+    let n = q.trim().chars().count();
+    if n == 0 || n > 200 {
+        return Err(ApiError::bad_request("q must have 1 to 200 characters"));
+    }
+    app.own_writes(&s.user_id).await;
+    let room = room_row(&app, &room_id).await?;
+    let Some(rows) = app.read.search(&room.id, &s.user_id, &q, limit).await? else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only members can search a room's messages",
+        ));
+    };
+    let list: Vec<_> = rows.iter().map(wire::record).collect();
+    Ok(ok(StatusCode::OK, "ok", json!({"messages": list})))
+}
+
 /// Splits a query string into decoded pairs.
 fn url_pairs(query: &str) -> Vec<(String, String)> {
     query
