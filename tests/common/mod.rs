@@ -53,6 +53,19 @@ impl Server {
         }
     }
 
+    /// Starts on an existing data folder (kept by the caller).
+    pub fn start_on(data: &Path, extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (url, child) = spawn(data, &extra);
+        Self {
+            url,
+            data: data.to_owned(),
+            child,
+            _dir: None,
+            extra,
+        }
+    }
+
     /// SIGKILL, then start again on the same data folder.
     pub fn kill_and_restart(&mut self) {
         self.child.kill().unwrap();

@@ -1,0 +1,303 @@
+//! The operator commands of the real binary: verify on untouched and altered logs, audit of a
+//! log written by schema version 1, and a rebuild on it.
+
+mod common;
+
+use common::{Server, unique};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+fn chatroom(args: &[&str], data: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A log made by real traffic over REST, then the server stopped cleanly.
+async fn some_history() -> (Server, tempfile::TempDir) {
+    let mut server = Server::start(&[]);
+    for _ in 0..3 {
+        let mut c = server.client();
+        c.register(&unique("u")).await;
+        let room = c.create_room("r").await;
+        let mut d = server.client();
+        d.register(&unique("v")).await;
+        let j = d
+            .call(
+                "POST",
+                "/api/room/join",
+                Some(json!({"roomIdHash": room["room_hash_id"]})),
+            )
+            .await;
+        assert_eq!(j.status, 200);
+    }
+    assert!(server.terminate().success());
+    let keep = tempfile::tempdir().unwrap();
+    copy_dir(&server.data, keep.path());
+    (server, keep)
+}
+
+fn tamper(data: &Path, sql: &str) {
+    // Behind the server's back, with the append-only guard removed by hand.
+    let conn = rusqlite::Connection::open(data.join("events.db")).unwrap();
+    conn.execute_batch(&format!(
+        "drop trigger event_no_update; drop trigger event_no_delete; {sql}"
+    ))
+    .unwrap();
+}
+
+fn event_id_at(data: &Path, position: i64) -> String {
+    let conn = rusqlite::Connection::open(data.join("events.db")).unwrap();
+    let id: Vec<u8> = conn
+        .query_row(
+            "select event_id from event where position = ?1",
+            [position],
+            |r| r.get(0),
+        )
+        .unwrap();
+    uuid::Uuid::from_slice(&id).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn verify_passes_an_untouched_log_and_names_each_kind_of_alteration() {
+    let (_server, clean) = some_history().await;
+    let (code, out, _) = chatroom(&["verify"], clean.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: "), "{out}");
+
+    // The second event of the first room's stream: its owner's join; the stream goes on with
+    // a second member's join.
+    let (target, stream): (i64, String) = rusqlite::Connection::open(
+        clean.path().join("events.db"),
+    )
+    .unwrap()
+    .query_row(
+        "select position, stream_id from event where stream_id like 'room-%' and version = 2
+             order by position limit 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "a payload edited",
+            format!("update event set payload = payload || x'00' where position = {target}"),
+            true,
+        ),
+        (
+            "a time moved",
+            format!("update event set recorded_at = recorded_at + 1 where position = {target}"),
+            true,
+        ),
+        (
+            "a hash replaced",
+            format!("update event set hash = zeroblob(32) where position = {target}"),
+            true,
+        ),
+        (
+            "an event deleted from the middle of a stream",
+            format!("delete from event where position = {target}"),
+            false,
+        ),
+    ];
+    for (what, sql, names_it) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(clean.path(), dir.path());
+        let expect_id = names_it.then(|| event_id_at(dir.path(), target));
+        tamper(dir.path(), &sql);
+        let (code, out, _err) = chatroom(&["verify"], dir.path());
+        assert_eq!(code, 1, "{what}: {out} {_err}");
+        assert!(out.starts_with("TAMPERED: "), "{what}: {out}");
+        if let Some(id) = expect_id {
+            assert!(out.contains(&id), "{what}: names the event {id}: {out}");
+        } else {
+            assert!(out.contains("missing"), "{what}: {out}");
+        }
+        assert!(
+            out.contains(&format!("stream {stream}")),
+            "{what}: names the stream: {out}"
+        );
+    }
+}
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v1"),
+        dir.path(),
+    );
+    dir
+}
+
+const FIXTURE_CODE: &str = "86bc737528c703a9a44cf49aa17ee9db";
+
+#[test]
+fn a_schema_1_log_audits_verifies_and_rebuilds() {
+    let data = fixture();
+    let (code, out, err) = chatroom(&["verify"], data.path());
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = chatroom(
+        &["audit", "--room", FIXTURE_CODE, "--format", "json"],
+        data.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<(u64, &str, &str)> = lines
+        .iter()
+        .filter(|l| l["type"] == "MessagePosted")
+        .map(|l| {
+            (
+                l["seq"].as_u64().unwrap(),
+                l["user_name"].as_str().unwrap(),
+                l["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (1, "Ann", "hello from v1"),
+            (2, "Ann", "<b>markup</b> stays text"),
+            (3, "Bob", "hi Ann"),
+            (4, "Bob", "héllo wörld ✓")
+        ]
+    );
+    assert!(lines.iter().all(|l| l["schema_version"] == 1));
+    assert_eq!(lines[0]["type"], "RoomCreated");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["event_id"].is_string() && l["position"].is_u64())
+    );
+
+    // --until alone: the room as it stood when the second message was posted.
+    let second = lines.iter().find(|l| l["seq"] == 2).unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, out, _) = chatroom(
+        &[
+            "audit",
+            "--room",
+            FIXTURE_CODE,
+            "--format",
+            "json",
+            "--until",
+            &second,
+        ],
+        data.path(),
+    );
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["state"]["last_seq"], 2, "{last}");
+    assert_eq!(last["state"]["members"].as_array().unwrap().len(), 2);
+    // --since: only what came after.
+    let (_, out, _) = chatroom(
+        &[
+            "audit",
+            "--room",
+            FIXTURE_CODE,
+            "--format",
+            "csv",
+            "--since",
+            &second,
+        ],
+        data.path(),
+    );
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("position,time,event_id"));
+    assert_eq!(rows.len(), 1 + 3, "{out}");
+    let (_, out, _) = chatroom(&["audit", "--user", "BOB"], data.path());
+    assert_eq!(
+        out.lines().count(),
+        5,
+        "claim, registration, join, two messages: {out}"
+    );
+    let (code, _, err) = chatroom(&["audit", "--user", "nobody"], data.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("no user"), "{err}");
+
+    // The read tables the old server built lack the search column's data: a rebuild fills it.
+    let (code, out, err) = chatroom(&["projections", "rebuild"], data.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("switched over").count(), 4, "{out}");
+    let conn = rusqlite::Connection::open(data.path().join("read.db")).unwrap();
+    let filled: i64 = conn
+        .query_row(
+            "select count(*) from room_record where search_text <> ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(filled, 4);
+    let (_, out, _) = chatroom(&["projections", "status"], data.path());
+    assert!(
+        out.contains("room_record") && !out.contains("unfinished"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_on_a_schema_1_log_serves_its_history() {
+    let data = fixture();
+    let server = Server::start_on(data.path(), &[]);
+    let c = server.client();
+    let login = c
+        .call(
+            "POST",
+            "/api/login",
+            Some(json!({"username": "ann", "password": "password-ann"})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    let mut ann = server.client();
+    ann.token = Some(login.data()["token"].as_str().unwrap().to_owned());
+    let rooms = ann.call("GET", "/api/room/list", None).await;
+    let room = &rooms.data()["roomList"][0];
+    assert_eq!(room["name"], "Old times");
+    let history = ann
+        .call(
+            "GET",
+            &format!("/api/room/{}/messages", room["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let texts: Vec<&str> = history.data()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "hello from v1",
+            "<b>markup</b> stays text",
+            "hi Ann",
+            "héllo wörld ✓"
+        ]
+    );
+}
