@@ -271,46 +271,98 @@ impl Sessions {
 }
 
 /// Failed logins per lower-cased name within a window.
+///
+/// A check takes a slot before the (slow) password verification and gives it back after, so
+/// many attempts sent at once cannot all be verified before the first failures are counted:
+/// failures plus attempts under way never exceed the limit.
 pub struct LoginThrottle {
-    failures: DashMap<String, (u32, Instant)>,
+    names: DashMap<String, Attempts>,
     max: u32,
     window: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    failures: u32,
+    in_flight: u32,
+    since: Instant,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         Self {
-            failures: DashMap::new(),
+            names: DashMap::new(),
             max: 5,
             window: Duration::from_secs(15 * 60),
         }
     }
 }
 
+/// A login attempt that holds a slot; say how it ended with [`Attempt::finish`]. Dropped
+/// unfinished (the request was abandoned), it gives its slot back without counting.
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: String,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    /// Ends the attempt: a success clears the name's failures, a failure counts.
+    pub fn finish(mut self, success: bool) {
+        self.done = true;
+        self.throttle.end(&self.key, Some(success));
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.throttle.end(&self.key, None);
+        }
+    }
+}
+
 impl LoginThrottle {
-    /// Whether `name` may try to log in now.
-    pub fn allowed(&self, name: &str) -> bool {
-        match self.failures.get(&name.to_lowercase()) {
-            Some(e) => e.0 < self.max || e.1.elapsed() >= self.window,
-            None => true,
+    /// Takes a slot for an attempt on `name`, or `None` when the name is locked.
+    pub fn begin(&self, name: &str) -> Option<Attempt<'_>> {
+        let key = name.to_lowercase();
+        let mut a = self.names.entry(key.clone()).or_insert(Attempts {
+            failures: 0,
+            in_flight: 0,
+            since: Instant::now(),
+        });
+        if a.since.elapsed() >= self.window {
+            a.failures = 0;
+            a.since = Instant::now();
         }
+        if a.failures + a.in_flight >= self.max {
+            return None;
+        }
+        a.in_flight += 1;
+        Some(Attempt {
+            throttle: self,
+            key,
+            done: false,
+        })
     }
 
-    /// Records a failure.
-    pub fn failed(&self, name: &str) {
-        let mut e = self
-            .failures
-            .entry(name.to_lowercase())
-            .or_insert((0, Instant::now()));
-        if e.1.elapsed() >= self.window {
-            *e = (0, Instant::now());
+    fn end(&self, key: &str, success: Option<bool>) {
+        if let Some(mut a) = self.names.get_mut(key) {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            match success {
+                Some(true) => a.failures = 0,
+                Some(false) => {
+                    if a.failures == 0 {
+                        a.since = Instant::now();
+                    }
+                    a.failures += 1;
+                }
+                None => {}
+            }
         }
-        e.0 += 1;
-    }
-
-    /// Clears the failures of `name` after a success.
-    pub fn succeeded(&self, name: &str) {
-        self.failures.remove(&name.to_lowercase());
+        self.names
+            .remove_if(key, |_, a| a.in_flight == 0 && a.failures == 0);
     }
 }
 
@@ -351,15 +403,29 @@ mod tests {
     }
 
     #[test]
-    fn throttle_counts_per_name_ignoring_case() {
+    fn throttle_counts_per_name_ignoring_case_and_attempts_under_way() {
         let t = LoginThrottle::default();
         for _ in 0..5 {
-            assert!(t.allowed("Ann"));
-            t.failed("ANN");
+            t.begin("Ann").expect("allowed").finish(false);
         }
-        assert!(!t.allowed("ann"));
-        assert!(t.allowed("bob"));
-        t.succeeded("Ann");
-        assert!(t.allowed("ann"));
+        assert!(t.begin("ann").is_none());
+        t.begin("bob")
+            .expect("other names are not affected")
+            .finish(true);
+        // Five attempts at once fill the slots before any has failed.
+        let t = LoginThrottle::default();
+        let slots: Vec<_> = (0..5).map(|_| t.begin("eve").expect("slot")).collect();
+        assert!(t.begin("EVE").is_none());
+        let mut slots = slots.into_iter();
+        slots.next().unwrap().finish(true);
+        assert!(t.begin("eve").is_some(), "a success frees the name");
+        drop(slots);
+        let t2 = LoginThrottle::default();
+        for _ in 0..10 {
+            drop(
+                t2.begin("abandoned")
+                    .expect("abandoned attempts give their slot back"),
+            );
+        }
     }
 }

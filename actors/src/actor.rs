@@ -156,7 +156,7 @@ enum Parked {
     },
     Join {
         user_id: String,
-        reply: RpcReplyPort<Result<Joined, Error>>,
+        replies: Vec<RpcReplyPort<Result<Joined, Error>>>,
     },
 }
 
@@ -261,9 +261,26 @@ impl Actor for RoomActor {
                         }));
                     }
                     Ok(Decision::Append(_)) => {
-                        state.parked.push(Parked::Join { user_id, reply });
-                        if !schedule_flush(&myself, state) {
-                            self.flush(state).await;
+                        // Joins of one user racing each other: one event, every caller
+                        // answered by it.
+                        let twin = state.parked.iter_mut().find_map(|p| match p {
+                            Parked::Join {
+                                user_id: u,
+                                replies,
+                            } if *u == user_id => Some(replies),
+                            _ => None,
+                        });
+                        match twin {
+                            Some(replies) => replies.push(reply),
+                            None => {
+                                state.parked.push(Parked::Join {
+                                    user_id,
+                                    replies: vec![reply],
+                                });
+                                if !schedule_flush(&myself, state) {
+                                    self.flush(state).await;
+                                }
+                            }
                         }
                     }
                 }
@@ -516,10 +533,12 @@ impl RoomActor {
                         rec.recorded_at,
                     ))));
                 }
-                (Parked::Join { reply, .. }, _) => {
-                    let _ = reply.send(Ok(Joined {
-                        position: rec.position,
-                    }));
+                (Parked::Join { replies, .. }, _) => {
+                    for reply in replies {
+                        let _ = reply.send(Ok(Joined {
+                            position: rec.position,
+                        }));
+                    }
                 }
                 (Parked::Post { replies, .. }, _) => {
                     for r in replies {
@@ -569,13 +588,15 @@ impl RoomActor {
         let parked = std::mem::take(&mut state.parked);
         for p in parked {
             match p {
-                Parked::Join { user_id, reply } => {
+                Parked::Join { user_id, replies } => {
                     if state.room.members.contains(&user_id) {
-                        let _ = reply.send(Ok(Joined {
-                            position: state.last_position,
-                        }));
+                        for reply in replies {
+                            let _ = reply.send(Ok(Joined {
+                                position: state.last_position,
+                            }));
+                        }
                     } else {
-                        state.parked.push(Parked::Join { user_id, reply });
+                        state.parked.push(Parked::Join { user_id, replies });
                     }
                 }
                 Parked::Post {
@@ -614,8 +635,10 @@ impl RoomActor {
                         let _ = r.send(Err(Error::Unavailable(why.to_owned())));
                     }
                 }
-                Parked::Join { reply, .. } => {
-                    let _ = reply.send(Err(Error::Unavailable(why.to_owned())));
+                Parked::Join { replies, .. } => {
+                    for reply in replies {
+                        let _ = reply.send(Err(Error::Unavailable(why.to_owned())));
+                    }
                 }
             }
         }

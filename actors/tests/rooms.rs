@@ -440,3 +440,28 @@ async fn two_registries_on_one_log_never_share_a_seq_and_see_each_other() {
     wait_until(|| sink.seqs().len() == 60).await;
     assert_eq!(sink.seqs(), (1..=60).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_joins_of_one_user_write_one_event() {
+    let (store, rooms, room) = setup().await;
+    let handle = rooms.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let rooms = handle.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            rooms.join(&room, "bob").await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let joins = store
+        .read_stream(&events::event::room_stream(&room), 1, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "MemberJoined")
+        .count();
+    assert_eq!(joins, 2, "the owner's join and bob's, once");
+}

@@ -191,7 +191,8 @@ async fn apply_change(
         } => {
             tx.execute(
                 &format!(
-                    "insert into {} (room_id, user_id, joined_at) values ($1, $2, $3)",
+                    "insert into {} (room_id, user_id, joined_at) values ($1, $2, $3)
+                     on conflict do nothing",
                     target.table("room_member")
                 ),
                 &[room_id, user_id, joined_at],

@@ -363,7 +363,10 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
             joined_at,
         } => {
             tx.prepare_cached(&format!(
-                "insert into {} (room_id, user_id, joined_at) values (?1, ?2, ?3)",
+                // A second join of one user (possible only in a log written by a faulty
+                // writer) must not stop the projection.
+                "insert into {} (room_id, user_id, joined_at) values (?1, ?2, ?3)
+                 on conflict do nothing",
                 target.table("room_member")
             ))?
             .execute(params![room_id, user_id, joined_at])?;

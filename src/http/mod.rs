@@ -33,6 +33,12 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .route("/room/{room_id}/messages", get(rooms::messages))
         .route("/room/{room_id}/search", get(rooms::search))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API call") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this API call does not take that HTTP method",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app.clone());
     let index = web_dir.join("index.html");

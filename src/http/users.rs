@@ -107,12 +107,13 @@ pub async fn login(
     Body(c): Body<Credentials>,
 ) -> Result<Response, ApiError> {
     let name = c.username.trim().to_owned();
-    if !app.throttle.allowed(&name) {
+    let Some(attempt) = app.throttle.begin(&name) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins for this user name; wait 15 minutes and try again",
         ));
-    }
+    };
+    // On an error the attempt is dropped: its slot comes back, nothing counts.
     let user = app.read.user_by_name(&name).await?;
     let hash = user.as_ref().map_or_else(
         || crate::auth::dummy_hash().to_owned(),
@@ -122,14 +123,14 @@ pub async fn login(
     let matches =
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
             .await
-            .map_err(ApiError::unavailable)?;
+            .unwrap_or(false);
     match user {
         Some(user) if matches => {
-            app.throttle.succeeded(&name);
+            attempt.finish(true);
             session_answer(&app, StatusCode::OK, "logged in", &user).await
         }
         _ => {
-            app.throttle.failed(&name);
+            attempt.finish(false);
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "wrong user name or password",

@@ -33,6 +33,8 @@ pub(crate) struct Ctx {
     pub(crate) id: u64,
     pub(crate) session: Session,
     pub(crate) queue: mpsc::Sender<worker::Job>,
+    /// Set when the socket disconnects: its worker stops and unsubscribes it.
+    pub(crate) gone: tokio::sync::watch::Sender<bool>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -161,6 +163,7 @@ async fn authenticate(
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         session,
         queue,
+        gone: tokio::sync::watch::channel(false).0,
     });
     s.extensions.insert(ctx.clone());
     // Handlers are registered here, before the client is told it is connected: the connect
@@ -191,13 +194,23 @@ fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
         let ctx = ctx.clone();
         let app = app.clone();
         s.on(event, move |TryData(data): TryData<Value>, reply: Reply| {
-            worker::accept(&app, &ctx, event, data.unwrap_or(Value::Null), reply);
+            match data {
+                Ok(data) => worker::accept(&app, &ctx, event, data, reply),
+                Err(_) => reply.fail(
+                    Failure::new(
+                        "bad_request",
+                        "the event's data is not valid JSON (a lone surrogate in a string?)",
+                    ),
+                    None,
+                ),
+            }
             std::future::ready(())
         });
     }
     let on_leave = ctx.clone();
     s.on_disconnect(move |State(app): State<Shared>| {
         app.sockets.remove(on_leave.id);
+        on_leave.gone.send_replace(true);
         std::future::ready(())
     });
 }

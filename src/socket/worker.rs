@@ -198,10 +198,14 @@ pub(crate) async fn run(
         profiles: app.profiles.clone(),
     });
     let mut joined: HashSet<String> = HashSet::new();
-    while let Some(job) = jobs.recv().await {
-        if !socket.connected() && !matches!(job, Job::Send { .. }) {
-            continue;
-        }
+    let mut gone = ctx.gone.subscribe();
+    loop {
+        let job = tokio::select! {
+            biased;
+            job = jobs.recv() => job,
+            _ = gone.wait_for(|g| *g) => None,
+        };
+        let Some(job) = job else { break };
         match job {
             Job::TestInput { reply } => {
                 if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
