@@ -30,6 +30,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Message sending, per user.
     pub send_limit: Buckets,
+    /// Room creations and joins, per user.
+    pub write_limit: Buckets,
     /// Where avatars are stored.
     pub media_dir: PathBuf,
     /// Display names and avatars of users, for deliveries.

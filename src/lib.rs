@@ -9,6 +9,7 @@
 //! - [`wire`]: the JSON shapes of the contract.
 //! - [`avatar`]: decoding and storing uploaded images.
 //! - [`ratelimit`]: per-user token buckets.
+//! - [`metrics`]: counters for `/metrics` (Prometheus text format).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
 //! - [`server`]: `serve`: start everything, stop it gracefully.
@@ -20,6 +21,7 @@ pub mod avatar;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod ratelimit;
 pub mod server;

@@ -15,6 +15,9 @@ use std::time::Duration;
 /// Packets a socket may have waiting to be written before it counts as a slow reader and is
 /// disconnected (it resumes with `since`). Room for a full replay of 1,000 messages.
 const SOCKET_BUFFER: usize = 4096;
+/// Room creations and joins (REST and socket) a second per user, and the burst allowed.
+const WRITE_RATE: f64 = 10.0;
+const WRITE_BURST: f64 = 50.0;
 
 /// Serves until `shutdown` resolves, then drains and flushes everything.
 ///
@@ -27,7 +30,7 @@ pub async fn serve(
     let storage = Storage::open(&cfg.store).await?;
     let media_dir = cfg.store.data_dir.join("media");
     std::fs::create_dir_all(&media_dir).context("creating the media folder")?;
-    let store = storage.store.clone();
+    let store: Arc<dyn Store> = Arc::new(crate::metrics::Metered(storage.store.clone()));
     let workers = Workers::start(store.clone(), storage.reads.clone())
         .await
         .context("starting the projections")?;
@@ -50,6 +53,7 @@ pub async fn serve(
         sessions,
         throttle: Default::default(),
         send_limit: Buckets::new(rate, rate.max(100.0)),
+        write_limit: Buckets::new(WRITE_RATE, WRITE_BURST),
         media_dir,
         written: Default::default(),
         sockets: Default::default(),

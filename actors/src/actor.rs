@@ -40,6 +40,9 @@ pub enum Error {
     /// The log could not take it; nothing was stored.
     #[error("the room is unavailable: {0}")]
     Unavailable(String),
+    /// The room has too many commands waiting; nothing was queued. Retry shortly.
+    #[error("the room is too busy right now; retry shortly")]
+    Busy,
 }
 
 /// A stored (or already stored) message.
@@ -137,6 +140,8 @@ pub struct Args {
     pub room_id: String,
     /// Where its subscribers live.
     pub subscribers: Subscribers,
+    /// Commands sent to it and not yet taken (the registry counts them in, the actor out).
+    pub depth: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The room actor.
@@ -166,6 +171,7 @@ pub struct RoomState {
     room_id: Arc<str>,
     stream: String,
     subscribers: Subscribers,
+    depth: Arc<std::sync::atomic::AtomicUsize>,
     parked: Vec<Parked>,
     flush_sent: bool,
     last_position: u64,
@@ -199,6 +205,7 @@ impl Actor for RoomActor {
             room_id: Arc::from(args.room_id.as_str()),
             stream,
             subscribers: args.subscribers,
+            depth: args.depth,
             parked: Vec::new(),
             flush_sent: false,
             last_position: 0,
@@ -216,6 +223,11 @@ impl Actor for RoomActor {
         msg: Msg,
         state: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, Msg::Tick | Msg::Flush) {
+            state
+                .depth
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
         match msg {
             Msg::Tick => {
                 let idle = state.parked.is_empty()

@@ -15,6 +15,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent,
 };
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -23,7 +24,12 @@ use tokio::sync::oneshot;
 pub struct Room {
     actor: ActorRef<Msg>,
     subscribers: Subscribers,
+    depth: Arc<AtomicUsize>,
 }
+
+/// Commands one room may have waiting in its mailbox; past that it sheds load with
+/// [`actor::Error::Busy`] instead of queueing without bound.
+pub const MAILBOX_LIMIT: usize = 4096;
 
 struct Inner {
     store: Arc<dyn Store>,
@@ -144,6 +150,7 @@ async fn spawn(
     room_id: &str,
 ) -> Result<Room, actor::Error> {
     let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::new()));
+    let depth = Arc::new(AtomicUsize::new(0));
     let (actor, _) = Actor::spawn_linked(
         None,
         RoomActor {
@@ -153,12 +160,17 @@ async fn spawn(
         Args {
             room_id: room_id.to_owned(),
             subscribers: subscribers.clone(),
+            depth: depth.clone(),
         },
         supervisor,
     )
     .await
     .map_err(|e| actor::Error::Unavailable(e.to_string()))?;
-    let room = Room { actor, subscribers };
+    let room = Room {
+        actor,
+        subscribers,
+        depth,
+    };
     inner
         .by_actor
         .insert(room.actor.get_id(), room_id.to_owned());
@@ -198,6 +210,15 @@ impl Rooms {
     /// Number of room actors running.
     pub fn active(&self) -> usize {
         self.inner.rooms.len()
+    }
+
+    /// Commands waiting in all room mailboxes.
+    pub fn mailbox_depth(&self) -> usize {
+        self.inner
+            .rooms
+            .iter()
+            .map(|r| r.depth.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The running actor of `room_id`, started from the log if needed.
@@ -328,14 +349,14 @@ impl Rooms {
     /// process); a room that is not running ignores it, since it reads the log when it starts.
     pub fn observe(&self, room_id: &str, version: u64) {
         if let Some(r) = self.inner.rooms.get(room_id) {
-            let _ = r.actor.send_message(Msg::Observe { version });
+            let _ = r.send(Msg::Observe { version });
         }
     }
 
     /// Removes a sink from a room, if the room is running.
     pub fn unsubscribe(&self, room_id: &str, id: u64) {
         if let Some(r) = self.inner.rooms.get(room_id) {
-            let _ = r.actor.send_message(Msg::Unsubscribe { id });
+            let _ = r.send(Msg::Unsubscribe { id });
         }
     }
 
@@ -346,9 +367,7 @@ impl Rooms {
     {
         let room = self.room(room_id).await?;
         let (tx, rx) = oneshot::channel();
-        room.actor
-            .send_message(make(tx.into()))
-            .map_err(|_| unavailable("the room stopped; try again"))?;
+        room.send(make(tx.into()))?;
         rx.await
             .map_err(|_| unavailable("the room stopped; try again"))?
     }
@@ -381,14 +400,25 @@ impl Room {
         text: &str,
     ) -> Result<oneshot::Receiver<Result<Posted, actor::Error>>, actor::Error> {
         let (tx, rx) = oneshot::channel();
-        self.actor
-            .send_message(Msg::Post {
-                user_id: user_id.to_owned(),
-                message_id: message_id.to_owned(),
-                text: text.to_owned(),
-                reply: tx.into(),
-            })
-            .map_err(|_| unavailable("the room stopped; try again"))?;
+        self.send(Msg::Post {
+            user_id: user_id.to_owned(),
+            message_id: message_id.to_owned(),
+            text: text.to_owned(),
+            reply: tx.into(),
+        })?;
         Ok(rx)
+    }
+
+    /// Puts a command in the mailbox, unless it is full (the actor counts it out when it
+    /// takes it).
+    fn send(&self, msg: Msg) -> Result<(), actor::Error> {
+        if self.depth.fetch_add(1, Ordering::AcqRel) >= MAILBOX_LIMIT {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(actor::Error::Busy);
+        }
+        self.actor.send_message(msg).map_err(|_| {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            unavailable("the room stopped; try again")
+        })
     }
 }

@@ -56,6 +56,10 @@ impl From<actors::Error> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "you are not a member of this room")
             }
             actors::Error::Rejected(r) => Self::bad_request(r.to_string()),
+            actors::Error::Busy => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this room is too busy right now; retry shortly",
+            ),
             actors::Error::Unavailable(cause) => Self::unavailable(cause),
         }
     }
@@ -69,6 +73,7 @@ impl From<projections::sqlite::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        crate::metrics::rejected(self.status.as_str());
         let body = json!({
             "status": self.status.as_u16(),
             "message": self.message,

@@ -46,6 +46,8 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .nest_service("/media", ServeDir::new(media_dir))
         .fallback_service(web)
         .with_state(app)
@@ -61,4 +63,63 @@ async fn healthz(axum::extract::State(app): axum::extract::State<Shared>) -> imp
         "active_rooms": app.rooms.active(),
         "sockets": app.sockets.len(),
     }))
+}
+
+/// Lag (in events) past which the server says it is not ready.
+const READY_LAG: u64 = 10_000;
+
+/// `GET /readyz`: 200 when the log answers and the projections are close to its end, 503
+/// with the reason otherwise.
+async fn readyz(
+    axum::extract::State(app): axum::extract::State<Shared>,
+) -> axum::response::Response {
+    let store_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.store.stream_version("readyz-probe"),
+    )
+    .await;
+    let head = *app.store.head().borrow();
+    let lag = head.saturating_sub(app.workers.low_water());
+    let (ready, why) = match store_ok {
+        Ok(Ok(_)) if lag <= READY_LAG => (true, "ready".to_owned()),
+        Ok(Ok(_)) => (
+            false,
+            format!("projections are {lag} events behind the log"),
+        ),
+        Ok(Err(e)) => (false, format!("the log is unavailable: {e}")),
+        Err(_) => (false, "the log did not answer within 2 s".to_owned()),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"ready": ready, "reason": why, "projection_lag": lag})),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> impl IntoResponse {
+    let gauges = crate::metrics::Gauges {
+        sockets: app.sockets.len(),
+        active_rooms: app.rooms.active(),
+        mailbox_depth: app.rooms.mailbox_depth(),
+        log_head: *app.store.head().borrow(),
+        projections: app
+            .workers
+            .positions()
+            .into_iter()
+            .map(|(p, at)| (p.name(), at))
+            .collect(),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&gauges),
+    )
 }

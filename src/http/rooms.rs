@@ -27,6 +27,18 @@ pub struct JoinRoom {
     room_id_hash: String,
 }
 
+/// Room creations and joins are rate-limited per user, before any work is done.
+fn limit_writes(app: &Shared, user_id: &str) -> Result<(), ApiError> {
+    if app.write_limit.take(user_id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many rooms created or joined in a short time; wait a moment",
+        ))
+    }
+}
+
 async fn room_row(app: &Shared, room_id: &str) -> Result<projections::RoomRow, ApiError> {
     app.read
         .room_by_id(room_id)
@@ -40,6 +52,7 @@ pub async fn create(
     Auth(s): Auth,
     Body(r): Body<NewRoom>,
 ) -> Result<Response, ApiError> {
+    limit_writes(&app, &s.user_id)?;
     let name = r.name.trim().to_owned();
     let n = name.chars().count();
     if n == 0 || n > 64 {
@@ -104,6 +117,7 @@ pub async fn join(
     Auth(s): Auth,
     Body(j): Body<JoinRoom>,
 ) -> Result<Response, ApiError> {
+    limit_writes(&app, &s.user_id)?;
     let code = j.room_id_hash.trim().to_owned();
     if !is_join_code(&code) {
         return Err(ApiError::bad_request(

@@ -39,13 +39,24 @@ pub(crate) struct Ctx {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Sockets one user may have open on one process.
+pub const MAX_SOCKETS_PER_USER: usize = 32;
+
 /// Why a connection was refused; its text is the client's `connect_error` message.
 #[derive(Debug)]
-struct Unauthorized;
+enum Refused {
+    Unauthorized,
+    TooManyConnections,
+}
 
-impl std::fmt::Display for Unauthorized {
+use Refused::Unauthorized;
+
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
+        f.write_str(match self {
+            Refused::Unauthorized => "unauthorized",
+            Refused::TooManyConnections => "too_many_connections",
+        })
     }
 }
 
@@ -82,6 +93,10 @@ impl From<actors::Error> for Failure {
                 };
                 Failure::new(code, r.to_string())
             }
+            actors::Error::Busy => Failure::new(
+                "rate_limited",
+                "this room is too busy right now; retry with the same id shortly",
+            ),
             actors::Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "socket request failed: unavailable");
                 Failure::new(
@@ -122,6 +137,7 @@ impl Reply {
     }
 
     pub(crate) fn fail(self, failure: Failure, id: Option<&Value>) {
+        crate::metrics::rejected(failure.code);
         if self.wanted {
             let _ = self
                 .ack
@@ -144,7 +160,7 @@ async fn authenticate(
     s: SocketRef,
     TryData(auth): TryData<Value>,
     State(app): State<Shared>,
-) -> Result<(), Unauthorized> {
+) -> Result<(), Refused> {
     let token = auth
         .ok()
         .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned))
@@ -156,6 +172,10 @@ async fn authenticate(
         .ok()
         .flatten()
         .ok_or(Unauthorized)?;
+    if app.sockets.of_user(&session.user_id) >= MAX_SOCKETS_PER_USER {
+        crate::metrics::rejected("too_many_connections");
+        return Err(Refused::TooManyConnections);
+    }
     // Warm the profile cache: deliveries render the author's name from it.
     app.profiles.fetch(&session.user_id).await;
     let (queue, jobs) = mpsc::channel(QUEUE);

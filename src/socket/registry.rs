@@ -4,19 +4,35 @@ use crate::auth::{Session, Sessions};
 use dashmap::DashMap;
 use socketioxide::extract::SocketRef;
 
-/// Open sockets by their number.
+/// Open sockets by their number, and how many each user has.
 #[derive(Default)]
 pub struct Registry {
     open: DashMap<u64, (SocketRef, Session)>,
+    per_user: DashMap<String, usize>,
 }
 
 impl Registry {
     pub(crate) fn add(&self, id: u64, socket: SocketRef, session: Session) {
+        *self.per_user.entry(session.user_id.clone()).or_insert(0) += 1;
         self.open.insert(id, (socket, session));
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        self.open.remove(&id);
+        if let Some((_, (_, session))) = self.open.remove(&id) {
+            let mut emptied = false;
+            if let Some(mut n) = self.per_user.get_mut(&session.user_id) {
+                *n = n.saturating_sub(1);
+                emptied = *n == 0;
+            }
+            if emptied {
+                self.per_user.remove_if(&session.user_id, |_, n| *n == 0);
+            }
+        }
+    }
+
+    /// Sockets `user_id` has open on this process.
+    pub fn of_user(&self, user_id: &str) -> usize {
+        self.per_user.get(user_id).map_or(0, |n| *n)
     }
 
     /// Number of open sockets.

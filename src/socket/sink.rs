@@ -50,7 +50,12 @@ impl Sink for SocketSink {
             }
         };
         match sent {
-            Ok(()) => true,
+            Ok(()) => {
+                crate::metrics::METRICS
+                    .deliveries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => false,
             Err(SendError::Socket(SocketError::Closed)) => false,
             Err(e) => {

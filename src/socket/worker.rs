@@ -25,6 +25,7 @@ pub(crate) enum Job {
         key: String,
         text: String,
         reply: Reply,
+        arrived: std::time::Instant,
     },
     TestInput {
         reply: Reply,
@@ -103,6 +104,12 @@ fn parse(
             Ok(Job::TestInput { reply })
         }
         "join_one_chat" => {
+            if !app.write_limit.take(&ctx.session.user_id) {
+                fail!(Failure::new(
+                    "rate_limited",
+                    "joining rooms too fast; wait a moment"
+                ));
+            }
             let Some(obj) = data.as_object() else {
                 fail!(bad("join_one_chat needs {\"roomId\", \"since\"}"));
             };
@@ -127,6 +134,12 @@ fn parse(
             })
         }
         "join_all" => {
+            if !app.write_limit.take(&ctx.session.user_id) {
+                fail!(Failure::new(
+                    "rate_limited",
+                    "joining rooms too fast; wait a moment"
+                ));
+            }
             let Some(list) = data.get("roomList").and_then(Value::as_array) else {
                 fail!(bad("join_all needs {\"roomList\": [roomId, ...]}"));
             };
@@ -180,6 +193,7 @@ fn parse(
                 key,
                 text: text.to_owned(),
                 reply,
+                arrived: std::time::Instant::now(),
             })
         }
         _ => fail!(bad("unknown event")),
@@ -219,7 +233,8 @@ pub(crate) async fn run(
                 key,
                 text,
                 reply,
-            } => send(&app, &ctx, room_id, id, key, text, reply).await,
+                arrived,
+            } => send(&app, &ctx, (room_id, id, key, text), reply, arrived).await,
             Job::Join {
                 rooms,
                 since,
@@ -300,11 +315,9 @@ async fn join(
 async fn send(
     app: &Shared,
     ctx: &Ctx,
-    room_id: String,
-    id: Value,
-    key: String,
-    text: String,
+    (room_id, id, key, text): (String, Value, String, String),
     reply: Reply,
+    arrived: std::time::Instant,
 ) {
     // Hand the message to the room now (keeping this socket's order), and wait for its write
     // elsewhere so the next message can join the same batch.
@@ -327,6 +340,10 @@ async fn send(
         match receiver.await {
             Ok(Ok(posted)) => {
                 app.wrote(&user, posted.position);
+                let m = &crate::metrics::METRICS;
+                m.messages_acked
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                m.ack_latency.observe(arrived.elapsed());
                 reply.ok(json!({
                     "ok": true,
                     "seq": posted.seq,
