@@ -12,7 +12,7 @@ import {
   assertSeqRange, waitFor, createRoom, joinRoom, login, api, assertOk, assertError, dataUrl, PNG_1X1,
 } from './helpers.mjs';
 
-const ROUNDS = 6;
+const ROUNDS = Number(process.env.CHATROOM_CRASH_ROUNDS || 6);
 const IN_FLIGHT = 24;
 
 describe('crash safety', () => {
