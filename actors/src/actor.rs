@@ -443,9 +443,10 @@ const MAX_ATTEMPTS: usize = 16;
 
 impl RoomActor {
     async fn flush(&self, state: &mut RoomState) {
-        let mut attempts = 0;
+        // Conflicts (another writer) are retried a bounded number of times; duplicates are
+        // not counted, since each one answered leaves one command fewer to write.
+        let mut conflicts = 0;
         while !state.parked.is_empty() {
-            attempts += 1;
             let now = events::now_ms();
             let mut seq = state.room.last_seq;
             let batch: Vec<NewEvent> = state
@@ -487,12 +488,13 @@ impl RoomActor {
                     self.written(state, recorded);
                     return;
                 }
-                Err(events::Error::Duplicate(existing)) if attempts < MAX_ATTEMPTS => {
+                Err(events::Error::Duplicate(existing)) => {
                     // An old retry the room no longer remembers: answer it from the log and
                     // write the rest.
                     self.answer_duplicate(state, &existing);
                 }
-                Err(events::Error::Conflict { .. }) if attempts < MAX_ATTEMPTS => {
+                Err(events::Error::Conflict { .. }) if conflicts < MAX_ATTEMPTS => {
+                    conflicts += 1;
                     // Another writer (another process) got there first: fold its events in,
                     // deliver them, check the parked commands again and retry.
                     if let Err(e) = catch_up(&*self.store, state, true).await {

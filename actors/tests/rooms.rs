@@ -465,3 +465,30 @@ async fn racing_joins_of_one_user_write_one_event() {
         .count();
     assert_eq!(joins, 2, "the owner's join and bob's, once");
 }
+
+#[tokio::test]
+async fn a_batch_of_many_old_retries_answers_each_and_writes_the_rest() {
+    let (store, rooms, room) = setup().await;
+    // More messages than the room remembers, so retries of the first ones are answered by
+    // the log's duplicate check, one by one, within a single batch.
+    for i in 0..1100 {
+        rooms
+            .post(&room, "owner", &format!("old{i}"), "x")
+            .await
+            .unwrap();
+    }
+    let handle = rooms.room(&room).await.unwrap();
+    let mut receivers: Vec<_> = (0..40)
+        .map(|i| handle.post("owner", &format!("old{i}"), "x").unwrap())
+        .collect();
+    receivers.push(handle.post("owner", "new", "x").unwrap());
+    let mut answers = Vec::new();
+    for r in receivers {
+        answers.push(r.await.unwrap().unwrap());
+    }
+    for (i, a) in answers[..40].iter().enumerate() {
+        assert_eq!((a.seq, a.duplicate), (i as u64 + 1, true));
+    }
+    assert_eq!((answers[40].seq, answers[40].duplicate), (1101, false));
+    assert_eq!(store.read_all(0, 10_000).await.unwrap().len(), 2 + 1101);
+}
