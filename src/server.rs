@@ -68,6 +68,9 @@ pub async fn serve(
     let (layer, io) = SocketIo::builder()
         .with_state(app.clone())
         .max_buffer_size(SOCKET_BUFFER)
+        // A client that stops answering pings is closed within 25 s (the default is 45 s).
+        .ping_interval(Duration::from_secs(15))
+        .ping_timeout(Duration::from_secs(10))
         .max_payload(64 * 1024)
         .build_layer();
     crate::socket::install(&io);

@@ -66,9 +66,22 @@ impl Sink for SocketSink {
     }
 
     fn closed(&self) {
+        // The room dropped this socket: it must not stay connected believing it gets the
+        // room's messages. A full buffer also refuses the disconnect packet, so keep trying
+        // while it drains; a client that never reads again is closed by the ping timeout.
         let socket = self.socket.clone();
         tokio::spawn(async move {
-            let _ = socket.disconnect();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                match socket.clone().disconnect() {
+                    Err(SocketError::InternalChannelFull)
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    _ => break,
+                }
+            }
         });
     }
 }
