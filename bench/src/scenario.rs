@@ -1,0 +1,285 @@
+//! The four workloads as plans of sockets:
+//! - `rooms`: `--rooms` rooms of `--room-size` over `--users` users (by default each user is in
+//!   two rooms: 50 users, 10 rooms of 10), one socket per user joined to all its rooms and
+//!   sending to them in turn;
+//! - `slow`: the same, but the last `--slow` members of each room send nothing and stop
+//!   reading when the run starts; the report says whether the others were affected and what
+//!   happened to the slow ones (closed by the server, or still behind);
+//! - `fanout`: one room of all users, user 0 the only sender (open-loop, 10/s by default);
+//! - `idle`: `--sockets` sockets over `--users` users, joined to their rooms, sending nothing;
+//!   the server's RSS growth per socket.
+
+use crate::conn::{Pace, Sending, Spec, Target};
+use crate::proto::SendTemplate;
+use crate::setup::{Rest, Room, User};
+use crate::{Args, Scenario, procstat, runner};
+use anyhow::Context;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Runs the scenario `args` names and prints its report.
+///
+/// # Errors
+/// When setup or a handshake fails.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let port: u16 = args
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(80);
+    let pid = args.server_pid.or_else(|| procstat::listener_pid(port));
+    let users = args.users.unwrap_or(match args.scenario {
+        Scenario::Rooms | Scenario::Slow => 50,
+        Scenario::Fanout => 1000,
+        Scenario::Idle => args.sockets.min(200),
+    });
+    let room_size = match args.scenario {
+        Scenario::Fanout => users,
+        _ => args.room_size.clamp(1, users.max(1)),
+    };
+    let n_rooms = match args.scenario {
+        Scenario::Fanout => 1,
+        _ => args.rooms.unwrap_or((users * 2 / room_size).max(1)),
+    };
+    println!(
+        "chatroom-bench {:?}: {} users, {} rooms of {}, server {} (pid {})",
+        args.scenario,
+        users,
+        n_rooms,
+        room_size,
+        args.url,
+        pid.map_or("unknown".to_owned(), |p| p.to_string())
+    );
+
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        % 1_000_000_000;
+    let prefix = format!("bench{run_id}");
+    let rest = Rest::new(&args.url, args.setup_concurrency)?;
+    let t = Instant::now();
+    let accounts = rest.users(&prefix, users).await.context("registering")?;
+    let groups = groups(users, n_rooms, room_size);
+    let rooms = rest
+        .rooms(&accounts, groups)
+        .await
+        .context("making rooms")?;
+    println!(
+        "setup: {} users, {} rooms over REST in {:.1} s",
+        users,
+        rooms.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    if args.scenario == Scenario::Idle {
+        return idle(&args, &accounts, &rooms, pid).await;
+    }
+    let specs = plan(&args, &prefix, &accounts, &rooms);
+    let senders = specs.iter().filter(|s| s.send.is_some()).count();
+    let pace = specs.iter().find_map(|s| s.send.as_ref().map(|s| s.pace));
+    println!(
+        "load: {} sockets, {senders} senders, {}, {:.0} s",
+        specs.len(),
+        match pace {
+            Some(Pace::Window(w)) => format!("closed-loop window {w} per sender"),
+            _ => format!("open-loop {} msg/s in total", rate(&args)),
+        },
+        args.duration
+    );
+    let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
+    println!("connected and joined in {:.1} s", c.took.as_secs_f64());
+    let w = c
+        .load(
+            args.duration,
+            args.drain,
+            args.scenario == Scenario::Slow,
+            pid,
+        )
+        .await;
+    let sh = c.sh.clone();
+    let outcomes = c.stop().await;
+    runner::report(&sh, &w, &outcomes);
+    if args.scenario == Scenario::Slow {
+        slow_report(&outcomes, w.secs);
+    } else {
+        let closed = outcomes.iter().filter(|o| o.closed).count();
+        if closed > 0 {
+            println!("sockets closed by the server: {closed}");
+        }
+    }
+    Ok(())
+}
+
+fn rate(args: &Args) -> f64 {
+    args.rate.unwrap_or(match args.scenario {
+        Scenario::Fanout => 10.0,
+        _ => 0.0,
+    })
+}
+
+/// Room `r` holds the users of slots `r * size .. (r + 1) * size`, slot `s` being user
+/// `s % users`: with 50 users in 10 rooms of 10, each user is in two rooms.
+fn groups(users: usize, rooms: usize, size: usize) -> Vec<Vec<usize>> {
+    (0..rooms)
+        .map(|r| {
+            let mut m: Vec<usize> = (0..size).map(|k| (r * size + k) % users).collect();
+            let mut seen = std::collections::HashSet::new();
+            m.retain(|u| seen.insert(*u));
+            m
+        })
+        .collect()
+}
+
+/// One socket per user, joined to all its rooms; who sends, at which pace, who is slow.
+fn plan(args: &Args, prefix: &str, users: &[User], rooms: &[Room]) -> Vec<Spec> {
+    let mut slow = vec![false; users.len()];
+    if args.scenario == Scenario::Slow {
+        for room in rooms {
+            let n = room.members.len();
+            for &u in &room.members[n - args.slow.min(n.saturating_sub(1))..] {
+                slow[u] = true;
+            }
+        }
+    }
+    let receivers: Vec<u64> = rooms
+        .iter()
+        .map(|r| r.members.iter().filter(|&&u| !slow[u]).count() as u64)
+        .collect();
+    let mut mine: Vec<Vec<usize>> = vec![Vec::new(); users.len()];
+    for (i, room) in rooms.iter().enumerate() {
+        for &u in &room.members {
+            mine[u].push(i);
+        }
+    }
+    let mut specs = Vec::with_capacity(users.len());
+    for (u, user) in users.iter().enumerate() {
+        let sends = !slow[u] && (args.scenario != Scenario::Fanout || u == 0);
+        let tag = format!("{prefix}-{u}");
+        specs.push(Spec {
+            index: u,
+            token: user.token.clone(),
+            rooms: mine[u].iter().map(|&r| rooms[r].id.clone()).collect(),
+            send: (sends && !mine[u].is_empty()).then(|| Sending {
+                targets: mine[u]
+                    .iter()
+                    .map(|&r| Target {
+                        template: SendTemplate::new(&rooms[r].id, &tag, args.pad),
+                        receivers: receivers[r],
+                        room: r,
+                    })
+                    .collect(),
+                pace: Pace::Window(args.window.max(1)),
+            }),
+            slow: slow[u],
+            room_indexes: mine[u].clone(),
+        });
+    }
+    // Open-loop: the total rate is spread evenly over the senders, their first sends staggered.
+    let r = rate(args);
+    if r > 0.0 {
+        let senders: Vec<usize> = (0..specs.len())
+            .filter(|&i| specs[i].send.is_some())
+            .collect();
+        let interval_ns = (senders.len() as f64 * 1e9 / r) as u64;
+        for (j, &i) in senders.iter().enumerate() {
+            if let Some(s) = specs[i].send.as_mut() {
+                s.pace = Pace::Every {
+                    interval_ns,
+                    offset_ns: (j as f64 * 1e9 / r) as u64,
+                };
+            }
+        }
+    }
+    specs
+}
+
+fn slow_report(outcomes: &[crate::conn::Outcome], secs: f64) {
+    let slow: Vec<_> = outcomes.iter().filter(|o| o.slow).collect();
+    let normal_closed = outcomes.iter().filter(|o| !o.slow && o.closed).count();
+    let closed: Vec<_> = slow.iter().filter(|o| o.closed).collect();
+    let mut acked_in = std::collections::HashMap::new();
+    for o in outcomes {
+        for &(r, n) in &o.acked_rooms {
+            *acked_in.entry(r).or_insert(0u64) += n;
+        }
+    }
+    let owed: u64 = slow
+        .iter()
+        .flat_map(|o| o.room_indexes.iter())
+        .map(|r| acked_in.get(r).copied().unwrap_or(0))
+        .sum();
+    let got: u64 = slow.iter().map(|o| o.slow_delivered).sum();
+    println!(
+        "slow readers: {} sockets stopped reading for the {secs:.0} s run; {} closed by the server, {} still open",
+        slow.len(),
+        closed.len(),
+        slow.len() - closed.len()
+    );
+    println!(
+        "slow readers: {got} of the {owed} messages acked in their rooms reached them \
+         (read after the run, before any close); the rest resume with `since`"
+    );
+    if let Some(first) = closed.iter().map(|o| o.closed_at_ns).min() {
+        let last = closed.iter().map(|o| o.closed_at_ns).max().unwrap_or(first);
+        println!(
+            "slow readers: closed between {:.1} s and {:.1} s on the bench clock",
+            first as f64 / 1e9,
+            last as f64 / 1e9
+        );
+    }
+    println!("reading sockets closed by the server: {normal_closed}");
+}
+
+async fn idle(args: &Args, users: &[User], rooms: &[Room], pid: Option<u32>) -> anyhow::Result<()> {
+    let mut mine: Vec<Vec<String>> = vec![Vec::new(); users.len()];
+    for r in rooms {
+        for &u in &r.members {
+            mine[u].push(r.id.clone());
+        }
+    }
+    let specs: Vec<Spec> = (0..args.sockets)
+        .map(|i| {
+            let u = i % users.len();
+            Spec {
+                index: i,
+                token: users[u].token.clone(),
+                rooms: mine[u].clone(),
+                send: None,
+                slow: false,
+                room_indexes: Vec::new(),
+            }
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = pid.and_then(|p| procstat::sample(Some(p)));
+    let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
+    println!(
+        "idle: {} sockets over {} users connected and joined in {:.1} s",
+        args.sockets,
+        users.len(),
+        c.took.as_secs_f64()
+    );
+    // Let the server settle (allocator, lazy buffers) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let w = c.hold(args.duration, pid).await;
+    let after = w.server.map(|(_, b)| b);
+    let closed = crate::stats::Counters::get(&c.sh.counters.closed);
+    let _ = c.stop().await;
+    runner::processes(&w);
+    match before.zip(after) {
+        Some((b, a)) => {
+            let grew = a.rss_kib.saturating_sub(b.rss_kib);
+            println!(
+                "idle: server rss {} KiB before the sockets, {} KiB with them: {:.1} KiB per socket",
+                b.rss_kib,
+                a.rss_kib,
+                grew as f64 / args.sockets as f64
+            );
+        }
+        None => println!("idle: server memory not sampled (give --server-pid)"),
+    }
+    println!("idle: sockets closed by the server while idle: {closed}");
+    Ok(())
+}
