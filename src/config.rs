@@ -106,6 +106,12 @@ pub struct StoreArgs {
     /// and sessions live there and several processes may share it.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// EventStoreDB/KurrentDB connection string (esdb://host:2113?tls=false, kurrentdb://...);
+    /// when set, the log lives there (streams `chatroom-*`) while the read tables and sessions
+    /// stay in --data-dir, or in PostgreSQL with --database-url.
+    #[cfg(feature = "eventstoredb")]
+    #[arg(long, env = "EVENTSTORE_URL")]
+    pub eventstore_url: Option<String>,
 }
 
 /// Settings of `chatroom serve`.

@@ -1,4 +1,5 @@
-//! Opening the data: the log, the read tables and the sessions, embedded or in PostgreSQL.
+//! Opening the data: the log, the read tables and the sessions, embedded or in PostgreSQL
+//! (and, with the `eventstoredb` feature, the log in EventStoreDB/KurrentDB).
 
 use crate::auth::Sessions;
 use crate::config::StoreArgs;
@@ -32,6 +33,10 @@ pub struct Storage {
 enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PostgresStore>, deadpool_postgres::Pool),
+    /// The log in EventStoreDB; read tables and sessions in PostgreSQL (the pool) or else in
+    /// the data folder.
+    #[cfg(feature = "eventstoredb")]
+    Esdb(Arc<events::EsdbStore>, Option<deadpool_postgres::Pool>),
 }
 
 /// Applies the PostgreSQL migrations at `url`.
@@ -60,6 +65,10 @@ impl Storage {
         let data = &args.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("creating the data folder {}", data.display()))?;
+        #[cfg(feature = "eventstoredb")]
+        if let Some(url) = &args.eventstore_url {
+            return Self::open_eventstore(args, url).await;
+        }
         match &args.database_url {
             None => {
                 let sqlite = Arc::new(
@@ -91,6 +100,37 @@ impl Storage {
         }
     }
 
+    /// The log in EventStoreDB/KurrentDB, the read tables and sessions where they would be
+    /// without it. Other processes may write the same log, so `shared` is set.
+    #[cfg(feature = "eventstoredb")]
+    async fn open_eventstore(args: &StoreArgs, url: &str) -> anyhow::Result<Self> {
+        let esdb = Arc::new(
+            events::EsdbStore::connect(url)
+                .await
+                .context("connecting the event log to EventStoreDB")?,
+        );
+        let (reads, pool) = match &args.database_url {
+            Some(db) => {
+                migrate_postgres(db).await?;
+                let pool = events::postgres::pool(db, 16).context("PostgreSQL pool")?;
+                (Reads::Postgres(pool.clone()), Some(pool))
+            }
+            None => (
+                Reads::Sqlite(
+                    ReadDb::open(args.data_dir.join("read.db"))
+                        .context("opening the read tables")?,
+                ),
+                None,
+            ),
+        };
+        Ok(Self {
+            store: esdb.clone(),
+            reads,
+            shared: true,
+            backend: Backend::Esdb(esdb, pool),
+        })
+    }
+
     /// The sessions, beside the rest of the data.
     ///
     /// # Errors
@@ -100,6 +140,11 @@ impl Storage {
             Backend::Sqlite(_) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
                 .context("opening the sessions"),
             Backend::Postgres(_, pool) => Ok(Sessions::postgres(pool.clone(), ttl)),
+            #[cfg(feature = "eventstoredb")]
+            Backend::Esdb(_, Some(pool)) => Ok(Sessions::postgres(pool.clone(), ttl)),
+            #[cfg(feature = "eventstoredb")]
+            Backend::Esdb(_, None) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
+                .context("opening the sessions"),
         }
     }
 
@@ -108,6 +153,8 @@ impl Storage {
         match &self.backend {
             Backend::Sqlite(s) => s.close(),
             Backend::Postgres(s, _) => s.close(),
+            #[cfg(feature = "eventstoredb")]
+            Backend::Esdb(s, _) => s.close(),
         }
     }
 }

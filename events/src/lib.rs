@@ -8,7 +8,8 @@
 //! - [`Store`] ([`store`]): atomic appends with an expected version, stream and log reads, and
 //!   [`Subscription`], a live read of the log that continues from a position.
 //! - Backends: [`MemoryStore`] for tests, [`SqliteStore`], the embedded default, and
-//!   [`PostgresStore`], shared by several server processes.
+//!   [`PostgresStore`], shared by several server processes, and, with the `eventstoredb`
+//!   feature, `EsdbStore` in EventStoreDB/KurrentDB (module `esdb`).
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
 //! - [`conformance`]: the suite every backend must pass.
 //!
@@ -19,6 +20,8 @@
 pub mod codec;
 pub mod conformance;
 pub mod envelope;
+#[cfg(feature = "eventstoredb")]
+pub mod esdb;
 pub mod event;
 mod memory;
 pub mod migrate;
@@ -28,6 +31,8 @@ pub mod store;
 mod subscription;
 
 pub use envelope::{NewEvent, Recorded, chain_hash};
+#[cfg(feature = "eventstoredb")]
+pub use esdb::EsdbStore;
 pub use event::Event;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
