@@ -126,6 +126,10 @@ pub struct Serve {
     /// Messages a second each user may send (bursts of max(100, this)); 0 turns the limit off.
     #[arg(long, env = "CHATROOM_SEND_RATE_LIMIT", default_value_t = 20.0)]
     pub send_rate_limit: f64,
+    /// Room creations and joins a second each user may make over REST and Socket.IO (bursts of
+    /// 10 times as many); 0 turns the limit off.
+    #[arg(long, env = "CHATROOM_JOIN_RATE_LIMIT", default_value_t = 20.0)]
+    pub join_rate_limit: f64,
     /// Lifetime of a login token, in seconds.
     #[arg(long, env = "CHATROOM_TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,

@@ -15,9 +15,6 @@ use std::time::Duration;
 /// Packets a socket may have waiting to be written before it counts as a slow reader and is
 /// disconnected (it resumes with `since`). Room for a full replay of 1,000 messages.
 const SOCKET_BUFFER: usize = 4096;
-/// Room creations and joins (REST and socket) a second per user, and the burst allowed.
-const WRITE_RATE: f64 = 10.0;
-const WRITE_BURST: f64 = 50.0;
 
 /// Serves until `shutdown` resolves, then drains and flushes everything.
 ///
@@ -53,7 +50,10 @@ pub async fn serve(
         sessions,
         throttle: Default::default(),
         send_limit: Buckets::new(rate, rate.max(100.0)),
-        write_limit: Buckets::new(WRITE_RATE, WRITE_BURST),
+        write_limit: Buckets::new(
+            cfg.join_rate_limit.max(0.0),
+            (cfg.join_rate_limit * 10.0).max(10.0),
+        ),
         media_dir,
         written: Default::default(),
         sockets: Default::default(),

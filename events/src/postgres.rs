@@ -1,7 +1,8 @@
 //! The log in PostgreSQL, shared by several server processes.
 //!
 //! - **Group commit.** Appends go to one writer task per process, which takes whatever is
-//!   waiting, runs each append in its own savepoint of one transaction, commits once
+//!   waiting and writes it in one transaction with a fixed number of round trips (heads and
+//!   known ids read once, one insert for every accepted event), commits once
 //!   (`synchronous_commit` stays on) and then answers them all.
 //! - **No skipped events.** Every append transaction first takes a transaction-level advisory
 //!   lock, so appends from all processes commit one after another, each becoming visible before
@@ -19,6 +20,7 @@ use crate::migrate::Migration;
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
@@ -226,39 +228,208 @@ async fn writer_loop(
     }
 }
 
+/// Writes a group in one transaction with a fixed number of round trips, whatever its size:
+/// the advisory lock, one query for the heads of every stream in the group, one for event ids
+/// already stored, one insert of every accepted event, the notification, the commit. Under
+/// the lock nobody else appends, so checking expected versions against the heads read here
+/// is exact; a request that fails its check is answered and its events left out.
 async fn write_group(
     pool: &Pool,
     group: &[WriteRequest],
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     let mut client = pool.get().await.map_err(unavailable)?;
-    let mut tx = client.transaction().await.map_err(unavailable)?;
+    let tx = client.transaction().await.map_err(unavailable)?;
     tx.execute("select pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
         .await
         .map_err(unavailable)?;
-    let mut results = Vec::with_capacity(group.len());
-    for req in group {
-        let sp = tx.savepoint("one").await.map_err(unavailable)?;
-        let result = append_one(&sp, req).await;
-        match &result {
-            Ok(_) => sp.commit().await.map_err(unavailable)?,
-            Err(Error::Unavailable(_)) => {
-                // The connection may be gone: give up on the whole group.
-                return Err(result.err().unwrap_or(Error::Empty));
-            }
-            Err(_) => sp.rollback().await.map_err(unavailable)?,
-        }
-        results.push(result);
-    }
-    if let Some(p) = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
-        .max()
+
+    let mut streams: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
+    for row in tx
+        .query(
+            "select s.id, e.version, e.hash from unnest($1::text[]) as s(id)
+             cross join lateral (
+                 select version, hash from event where stream_id = s.id
+                 order by version desc limit 1
+             ) e",
+            &[&streams],
+        )
+        .await
+        .map_err(unavailable)?
     {
-        tx.execute("select pg_notify($1, $2)", &[&CHANNEL, &p.to_string()])
+        let hash: Vec<u8> = row.get(2);
+        let hash = hash
+            .try_into()
+            .map_err(|_| Error::Corrupt("a stored hash has the wrong length".into()))?;
+        heads.insert(row.get(0), (row.get::<_, i64>(1) as u64, hash));
+    }
+    let ids: Vec<Uuid> = group
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
+    let mut stored: HashMap<Uuid, Recorded> = HashMap::new();
+    for row in tx
+        .query(
+            &format!("select {COLUMNS} from event where event_id = any($1)"),
+            &[&ids],
+        )
+        .await
+        .map_err(unavailable)?
+    {
+        let rec = to_recorded(&row)?;
+        stored.insert(rec.event_id, rec);
+    }
+
+    // Decide each request in order, as if appended one after another.
+    enum Outcome {
+        Done(Result<Vec<Recorded>, Error>),
+        Accepted(Vec<Recorded>),
+        SameAsEarlier(Uuid),
+    }
+    let mut accepted_ids: HashMap<Uuid, ()> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for req in group {
+        if req.events.is_empty() {
+            outcomes.push(Outcome::Done(Err(Error::Empty)));
+            continue;
+        }
+        let head = heads.get(&req.stream).copied();
+        if let Err(e) = check_expected(&req.stream, req.expected, head.map(|(v, _)| v)) {
+            outcomes.push(Outcome::Done(Err(e)));
+            continue;
+        }
+        if let Some(found) = req.events.iter().find_map(|e| stored.get(&e.event_id)) {
+            outcomes.push(Outcome::Done(Err(Error::Duplicate(Box::new(
+                found.clone(),
+            )))));
+            continue;
+        }
+        if let Some(e) = req
+            .events
+            .iter()
+            .find(|e| accepted_ids.contains_key(&e.event_id))
+        {
+            outcomes.push(Outcome::SameAsEarlier(e.event_id));
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !req.events.iter().all(|e| seen.insert(e.event_id)) {
+            outcomes.push(Outcome::Done(Err(Error::Corrupt(
+                "an event id appears twice in one append".into(),
+            ))));
+            continue;
+        }
+        let (mut version, mut previous) = head.unwrap_or((0, GENESIS));
+        let mut recs = Vec::with_capacity(req.events.len());
+        for e in &req.events {
+            version += 1;
+            let hash = chain_hash(
+                &previous,
+                &req.stream,
+                version,
+                &e.event_id,
+                e.event_type,
+                e.schema_version,
+                e.recorded_at,
+                &e.payload,
+            );
+            previous = hash;
+            accepted_ids.insert(e.event_id, ());
+            recs.push(Recorded {
+                position: 0,
+                stream_id: req.stream.clone(),
+                version,
+                event_id: e.event_id,
+                event_type: e.event_type.to_owned(),
+                schema_version: e.schema_version,
+                recorded_at: e.recorded_at,
+                payload: e.payload.clone(),
+                hash,
+            });
+        }
+        heads.insert(req.stream.clone(), (version, previous));
+        outcomes.push(Outcome::Accepted(recs));
+    }
+
+    // One insert for everything accepted, in order.
+    let rows: Vec<&Recorded> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Accepted(recs) => Some(recs.iter()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut positions: HashMap<Uuid, u64> = HashMap::new();
+    if !rows.is_empty() {
+        let stream_ids: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
+        let versions: Vec<i64> = rows.iter().map(|r| r.version as i64).collect();
+        let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+        let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+        let schemas: Vec<i16> = rows.iter().map(|r| r.schema_version as i16).collect();
+        let times: Vec<i64> = rows.iter().map(|r| r.recorded_at).collect();
+        let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
+        let hashes: Vec<&[u8]> = rows.iter().map(|r| r.hash.as_slice()).collect();
+        let inserted = tx
+            .query(
+                "insert into event (stream_id, version, event_id, event_type, schema_version,
+                                    recorded_at, payload, hash)
+                 select s, v, id, t, sv, ra, p, h
+                 from unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::smallint[],
+                             $6::bigint[], $7::bytea[], $8::bytea[])
+                      with ordinality as u(s, v, id, t, sv, ra, p, h, n)
+                 order by n
+                 returning position, event_id",
+                &[
+                    &stream_ids,
+                    &versions,
+                    &event_ids,
+                    &types,
+                    &schemas,
+                    &times,
+                    &payloads,
+                    &hashes,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    // Impossible under the lock unless someone writes without it.
+                    Error::Unavailable(format!("the log changed under the append lock: {e}"))
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        for row in inserted {
+            positions.insert(row.get(1), row.get::<_, i64>(0) as u64);
+        }
+        let newest = positions.values().copied().max().unwrap_or(0);
+        tx.execute("select pg_notify($1, $2)", &[&CHANNEL, &newest.to_string()])
             .await
             .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
+
+    let mut by_id: HashMap<Uuid, Recorded> = HashMap::new();
+    let mut results = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        results.push(match o {
+            Outcome::Done(r) => r,
+            Outcome::Accepted(mut recs) => {
+                for r in &mut recs {
+                    r.position = positions.get(&r.event_id).copied().unwrap_or(0);
+                    by_id.insert(r.event_id, r.clone());
+                }
+                Ok(recs)
+            }
+            Outcome::SameAsEarlier(id) => match by_id.get(&id) {
+                Some(r) => Err(Error::Duplicate(Box::new(r.clone()))),
+                None => Err(Error::Corrupt("an event id repeated in one group".into())),
+            },
+        });
+    }
     Ok(results)
 }
 
@@ -284,118 +455,6 @@ fn to_recorded(row: &tokio_postgres::Row) -> Result<Recorded, Error> {
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
-async fn append_one(
-    tx: &deadpool_postgres::Transaction<'_>,
-    req: &WriteRequest,
-) -> Result<Vec<Recorded>, Error> {
-    if req.events.is_empty() {
-        return Err(Error::Empty);
-    }
-    let current = tx
-        .query_opt(
-            "select version, hash from event where stream_id = $1 order by version desc limit 1",
-            &[&req.stream],
-        )
-        .await
-        .map_err(unavailable)?;
-    let actual = current.as_ref().map(|r| r.get::<_, i64>(0) as u64);
-    check_expected(&req.stream, req.expected, actual)?;
-    let mut previous = match &current {
-        Some(r) => r
-            .get::<_, Vec<u8>>(1)
-            .try_into()
-            .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
-        None => GENESIS,
-    };
-    let ids: Vec<Uuid> = req.events.iter().map(|e| e.event_id).collect();
-    if let Some(row) = tx
-        .query_opt(
-            &format!(
-                "select {COLUMNS} from event where event_id = any($1) order by position limit 1"
-            ),
-            &[&ids],
-        )
-        .await
-        .map_err(unavailable)?
-    {
-        return Err(Error::Duplicate(Box::new(to_recorded(&row)?)));
-    }
-    let mut version = actual.unwrap_or(0);
-    let (mut versions, mut types, mut schemas, mut times, mut payloads, mut hashes) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for e in &req.events {
-        version += 1;
-        let hash = chain_hash(
-            &previous,
-            &req.stream,
-            version,
-            &e.event_id,
-            e.event_type,
-            e.schema_version,
-            e.recorded_at,
-            &e.payload,
-        );
-        previous = hash;
-        versions.push(version as i64);
-        types.push(e.event_type);
-        schemas.push(e.schema_version as i16);
-        times.push(e.recorded_at);
-        payloads.push(e.payload.as_slice());
-        hashes.push(hash.to_vec());
-    }
-    let rows = tx
-        .query(
-            "insert into event (stream_id, version, event_id, event_type, schema_version,
-                                recorded_at, payload, hash)
-             select $1, v, id, t, sv, ra, p, h
-             from unnest($2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::bigint[],
-                         $7::bytea[], $8::bytea[]) as u(v, id, t, sv, ra, p, h)
-             order by v
-             returning position, version",
-            &[
-                &req.stream,
-                &versions,
-                &ids,
-                &types,
-                &schemas,
-                &times,
-                &payloads,
-                &hashes,
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Conflict {
-                    stream: req.stream.clone(),
-                    expected: req.expected,
-                    actual,
-                }
-            } else {
-                unavailable(e)
-            }
-        })?;
-    let mut positions: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
-    positions.sort();
-    Ok(req
-        .events
-        .iter()
-        .zip(positions)
-        .zip(versions.iter().zip(hashes))
-        .map(|((e, (_, position)), (v, hash))| Recorded {
-            position: position as u64,
-            stream_id: req.stream.clone(),
-            version: *v as u64,
-            event_id: e.event_id,
-            event_type: e.event_type.to_owned(),
-            schema_version: e.schema_version,
-            recorded_at: e.recorded_at,
-            payload: e.payload.clone(),
-            hash: hash.try_into().unwrap_or(GENESIS),
-        })
-        .collect())
 }
 
 #[async_trait]

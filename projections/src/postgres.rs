@@ -88,6 +88,7 @@ pub async fn apply_in(
 ) -> Result<u64, Error> {
     let name = target.checkpoint(projection);
     let mut at = checkpoint_of(tx, &name, true).await?;
+    let mut changes = Vec::new();
     for rec in batch {
         if rec.position <= at {
             continue;
@@ -96,10 +97,14 @@ pub async fn apply_in(
             position: rec.position,
             reason: e.to_string(),
         })?;
-        for change in projection.changes(rec, &event) {
-            apply_change(tx, &change, target).await?;
-        }
+        changes.extend(projection.changes(rec, &event));
         at = rec.position;
+    }
+    // Pipelined: every statement is sent before the first answer is awaited (tokio-postgres
+    // keeps them in order on the connection), so a batch costs about one round trip, not one
+    // per row.
+    for chunk in changes.chunks(500) {
+        futures::future::try_join_all(chunk.iter().map(|c| apply_change(tx, c, target))).await?;
     }
     tx.execute(
         "update projection_checkpoint set position = $2 where projection = $1",

@@ -123,7 +123,7 @@ test('malformed and oversized frames close only their own connection', { timeout
 });
 
 test('guessing join codes finds nothing and is slowed down', { timeout: 60_000 }, async () => {
-  const server = await startServer();
+  const server = await startServer({ args: ['--join-rate-limit', '2'] });
   try {
     const owner = await register(server.url);
     await createRoom(server.url, owner.token);

@@ -16,7 +16,7 @@ import {
 } from './helpers.mjs';
 
 test('a flooding user is rate-limited while others are unaffected', { timeout: 60_000 }, async () => {
-  const server = await startServer();
+  const server = await startServer({ args: ['--join-rate-limit', '2'] });
   try {
     const flood = await register(server.url);
     const calm = await register(server.url);
