@@ -52,14 +52,25 @@ pub fn decode(data_url: &str) -> Result<Image, Error> {
     if bytes.len() > MAX_BYTES {
         return Err(Error::TooLarge);
     }
-    let extension = match infer::get(&bytes).map(|t| t.mime_type()) {
-        Some("image/png") => "png",
-        Some("image/jpeg") => "jpg",
-        Some("image/gif") => "gif",
-        Some("image/webp") => "webp",
-        _ => return Err(Error::NotAnImage),
-    };
+    let extension = sniff(&bytes).ok_or(Error::NotAnImage)?;
     Ok(Image { bytes, extension })
+}
+
+/// The extension of an accepted image, decided by the whole signature its format's
+/// specification puts first. (A looser check, such as `GIF` alone or `WEBP` at offset 8 with
+/// anything before it, lets markup through under an image's name; the fuzzer found that.)
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("gif")
+    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        None
+    }
 }
 
 /// Stores an image in `media_dir` under a fresh random name; returns its `/media/...` path.
@@ -90,6 +101,18 @@ mod tests {
             Err(Error::NotAnImage)
         );
         assert_eq!(decode("http://x/y.png"), Err(Error::NotDataUrl));
+        // Markup behind a partial signature is not an image.
+        for fake in [
+            &b"GIF<html><script>alert(1)</script>"[..],
+            b"<!--xxxxWEBP--><svg onload=alert(1)>",
+            b"\x89PNG<svg/>",
+        ] {
+            let url = format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(fake)
+            );
+            assert_eq!(decode(&url), Err(Error::NotAnImage), "{fake:?}");
+        }
         assert_eq!(decode("data:image/png;base64,@@@"), Err(Error::BadBase64));
         let big = "A".repeat(2 * MAX_BYTES);
         assert_eq!(

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use std::path::Path;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Largest request body: an avatar of 1 MiB as base64 inside JSON fits.
 pub const MAX_BODY: usize = 1536 * 1024;
@@ -48,7 +49,16 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .nest_service("/media", ServeDir::new(media_dir))
+        .nest_service(
+            "/media",
+            tower::ServiceBuilder::new()
+                // Uploaded files are images by their bytes; no browser may guess otherwise.
+                .layer(SetResponseHeaderLayer::overriding(
+                    axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                    axum::http::HeaderValue::from_static("nosniff"),
+                ))
+                .service(ServeDir::new(media_dir)),
+        )
         .fallback_service(web)
         .with_state(app)
 }

@@ -81,7 +81,9 @@ test('two processes on one database: every message reaches every subscriber once
       const got = messagesIn(s, room.id).map((m) => m.seq);
       assert.deepEqual(got, seqs, 'each subscriber sees every message once, in seq order');
     }
-    // Compared message by message with the history, read through the other process.
+    // Compared message by message with the history, read through the other process (its read
+    // tables follow the log: wait for them to hold every message).
+    await waitFor(async () => (await fullHistory(b.url, members[1].token, room.id)).length === total, { timeout: 20_000, message: 'history caught up' });
     const hist = await fullHistory(b.url, members[1].token, room.id);
     const byId = new Map(acks.map((x) => [x.id, x.seq]));
     assert.equal(hist.length, total);
