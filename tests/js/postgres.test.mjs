@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import {
   startServer, register, createRoom, joinRoom, connect, emitAck, messagesIn, send,
-  fullHistory, waitFor, closeAll, newMsgId, delay,
+  fullHistory, waitFor, closeAll, newMsgId, delay, api,
 } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -197,6 +197,47 @@ test('PostgreSQL restarting under traffic: unavailable while gone, back by itsel
       const ack = await emitAck(s, 'user_send_message', { roomId: room.id, id, message: 'retry', type: 'input' });
       assert.equal(ack.ok, true, JSON.stringify(ack));
     }
+    closeAll(s);
+  } finally {
+    for (const n of nodes) await n.cleanup();
+  }
+});
+
+const STOP = process.env.CHATROOM_TEST_PG_STOP;
+const START = process.env.CHATROOM_TEST_PG_START;
+test('PostgreSQL stopped: /readyz and writes say unavailable, the server stays up, then recovers', {
+  skip: skipNoPg || (STOP && START ? false : 'CHATROOM_TEST_PG_STOP / _START are not set: cannot stop the database'),
+  timeout: 120_000,
+}, async () => {
+  const { nodes } = await cluster(1);
+  const [a] = nodes;
+  const stop = STOP;
+  const start = START;
+  try {
+    const u = await register(a.url);
+    const room = await createRoom(a.url, u.token);
+    const s = await connect(a.url, u.token, ['websocket']);
+    await emitAck(s, 'join_all', { roomList: [room.id] });
+    const before = await send(s, room.id, 'before');
+    assert.equal((await api(a.url, 'GET', '/readyz', {})).status, 200);
+    execSync(stop, { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await api(a.url, 'GET', '/readyz', {})).status === 503, { timeout: 20_000, message: 'not ready while the database is down' });
+      const ready = await api(a.url, 'GET', '/readyz', {});
+      assert.equal(ready.body.ready, false);
+      const ack = await emitAck(s, 'user_send_message', { roomId: room.id, id: 'during', message: 'during', type: 'input' }, 20_000);
+      assert.deepEqual([ack.ok, ack.error?.code], [false, 'unavailable'], JSON.stringify(ack));
+      const created = await api(a.url, 'POST', '/api/room/create', { token: u.token, body: { name: 'x' } });
+      assert.equal(created.status, 503, JSON.stringify(created.body));
+      assert.equal(created.body.status, 503);
+      assert.equal((await api(a.url, 'GET', '/healthz', {})).status, 200, 'the process stays up');
+    } finally {
+      execSync(start, { stdio: 'ignore' });
+    }
+    await waitFor(async () => (await api(a.url, 'GET', '/readyz', {})).status === 200, { timeout: 30_000, message: 'ready again' });
+    await waitFor(async () => (await emitAck(s, 'user_send_message', { roomId: room.id, id: 'during', message: 'during', type: 'input' })).ok, { timeout: 30_000, message: 'writes work again' });
+    const hist = await fullHistory(a.url, u.token, room.id);
+    assert.deepEqual(hist.map((m) => [m.id, m.seq]), [[before.id, 1], ['during', 2]]);
     closeAll(s);
   } finally {
     for (const n of nodes) await n.cleanup();
