@@ -5,7 +5,9 @@
 //! does not undo the others), commits once, and only then answers them all. With
 //! `synchronous = full` a commit is on disk when it returns, so an answered append survives a
 //! crash or power loss, and under load many appends share one fsync. Reads use a small pool of
-//! read-only connections, which WAL lets run beside the writer.
+//! read-only connections, which WAL lets run beside the writer. The writer keeps 64 MiB of
+//! pages cached (SQLite's default is 2 MiB), so the indexes an append walks (stream head,
+//! event id) stay in memory as the log grows.
 
 use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
 use crate::memory::check_expected;
@@ -60,7 +62,8 @@ impl SqliteStore {
         conn.execute_batch(
             "pragma journal_mode = wal;
              pragma synchronous = full;
-             pragma busy_timeout = 5000;",
+             pragma busy_timeout = 5000;
+             pragma cache_size = -65536;",
         )
         .map_err(unavailable)?;
         migrate::apply(&mut conn, MIGRATIONS).map_err(unavailable)?;
@@ -117,6 +120,8 @@ impl SqliteStore {
                     )
                     .map_err(unavailable)?;
                     c.busy_timeout(std::time::Duration::from_secs(5))
+                        .map_err(unavailable)?;
+                    c.execute_batch("pragma cache_size = -16384; pragma mmap_size = 268435456;")
                         .map_err(unavailable)?;
                     c
                 }

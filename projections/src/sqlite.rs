@@ -115,6 +115,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
         "pragma journal_mode = wal;
          pragma synchronous = normal;
          pragma busy_timeout = 10000;
+         pragma cache_size = -32768;
          pragma foreign_keys = off;",
     )
 }
