@@ -311,6 +311,19 @@ pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>,
         .collect())
 }
 
+fn record_row(r: &tokio_postgres::Row) -> RecordRow {
+    RecordRow {
+        room_id: r.get(0),
+        seq: r.get::<_, i64>(1) as u64,
+        message_id: r.get(2),
+        user_id: r.get(3),
+        user_name: r.get(4),
+        user_avatar: r.get(5),
+        message: r.get(6),
+        time: r.get(7),
+    }
+}
+
 pub(crate) async fn member_messages(
     pool: &Pool,
     room_id: &str,
@@ -342,19 +355,7 @@ pub(crate) async fn member_messages(
         )
         .await
         .map_err(pg)?;
-    let mut out: Vec<RecordRow> = rows
-        .iter()
-        .map(|r| RecordRow {
-            room_id: r.get(0),
-            seq: r.get::<_, i64>(1) as u64,
-            message_id: r.get(2),
-            user_id: r.get(3),
-            user_name: r.get(4),
-            user_avatar: r.get(5),
-            message: r.get(6),
-            time: r.get(7),
-        })
-        .collect();
+    let mut out: Vec<RecordRow> = rows.iter().map(record_row).collect();
     out.reverse();
     Ok(Some(out))
 }
@@ -365,14 +366,7 @@ pub(crate) async fn search(
     query: &str,
     limit: u64,
 ) -> Result<Vec<RecordRow>, Error> {
-    let needle = crate::projection::search_text(query);
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = crate::projection::like_pattern(query);
     let c = pool.get().await.map_err(pg)?;
     let rows = c
         .query(
@@ -385,17 +379,5 @@ pub(crate) async fn search(
         )
         .await
         .map_err(pg)?;
-    Ok(rows
-        .iter()
-        .map(|r| RecordRow {
-            room_id: r.get(0),
-            seq: r.get::<_, i64>(1) as u64,
-            message_id: r.get(2),
-            user_id: r.get(3),
-            user_name: r.get(4),
-            user_avatar: r.get(5),
-            message: r.get(6),
-            time: r.get(7),
-        })
-        .collect())
+    Ok(rows.iter().map(record_row).collect())
 }

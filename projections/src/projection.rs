@@ -117,6 +117,16 @@ pub fn search_text(text: &str) -> String {
         .to_lowercase()
 }
 
+/// A `like` pattern (escape character `\`) matching texts whose [`search_text`] contains the
+/// query's.
+pub fn like_pattern(query: &str) -> String {
+    let needle = search_text(query)
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{needle}%")
+}
+
 /// The projections, each keeping its own table(s) and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
@@ -277,6 +287,12 @@ mod tests {
             ] => assert_eq!(message, "<b>hi</b>"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn search_patterns_escape_like_wildcards() {
+        assert_eq!(like_pattern("  Hello\tWorld "), "%hello world%");
+        assert_eq!(like_pattern("100%_\\x"), "%100\\%\\_\\\\x%");
     }
 
     #[test]

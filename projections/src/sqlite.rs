@@ -507,6 +507,20 @@ pub fn is_member(conn: &Connection, room_id: &str, user_id: &str) -> Result<bool
         .query_row([room_id, user_id], |r| r.get(0))?)
 }
 
+/// A `room_record` row joined with its author, as the history queries select it.
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        room_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        message_id: r.get(2)?,
+        user_id: r.get(3)?,
+        user_name: r.get(4)?,
+        user_avatar: r.get(5)?,
+        message: r.get(6)?,
+        time: r.get(7)?,
+    })
+}
+
 /// The newest `limit` messages of a room with `seq < before` (all when `None`), oldest first.
 ///
 /// # Errors
@@ -525,18 +539,7 @@ pub fn messages(
          where rr.room_id = ?1 and rr.seq < ?2
          order by rr.seq desc limit ?3",
     )?;
-    let rows = s.query_map(params![room_id, before, limit as i64], |r| {
-        Ok(RecordRow {
-            room_id: r.get(0)?,
-            seq: r.get::<_, i64>(1)? as u64,
-            message_id: r.get(2)?,
-            user_id: r.get(3)?,
-            user_name: r.get(4)?,
-            user_avatar: r.get(5)?,
-            message: r.get(6)?,
-            time: r.get(7)?,
-        })
-    })?;
+    let rows = s.query_map(params![room_id, before, limit as i64], record_row)?;
     let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
     out.reverse();
     Ok(out)
@@ -555,14 +558,7 @@ pub fn search(
     query: &str,
     limit: u64,
 ) -> Result<Vec<RecordRow>, Error> {
-    let needle = crate::projection::search_text(query);
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = crate::projection::like_pattern(query);
     let mut s = conn.prepare_cached(
         "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
                 coalesce(u.avatar_image, ''), rr.message, rr.time
@@ -570,17 +566,6 @@ pub fn search(
          where rr.room_id = ?1 and rr.search_text like ?2 escape '\\'
          order by rr.seq desc limit ?3",
     )?;
-    let rows = s.query_map(params![room_id, pattern, limit as i64], |r| {
-        Ok(RecordRow {
-            room_id: r.get(0)?,
-            seq: r.get::<_, i64>(1)? as u64,
-            message_id: r.get(2)?,
-            user_id: r.get(3)?,
-            user_name: r.get(4)?,
-            user_avatar: r.get(5)?,
-            message: r.get(6)?,
-            time: r.get(7)?,
-        })
-    })?;
+    let rows = s.query_map(params![room_id, pattern, limit as i64], record_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
