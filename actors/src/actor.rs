@@ -285,13 +285,11 @@ impl Actor for RoomActor {
                         match twin {
                             Some(replies) => replies.push(reply),
                             None => {
-                                state.parked.push(Parked::Join {
+                                let join = Parked::Join {
                                     user_id,
                                     replies: vec![reply],
-                                });
-                                if !schedule_flush(&myself, state) {
-                                    self.flush(state).await;
-                                }
+                                };
+                                self.park(&myself, state, join).await;
                             }
                         }
                     }
@@ -338,15 +336,13 @@ impl Actor for RoomActor {
                         match twin {
                             Some(replies) => replies.push(reply),
                             None => {
-                                state.parked.push(Parked::Post {
+                                let post = Parked::Post {
                                     user_id,
                                     message_id,
                                     text,
                                     replies: vec![reply],
-                                });
-                                if !schedule_flush(&myself, state) {
-                                    self.flush(state).await;
-                                }
+                                };
+                                self.park(&myself, state, post).await;
                             }
                         }
                     }
@@ -442,6 +438,15 @@ fn fan_out(state: &RoomState, delivery: &Delivery) {
 const MAX_ATTEMPTS: usize = 16;
 
 impl RoomActor {
+    /// Parks a command for the next batch, asking for a `Flush` behind what is already in the
+    /// mailbox; a draining actor cannot ask, and writes at once.
+    async fn park(&self, myself: &ActorRef<Msg>, state: &mut RoomState, command: Parked) {
+        state.parked.push(command);
+        if !schedule_flush(myself, state) {
+            self.flush(state).await;
+        }
+    }
+
     async fn flush(&self, state: &mut RoomState) {
         // Conflicts (another writer) are retried a bounded number of times; duplicates are
         // not counted, since each one answered leaves one command fewer to write.

@@ -91,6 +91,40 @@ impl Recorded {
     }
 }
 
+/// Turns events to append into their stored form, versions and hashes chained after the
+/// stream's `head` (its last version and hash; `None` for a new stream). Positions are left at
+/// 0 for the backend to fill in as it writes.
+pub fn seal(stream: &str, head: Option<(u64, [u8; 32])>, events: &[NewEvent]) -> Vec<Recorded> {
+    let (mut version, mut previous) = head.unwrap_or((0, GENESIS));
+    events
+        .iter()
+        .map(|e| {
+            version += 1;
+            previous = chain_hash(
+                &previous,
+                stream,
+                version,
+                &e.event_id,
+                e.event_type,
+                e.schema_version,
+                e.recorded_at,
+                &e.payload,
+            );
+            Recorded {
+                position: 0,
+                stream_id: stream.to_owned(),
+                version,
+                event_id: e.event_id,
+                event_type: e.event_type.to_owned(),
+                schema_version: e.schema_version,
+                recorded_at: e.recorded_at,
+                payload: e.payload.clone(),
+                hash: previous,
+            }
+        })
+        .collect()
+}
+
 /// The hash of a stream's first event's predecessor.
 pub const GENESIS: [u8; 32] = [0; 32];
 

@@ -1,6 +1,6 @@
 //! An in-memory log for tests: the same rules as the durable backends, nothing on disk.
 
-use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::envelope::{GENESIS, NewEvent, Recorded, seal};
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -71,7 +71,7 @@ impl Store for MemoryStore {
         }
         let mut inner = self.inner.lock().expect("memory store lock");
         let indexes = inner.streams.get(stream);
-        let (actual, mut previous) = match indexes.and_then(|v| v.last()) {
+        let (actual, previous) = match indexes.and_then(|v| v.last()) {
             Some(&i) => (Some(inner.log[i].version), inner.log[i].hash),
             None => (None, GENESIS),
         };
@@ -87,34 +87,10 @@ impl Store for MemoryStore {
                 )));
             }
         }
-        let mut version = actual.unwrap_or(0);
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            version += 1;
-            let position = inner.log.len() as u64 + 1;
-            let hash = chain_hash(
-                &previous,
-                stream,
-                version,
-                &e.event_id,
-                e.event_type,
-                e.schema_version,
-                e.recorded_at,
-                &e.payload,
-            );
-            previous = hash;
-            let rec = Recorded {
-                position,
-                stream_id: stream.to_owned(),
-                version,
-                event_id: e.event_id,
-                event_type: e.event_type.to_owned(),
-                schema_version: e.schema_version,
-                recorded_at: e.recorded_at,
-                payload: e.payload,
-                hash,
-            };
+        let mut out = seal(stream, actual.map(|v| (v, previous)), &events);
+        for rec in &mut out {
             let index = inner.log.len();
+            rec.position = index as u64 + 1;
             inner.ids.insert(rec.event_id, index);
             inner
                 .streams
@@ -122,7 +98,6 @@ impl Store for MemoryStore {
                 .or_default()
                 .push(index);
             inner.log.push(rec.clone());
-            out.push(rec);
         }
         let head = inner.log.len() as u64;
         drop(inner);

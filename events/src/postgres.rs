@@ -14,7 +14,7 @@
 //! - **Going away.** Connections come from a pool that reconnects on its own; while the
 //!   database is unreachable every call fails as [`Error::Unavailable`].
 
-use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::envelope::{NewEvent, Recorded, seal};
 use crate::memory::check_expected;
 use crate::migrate::Migration;
 use crate::store::{Error, Expected, Store};
@@ -321,35 +321,13 @@ async fn write_group(
             ))));
             continue;
         }
-        let (mut version, mut previous) = head.unwrap_or((0, GENESIS));
-        let mut recs = Vec::with_capacity(req.events.len());
-        for e in &req.events {
-            version += 1;
-            let hash = chain_hash(
-                &previous,
-                &req.stream,
-                version,
-                &e.event_id,
-                e.event_type,
-                e.schema_version,
-                e.recorded_at,
-                &e.payload,
-            );
-            previous = hash;
-            accepted_ids.insert(e.event_id, ());
-            recs.push(Recorded {
-                position: 0,
-                stream_id: req.stream.clone(),
-                version,
-                event_id: e.event_id,
-                event_type: e.event_type.to_owned(),
-                schema_version: e.schema_version,
-                recorded_at: e.recorded_at,
-                payload: e.payload.clone(),
-                hash,
-            });
+        let recs = seal(&req.stream, head, &req.events);
+        for r in &recs {
+            accepted_ids.insert(r.event_id, ());
         }
-        heads.insert(req.stream.clone(), (version, previous));
+        if let Some(last) = recs.last() {
+            heads.insert(req.stream.clone(), (last.version, last.hash));
+        }
         outcomes.push(Outcome::Accepted(recs));
     }
 

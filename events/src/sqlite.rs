@@ -9,7 +9,7 @@
 //! pages cached (SQLite's default is 2 MiB), so the indexes an append walks (stream head,
 //! event id) stay in memory as the log grows.
 
-use crate::envelope::{GENESIS, NewEvent, Recorded, chain_hash};
+use crate::envelope::{GENESIS, NewEvent, Recorded, seal};
 use crate::memory::check_expected;
 use crate::migrate::{self, Migration};
 use crate::store::{Error, Expected, Store};
@@ -267,7 +267,7 @@ fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Er
         .map_err(unavailable)?;
     let actual = current.as_ref().map(|(v, _)| *v as u64);
     check_expected(&req.stream, req.expected, actual)?;
-    let mut previous = match current {
+    let previous = match current {
         Some((_, h)) => h
             .try_into()
             .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
@@ -297,44 +297,21 @@ fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Er
              recorded_at, payload, hash) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(unavailable)?;
-    let mut version = actual.unwrap_or(0);
-    let mut out = Vec::with_capacity(req.events.len());
-    for e in &req.events {
-        version += 1;
-        let hash = chain_hash(
-            &previous,
-            &req.stream,
-            version,
-            &e.event_id,
-            e.event_type,
-            e.schema_version,
-            e.recorded_at,
-            &e.payload,
-        );
-        previous = hash;
+    let mut out = seal(&req.stream, actual.map(|v| (v, previous)), &req.events);
+    for rec in &mut out {
         insert
             .execute(params![
-                req.stream,
-                version as i64,
-                e.event_id.as_bytes().as_slice(),
-                e.event_type,
-                e.schema_version as i64,
-                e.recorded_at,
-                e.payload,
-                hash.as_slice(),
+                rec.stream_id,
+                rec.version as i64,
+                rec.event_id.as_bytes().as_slice(),
+                rec.event_type,
+                rec.schema_version as i64,
+                rec.recorded_at,
+                rec.payload,
+                rec.hash.as_slice(),
             ])
             .map_err(unavailable)?;
-        out.push(Recorded {
-            position: conn.last_insert_rowid() as u64,
-            stream_id: req.stream.clone(),
-            version,
-            event_id: e.event_id,
-            event_type: e.event_type.to_owned(),
-            schema_version: e.schema_version,
-            recorded_at: e.recorded_at,
-            payload: e.payload.clone(),
-            hash,
-        });
+        rec.position = conn.last_insert_rowid() as u64;
     }
     Ok(out)
 }
