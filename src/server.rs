@@ -16,6 +16,10 @@ use std::time::Duration;
 /// disconnected (it resumes with `since`). Room for a full replay of 1,000 messages.
 const SOCKET_BUFFER: usize = 4096;
 
+/// Bytes a WebSocket reads at a time (engineioxide's default is 4 KiB). Every open socket holds
+/// this buffer; a client's frames are a few hundred bytes, and a larger burst takes more reads.
+const WS_READ_BUFFER: usize = 1024;
+
 /// Serves until `shutdown` resolves, then drains and flushes everything.
 ///
 /// # Errors
@@ -72,12 +76,14 @@ pub async fn serve(
         .ping_interval(Duration::from_secs(15))
         .ping_timeout(Duration::from_secs(10))
         .max_payload(64 * 1024)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .build_layer();
     crate::socket::install(&io);
     let _ = app.io.set(io.clone());
 
     let router = crate::http::router(app.clone(), &cfg.web_dir, &app.media_dir)
         .layer(layer)
+        .layer(axum::middleware::map_request(crate::socket::detach_head))
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

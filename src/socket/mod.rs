@@ -32,7 +32,7 @@ const QUEUE: usize = 512;
 pub(crate) struct Ctx {
     pub(crate) id: u64,
     pub(crate) session: Session,
-    pub(crate) queue: mpsc::Sender<worker::Job>,
+    pub(crate) queue: mpsc::Sender<Box<worker::Job>>,
     /// Set when the socket disconnects: its worker stops and unsubscribes it.
     pub(crate) gone: tokio::sync::watch::Sender<bool>,
 }
@@ -194,6 +194,35 @@ async fn authenticate(
     Ok(())
 }
 
+/// Gives a Socket.IO request a URI and headers of its own.
+///
+/// hyper parses a request head in place: its URI and header values are slices of the
+/// connection's 8 KiB read buffer. engineioxide keeps the request head of every session for
+/// its lifetime, and with it that buffer (axum's `OriginalUri` extension too), so an idle socket
+/// held 8 KiB or more of memory for a few hundred bytes of headers. Copies cost once per
+/// connection.
+pub async fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
+    if !req.uri().path().starts_with("/socket.io") {
+        return req;
+    }
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = parts.uri.to_string().parse::<axum::http::Uri>() {
+        if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
+            original.0 = uri.clone();
+        }
+        parts.uri = uri;
+    }
+    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if let Ok(mut copy) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            headers.append(name.clone(), copy);
+        }
+    }
+    parts.headers = headers;
+    axum::extract::Request::from_parts(parts, body)
+}
+
 async fn on_connect(s: SocketRef, State(app): State<Shared>) {
     match s.extensions.get::<Arc<Ctx>>() {
         Some(ctx) if s.connected() => app.sockets.add(ctx.id, s.clone(), ctx.session.clone()),
@@ -233,4 +262,44 @@ fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
         on_leave.gone.send_replace(true);
         std::future::ready(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detach_head;
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, Uri};
+    use bytes::Bytes;
+
+    fn request(buffer: &Bytes, path: &str) -> axum::extract::Request {
+        let mut req = Request::new(Body::empty());
+        let uri = Uri::from_maybe_shared(buffer.slice(0..path.len())).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::OriginalUri(uri.clone()));
+        *req.uri_mut() = uri;
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            HeaderValue::from_maybe_shared(buffer.slice(path.len()..)).unwrap(),
+        );
+        req
+    }
+
+    #[tokio::test]
+    async fn a_socket_request_no_longer_holds_the_read_buffer() {
+        let path = "/socket.io/?EIO=4&transport=websocket";
+        let buffer = Bytes::from(format!("{path}10.0.0.1"));
+        let req = detach_head(request(&buffer, path)).await;
+        assert!(
+            buffer.is_unique(),
+            "the request still points into the buffer"
+        );
+        assert_eq!(req.uri(), path);
+        assert_eq!(req.headers()["x-forwarded-for"], "10.0.0.1");
+
+        // Other requests are left alone.
+        let other = Bytes::from("/api/rooms10.0.0.1");
+        let req = detach_head(request(&other, "/api/rooms")).await;
+        assert!(!other.is_unique());
+        drop(req);
+    }
 }

@@ -68,9 +68,11 @@ pub(crate) fn accept(app: &Shared, ctx: &Ctx, event: &str, data: Value, reply: R
             return;
         }
     };
-    if let Err(e) = ctx.queue.try_send(job) {
+    // Boxed: the channel allocates its slots 32 at a time, and an idle socket should hold 32
+    // pointers rather than 32 jobs.
+    if let Err(e) = ctx.queue.try_send(Box::new(job)) {
         let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
-        match e.into_inner() {
+        match *e.into_inner() {
             Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {
                 reply.fail(failure, id.as_ref())
             }
@@ -205,7 +207,7 @@ pub(crate) async fn run(
     app: Shared,
     socket: SocketRef,
     ctx: Arc<Ctx>,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: mpsc::Receiver<Box<Job>>,
 ) {
     let sink = Arc::new(SocketSink {
         socket: socket.clone(),
@@ -231,10 +233,10 @@ pub(crate) async fn run(
             _ = gone.wait_for(|g| *g) => None,
         };
         let Some(job) = job else { break };
-        match job {
+        match *job {
             Job::TestInput { reply } => {
                 if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
-                    let _ = ns.emit("test_received", "收到啦").await;
+                    let _ = Box::pin(ns.emit("test_received", "收到啦")).await;
                 }
                 reply.ok(json!({"ok": true}));
             }
@@ -245,7 +247,11 @@ pub(crate) async fn run(
                 text,
                 reply,
                 arrived,
-            } => send(&app, &ctx, (room_id, id, key, text), reply, arrived).await,
+            } => {
+                // Boxed, like the join below: the worker's own future stays small for the
+                // idle socket that holds it, instead of being sized for its largest step.
+                Box::pin(send(&app, &ctx, (room_id, id, key, text), reply, arrived)).await
+            }
             Job::Join {
                 rooms,
                 since,
@@ -254,7 +260,7 @@ pub(crate) async fn run(
             } => {
                 let mut entries = Vec::with_capacity(rooms.len());
                 for room in rooms {
-                    let entry = join(&app, &ctx, &sink, &room, &since).await;
+                    let entry = Box::pin(join(&app, &ctx, &sink, &room, &since)).await;
                     if entry.get("ok") == Some(&Value::Bool(true))
                         && let Some(r) = room.as_str()
                     {
