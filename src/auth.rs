@@ -97,6 +97,7 @@ impl Sessions {
     /// When the database cannot be opened or migrated.
     pub fn open(path: &Path, ttl: Duration) -> anyhow::Result<Self> {
         let mut conn = Connection::open(path)?;
+        events::stable_plans(&conn)?;
         conn.execute_batch(
             "pragma journal_mode = wal; pragma synchronous = full; pragma busy_timeout = 5000;",
         )?;

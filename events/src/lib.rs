@@ -36,7 +36,7 @@ pub use esdb::EsdbStore;
 pub use event::Event;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, stable_plans};
 pub use store::{Error, Expected, Store};
 pub use subscription::Subscription;
 

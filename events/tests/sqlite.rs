@@ -72,3 +72,43 @@ async fn closed_store_is_unavailable() {
         Err(Error::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn the_wal_is_moved_into_the_database_while_the_store_runs() {
+    // The writer does not checkpoint in its commits (that stalled every append behind the
+    // one that crossed the threshold); a thread of its own does, soon after commits.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let empty = std::fs::metadata(&path).unwrap().len();
+    let mut version = 0;
+    for _ in 0..20 {
+        let batch: Vec<NewEvent> = (version + 1..=version + 100).map(joined).collect();
+        let expected = if version == 0 {
+            Expected::NoStream
+        } else {
+            Expected::Exact(version)
+        };
+        store.append("room-r", expected, batch).await.unwrap();
+        version += 100;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() <= empty {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint moved the WAL into {} within 10 s",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.read_all(0, 5000).await.unwrap().len(), 2000);
+}
+
+#[test]
+fn stable_plans_turns_on_the_query_planner_stability_guarantee() {
+    use rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG;
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    assert!(!conn.db_config(SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
+    events::stable_plans(&conn).unwrap();
+    assert!(conn.db_config(SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
+}

@@ -109,6 +109,7 @@ pub struct ReadDb {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    events::stable_plans(conn)?;
     // The read tables can be rebuilt from the log, so they need not be synced on every
     // commit; WAL keeps each transaction (rows + checkpoint) atomic across a crash.
     conn.execute_batch(
