@@ -20,6 +20,20 @@ const SOCKET_BUFFER: usize = 4096;
 /// this buffer; a client's frames are a few hundred bytes, and a larger burst takes more reads.
 const WS_READ_BUFFER: usize = 1024;
 
+/// Accepts connections with Nagle's algorithm off, so small frames go out at once: with it, a
+/// delivery waited for the client's ACK of the previous one (up to the client's 40 ms
+/// delayed-ACK timer) whenever one was still in flight.
+fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    }
+    axum::serve::ListenerExt::tap_io(listener, set as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serves until `shutdown` resolves, then drains and flushes everything.
 ///
 /// # Errors
@@ -114,7 +128,7 @@ pub async fn serve(
         // Open sockets would hold the HTTP server open: close them first.
         io_for_close.close().await;
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let server = axum::serve(no_delay(listener), router).with_graceful_shutdown(graceful);
     let served = tokio::spawn(async move { server.await });
     let _ = stopping_rx.await;
     match tokio::time::timeout(Duration::from_secs(10), served).await {
@@ -160,5 +174,20 @@ async fn follow_log(store: Arc<dyn Store>, rooms: actors::Rooms) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = super::no_delay(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
     }
 }
