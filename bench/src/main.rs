@@ -32,10 +32,14 @@ pub enum Scenario {
     Idle,
     /// Like `rooms`, with some members of each room that stop reading.
     Slow,
+    /// Like `rooms`, measured again as the log grows: the same rooms are filled closed-loop
+    /// until the server's log holds each of `--history` events, then measured open-loop at
+    /// `--rate` (default 2,000 msg/s) for `--duration`.
+    History,
 }
 
 /// Load generator for a chatroom server (run it with `--send-rate-limit 0`).
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "chatroom-bench", version)]
 pub struct Args {
     /// The workload.
@@ -93,6 +97,9 @@ pub struct Args {
     /// Runtime worker threads of the load generator.
     #[arg(long, env = "CHATROOM_BENCH_THREADS", default_value_t = 2)]
     pub threads: usize,
+    /// Log sizes (events) at which `history` measures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
+    pub history: Vec<u64>,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -30,7 +30,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(80);
     let pid = args.server_pid.or_else(|| procstat::listener_pid(port));
     let users = args.users.unwrap_or(match args.scenario {
-        Scenario::Rooms | Scenario::Slow => 50,
+        Scenario::Rooms | Scenario::Slow | Scenario::History => 50,
         Scenario::Fanout => 1000,
         Scenario::Idle => args.sockets.min(200),
     });
@@ -76,6 +76,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.scenario == Scenario::Idle {
         return idle(&args, &accounts, &rooms, pid).await;
     }
+    if args.scenario == Scenario::History {
+        return history(&args, &prefix, &accounts, &rooms, pid).await;
+    }
     let specs = plan(&args, &prefix, &accounts, &rooms);
     let senders = specs.iter().filter(|s| s.send.is_some()).count();
     let pace = specs.iter().find_map(|s| s.send.as_ref().map(|s| s.pace));
@@ -112,9 +115,102 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The log's head position, from the server's `/metrics`.
+async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{}/metrics", url.trim_end_matches('/')))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("chatroom_log_head "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .context("no chatroom_log_head in /metrics")
+}
+
+/// `history`: for each size in `--history`, fill the log closed-loop (in 10 s rounds over the
+/// same rooms, so every room's own history grows too) until it holds that many events, then
+/// measure open-loop and print the server's CPU per acknowledged message.
+async fn history(
+    args: &Args,
+    prefix: &str,
+    users: &[User],
+    rooms: &[Room],
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let mut fill = args.clone();
+    fill.rate = Some(0.0);
+    let mut measure = args.clone();
+    measure.rate = Some(rate(args));
+    let mut summary = Vec::new();
+    // Every round needs message ids of its own: the server answers a repeated id as a retry.
+    let mut round = 0;
+    let mut tags = move || {
+        round += 1;
+        format!("{prefix}r{round}")
+    };
+    for &target in &args.history {
+        let filled = Instant::now();
+        let mut head = log_head(&http, &args.url).await?;
+        while head < target {
+            let c = runner::connect(
+                &args.url,
+                plan(&fill, &tags(), users, rooms),
+                args.connect_concurrency,
+            )
+            .await?;
+            let left = (target - head) as f64;
+            // Ten-second rounds; the last one shorter, guessed from the rate so far.
+            let _ = c
+                .load(10f64.min(left / 20_000.0).max(1.0), 5.0, false, None)
+                .await;
+            c.stop().await;
+            head = log_head(&http, &args.url).await?;
+            eprintln!("  log at {head} of {target} events");
+        }
+        println!(
+            "=== log at {head} events (filled for {:.0} s); open-loop {:.0} msg/s for {:.0} s",
+            filled.elapsed().as_secs_f64(),
+            rate(&measure),
+            args.duration
+        );
+        let c = runner::connect(
+            &args.url,
+            plan(&measure, &tags(), users, rooms),
+            args.connect_concurrency,
+        )
+        .await?;
+        let w = c.load(args.duration, args.drain, false, pid).await;
+        let sh = c.sh.clone();
+        let outcomes = c.stop().await;
+        runner::report(&sh, &w, &outcomes);
+        let acked: u64 = outcomes.iter().map(|o| o.acked_in_run).sum();
+        if let Some((a, b)) = w.server {
+            let per = (b.cpu_secs - a.cpu_secs) * 1e6 / acked.max(1) as f64;
+            println!("server CPU per acknowledged message: {per:.1} µs");
+            let p99 = sh
+                .latencies
+                .merged(crate::stats::Kind::Delivery)
+                .value_at_quantile(0.99) as f64
+                / 1e6;
+            summary.push((head, per, p99));
+        }
+    }
+    println!("=== summary: log events, server CPU µs per message, delivery p99 ms");
+    for (head, per, p99) in summary {
+        println!("{head:>12} {per:>8.1} {p99:>8.2}");
+    }
+    Ok(())
+}
+
 fn rate(args: &Args) -> f64 {
     args.rate.unwrap_or(match args.scenario {
         Scenario::Fanout => 10.0,
+        Scenario::History => 2000.0,
         _ => 0.0,
     })
 }
