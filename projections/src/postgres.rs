@@ -59,7 +59,8 @@ pub async fn checkpoint_of(c: &impl GenericClient, name: &str, lock: bool) -> Re
 }
 
 /// Applies a batch to one projection and moves its checkpoint, in one transaction; events at
-/// or below the checkpoint are skipped.
+/// or below the checkpoint are skipped. Into the [`Target::Shadow`], the commit does not wait
+/// for the write-ahead log to reach the disk.
 ///
 /// # Errors
 /// Database errors or an undecodable event; nothing of the batch is applied then.
@@ -71,6 +72,14 @@ pub async fn apply_batch(
 ) -> Result<u64, Error> {
     let mut client = pool.get().await.map_err(pg)?;
     let tx = client.transaction().await.map_err(pg)?;
+    if target == Target::Shadow {
+        // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with its
+        // checkpoint (same transaction) and the rebuild resumes before it. Nothing reads the
+        // shadow before the switch, whose commit does wait, flushing every batch before it.
+        tx.batch_execute("set local synchronous_commit = off")
+            .await
+            .map_err(pg)?;
+    }
     let at = apply_in(&tx, projection, target, batch).await?;
     tx.commit().await.map_err(pg)?;
     Ok(at)
