@@ -2,6 +2,8 @@
 //!
 //! - [`Projection`] and [`Change`] ([`projection`]): each projection is a pure mapping from an
 //!   event to row changes, independent of the database.
+//! - [`Plan`] ([`plan`]): a batch's changes regrouped so that PostgreSQL applies each kind
+//!   with one statement per batch.
 //! - [`sqlite`] and [`postgres`]: the sinks that apply changes, each batch in one transaction
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod plan;
 pub mod postgres;
 pub mod projection;
 mod read;
@@ -20,6 +23,7 @@ pub mod rebuild;
 pub mod sqlite;
 pub mod worker;
 
+pub use plan::Plan;
 pub use projection::{ALL, Change, Projection, Target};
 pub use read::Reads;
 pub use sqlite::{ReadDb, RecordRow, RoomRow, UserRow};

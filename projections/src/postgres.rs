@@ -1,6 +1,7 @@
 //! The read tables in PostgreSQL: the sink that applies [`Change`]s with the checkpoint in the
 //! same transaction, and the queries the server answers from them.
 
+use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
 use crate::sqlite::{Error, RecordRow, RoomRow, UserRow};
 use deadpool_postgres::{GenericClient, Pool};
@@ -58,7 +59,8 @@ pub async fn checkpoint_of(c: &impl GenericClient, name: &str, lock: bool) -> Re
 }
 
 /// Applies a batch to one projection and moves its checkpoint, in one transaction; events at
-/// or below the checkpoint are skipped.
+/// or below the checkpoint are skipped. Into the [`Target::Shadow`], the commit does not wait
+/// for the write-ahead log to reach the disk.
 ///
 /// # Errors
 /// Database errors or an undecodable event; nothing of the batch is applied then.
@@ -70,6 +72,14 @@ pub async fn apply_batch(
 ) -> Result<u64, Error> {
     let mut client = pool.get().await.map_err(pg)?;
     let tx = client.transaction().await.map_err(pg)?;
+    if target == Target::Shadow {
+        // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with its
+        // checkpoint (same transaction) and the rebuild resumes before it. Nothing reads the
+        // shadow before the switch, whose commit does wait, flushing every batch before it.
+        tx.batch_execute("set local synchronous_commit = off")
+            .await
+            .map_err(pg)?;
+    }
     let at = apply_in(&tx, projection, target, batch).await?;
     tx.commit().await.map_err(pg)?;
     Ok(at)
@@ -100,12 +110,7 @@ pub async fn apply_in(
         changes.extend(projection.changes(rec, &event));
         at = rec.position;
     }
-    // Pipelined: every statement is sent before the first answer is awaited (tokio-postgres
-    // keeps them in order on the connection), so a batch costs about one round trip, not one
-    // per row.
-    for chunk in changes.chunks(500) {
-        futures::future::try_join_all(chunk.iter().map(|c| apply_change(tx, c, target))).await?;
-    }
+    apply_plan(tx, &Plan::new(changes), target).await?;
     tx.execute(
         "update projection_checkpoint set position = $2 where projection = $1",
         &[&name, &(at as i64)],
@@ -115,130 +120,235 @@ pub async fn apply_in(
     Ok(at)
 }
 
-async fn apply_change(
-    tx: &impl GenericClient,
-    change: &Change,
-    target: Target,
-) -> Result<(), Error> {
-    match change {
-        Change::InsertUser {
-            id,
-            name,
-            password_hash,
-            created_at,
-        } => {
-            tx.execute(
-                &format!(
-                    "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
-                     values ($1, $2, $3, $4, $5)",
-                    target.table("user")
-                ),
-                &[id, name, &name.to_lowercase(), password_hash, created_at],
-            )
-            .await
-        }
-        Change::InsertRoom {
-            id,
-            name,
-            description,
-            owner,
-            avatar_image,
-            room_hash_id,
-            time,
-        } => {
-            tx.execute(
-                &format!(
-                    "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
-                                     create_time, update_time)
-                     values ($1, $2, $3, $4, $5, $6, $7, $7)",
-                    target.table("room")
-                ),
-                &[
-                    id,
-                    name,
-                    description,
-                    owner,
-                    avatar_image,
-                    room_hash_id,
-                    time,
-                ],
-            )
-            .await
-        }
-        Change::CountMember { room_id, time } => {
-            tx.execute(
-                &format!(
-                    "update {} set member_count = member_count + 1,
-                                   update_time = greatest(update_time, $2)
-                     where id = $1",
-                    target.table("room")
-                ),
-                &[room_id, time],
-            )
-            .await
-        }
-        Change::TouchRoom { room_id, seq, time } => {
-            tx.execute(
-                &format!(
-                    "update {} set last_seq = greatest(last_seq, $2),
-                                   update_time = greatest(update_time, $3)
-                     where id = $1",
-                    target.table("room")
-                ),
-                &[room_id, &(*seq as i64), time],
-            )
-            .await
-        }
-        Change::InsertMember {
-            room_id,
-            user_id,
-            joined_at,
-        } => {
-            tx.execute(
-                &format!(
-                    "insert into {} (room_id, user_id, joined_at) values ($1, $2, $3)
-                     on conflict do nothing",
-                    target.table("room_member")
-                ),
-                &[room_id, user_id, joined_at],
-            )
-            .await
-        }
-        Change::InsertRecord {
-            room_id,
-            seq,
-            message_id,
-            user_id,
-            message,
-            search_text,
-            time,
-            event_id,
-            position,
-        } => {
-            tx.execute(
-                &format!(
-                    "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                     event_id, position, search_text)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    target.table("room_record")
-                ),
-                &[
-                    room_id,
-                    &(*seq as i64),
-                    message_id,
-                    user_id,
-                    message,
-                    time,
-                    &event_id.as_slice(),
-                    &(*position as i64),
-                    search_text,
-                ],
-            )
-            .await
+/// Applies a plan with at most one statement per table and one for the room updates, each
+/// taking its rows as arrays (`unnest`), so a batch costs the same few round trips whatever
+/// its size.
+async fn apply_plan(tx: &impl GenericClient, plan: &Plan, target: Target) -> Result<(), Error> {
+    let mut users = Users::default();
+    let mut rooms = Rooms::default();
+    let mut members = Members::default();
+    let mut records = Records::default();
+    for change in &plan.inserts {
+        match change {
+            Change::InsertUser {
+                id,
+                name,
+                password_hash,
+                created_at,
+            } => {
+                users.id.push(id);
+                users.name.push(name);
+                users.name_lower.push(name.to_lowercase());
+                users.password_hash.push(password_hash);
+                users.created_at.push(*created_at);
+            }
+            Change::InsertRoom {
+                id,
+                name,
+                description,
+                owner,
+                avatar_image,
+                room_hash_id,
+                time,
+            } => {
+                rooms.id.push(id);
+                rooms.name.push(name);
+                rooms.description.push(description);
+                rooms.owner.push(owner);
+                rooms.avatar_image.push(avatar_image);
+                rooms.room_hash_id.push(room_hash_id);
+                rooms.time.push(*time);
+            }
+            Change::InsertMember {
+                room_id,
+                user_id,
+                joined_at,
+            } => {
+                members.room_id.push(room_id);
+                members.user_id.push(user_id);
+                members.joined_at.push(*joined_at);
+            }
+            Change::InsertRecord {
+                room_id,
+                seq,
+                message_id,
+                user_id,
+                message,
+                search_text,
+                time,
+                event_id,
+                position,
+            } => {
+                records.room_id.push(room_id);
+                records.seq.push(*seq as i64);
+                records.message_id.push(message_id);
+                records.user_id.push(user_id);
+                records.message.push(message);
+                records.time.push(*time);
+                records.event_id.push(event_id.as_slice());
+                records.position.push(*position as i64);
+                records.search_text.push(search_text);
+            }
+            // Plan::new keeps the room updates out of the inserts.
+            Change::CountMember { .. } | Change::TouchRoom { .. } => {}
         }
     }
-    .map(|_| ())
-    .map_err(pg)
+    if !users.id.is_empty() {
+        tx.execute(
+            &format!(
+                "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                      $5::int8[])",
+                target.table("user")
+            ),
+            &[
+                &users.id,
+                &users.name,
+                &users.name_lower,
+                &users.password_hash,
+                &users.created_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !rooms.id.is_empty() {
+        tx.execute(
+            &format!(
+                "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
+                                 create_time, update_time)
+                 select id, name, description, owner, avatar_image, room_hash_id, time, time
+                 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::int8[])
+                      as v(id, name, description, owner, avatar_image, room_hash_id, time)",
+                target.table("room")
+            ),
+            &[
+                &rooms.id,
+                &rooms.name,
+                &rooms.description,
+                &rooms.owner,
+                &rooms.avatar_image,
+                &rooms.room_hash_id,
+                &rooms.time,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !members.room_id.is_empty() {
+        tx.execute(
+            &format!(
+                // A member already in the table (a second join, possible only in a log
+                // written by a faulty writer) must not stop the projection.
+                "insert into {} (room_id, user_id, joined_at)
+                 select * from unnest($1::text[], $2::text[], $3::int8[])
+                 on conflict do nothing",
+                target.table("room_member")
+            ),
+            &[&members.room_id, &members.user_id, &members.joined_at],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !records.room_id.is_empty() {
+        tx.execute(
+            &format!(
+                "insert into {} (room_id, seq, message_id, user_id, message, time,
+                                 event_id, position, search_text)
+                 select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
+                                      $5::text[], $6::int8[], $7::bytea[], $8::int8[],
+                                      $9::text[])",
+                target.table("room_record")
+            ),
+            &[
+                &records.room_id,
+                &records.seq,
+                &records.message_id,
+                &records.user_id,
+                &records.message,
+                &records.time,
+                &records.event_id,
+                &records.position,
+                &records.search_text,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !plan.rooms.is_empty() {
+        let mut id = Vec::with_capacity(plan.rooms.len());
+        let mut joins = Vec::with_capacity(plan.rooms.len());
+        let mut last_seq = Vec::with_capacity(plan.rooms.len());
+        let mut update_time = Vec::with_capacity(plan.rooms.len());
+        for u in &plan.rooms {
+            id.push(u.room_id.as_str());
+            joins.push(u.members);
+            last_seq.push(u.last_seq);
+            update_time.push(u.update_time);
+        }
+        // One row per room (Plan::new), so each room is updated once; `greatest` ignores the
+        // null `last_seq` of a room without messages.
+        tx.execute(
+            &format!(
+                "update {} as r set member_count = r.member_count + u.members,
+                                    last_seq = greatest(r.last_seq, u.last_seq),
+                                    update_time = greatest(r.update_time, u.update_time)
+                 from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+                      as u(id, members, last_seq, update_time)
+                 where r.id = u.id",
+                target.table("room")
+            ),
+            &[&id, &joins, &last_seq, &update_time],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// The columns of new `user` rows.
+#[derive(Default)]
+struct Users<'a> {
+    id: Vec<&'a str>,
+    name: Vec<&'a str>,
+    name_lower: Vec<String>,
+    password_hash: Vec<&'a str>,
+    created_at: Vec<i64>,
+}
+
+/// The columns of new `room` rows.
+#[derive(Default)]
+struct Rooms<'a> {
+    id: Vec<&'a str>,
+    name: Vec<&'a str>,
+    description: Vec<&'a str>,
+    owner: Vec<&'a str>,
+    avatar_image: Vec<&'a str>,
+    room_hash_id: Vec<&'a str>,
+    time: Vec<i64>,
+}
+
+/// The columns of new `room_member` rows.
+#[derive(Default)]
+struct Members<'a> {
+    room_id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    joined_at: Vec<i64>,
+}
+
+/// The columns of new `room_record` rows.
+#[derive(Default)]
+struct Records<'a> {
+    room_id: Vec<&'a str>,
+    seq: Vec<i64>,
+    message_id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    message: Vec<&'a str>,
+    time: Vec<i64>,
+    event_id: Vec<&'a [u8]>,
+    position: Vec<i64>,
+    search_text: Vec<&'a str>,
 }
 
 fn user_row(r: &tokio_postgres::Row) -> UserRow {

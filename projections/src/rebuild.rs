@@ -180,7 +180,8 @@ async fn apply_shadow(
 }
 
 /// Fills the shadow table from its checkpoint until fewer than a batch of events remain,
-/// calling `progress` after each batch.
+/// calling `progress` after each batch. The next batch is read from the log while one is
+/// applied.
 ///
 /// # Errors
 /// When the log or the database fails; the shadow keeps what was applied (resume later).
@@ -190,17 +191,29 @@ pub async fn fill(
     projection: Projection,
     mut progress: impl FnMut(Progress),
 ) -> Result<u64, Error> {
-    let mut at = pending(reads, projection).await?.unwrap_or(0);
-    loop {
-        let batch = store
-            .read_all(at, BATCH)
+    let read = |after: u64| async move {
+        store
+            .read_all(after, BATCH)
             .await
-            .map_err(|e| Error::Task(e.to_string()))?;
+            .map_err(|e| Error::Task(e.to_string()))
+    };
+    let mut at = pending(reads, projection).await?.unwrap_or(0);
+    let mut batch = read(at).await?;
+    loop {
         let short = batch.len() < BATCH;
-        if let Some(last) = batch.last() {
-            let next = last.position;
-            at = apply_shadow(reads, projection, batch).await?.max(next);
-        }
+        let next = match batch.last().map(|r| r.position) {
+            None => Vec::new(),
+            Some(last) if short => {
+                at = apply_shadow(reads, projection, batch).await?.max(last);
+                Vec::new()
+            }
+            Some(last) => {
+                let (applied, next) =
+                    tokio::join!(apply_shadow(reads, projection, batch), read(last));
+                at = applied?.max(last);
+                next?
+            }
+        };
         progress(Progress {
             at,
             head: (*store.head().borrow()).max(at),
@@ -208,6 +221,7 @@ pub async fn fill(
         if short {
             return Ok(at);
         }
+        batch = next;
     }
 }
 

@@ -1,0 +1,462 @@
+//! The PostgreSQL sink, which applies a batch with a few statements (a [`projections::Plan`]),
+//! against the SQLite sink, which applies it change by change: the same log must give the same
+//! rows, whatever the batches, for the live workers and for rebuilds.
+//!
+//! Runs when `CHATROOM_TEST_DATABASE_URL` points at a server where the user may create
+//! databases (`./scripts/test` starts a throwaway one); each test gets a database of its own.
+//! Without it every test here prints that it was skipped and passes.
+
+use deadpool_postgres::Pool;
+use events::event::{MemberJoined, MessagePosted, RoomCreated, UserRegistered};
+use events::{Event, Expected, MemoryStore, NewEvent, Recorded, Store};
+use projections::{ALL, Projection, ReadDb, Reads, Target, Workers, postgres, rebuild, sqlite};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh, migrated database; `None` (skip) without a test server.
+async fn fresh_pool() -> Option<Pool> {
+    let Ok(admin) = std::env::var("CHATROOM_TEST_DATABASE_URL") else {
+        eprintln!("skipped: CHATROOM_TEST_DATABASE_URL is not set (no PostgreSQL to test on)");
+        return None;
+    };
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL is reachable");
+    tokio::spawn(conn);
+    let name = format!("chatroom_test_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("create database {name}"))
+        .await
+        .unwrap();
+    let mut config: tokio_postgres::Config = admin.parse().unwrap();
+    config.dbname(&name);
+    let (mut c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    events::migrate::apply_postgres(
+        &mut c,
+        &[
+            events::postgres::MIGRATION,
+            postgres::MIGRATION,
+            postgres::SEARCH_MIGRATION,
+        ],
+    )
+    .await
+    .unwrap();
+    let url = match admin.rsplit_once('/') {
+        Some((base, rest)) if !base.ends_with('/') => {
+            let query = rest
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("{admin} dbname={name}"),
+    };
+    Some(events::postgres::pool(&url, 8).unwrap())
+}
+
+fn user(id: &str, name: &str) -> Event {
+    Event::UserRegistered(UserRegistered {
+        user_id: id.into(),
+        name: name.into(),
+        password_hash: format!("hash of {id}"),
+    })
+}
+
+fn room(id: &str, owner: &str) -> Event {
+    Event::RoomCreated(RoomCreated {
+        room_id: id.into(),
+        name: format!("Room {id}"),
+        description: format!("about {id}"),
+        owner: owner.into(),
+        avatar_image: String::new(),
+        join_code: format!("{id:0>32}"),
+    })
+}
+
+fn join(room_id: &str, user_id: &str) -> Event {
+    Event::MemberJoined(MemberJoined {
+        room_id: room_id.into(),
+        user_id: user_id.into(),
+    })
+}
+
+fn message(room_id: &str, seq: u64, user_id: &str, text: String) -> Event {
+    Event::MessagePosted(MessagePosted {
+        room_id: room_id.into(),
+        seq,
+        message_id: format!("{room_id}-m{seq}"),
+        user_id: user_id.into(),
+        text,
+        kind: "input".into(),
+    })
+}
+
+/// A log of several rooms whose joins and messages interleave, with times that do not always
+/// grow, a second join of one member, and (as only a faulty writer would leave) a join and a
+/// message before their room's creation.
+fn history() -> Vec<(Event, i64)> {
+    let mut log = Vec::new();
+    let mut t = 1_000;
+    let mut at = |e: Event, log: &mut Vec<(Event, i64)>, dt: i64| {
+        t += dt;
+        log.push((e, t));
+    };
+    at(join("late", "u0"), &mut log, 1);
+    at(message("late", 1, "u0", "early".into()), &mut log, 1);
+    for i in 0..8 {
+        at(user(&format!("u{i}"), &format!("User{i}")), &mut log, 2);
+    }
+    at(room("late", "u0"), &mut log, 1);
+    let rooms = ["a", "b", "c", "late"];
+    for (i, r) in rooms.iter().take(3).enumerate() {
+        at(room(r, &format!("u{i}")), &mut log, 1);
+        at(join(r, &format!("u{i}")), &mut log, 1);
+    }
+    for i in 3..8 {
+        at(join(rooms[i % 4], &format!("u{i}")), &mut log, 1);
+    }
+    let mut seqs = [0u64, 0, 0, 1];
+    for i in 0..700u64 {
+        let k = (i * 7 % 11 % 4) as usize;
+        seqs[k] += 1;
+        let text = format!("  Message\t{i}  IN {} ", rooms[k]);
+        // Late and early clocks: times go back now and then.
+        let dt = if i % 5 == 0 { -9 } else { 3 };
+        at(
+            message(rooms[k], seqs[k], &format!("u{}", i % 8), text),
+            &mut log,
+            dt,
+        );
+        match i {
+            // A second join, with an earlier time than the first.
+            100 => at(join("a", "u4"), &mut log, -50),
+            200 => at(room("d", "u3"), &mut log, 1),
+            201..=204 => at(join("d", &format!("u{}", i - 201)), &mut log, 2),
+            300 => at(user("u8", "USER8"), &mut log, 1),
+            301 => at(join("b", "u8"), &mut log, 1),
+            _ => {}
+        }
+    }
+    log
+}
+
+async fn seeded_store() -> (Arc<dyn Store>, Vec<Recorded>) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    append(&*store, history()).await;
+    let all = store.read_all(0, usize::MAX).await.unwrap();
+    (store, all)
+}
+
+async fn append(store: &dyn Store, events: Vec<(Event, i64)>) {
+    for (e, time) in events {
+        store
+            .append(
+                "s",
+                Expected::Any,
+                vec![NewEvent::with_id(uuid::Uuid::new_v4(), &e, time)],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A cell of a read table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell {
+    Text(String),
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    T,
+    I,
+    B,
+}
+
+/// A read table: its name, columns and key.
+type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
+
+/// Every read table.
+const TABLES: [Table; 4] = [
+    (
+        "\"user\"",
+        &[
+            ("id", Kind::T),
+            ("name", Kind::T),
+            ("name_lower", Kind::T),
+            ("password_hash", Kind::T),
+            ("avatar_image", Kind::T),
+            ("created_at", Kind::I),
+        ],
+        "id",
+    ),
+    (
+        "room",
+        &[
+            ("id", Kind::T),
+            ("name", Kind::T),
+            ("description", Kind::T),
+            ("owner", Kind::T),
+            ("avatar_image", Kind::T),
+            ("room_hash_id", Kind::T),
+            ("create_time", Kind::I),
+            ("update_time", Kind::I),
+            ("member_count", Kind::I),
+            ("last_seq", Kind::I),
+        ],
+        "id",
+    ),
+    (
+        "room_member",
+        &[
+            ("room_id", Kind::T),
+            ("user_id", Kind::T),
+            ("joined_at", Kind::I),
+        ],
+        "room_id, user_id",
+    ),
+    (
+        "room_record",
+        &[
+            ("room_id", Kind::T),
+            ("seq", Kind::I),
+            ("message_id", Kind::T),
+            ("user_id", Kind::T),
+            ("message", Kind::T),
+            ("time", Kind::I),
+            ("event_id", Kind::B),
+            ("position", Kind::I),
+            ("search_text", Kind::T),
+        ],
+        "room_id, seq",
+    ),
+];
+
+type Dump = Vec<(String, Vec<Vec<Cell>>)>;
+
+fn select(table: &str, columns: &[(&str, Kind)], key: &str) -> String {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    format!("select {} from {table} order by {key}", names.join(", "))
+}
+
+async fn dump_pg(pool: &Pool) -> Dump {
+    let c = pool.get().await.unwrap();
+    let mut out = Vec::new();
+    for (table, columns, key) in TABLES {
+        let rows = c.query(&select(table, columns, key), &[]).await.unwrap();
+        let rows = rows
+            .iter()
+            .map(|r| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, k))| match k {
+                        Kind::T => Cell::Text(r.get(i)),
+                        Kind::I => Cell::Int(r.get(i)),
+                        Kind::B => Cell::Bytes(r.get(i)),
+                    })
+                    .collect()
+            })
+            .collect();
+        out.push((table.to_owned(), rows));
+    }
+    out
+}
+
+fn dump_sqlite(conn: &rusqlite::Connection) -> Dump {
+    let mut out = Vec::new();
+    for (table, columns, key) in TABLES {
+        let mut s = conn.prepare(&select(table, columns, key)).unwrap();
+        let rows = s
+            .query_map([], |r| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, k))| {
+                        Ok(match k {
+                            Kind::T => Cell::Text(r.get(i)?),
+                            Kind::I => Cell::Int(r.get(i)?),
+                            Kind::B => Cell::Bytes(r.get(i)?),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap()
+            .collect::<Result<Vec<Vec<Cell>>, _>>()
+            .unwrap();
+        out.push((table.to_owned(), rows));
+    }
+    out
+}
+
+/// The rows the SQLite sink makes of `log`, change by change.
+fn reference(log: &[Recorded]) -> Dump {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ReadDb::open(dir.path().join("read.db")).unwrap();
+    let mut conn = db.writer().unwrap();
+    for p in ALL {
+        sqlite::apply_batch(&mut conn, p, log).unwrap();
+    }
+    dump_sqlite(&conn)
+}
+
+fn assert_same(actual: &Dump, expected: &Dump, what: &str) {
+    for ((table, a), (_, e)) in actual.iter().zip(expected) {
+        assert_eq!(a.len(), e.len(), "{what}: rows of {table}");
+        for (a, e) in a.iter().zip(e) {
+            assert_eq!(a, e, "{what}: a row of {table}");
+        }
+    }
+}
+
+async fn checkpoints(pool: &Pool) -> Vec<u64> {
+    let c = pool.get().await.unwrap();
+    let mut out = Vec::new();
+    for p in ALL {
+        out.push(postgres::checkpoint(&c, p).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn batches_of_any_size_give_the_rows_of_change_by_change() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let (_, log) = seeded_store().await;
+    let head = log.last().unwrap().position;
+    let expected = reference(&log);
+    // The reference itself saw what the log holds: the faulty join and message count nowhere,
+    // the second join once.
+    let rooms = &expected[1].1;
+    let late = rooms.iter().find(|r| r[0] == Cell::Text("late".into()));
+    assert_eq!(late.unwrap()[8], Cell::Int(2), "late's members");
+    let a = rooms.iter().find(|r| r[0] == Cell::Text("a".into()));
+    assert_eq!(a.unwrap()[8], Cell::Int(3), "a's joins, one member's twice");
+    let a_members = expected[2]
+        .1
+        .iter()
+        .filter(|r| r[0] == Cell::Text("a".into()));
+    assert_eq!(a_members.count(), 2);
+
+    for size in [1, 3, 64, 1000, log.len()] {
+        {
+            let c = pool.get().await.unwrap();
+            c.batch_execute(
+                "truncate \"user\", room, room_member, room_record, projection_checkpoint",
+            )
+            .await
+            .unwrap();
+        }
+        for p in ALL {
+            for chunk in log.chunks(size) {
+                postgres::apply_batch(&pool, p, Target::Live, chunk)
+                    .await
+                    .unwrap();
+            }
+            // A batch read again (after a crash between read and commit) is skipped.
+            postgres::apply_batch(&pool, p, Target::Live, &log[..size.min(50)])
+                .await
+                .unwrap();
+        }
+        assert_same(
+            &dump_pg(&pool).await,
+            &expected,
+            &format!("batches of {size}"),
+        );
+        assert_eq!(checkpoints(&pool).await, [head; 4]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let reads = Reads::Postgres(pool.clone());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    // The workers follow the log as it grows, in batches of whatever has arrived.
+    let workers = Workers::start(store.clone(), reads.clone()).await.unwrap();
+    let events = history();
+    let head = events.len() as u64;
+    let feeder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for (i, chunk) in events.chunks(37).enumerate() {
+                append(&*store, chunk.to_vec()).await;
+                if i % 3 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        })
+    };
+    feeder.await.unwrap();
+    assert!(workers.wait_for(head, Duration::from_secs(60)).await);
+    let log = store.read_all(0, usize::MAX).await.unwrap();
+    let expected = reference(&log);
+    assert_same(&dump_pg(&pool).await, &expected, "live workers");
+
+    // Rebuilt into the shadow tables while the workers run, then switched over.
+    for p in ALL {
+        assert_eq!(rebuild::prepare(&reads, p, false).await.unwrap(), 0);
+        rebuild::fill(&reads, &store, p, |_| {}).await.unwrap();
+        assert_eq!(rebuild::switch(&reads, &store, p).await.unwrap(), head);
+    }
+    assert_same(&dump_pg(&pool).await, &expected, "rebuilt");
+    assert_eq!(checkpoints(&pool).await, [head; 4]);
+
+    // The workers carry on from the switched checkpoints.
+    let more = vec![
+        (message("b", 1_000, "u2", "after the switch".into()), 9_000),
+        (join("c", "u7"), 9_001),
+    ];
+    append(&*store, more).await;
+    assert!(workers.wait_for(head + 2, Duration::from_secs(30)).await);
+    workers.shutdown().await;
+    let log = store.read_all(0, usize::MAX).await.unwrap();
+    assert_same(&dump_pg(&pool).await, &reference(&log), "after the switch");
+}
+
+#[tokio::test]
+async fn a_batch_with_a_failing_row_applies_nothing() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    append(
+        &*store,
+        vec![
+            (room("a", "u0"), 1),
+            (join("a", "u0"), 2),
+            (message("a", 1, "u0", "one".into()), 3),
+            // The same seq twice, and the same room twice: the batch cannot apply.
+            (message("a", 1, "u0", "again".into()), 4),
+            (room("a", "u0"), 5),
+        ],
+    )
+    .await;
+    let log = store.read_all(0, usize::MAX).await.unwrap();
+    for p in [Projection::Room, Projection::RoomRecord] {
+        assert!(
+            postgres::apply_batch(&pool, p, Target::Live, &log)
+                .await
+                .is_err()
+        );
+    }
+    let empty: Dump = TABLES
+        .iter()
+        .map(|(t, _, _)| ((*t).to_owned(), Vec::new()))
+        .collect();
+    assert_eq!(dump_pg(&pool).await, empty);
+    let c = pool.get().await.unwrap();
+    assert_eq!(postgres::checkpoint(&c, Projection::Room).await.unwrap(), 0);
+    assert_eq!(
+        postgres::checkpoint(&c, Projection::RoomRecord)
+            .await
+            .unwrap(),
+        0
+    );
+}
