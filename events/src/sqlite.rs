@@ -83,16 +83,6 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         migrate::apply(&mut conn, MIGRATIONS).map_err(unavailable)?;
-        // Checkpoints run on a thread of their own (see `checkpoint_loop`), not in the commit
-        // that crosses the WAL's threshold: that commit would otherwise wait for the database
-        // file to be written and synced, and every append queued behind it with it.
-        conn.execute_batch("pragma wal_autocheckpoint = 0;")
-            .map_err(unavailable)?;
-        let checkpointer = Connection::open(&path).map_err(unavailable)?;
-        stable_plans(&checkpointer).map_err(unavailable)?;
-        checkpointer
-            .execute_batch("pragma synchronous = full; pragma busy_timeout = 5000;")
-            .map_err(unavailable)?;
         let head_pos: i64 = conn
             .query_row("select coalesce(max(position), 0) from event", [], |r| {
                 r.get(0)
@@ -101,17 +91,9 @@ impl SqliteStore {
         let (head, _) = watch::channel(head_pos as u64);
         let (tx, rx) = mpsc::channel();
         let head_tx = head.clone();
-        let (wrote, written) = mpsc::sync_channel(1);
-        let checkpoints = std::thread::Builder::new()
-            .name("sqlite-log-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, written))
-            .map_err(unavailable)?;
         let thread = std::thread::Builder::new()
             .name("sqlite-log-writer".into())
-            .spawn(move || {
-                writer_loop(conn, rx, head_tx, wrote);
-                let _ = checkpoints.join();
-            })
+            .spawn(move || writer_loop(conn, rx, head_tx))
             .map_err(unavailable)?;
         Ok(Self {
             path,
@@ -223,26 +205,7 @@ fn read_error(e: rusqlite::Error) -> Error {
     }
 }
 
-/// Moves the WAL's frames into the database file a little after commits, with a connection of
-/// its own; a passive checkpoint never blocks the writer, which starts the WAL over once every
-/// frame has been moved. Ends when the writer does.
-fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>) {
-    while written.recv().is_ok() {
-        // Let commits gather for a moment: one checkpoint for many of them.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        while written.try_recv().is_ok() {}
-        if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpoint of the log failed; retried after the next commit");
-        }
-    }
-}
-
-fn writer_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<WriteRequest>,
-    head: watch::Sender<u64>,
-    wrote: mpsc::SyncSender<()>,
-) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteRequest>, head: watch::Sender<u64>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -266,10 +229,14 @@ fn writer_loop(
         for (req, result) in group.into_iter().zip(results) {
             let _ = req.reply.send(result);
         }
-        // Full means a checkpoint is already due.
-        let _ = wrote.try_send(());
     }
     tracing::debug!("sqlite log writer stopped");
+}
+
+/// Runs a statement that takes no parameters from the connection's statement cache: the
+/// transaction and savepoint statements of every group were parsed again each time.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Writes a group in one transaction; returns one result per request. When the commit itself
@@ -281,27 +248,26 @@ fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<
             .map(|_| Err(unavailable(e)))
             .collect::<Vec<_>>()
     };
-    if let Err(e) = conn.execute_batch("begin immediate") {
+    if let Err(e) = run(conn, "begin immediate") {
         return all_fail(&e);
     }
     let mut results = Vec::with_capacity(group.len());
     for req in group {
-        let result = conn
-            .execute_batch("savepoint one")
+        let result = run(conn, "savepoint one")
             .map_err(unavailable)
             .and_then(|()| append_one(conn, req));
         let end = if result.is_ok() {
-            "release one"
+            run(conn, "release one")
         } else {
-            "rollback to one; release one"
+            run(conn, "rollback to one").and_then(|()| run(conn, "release one"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             let _ = conn.execute_batch("rollback");
             return all_fail(&e);
         }
         results.push(result);
     }
-    if let Err(e) = conn.execute_batch("commit") {
+    if let Err(e) = run(conn, "commit") {
         let _ = conn.execute_batch("rollback");
         return all_fail(&e);
     }
