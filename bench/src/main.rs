@@ -97,6 +97,9 @@ pub struct Args {
     /// Runtime worker threads of the load generator.
     #[arg(long, env = "CHATROOM_BENCH_THREADS", default_value_t = 2)]
     pub threads: usize,
+    /// Seconds to wait between connecting and sending (rooms, fanout, slow).
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
     /// Log sizes (events) at which `history` measures, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
     pub history: Vec<u64>,

@@ -46,6 +46,29 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
     })
 }
 
+/// CPU seconds so far of each thread name of process `pid` (threads of one name summed; a
+/// thread that ended since is missing).
+pub fn threads(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / TICKS;
+    }
+    out
+}
+
 /// CPU use between two samples, in percent of one core.
 pub fn cpu_percent(before: &Sample, after: &Sample) -> f64 {
     let wall = after.at.duration_since(before.at).as_secs_f64();

@@ -93,6 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
     println!("connected and joined in {:.1} s", c.took.as_secs_f64());
+    // Setup hashed a password per user (argon2id, 19 MiB each): give the server a moment to
+    // hand that memory back before the measured window.
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let w = c
         .load(
             args.duration,
@@ -184,7 +187,9 @@ async fn history(
             args.connect_concurrency,
         )
         .await?;
+        let threads0 = pid.map(procstat::threads).unwrap_or_default();
         let w = c.load(args.duration, args.drain, false, pid).await;
+        let threads1 = pid.map(procstat::threads).unwrap_or_default();
         let sh = c.sh.clone();
         let outcomes = c.stop().await;
         runner::report(&sh, &w, &outcomes);
@@ -192,6 +197,14 @@ async fn history(
         if let Some((a, b)) = w.server {
             let per = (b.cpu_secs - a.cpu_secs) * 1e6 / acked.max(1) as f64;
             println!("server CPU per acknowledged message: {per:.1} µs");
+            let by_thread: Vec<String> = threads1
+                .iter()
+                .map(|(name, t1)| {
+                    let t0 = threads0.get(name).copied().unwrap_or(0.0);
+                    format!("{name} {:.1}", (t1 - t0) * 1e6 / acked.max(1) as f64)
+                })
+                .collect();
+            println!("  by thread (µs per message): {}", by_thread.join(", "));
             let p99 = sh
                 .latencies
                 .merged(crate::stats::Kind::Delivery)
