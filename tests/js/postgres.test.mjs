@@ -300,7 +300,19 @@ http {
       assert.equal(ack.rooms[0].ok, true);
       sockets.push(s);
     }
-    const health = await Promise.all([a, b].map(async (n) => (await (await fetch(`${n.url}/healthz`)).json()).sockets));
+    // nginx's consistent hash places the two upstreams (random ports) on its ring anew each
+    // run, so eight addresses may all land on one process: add clients from further addresses
+    // until both processes hold some.
+    const counts = () => Promise.all([a, b].map(async (n) => (await (await fetch(`${n.url}/healthz`)).json()).sockets));
+    let health = await counts();
+    for (let k = 0; k < 48 && !(health[0] > 0 && health[1] > 0); k += 1) {
+      const p = people[k % people.length];
+      const s = await connect(front, p.token, k % 2 ? ['polling'] : ['websocket'], { localAddress: `127.0.1.${k + 2}` });
+      const ack = await emitAck(s, 'join_all', { roomList: [room.id] });
+      assert.equal(ack.rooms[0].ok, true);
+      sockets.push(s);
+      health = await counts();
+    }
     assert.ok(health[0] > 0 && health[1] > 0, `both processes hold sockets: ${health}`);
     const acks = await Promise.all(sockets.map((s, i) => send(s, room.id, `hello from ${i}`)));
     const seqs = acks.map((x) => x.seq).sort((x, y) => x - y);
