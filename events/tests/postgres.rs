@@ -10,38 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn fresh_url() -> Option<String> {
-    let Ok(admin) = std::env::var("CHATROOM_TEST_DATABASE_URL") else {
-        eprintln!("skipped: CHATROOM_TEST_DATABASE_URL is not set (no PostgreSQL to test on)");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("the test PostgreSQL is reachable");
-    tokio::spawn(conn);
-    let name = format!("chatroom_test_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("create database {name}"))
-        .await
-        .unwrap();
-    let mut config: tokio_postgres::Config = admin.parse().unwrap();
-    config.dbname(&name);
-    let (mut c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    events::migrate::apply_postgres(&mut c, &[events::postgres::MIGRATION])
-        .await
-        .unwrap();
-    // Rebuild a URL for the new database from the admin one.
-    let url = match admin.rsplit_once('/') {
-        Some((base, rest)) if !base.ends_with('/') => {
-            let query = rest
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{admin} dbname={name}"),
-    };
-    Some(url)
+    events::postgres::scratch_database(&[events::postgres::MIGRATION]).await
 }
 
 async fn fresh() -> Option<Arc<dyn Store>> {

@@ -15,43 +15,12 @@ use std::time::Duration;
 
 /// A fresh, migrated database; `None` (skip) without a test server.
 async fn fresh_pool() -> Option<Pool> {
-    let Ok(admin) = std::env::var("CHATROOM_TEST_DATABASE_URL") else {
-        eprintln!("skipped: CHATROOM_TEST_DATABASE_URL is not set (no PostgreSQL to test on)");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("the test PostgreSQL is reachable");
-    tokio::spawn(conn);
-    let name = format!("chatroom_test_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("create database {name}"))
-        .await
-        .unwrap();
-    let mut config: tokio_postgres::Config = admin.parse().unwrap();
-    config.dbname(&name);
-    let (mut c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    events::migrate::apply_postgres(
-        &mut c,
-        &[
-            events::postgres::MIGRATION,
-            postgres::MIGRATION,
-            postgres::SEARCH_MIGRATION,
-        ],
-    )
-    .await
-    .unwrap();
-    let url = match admin.rsplit_once('/') {
-        Some((base, rest)) if !base.ends_with('/') => {
-            let query = rest
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{admin} dbname={name}"),
-    };
+    let url = events::postgres::scratch_database(&[
+        events::postgres::MIGRATION,
+        postgres::MIGRATION,
+        postgres::SEARCH_MIGRATION,
+    ])
+    .await?;
     Some(events::postgres::pool(&url, 8).unwrap())
 }
 
