@@ -334,7 +334,8 @@ impl Store for EsdbStore {
                     )),
                 });
             }
-            let mut chained = mapping::chain(stream, actual.unwrap_or(0), previous, &events);
+            let mut chained =
+                crate::envelope::seal(stream, Some((actual.unwrap_or(0), previous)), &events);
             let writes: Vec<Write> = events
                 .iter()
                 .zip(&chained)

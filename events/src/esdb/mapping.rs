@@ -2,7 +2,7 @@
 //! versions and revisions, expected versions, positions, and the metadata that carries what
 //! ESDB has no field for. Unit-tested without a server.
 
-use crate::envelope::{NewEvent, Recorded, chain_hash};
+use crate::envelope::{NewEvent, Recorded};
 use crate::store::{Error, Expected};
 use kurrentdb::{CurrentRevision, Position, StreamPosition, StreamState};
 use serde::{Deserialize, Serialize};
@@ -191,45 +191,6 @@ pub fn recorded(prefix: &str, s: &Stored<'_>) -> Result<Option<Recorded>, Error>
     }))
 }
 
-/// Chains `events` after `previous` from version `after + 1`, as the log will hold them
-/// (positions still 0).
-pub(crate) fn chain(
-    stream: &str,
-    after: u64,
-    mut previous: [u8; 32],
-    events: &[NewEvent],
-) -> Vec<Recorded> {
-    let mut version = after;
-    events
-        .iter()
-        .map(|e| {
-            version += 1;
-            let hash = chain_hash(
-                &previous,
-                stream,
-                version,
-                &e.event_id,
-                e.event_type,
-                e.schema_version,
-                e.recorded_at,
-                &e.payload,
-            );
-            previous = hash;
-            Recorded {
-                position: 0,
-                stream_id: stream.to_owned(),
-                version,
-                event_id: e.event_id,
-                event_type: e.event_type.to_owned(),
-                schema_version: e.schema_version,
-                recorded_at: e.recorded_at,
-                payload: e.payload.clone(),
-                hash,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,7 +302,7 @@ mod tests {
     #[test]
     fn a_stored_event_becomes_the_recorded_one() {
         let events = [joined(1), joined(2)];
-        let chained = chain("room-r", 0, GENESIS, &events);
+        let chained = crate::envelope::seal("room-r", None, &events);
         let mut previous = GENESIS;
         for (i, r) in chained.iter().enumerate() {
             assert_eq!(r.version, i as u64 + 1);
