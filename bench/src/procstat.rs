@@ -24,12 +24,7 @@ pub struct Sample {
 pub fn sample(pid: Option<u32>) -> Option<Sample> {
     let dir = pid.map_or_else(|| "/proc/self".to_owned(), |p| format!("/proc/{p}"));
     let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
+    let (_, cpu_secs) = parse_stat(&stat)?;
     let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -40,10 +35,21 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
     };
     Some(Sample {
         at: Instant::now(),
-        cpu_secs: (utime + stime) / TICKS,
+        cpu_secs,
         rss_kib: field("VmRSS:")?,
         threads: field("Threads:").unwrap_or(0),
     })
+}
+
+/// The command name and user plus system CPU seconds of a `/proc/.../stat` line.
+fn parse_stat(stat: &str) -> Option<(&str, f64)> {
+    // The command name is in parentheses and may hold spaces.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((&stat[open + 1..close], (utime + stime) / TICKS))
 }
 
 /// CPU seconds so far of each thread name of process `pid` (threads of one name summed; a
@@ -54,17 +60,13 @@ pub fn threads(pid: u32) -> std::collections::BTreeMap<String, f64> {
         return out;
     };
     for task in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+        let Some((name, cpu_secs)) = std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat).map(|(n, c)| (n.to_owned(), c)))
+        else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *out.entry(name).or_insert(0.0) += ticks / TICKS;
+        *out.entry(name).or_insert(0.0) += cpu_secs;
     }
     out
 }

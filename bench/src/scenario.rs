@@ -118,20 +118,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The log's head position, from the server's `/metrics`.
+/// The log's head position, from the server's `/healthz`.
 async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
-    let text = http
-        .get(format!("{}/metrics", url.trim_end_matches('/')))
+    let health: serde_json::Value = http
+        .get(format!("{}/healthz", url.trim_end_matches('/')))
         .send()
         .await?
-        .error_for_status()?
-        .text()
+        .json()
         .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("chatroom_log_head "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-        .context("no chatroom_log_head in /metrics")
+    health["log_position"]
+        .as_u64()
+        .context("no log_position in /healthz")
 }
 
 /// `history`: for each size in `--history`, fill the log closed-loop (in 10 s rounds over the
