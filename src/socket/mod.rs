@@ -199,10 +199,16 @@ async fn authenticate(
 /// hyper parses a request head in place: its URI and header values are slices of the
 /// connection's 8 KiB read buffer. engineioxide keeps the request head of every session for
 /// its lifetime, and with it that buffer (axum's `OriginalUri` extension too), so an idle socket
-/// held 8 KiB or more of memory for a few hundred bytes of headers. Copies cost once per
-/// connection.
+/// held 8 KiB or more of memory for a few hundred bytes of headers. Only a request that opens
+/// a session (no `sid` yet) is kept, so only that one is copied: a long-polling client's
+/// later requests pass as they are.
 pub async fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
-    if !req.uri().path().starts_with("/socket.io") {
+    let opens_session = req.uri().path().starts_with("/socket.io")
+        && !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
+    if !opens_session {
         return req;
     }
     let (mut parts, body) = req.into_parts();
