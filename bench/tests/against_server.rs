@@ -1,0 +1,147 @@
+//! The load generator against the real server: a short run of the workloads the benchmarks
+//! use, checking that the tool speaks the contract end to end (every acked message delivered,
+//! idle sockets kept open), not how fast anything is.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server() -> Server {
+    // `cargo test --workspace` builds the server's binary next to the tool's.
+    let bin: PathBuf =
+        PathBuf::from(env!("CARGO_BIN_EXE_chatroom-bench")).with_file_name("chatroom");
+    assert!(
+        bin.exists(),
+        "the chatroom binary is not at {} (cargo build first)",
+        bin.display()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--send-rate-limit",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .find_map(|l| {
+            l.ok()?
+                .strip_prefix("chatroom listening on ")
+                .map(str::to_owned)
+        })
+        .expect("the server prints its address");
+    Server {
+        child,
+        url,
+        _data: data,
+    }
+}
+
+fn bench(server: &Server, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_chatroom-bench"))
+        .args(args)
+        .args([
+            "--url",
+            &server.url,
+            "--server-pid",
+            &server.child.id().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "chatroom-bench {args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn number_after(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"));
+    text[at + label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label:?} in:\n{text}"))
+}
+
+#[test]
+fn rooms_closed_and_open_loop_deliver_every_acked_message() {
+    let s = server();
+    for pace in [["--window", "4"], ["--rate", "200"]] {
+        let out = bench(
+            &s,
+            &[
+                "rooms",
+                "--users",
+                "10",
+                "--room-size",
+                "5",
+                "--rooms",
+                "4",
+                "--duration",
+                "1",
+                "--settle",
+                "0",
+                "--drain",
+                "10",
+                pace[0],
+                pace[1],
+            ],
+        );
+        let acked = number_after(&out, "acked ");
+        let expected = number_after(&out, "expected ");
+        assert!(acked > 0, "nothing acked:\n{out}");
+        // Every user is in two rooms of 5: each acked message owes 5 deliveries.
+        assert_eq!(expected, acked * 5, "{out}");
+        assert_eq!(number_after(&out, "lost "), 0, "{out}");
+        assert!(out.contains("delivery latency: p50"), "{out}");
+    }
+}
+
+#[test]
+fn idle_sockets_stay_open_and_are_measured() {
+    let s = server();
+    let out = bench(
+        &s,
+        &[
+            "idle",
+            "--sockets",
+            "40",
+            "--users",
+            "10",
+            "--duration",
+            "1",
+        ],
+    );
+    assert!(out.contains("KiB per added socket"), "{out}");
+    assert_eq!(
+        number_after(&out, "sockets closed by the server while idle: "),
+        0,
+        "{out}"
+    );
+}
