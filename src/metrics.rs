@@ -108,6 +108,10 @@ pub struct Gauges {
     pub log_head: u64,
     /// Each projection's checkpoint.
     pub projections: Vec<(&'static str, u64)>,
+    /// Room actor starts from a snapshot, and from the stream's beginning.
+    pub room_starts: (u64, u64),
+    /// Events read from the log by starting rooms.
+    pub room_start_events: u64,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
@@ -180,6 +184,17 @@ pub fn render(g: &Gauges) -> String {
         "chatroom_active_rooms",
         "Room actors running.",
         g.active_rooms as u64,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP chatroom_room_starts_total Room actors started, from a snapshot or from the beginning of their stream.\n# TYPE chatroom_room_starts_total counter\nchatroom_room_starts_total{{from=\"snapshot\"}} {}\nchatroom_room_starts_total{{from=\"log\"}} {}",
+        g.room_starts.0, g.room_starts.1
+    );
+    counter(
+        &mut out,
+        "chatroom_room_start_events_total",
+        "Events read from the log by starting room actors (after their snapshot, if any).",
+        g.room_start_events,
     );
     gauge(
         &mut out,
@@ -297,7 +312,12 @@ mod tests {
             mailbox_depth: 0,
             log_head: 10,
             projections: vec![("room", 7)],
+            room_starts: (4, 1),
+            room_start_events: 12,
         });
+        assert!(text.contains("chatroom_room_starts_total{from=\"snapshot\"} 4\n"));
+        assert!(text.contains("chatroom_room_starts_total{from=\"log\"} 1\n"));
+        assert!(text.contains("chatroom_room_start_events_total 12\n"));
         assert!(text.contains("chatroom_projection_lag{projection=\"room\"} 3"));
         assert!(text.contains("# TYPE chatroom_sockets gauge\nchatroom_sockets 2"));
     }

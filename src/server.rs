@@ -51,9 +51,8 @@ pub async fn serve(
         .context("starting the projections")?;
     let rooms = actors::Rooms::start(
         store.clone(),
-        actors::Settings {
-            idle_after: Duration::from_secs(cfg.room_idle_secs.max(1)),
-        },
+        actors::Settings::new(Duration::from_secs(cfg.room_idle_secs.max(1)))
+            .with_snapshots(storage.snapshots(&cfg.store)?),
     )
     .await
     .context("starting the room supervisor")?;

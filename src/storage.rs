@@ -5,17 +5,19 @@ use crate::auth::Sessions;
 use crate::config::StoreArgs;
 use anyhow::Context;
 use events::migrate::Migration;
+use events::snapshot::{PostgresSnapshots, Snapshots, SqliteSnapshots};
 use events::{PostgresStore, SqliteStore, Store};
 use projections::{ReadDb, Reads};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 4] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 5] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
     projections::postgres::SEARCH_MIGRATION,
+    events::snapshot::POSTGRES_MIGRATION,
 ];
 
 /// The opened data.
@@ -145,6 +147,28 @@ impl Storage {
             #[cfg(feature = "eventstoredb")]
             Backend::Esdb(_, None) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
                 .context("opening the sessions"),
+        }
+    }
+
+    /// The room snapshots, beside the read tables: `snapshots.db` in the data folder, or the
+    /// `snapshot` table in PostgreSQL.
+    ///
+    /// # Errors
+    /// When the embedded snapshot file cannot be opened.
+    pub fn snapshots(&self, args: &StoreArgs) -> anyhow::Result<Arc<dyn Snapshots>> {
+        let embedded = || -> anyhow::Result<Arc<dyn Snapshots>> {
+            Ok(Arc::new(
+                SqliteSnapshots::open(args.data_dir.join("snapshots.db"))
+                    .context("opening the room snapshots")?,
+            ))
+        };
+        match &self.backend {
+            Backend::Sqlite(_) => embedded(),
+            Backend::Postgres(_, pool) => Ok(Arc::new(PostgresSnapshots::new(pool.clone()))),
+            #[cfg(feature = "eventstoredb")]
+            Backend::Esdb(_, Some(pool)) => Ok(Arc::new(PostgresSnapshots::new(pool.clone()))),
+            #[cfg(feature = "eventstoredb")]
+            Backend::Esdb(_, None) => embedded(),
         }
     }
 

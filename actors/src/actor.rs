@@ -11,7 +11,7 @@
 use crate::delivery::{Delivery, Message, Subscriber};
 use crate::room::{self, Command, Decision, Rejection, State};
 use events::event::room_stream;
-use events::{Event, Expected, NewEvent, Store};
+use events::{Event, Expected, NewEvent, Snapshot, Snapshots, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -124,10 +124,58 @@ pub enum Msg {
 }
 
 /// Settings of a room actor.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Settings {
     /// Stop after this long with no subscriber and no command.
     pub idle_after: Duration,
+    /// Where the room's state is snapshotted, so that starting the room again reads only the
+    /// events after its newest snapshot. `None`: every start reads the whole stream.
+    pub snapshots: Option<Arc<dyn Snapshots>>,
+    /// How the rooms started, shared by every room of these settings.
+    pub starts: Arc<Starts>,
+}
+
+/// How room actors started (counters for metrics).
+#[derive(Debug, Default)]
+pub struct Starts {
+    /// Starts from a snapshot.
+    pub from_snapshot: std::sync::atomic::AtomicU64,
+    /// Starts that read the stream from its beginning.
+    pub from_log: std::sync::atomic::AtomicU64,
+    /// Events read from the log by starting rooms.
+    pub events_read: std::sync::atomic::AtomicU64,
+}
+
+/// A room saves a snapshot of its state once its stream has grown by this many events since
+/// the last one (or since the start of a room that had none).
+pub const SNAPSHOT_EVERY: u64 = 1000;
+
+impl Settings {
+    /// No snapshots; stop after `idle_after` with nothing to do.
+    pub fn new(idle_after: Duration) -> Self {
+        Self {
+            idle_after,
+            snapshots: None,
+            starts: Arc::default(),
+        }
+    }
+
+    /// The same settings, snapshotting to `snapshots`.
+    pub fn with_snapshots(self, snapshots: Arc<dyn Snapshots>) -> Self {
+        Self {
+            snapshots: Some(snapshots),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("idle_after", &self.idle_after)
+            .field("snapshots", &self.snapshots.is_some())
+            .finish()
+    }
 }
 
 /// The subscribers of a room, shared with the registry so that they outlive a failed actor
@@ -175,6 +223,12 @@ pub struct RoomState {
     parked: Vec<Parked>,
     flush_sent: bool,
     last_position: u64,
+    /// Chain hash of the event at `room.version`.
+    last_hash: [u8; 32],
+    /// Version of the newest snapshot saved or started from.
+    snapshot_version: u64,
+    /// Whether a snapshot is being written (one at a time per room).
+    snapshot_saving: Arc<std::sync::atomic::AtomicBool>,
     last_activity: Instant,
 }
 
@@ -209,9 +263,27 @@ impl Actor for RoomActor {
             parked: Vec::new(),
             flush_sent: false,
             last_position: 0,
+            last_hash: [0; 32],
+            snapshot_version: 0,
+            snapshot_saving: Arc::default(),
             last_activity: Instant::now(),
         };
+        self.restore(&mut state).await;
+        let from = state.room.version;
         catch_up(&*self.store, &mut state, false).await?;
+        let read = state.room.version - from;
+        let starts = &self.settings.starts;
+        let how = if from > 0 {
+            &starts.from_snapshot
+        } else {
+            &starts.from_log
+        };
+        how.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        starts
+            .events_read
+            .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(room = %state.room_id, snapshot = from, read, "room started");
+        self.maybe_snapshot(&mut state);
         let tick = (self.settings.idle_after / 2).max(Duration::from_millis(50));
         myself.send_interval(tick, || Msg::Tick);
         Ok(state)
@@ -247,6 +319,7 @@ impl Actor for RoomActor {
             Msg::Flush => {
                 state.flush_sent = false;
                 self.flush(state).await;
+                self.maybe_snapshot(state);
             }
             Msg::Observe { version } => {
                 if version > state.room.version
@@ -254,6 +327,7 @@ impl Actor for RoomActor {
                 {
                     tracing::warn!(room = %state.room_id, error = %e, "catching up failed");
                 }
+                self.maybe_snapshot(state);
                 return Ok(());
             }
             Msg::Join { user_id, reply } => {
@@ -397,6 +471,7 @@ async fn catch_up(
             })?;
             state.room.apply(&event, rec.version, rec.recorded_at);
             state.last_position = rec.position;
+            state.last_hash = rec.hash;
             if deliver && let Event::MessagePosted(m) = event {
                 let msg = Message::new(
                     state.room_id.clone(),
@@ -438,6 +513,87 @@ fn fan_out(state: &RoomState, delivery: &Delivery) {
 const MAX_ATTEMPTS: usize = 16;
 
 impl RoomActor {
+    /// Starts `state` from the room's newest snapshot, if there is one this log vouches for:
+    /// the event at the snapshot's version must be in the stream with the snapshot's hash.
+    /// Anything else (no snapshot, another format, another log, snapshots unavailable) leaves
+    /// the state empty, and the whole stream is read.
+    async fn restore(&self, state: &mut RoomState) {
+        let Some(snapshots) = &self.settings.snapshots else {
+            return;
+        };
+        let snapshot = match snapshots.load(&state.stream).await {
+            Ok(Some(s)) if s.format == room::SNAPSHOT_FORMAT => s,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(room = %state.room_id, error = %e, "snapshot unavailable; reading the whole stream");
+                return;
+            }
+        };
+        let Some(room) = State::decode(&state.room.room_id, &snapshot.state)
+            .filter(|r| r.version == snapshot.version)
+        else {
+            tracing::warn!(room = %state.room_id, version = snapshot.version, "snapshot unreadable; reading the whole stream");
+            return;
+        };
+        match self
+            .store
+            .read_stream(&state.stream, snapshot.version, 1)
+            .await
+        {
+            Ok(page)
+                if page
+                    .first()
+                    .is_some_and(|r| r.version == snapshot.version && r.hash == snapshot.hash) =>
+            {
+                state.room = room;
+                state.last_position = page[0].position;
+                state.last_hash = snapshot.hash;
+                state.snapshot_version = snapshot.version;
+            }
+            Ok(_) => {
+                tracing::warn!(room = %state.room_id, version = snapshot.version, "snapshot does not match the log; reading the whole stream");
+            }
+            Err(e) => {
+                tracing::warn!(room = %state.room_id, error = %e, "checking the snapshot failed; reading the whole stream");
+            }
+        }
+    }
+
+    /// Saves a snapshot when the stream has grown by [`SNAPSHOT_EVERY`] events since the last
+    /// one. The write runs beside the actor, one at a time; a failed one is only logged (the
+    /// next start reads more of the stream).
+    fn maybe_snapshot(&self, state: &mut RoomState) {
+        use std::sync::atomic::Ordering;
+        let Some(snapshots) = &self.settings.snapshots else {
+            return;
+        };
+        if !state.room.exists
+            || state.room.version < state.snapshot_version + SNAPSHOT_EVERY
+            || state.snapshot_saving.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        state.snapshot_version = state.room.version;
+        let snapshot = Snapshot {
+            stream: state.stream.clone(),
+            version: state.room.version,
+            hash: state.last_hash,
+            format: room::SNAPSHOT_FORMAT,
+            state: state.room.encode(),
+        };
+        let (snapshots, saving, room) = (
+            snapshots.clone(),
+            state.snapshot_saving.clone(),
+            state.room_id.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = snapshots.save(snapshot).await {
+                tracing::warn!(%room, error = %e, "saving a snapshot failed");
+            }
+            saving.store(false, Ordering::Release);
+        });
+    }
+
     /// Parks a command for the next batch, asking for a `Flush` behind what is already in the
     /// mailbox; a draining actor cannot ask, and writes at once.
     async fn park(&self, myself: &ActorRef<Msg>, state: &mut RoomState, command: Parked) {
@@ -527,6 +683,7 @@ impl RoomActor {
             };
             state.room.apply(&event, rec.version, rec.recorded_at);
             state.last_position = rec.position;
+            state.last_hash = rec.hash;
             match (p, event) {
                 (Parked::Post { replies, .. }, Event::MessagePosted(m)) => {
                     let posted = Posted {

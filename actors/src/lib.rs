@@ -18,6 +18,6 @@ pub mod room;
 pub mod rooms;
 pub mod users;
 
-pub use actor::{Error, Joined, Posted, RoomActor, Settings, Subscribed};
+pub use actor::{Error, Joined, Posted, RoomActor, SNAPSHOT_EVERY, Settings, Starts, Subscribed};
 pub use delivery::{Delivery, Message, Sink, Subscriber};
 pub use rooms::{Created, NewRoom, Room, Rooms};

@@ -61,8 +61,12 @@ pub enum Decision {
     AlreadyDone(Option<u64>),
 }
 
+/// The encoding of a [`State`] in a snapshot (bincode of its fields); change it whenever the
+/// fields change, so that snapshots in the old encoding are ignored rather than misread.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
 /// A room as its stream describes it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// The room's id.
     pub room_id: String,
@@ -132,6 +136,23 @@ impl State {
     /// The seq and time of a recent message with this client id, if the room remembers it.
     pub fn recent(&self, message_id: &str) -> Option<(u64, i64)> {
         self.recent_ids.get(message_id).copied()
+    }
+
+    /// The state in [`SNAPSHOT_FORMAT`].
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("a room state always encodes")
+    }
+
+    /// A state encoded by [`State::encode`], or `None` when `bytes` are not one (or are one
+    /// of another room).
+    pub fn decode(room_id: &str, bytes: &[u8]) -> Option<Self> {
+        let (state, read): (Self, usize) = bincode::serde::decode_from_slice(
+            bytes,
+            bincode::config::standard().with_limit::<{ 256 << 20 }>(),
+        )
+        .ok()?;
+        (read == bytes.len() && state.room_id == room_id).then_some(state)
     }
 
     /// The stream version of the message with `seq`, if it is among the recent ones.

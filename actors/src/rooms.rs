@@ -155,7 +155,7 @@ async fn spawn(
         None,
         RoomActor {
             store: inner.store.clone(),
-            settings: inner.settings,
+            settings: inner.settings.clone(),
         },
         Args {
             room_id: room_id.to_owned(),
@@ -210,6 +210,11 @@ impl Rooms {
     /// Number of room actors running.
     pub fn active(&self) -> usize {
         self.inner.rooms.len()
+    }
+
+    /// How this process's rooms started.
+    pub fn starts(&self) -> &actor::Starts {
+        &self.inner.settings.starts
     }
 
     /// Commands waiting in all room mailboxes.

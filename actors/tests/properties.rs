@@ -220,9 +220,7 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
 }
 
 fn settings() -> Settings {
-    Settings {
-        idle_after: Duration::from_secs(60),
-    }
+    Settings::new(Duration::from_secs(60))
 }
 
 async fn read_room(store: &dyn Store, room_id: &str) -> Vec<Event> {

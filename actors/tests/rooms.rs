@@ -42,9 +42,7 @@ impl Collect {
 }
 
 fn settings() -> Settings {
-    Settings {
-        idle_after: Duration::from_secs(60),
-    }
+    Settings::new(Duration::from_secs(60))
 }
 
 async fn setup() -> (Arc<dyn Store>, Rooms, String) {
@@ -293,14 +291,9 @@ async fn a_subscriber_that_cannot_keep_up_is_dropped_and_told() {
 #[tokio::test]
 async fn idle_rooms_stop_and_come_back_from_the_log() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let rooms = Rooms::start(
-        store.clone(),
-        Settings {
-            idle_after: Duration::from_millis(100),
-        },
-    )
-    .await
-    .unwrap();
+    let rooms = Rooms::start(store.clone(), Settings::new(Duration::from_millis(100)))
+        .await
+        .unwrap();
     let room = rooms
         .create(NewRoom {
             name: "x".into(),

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -124,6 +125,11 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> imp
             .into_iter()
             .map(|(p, at)| (p.name(), at))
             .collect(),
+        room_starts: (
+            app.rooms.starts().from_snapshot.load(Ordering::Relaxed),
+            app.rooms.starts().from_log.load(Ordering::Relaxed),
+        ),
+        room_start_events: app.rooms.starts().events_read.load(Ordering::Relaxed),
     };
     (
         [(

@@ -114,6 +114,56 @@ for (const [label, pg] of stores) {
       await server.cleanup();
     }
   });
+
+  test(`a room with a long history starts again from its snapshot (${label}): members, seq and retries intact`, { skip, timeout: 120_000 }, async () => {
+    const databaseUrl = pg ? freshDatabase() : null;
+    const server = await startServer({ args: ['--send-rate-limit', '0', ...(databaseUrl ? ['--database-url', databaseUrl] : [])] });
+    server.databaseUrl = databaseUrl;
+    try {
+      const alice = await register(server.url);
+      const bob = await register(server.url);
+      const room = await createRoom(server.url, alice.token);
+      await joinRoom(server.url, bob.token, room.room_hash_id);
+      let sa = await connect(server.url, alice.token, ['websocket']);
+      await emitAck(sa, 'join_all', { roomList: [room.id] });
+      const ids = [];
+      for (let start = 0; start < 2100; start += 100) {
+        const batch = [];
+        for (let i = start; i < start + 100; i += 1) {
+          ids.push(randomUUID());
+          batch.push(send(sa, room.id, `Long history ${i}`, ids[i]));
+        }
+        await Promise.all(batch);
+      }
+      closeAll(sa);
+      await server.restart();
+
+      const metric = async (name) => {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+        assert.ok(line, `${name} in /metrics`);
+        return Number(line.split(' ')[1]);
+      };
+      sa = await connect(server.url, alice.token, ['websocket']);
+      const sb = await connect(server.url, bob.token, ['websocket']);
+      await emitAck(sb, 'join_all', { roomList: [room.id] });
+      // The room came back knowing its last seq, its members and its recent client ids.
+      const retry = await send(sa, room.id, 'Long history 2099', ids[2099]);
+      assert.equal(retry.duplicate, true);
+      assert.equal(retry.seq, 2100);
+      const next = await send(sb, room.id, 'After the restart');
+      assert.equal(next.seq, 2101);
+      await waitFor(() => messagesIn(sb, room.id).some((m) => m.seq === 2101));
+      assert.equal(await metric('chatroom_room_starts_total{from="snapshot"}'), 1);
+      assert.equal(await metric('chatroom_room_starts_total{from="log"}'), 0);
+      // Its stream holds 2,102 events; the snapshot leaves fewer than 1,000 of them to read.
+      const read = await metric('chatroom_room_start_events_total');
+      assert.ok(read < 1000, `starting the room read ${read} events`);
+      closeAll(sa, sb);
+    } finally {
+      await server.cleanup();
+    }
+  });
 }
 
 test('a log written by schema version 1 keeps working: old and new events side by side', { timeout: 60_000 }, async () => {

@@ -1,0 +1,210 @@
+//! Room snapshots: a room that starts again reads only the events after its newest snapshot,
+//! and a snapshot the log does not vouch for is ignored.
+
+use actors::{NewRoom, Rooms, SNAPSHOT_EVERY, Settings};
+use async_trait::async_trait;
+use events::snapshot::MemorySnapshots;
+use events::{Error, Expected, MemoryStore, NewEvent, Recorded, Snapshots, Store};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A log that counts the events it hands out by stream.
+struct Counting {
+    inner: MemoryStore,
+    stream_reads: AtomicU64,
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: Expected,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, Error> {
+        self.inner.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, Error> {
+        let page = self.inner.read_stream(stream, from_version, limit).await?;
+        self.stream_reads
+            .fetch_add(page.len() as u64, Ordering::Relaxed);
+        Ok(page)
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
+        self.inner.stream_version(stream).await
+    }
+    fn head(&self) -> watch::Receiver<u64> {
+        self.inner.head()
+    }
+}
+
+fn counting() -> Arc<Counting> {
+    Arc::new(Counting {
+        inner: MemoryStore::new(),
+        stream_reads: AtomicU64::new(0),
+    })
+}
+
+async fn wait_until(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached");
+}
+
+async fn room_with(rooms: &Rooms, messages: u64) -> String {
+    let room = rooms
+        .create(NewRoom {
+            name: "long".into(),
+            description: String::new(),
+            owner: "owner".into(),
+            avatar_image: String::new(),
+            join_code: "2".repeat(32),
+        })
+        .await
+        .unwrap()
+        .room_id;
+    rooms.join(&room, "guest").await.unwrap();
+    for i in 1..=messages {
+        let posted = rooms
+            .post(&room, "owner", &format!("m{i}"), "hello")
+            .await
+            .unwrap();
+        assert_eq!(posted.seq, i);
+    }
+    room
+}
+
+#[tokio::test]
+async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
+    let store = counting();
+    let snapshots = Arc::new(MemorySnapshots::new());
+    let rooms = Rooms::start(
+        store.clone(),
+        Settings::new(Duration::from_millis(100)).with_snapshots(snapshots.clone()),
+    )
+    .await
+    .unwrap();
+    let messages = 3 * SNAPSHOT_EVERY + 10;
+    let room = room_with(&rooms, messages).await;
+    let stream = events::event::room_stream(&room);
+    wait_until(|| rooms.active() == 0).await;
+    let snap = snapshots.load(&stream).await.unwrap().expect("a snapshot");
+    let version = store.stream_version(&stream).await.unwrap().unwrap();
+    assert!(
+        snap.version + SNAPSHOT_EVERY > version && snap.version <= version,
+        "snapshot at {} of {version}",
+        snap.version
+    );
+
+    store.stream_reads.store(0, Ordering::Relaxed);
+    // The room comes back: members, the last seq and the recent client ids are all there.
+    assert_eq!(
+        rooms.post(&room, "guest", "new", "hi").await.unwrap().seq,
+        messages + 1
+    );
+    let retry = rooms
+        .post(&room, "owner", &format!("m{messages}"), "hello")
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.seq, messages);
+    assert!(rooms.post(&room, "stranger", "x", "hi").await.is_err());
+    let read = store.stream_reads.load(Ordering::Relaxed);
+    assert!(
+        read <= version - snap.version + 1,
+        "starting the room read {read} events; the snapshot left {} to read",
+        version - snap.version
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
+    // A snapshot taken on one log (3,000 messages in) ...
+    let long = counting();
+    let snapshots = Arc::new(MemorySnapshots::new());
+    let rooms = Rooms::start(
+        long.clone(),
+        Settings::new(Duration::from_millis(100)).with_snapshots(snapshots.clone()),
+    )
+    .await
+    .unwrap();
+    let messages = 3 * SNAPSHOT_EVERY;
+    let room = room_with(&rooms, messages).await;
+    let stream = events::event::room_stream(&room);
+    wait_until(|| rooms.active() == 0).await;
+    let snap = snapshots.load(&stream).await.unwrap().expect("a snapshot");
+
+    // ... beside a log holding the same room's first 500 events (an older backup restored
+    // while the snapshots were kept).
+    let short = counting();
+    let kept = long.read_stream(&stream, 1, 502).await.unwrap();
+    let kept_messages = kept
+        .iter()
+        .filter(|r| matches!(r.decode(), Ok(events::Event::MessagePosted(_))))
+        .count() as u64;
+    assert!(kept_messages > 400);
+    let head = long
+        .read_stream(&stream, 1, 502)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| NewEvent {
+            event_id: r.event_id,
+            event_type: r.decode().unwrap().type_name(),
+            schema_version: r.schema_version,
+            recorded_at: r.recorded_at,
+            payload: r.payload,
+        })
+        .collect::<Vec<_>>();
+    short
+        .append(&stream, Expected::NoStream, head)
+        .await
+        .unwrap();
+    let rooms = Rooms::start(
+        short.clone(),
+        Settings::new(Duration::from_secs(60)).with_snapshots(snapshots.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rooms.post(&room, "owner", "after", "hi").await.unwrap().seq,
+        kept_messages + 1,
+        "the room must continue the log it is on, not the snapshot"
+    );
+
+    // A snapshot with the right version but another hash is ignored just the same.
+    let forged = Arc::new(MemorySnapshots::new());
+    forged
+        .save(events::Snapshot {
+            hash: [7; 32],
+            ..snap
+        })
+        .await
+        .unwrap();
+    long.stream_reads.store(0, Ordering::Relaxed);
+    let rooms = Rooms::start(
+        long.clone(),
+        Settings::new(Duration::from_secs(60)).with_snapshots(forged),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rooms.post(&room, "owner", "again", "hi").await.unwrap().seq,
+        messages + 1
+    );
+    assert!(long.stream_reads.load(Ordering::Relaxed) > messages);
+}
