@@ -359,19 +359,26 @@ async fn idle(args: &Args, users: &[User], rooms: &[Room], pid: Option<u32>) -> 
         })
         .collect();
     // A first tenth of the sockets warms the server up (allocator pages, caches, tasks, and the
-    // memory registration left behind); the figure is the growth from the rest.
+    // memory registration left behind). Memory is then sampled at half and at all of the
+    // sockets: the growth over the second half is the figure, since memory freed after setup
+    // (argon2 registrations) can still be in the process at the first samples and be reused
+    // by the sockets that come after them.
     let mut specs = specs;
-    let rest = specs.split_off(specs.len() / 10);
+    let mut half = specs.split_off(specs.len() / 10);
+    let rest = half.split_off(args.sockets / 2 - specs.len());
     let warm = specs.len();
     let first = runner::connect(&args.url, specs, args.connect_concurrency).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = pid.and_then(|p| procstat::sample(Some(p)));
+    let at_warm = pid.and_then(|p| procstat::sample(Some(p)));
+    let mid = runner::connect(&args.url, half, args.connect_concurrency).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let at_half = pid.and_then(|p| procstat::sample(Some(p)));
     let c = runner::connect(&args.url, rest, args.connect_concurrency).await?;
     println!(
-        "idle: {} sockets over {} users connected and joined in {:.1} s (+ {warm} to warm up in {:.1} s)",
+        "idle: {} sockets over {} users connected and joined in {:.1} s (after {warm} to warm up in {:.1} s)",
         args.sockets - warm,
         users.len(),
-        c.took.as_secs_f64(),
+        mid.took.as_secs_f64() + c.took.as_secs_f64(),
         first.took.as_secs_f64()
     );
     // Let the server settle (allocator, lazy buffers) before reading its memory.
@@ -379,22 +386,40 @@ async fn idle(args: &Args, users: &[User], rooms: &[Room], pid: Option<u32>) -> 
     let w = c.hold(args.duration, pid).await;
     let after = w.server.map(|(_, b)| b);
     let closed = crate::stats::Counters::get(&c.sh.counters.closed)
+        + crate::stats::Counters::get(&mid.sh.counters.closed)
         + crate::stats::Counters::get(&first.sh.counters.closed);
     let _ = c.stop().await;
+    let _ = mid.stop().await;
     let _ = first.stop().await;
     runner::processes(&w);
-    match before.zip(after) {
-        Some((b, a)) => {
-            let grew = a.rss_kib.saturating_sub(b.rss_kib);
+    match (at_warm, at_half, after) {
+        (Some(w), Some(h), Some(a)) => {
+            let half = args.sockets / 2;
             println!(
-                "idle: server rss {} KiB with the first {warm} sockets, {} KiB with all {}: {:.1} KiB per added socket",
-                b.rss_kib,
-                a.rss_kib,
-                args.sockets,
-                grew as f64 / (args.sockets - warm).max(1) as f64
+                "idle: server rss {} KiB with {warm} sockets, {} KiB with {half}, {} KiB with {}",
+                w.rss_kib, h.rss_kib, a.rss_kib, args.sockets
             );
+            let per = |from: u64, to: u64, n: usize| {
+                (to > from).then(|| (to - from) as f64 / n.max(1) as f64)
+            };
+            match per(h.rss_kib, a.rss_kib, args.sockets - half) {
+                Some(kib) => println!(
+                    "idle: {kib:.1} KiB per socket over the second half ({} to {} sockets)",
+                    half, args.sockets
+                ),
+                None => println!(
+                    "idle: no per-socket figure: the server's memory did not grow over the \
+                     second half (memory freed earlier was reused)"
+                ),
+            }
+            if let Some(kib) = per(w.rss_kib, a.rss_kib, args.sockets - warm) {
+                println!(
+                    "idle: {kib:.1} KiB per socket after the warm-up ({warm} to {} sockets)",
+                    args.sockets
+                );
+            }
         }
-        None => println!("idle: server memory not sampled (give --server-pid)"),
+        _ => println!("idle: server memory not sampled (give --server-pid)"),
     }
     println!("idle: sockets closed by the server while idle: {closed}");
     Ok(())

@@ -138,7 +138,16 @@ fn idle_sockets_stay_open_and_are_measured() {
             "1",
         ],
     );
-    assert!(out.contains("KiB per added socket"), "{out}");
+    // Memory sampled with the warm-up tenth, half and all of the sockets, and either a
+    // per-socket figure over the second half or the reason there is none.
+    assert!(out.contains(" KiB with 4 sockets, "), "{out}");
+    assert!(out.contains(" KiB with 20, "), "{out}");
+    assert!(out.contains(" KiB with 40\n"), "{out}");
+    assert!(
+        out.contains("KiB per socket over the second half (20 to 40 sockets)")
+            || out.contains("no per-socket figure"),
+        "{out}"
+    );
     assert_eq!(
         number_after(&out, "sockets closed by the server while idle: "),
         0,
