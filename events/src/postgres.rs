@@ -53,7 +53,7 @@ pub struct PostgresStore {
     pool: Pool,
     writer: std::sync::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
     head: watch::Sender<u64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -158,16 +158,26 @@ impl PostgresStore {
             .get(0);
         let (head, _) = watch::channel(head_now as u64);
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(writer_loop(pool.clone(), rx, head.clone()));
-        let mut tasks = vec![writer];
-        if notifications {
-            tasks.push(tokio::spawn(listen(url.to_owned(), head.clone())));
-        }
+        // The writer and its connections run on a thread of their own (as the embedded log's
+        // writer does), so an append's round trips never wait behind the server's other tasks:
+        // during a fan-out to thousands of sockets those fill both runtime workers, and the
+        // acks waited for them.
+        let writer_pool = self::pool(url, 2)?;
+        let writer_head = head.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(unavailable)?;
+        std::thread::Builder::new()
+            .name("pg-log-writer".into())
+            .spawn(move || runtime.block_on(writer_loop(writer_pool, rx, writer_head)))
+            .map_err(unavailable)?;
+        let listener = notifications.then(|| tokio::spawn(listen(url.to_owned(), head.clone())));
         Ok(Self {
             pool,
             writer: std::sync::Mutex::new(Some(tx)),
             head,
-            tasks,
+            listener,
         })
     }
 
@@ -185,7 +195,7 @@ impl PostgresStore {
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.close();
-        if let Some(listener) = self.tasks.get(1) {
+        if let Some(listener) = &self.listener {
             listener.abort();
         }
     }

@@ -122,3 +122,34 @@ async fn the_database_refuses_update_delete_and_truncate() {
     }
     assert_eq!(store.read_all(0, 10).await.unwrap().len(), 1);
 }
+
+#[test]
+fn the_writer_runs_on_a_thread_of_its_own() {
+    // Appends go through a writer (and connections) with a runtime of their own, so no task
+    // of the server's runtime stands between an append and its commit. Shown here by closing
+    // the runtime that opened the store: the writer keeps working for another runtime.
+    let opening = tokio::runtime::Runtime::new().unwrap();
+    let Some(store) = opening.block_on(async {
+        let url = fresh_url().await?;
+        Some(PostgresStore::connect(&url).await.unwrap())
+    }) else {
+        return;
+    };
+    opening.shutdown_background();
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let written = other.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append("room-w", Expected::NoStream, vec![joined(1), joined(2)]),
+        )
+        .await
+    });
+    let written = written.expect("the append finished").unwrap();
+    assert_eq!(
+        written.iter().map(|r| r.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
