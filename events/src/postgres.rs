@@ -299,6 +299,10 @@ async fn writer_loop(
 /// already stored, one insert of every accepted event, the notification, the commit. Under
 /// the lock nobody else appends, so checking expected versions against the heads read here
 /// is exact; a request that fails its check is answered and its events left out.
+/// The stored events among a group's event ids (its SQL is made once, not per group).
+static BY_IDS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("select {COLUMNS} from event where event_id = any($1)"));
+
 async fn write_group(
     pool: &Pool,
     group: &[WriteRequest],
@@ -344,12 +348,7 @@ async fn write_group(
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
         .collect();
     let mut stored: HashMap<Uuid, Recorded> = HashMap::new();
-    let by_ids = tx
-        .prepare_cached(&format!(
-            "select {COLUMNS} from event where event_id = any($1)"
-        ))
-        .await
-        .map_err(unavailable)?;
+    let by_ids = statement(&BY_IDS).await.map_err(unavailable)?;
     for row in tx.query(&by_ids, &[&ids]).await.map_err(unavailable)? {
         let rec = to_recorded(&row)?;
         stored.insert(rec.event_id, rec);
@@ -607,25 +606,13 @@ mod tests {
         let Some(url) = scratch_database(&[MIGRATION]).await else {
             return;
         };
+        let mode = |pool: Pool| async move {
+            let client = pool.get().await.unwrap();
+            let row = client.query_one("show plan_cache_mode", &[]).await.unwrap();
+            row.get::<_, String>(0)
+        };
         let writer = pool_with(&url, 1, Some(WRITER_OPTIONS)).unwrap();
-        let mode: String = writer
-            .get()
-            .await
-            .unwrap()
-            .query_one("show plan_cache_mode", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(mode, "force_custom_plan");
-        let other: String = pool(&url, 1)
-            .unwrap()
-            .get()
-            .await
-            .unwrap()
-            .query_one("show plan_cache_mode", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(other, "auto");
+        assert_eq!(mode(writer).await, "force_custom_plan");
+        assert_eq!(mode(pool(&url, 1).unwrap()).await, "auto");
     }
 }
