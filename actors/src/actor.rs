@@ -131,8 +131,6 @@ pub struct Settings {
     /// Where the room's state is snapshotted, so that starting the room again reads only the
     /// events after its newest snapshot. `None`: every start reads the whole stream.
     pub snapshots: Option<Arc<dyn Snapshots>>,
-    /// How the rooms started, shared by every room of these settings.
-    pub starts: Arc<Starts>,
 }
 
 /// How room actors started (counters for metrics).
@@ -156,7 +154,6 @@ impl Settings {
         Self {
             idle_after,
             snapshots: None,
-            starts: Arc::default(),
         }
     }
 
@@ -198,6 +195,8 @@ pub struct RoomActor {
     pub store: Arc<dyn Store>,
     /// Its settings.
     pub settings: Settings,
+    /// Where it counts how it started (shared by the registry's rooms).
+    pub starts: Arc<Starts>,
 }
 
 enum Parked {
@@ -272,7 +271,7 @@ impl Actor for RoomActor {
         let from = state.room.version;
         catch_up(&*self.store, &mut state, false).await?;
         let read = state.room.version - from;
-        let starts = &self.settings.starts;
+        let starts = &self.starts;
         let how = if from > 0 {
             &starts.from_snapshot
         } else {

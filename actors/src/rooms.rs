@@ -34,6 +34,7 @@ pub const MAILBOX_LIMIT: usize = 4096;
 struct Inner {
     store: Arc<dyn Store>,
     settings: Settings,
+    starts: Arc<actor::Starts>,
     rooms: DashMap<String, Room>,
     by_actor: DashMap<ActorId, String>,
     spawning: tokio::sync::Mutex<()>,
@@ -156,6 +157,7 @@ async fn spawn(
         RoomActor {
             store: inner.store.clone(),
             settings: inner.settings.clone(),
+            starts: inner.starts.clone(),
         },
         Args {
             room_id: room_id.to_owned(),
@@ -191,6 +193,7 @@ impl Rooms {
         let inner = Arc::new(Inner {
             store,
             settings,
+            starts: Arc::default(),
             rooms: DashMap::new(),
             by_actor: DashMap::new(),
             spawning: tokio::sync::Mutex::new(()),
@@ -214,7 +217,7 @@ impl Rooms {
 
     /// How this process's rooms started.
     pub fn starts(&self) -> &actor::Starts {
-        &self.inner.settings.starts
+        &self.inner.starts
     }
 
     /// Commands waiting in all room mailboxes.
