@@ -138,15 +138,21 @@ impl Storage {
     /// # Errors
     /// When the embedded sessions database cannot be opened.
     pub fn sessions(&self, args: &StoreArgs, ttl: Duration) -> anyhow::Result<Sessions> {
+        match self.postgres() {
+            Some(pool) => Ok(Sessions::postgres(pool.clone(), ttl)),
+            None => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
+                .context("opening the sessions"),
+        }
+    }
+
+    /// The PostgreSQL database that holds the read side (read tables, sessions, snapshots),
+    /// or `None` when it lives in the data folder.
+    fn postgres(&self) -> Option<&deadpool_postgres::Pool> {
         match &self.backend {
-            Backend::Sqlite(_) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
-                .context("opening the sessions"),
-            Backend::Postgres(_, pool) => Ok(Sessions::postgres(pool.clone(), ttl)),
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(_, pool) => Some(pool),
             #[cfg(feature = "eventstoredb")]
-            Backend::Esdb(_, Some(pool)) => Ok(Sessions::postgres(pool.clone(), ttl)),
-            #[cfg(feature = "eventstoredb")]
-            Backend::Esdb(_, None) => Sessions::open(&args.data_dir.join("sessions.db"), ttl)
-                .context("opening the sessions"),
+            Backend::Esdb(_, pool) => pool.as_ref(),
         }
     }
 
@@ -156,20 +162,13 @@ impl Storage {
     /// # Errors
     /// When the embedded snapshot file cannot be opened.
     pub fn snapshots(&self, args: &StoreArgs) -> anyhow::Result<Arc<dyn Snapshots>> {
-        let embedded = || -> anyhow::Result<Arc<dyn Snapshots>> {
-            Ok(Arc::new(
+        Ok(match self.postgres() {
+            Some(pool) => Arc::new(PostgresSnapshots::new(pool.clone())),
+            None => Arc::new(
                 SqliteSnapshots::open(args.data_dir.join("snapshots.db"))
                     .context("opening the room snapshots")?,
-            ))
-        };
-        match &self.backend {
-            Backend::Sqlite(_) => embedded(),
-            Backend::Postgres(_, pool) => Ok(Arc::new(PostgresSnapshots::new(pool.clone()))),
-            #[cfg(feature = "eventstoredb")]
-            Backend::Esdb(_, Some(pool)) => Ok(Arc::new(PostgresSnapshots::new(pool.clone()))),
-            #[cfg(feature = "eventstoredb")]
-            Backend::Esdb(_, None) => embedded(),
-        }
+            ),
+        })
     }
 
     /// Stops taking appends and lets queued ones finish.
