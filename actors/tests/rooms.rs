@@ -6,6 +6,9 @@ use events::{MemoryStore, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+use common::wait_until;
+
 #[derive(Default)]
 struct Collect {
     got: Mutex<Vec<Delivery>>,
@@ -59,17 +62,6 @@ async fn setup() -> (Arc<dyn Store>, Rooms, String) {
         .await
         .unwrap();
     (store, rooms, created.room_id)
-}
-
-async fn wait_until(mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in time"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

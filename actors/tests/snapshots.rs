@@ -4,11 +4,14 @@
 use actors::{NewRoom, Rooms, SNAPSHOT_EVERY, Settings};
 use async_trait::async_trait;
 use events::snapshot::MemorySnapshots;
-use events::{Error, Expected, MemoryStore, NewEvent, Recorded, Snapshots, Store};
+use events::{Error, Expected, MemoryStore, NewEvent, Recorded, Snapshot, Snapshots, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+
+mod common;
+use common::wait_until;
 
 /// A log that counts the events it hands out by stream.
 struct Counting {
@@ -55,16 +58,6 @@ fn counting() -> Arc<Counting> {
     })
 }
 
-async fn wait_until(mut f: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached");
-}
-
 async fn room_with(rooms: &Rooms, messages: u64) -> String {
     let room = rooms
         .create(NewRoom {
@@ -88,9 +81,18 @@ async fn room_with(rooms: &Rooms, messages: u64) -> String {
     room
 }
 
-#[tokio::test]
-async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
-    let store = counting();
+/// A room written and then stopped by rooms that snapshot.
+struct Stopped {
+    rooms: Rooms,
+    room: String,
+    stream: String,
+    snapshots: Arc<MemorySnapshots>,
+    snap: Snapshot,
+}
+
+/// A room of `messages` messages on `store`, written by rooms that snapshot and stop when
+/// idle, once it has stopped, with its newest snapshot.
+async fn stopped_room(store: &Arc<Counting>, messages: u64) -> Stopped {
     let snapshots = Arc::new(MemorySnapshots::new());
     let rooms = Rooms::start(
         store.clone(),
@@ -98,11 +100,30 @@ async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
     )
     .await
     .unwrap();
-    let messages = 3 * SNAPSHOT_EVERY + 10;
     let room = room_with(&rooms, messages).await;
     let stream = events::event::room_stream(&room);
     wait_until(|| rooms.active() == 0).await;
     let snap = snapshots.load(&stream).await.unwrap().expect("a snapshot");
+    Stopped {
+        rooms,
+        room,
+        stream,
+        snapshots,
+        snap,
+    }
+}
+
+#[tokio::test]
+async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
+    let store = counting();
+    let messages = 3 * SNAPSHOT_EVERY + 10;
+    let Stopped {
+        rooms,
+        room,
+        stream,
+        snap,
+        ..
+    } = stopped_room(&store, messages).await;
     let version = store.stream_version(&stream).await.unwrap().unwrap();
     assert!(
         snap.version + SNAPSHOT_EVERY > version && snap.version <= version,
@@ -135,18 +156,14 @@ async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
 async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
     // A snapshot taken on one log (3,000 messages in) ...
     let long = counting();
-    let snapshots = Arc::new(MemorySnapshots::new());
-    let rooms = Rooms::start(
-        long.clone(),
-        Settings::new(Duration::from_millis(100)).with_snapshots(snapshots.clone()),
-    )
-    .await
-    .unwrap();
     let messages = 3 * SNAPSHOT_EVERY;
-    let room = room_with(&rooms, messages).await;
-    let stream = events::event::room_stream(&room);
-    wait_until(|| rooms.active() == 0).await;
-    let snap = snapshots.load(&stream).await.unwrap().expect("a snapshot");
+    let Stopped {
+        room,
+        stream,
+        snapshots,
+        snap,
+        ..
+    } = stopped_room(&long, messages).await;
 
     // ... beside a log holding the same room's first 500 events (an older backup restored
     // while the snapshots were kept).
