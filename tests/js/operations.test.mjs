@@ -36,12 +36,18 @@ function freshDatabase() {
 
 const stores = [['embedded store', null], ['PostgreSQL', ADMIN ? 'pg' : null]];
 
+/** A server without a send limit, on the embedded store or (`pg`) on a fresh database. */
+async function startOn(pg) {
+  const databaseUrl = pg ? freshDatabase() : null;
+  const server = await startServer({ args: ['--send-rate-limit', '0', ...(databaseUrl ? ['--database-url', databaseUrl] : [])] });
+  server.databaseUrl = databaseUrl;
+  return server;
+}
+
 for (const [label, pg] of stores) {
   const skip = label === 'PostgreSQL' && !ADMIN ? 'CHATROOM_TEST_DATABASE_URL is not set' : false;
   test(`rebuild under live traffic (${label}): no failed request, no missed message, search after the switch`, { skip, timeout: 180_000 }, async () => {
-    const databaseUrl = pg ? freshDatabase() : null;
-    const server = await startServer({ args: ['--send-rate-limit', '0', ...(databaseUrl ? ['--database-url', databaseUrl] : [])] });
-    server.databaseUrl = databaseUrl;
+    const server = await startOn(pg);
     try {
       const alice = await register(server.url);
       const bob = await register(server.url);
@@ -116,9 +122,7 @@ for (const [label, pg] of stores) {
   });
 
   test(`a room with a long history starts again from its snapshot (${label}): members, seq and retries intact`, { skip, timeout: 120_000 }, async () => {
-    const databaseUrl = pg ? freshDatabase() : null;
-    const server = await startServer({ args: ['--send-rate-limit', '0', ...(databaseUrl ? ['--database-url', databaseUrl] : [])] });
-    server.databaseUrl = databaseUrl;
+    const server = await startOn(pg);
     try {
       const alice = await register(server.url);
       const bob = await register(server.url);
