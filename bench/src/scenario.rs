@@ -363,38 +363,42 @@ async fn idle(args: &Args, users: &[User], rooms: &[Room], pid: Option<u32>) -> 
     // sockets: the growth over the second half is the figure, since memory freed after setup
     // (argon2 registrations) can still be in the process at the first samples and be reused
     // by the sockets that come after them.
+    let (warm, half) = (args.sockets / 10, args.sockets / 2);
     let mut specs = specs;
-    let mut half = specs.split_off(specs.len() / 10);
-    let rest = half.split_off(args.sockets / 2 - specs.len());
-    let warm = specs.len();
-    let first = runner::connect(&args.url, specs, args.connect_concurrency).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let at_warm = pid.and_then(|p| procstat::sample(Some(p)));
-    let mid = runner::connect(&args.url, half, args.connect_concurrency).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let at_half = pid.and_then(|p| procstat::sample(Some(p)));
-    let c = runner::connect(&args.url, rest, args.connect_concurrency).await?;
+    let mut rest = specs.split_off(warm);
+    let after_half = rest.split_off(half - warm);
+    // The warm-up tenth and the rest of the first half, each held and then sampled.
+    let mut held = Vec::new();
+    let mut samples = Vec::new();
+    for part in [specs, rest] {
+        held.push(runner::connect(&args.url, part, args.connect_concurrency).await?);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        samples.push(pid.and_then(|p| procstat::sample(Some(p))));
+    }
+    let c = runner::connect(&args.url, after_half, args.connect_concurrency).await?;
     println!(
         "idle: {} sockets over {} users connected and joined in {:.1} s (after {warm} to warm up in {:.1} s)",
         args.sockets - warm,
         users.len(),
-        mid.took.as_secs_f64() + c.took.as_secs_f64(),
-        first.took.as_secs_f64()
+        held[1].took.as_secs_f64() + c.took.as_secs_f64(),
+        held[0].took.as_secs_f64()
     );
     // Let the server settle (allocator, lazy buffers) before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let w = c.hold(args.duration, pid).await;
     let after = w.server.map(|(_, b)| b);
     let closed = crate::stats::Counters::get(&c.sh.counters.closed)
-        + crate::stats::Counters::get(&mid.sh.counters.closed)
-        + crate::stats::Counters::get(&first.sh.counters.closed);
+        + held
+            .iter()
+            .map(|h| crate::stats::Counters::get(&h.sh.counters.closed))
+            .sum::<u64>();
     let _ = c.stop().await;
-    let _ = mid.stop().await;
-    let _ = first.stop().await;
+    for h in held {
+        let _ = h.stop().await;
+    }
     runner::processes(&w);
-    match (at_warm, at_half, after) {
+    match (samples[0], samples[1], after) {
         (Some(w), Some(h), Some(a)) => {
-            let half = args.sockets / 2;
             println!(
                 "idle: server rss {} KiB with {warm} sockets, {} KiB with {half}, {} KiB with {}",
                 w.rss_kib, h.rss_kib, a.rss_kib, args.sockets
