@@ -154,3 +154,62 @@ fn idle_sockets_stay_open_and_are_measured() {
         "{out}"
     );
 }
+
+#[test]
+fn fanout_delivers_every_message_to_every_member() {
+    let s = server();
+    let out = bench(
+        &s,
+        &[
+            "fanout",
+            "--users",
+            "30",
+            "--rate",
+            "10",
+            "--duration",
+            "1",
+            "--settle",
+            "0",
+            "--drain",
+            "10",
+        ],
+    );
+    let acked = number_after(&out, "acked ");
+    assert!(acked > 0, "nothing acked:\n{out}");
+    // One room of 30: each acked message owes 30 deliveries.
+    assert_eq!(number_after(&out, "expected "), acked * 30, "{out}");
+    assert_eq!(number_after(&out, "lost "), 0, "{out}");
+}
+
+#[test]
+fn slow_readers_are_reported_and_the_others_keep_reading() {
+    let s = server();
+    let out = bench(
+        &s,
+        &[
+            "slow",
+            "--users",
+            "10",
+            "--room-size",
+            "5",
+            "--slow",
+            "1",
+            "--window",
+            "4",
+            "--duration",
+            "1",
+            "--settle",
+            "0",
+            "--drain",
+            "5",
+        ],
+    );
+    assert!(number_after(&out, "acked ") > 0, "nothing acked:\n{out}");
+    assert!(out.contains("slow readers: "), "{out}");
+    assert!(out.contains(" sockets stopped reading for the "), "{out}");
+    assert_eq!(
+        number_after(&out, "reading sockets closed by the server: "),
+        0,
+        "{out}"
+    );
+}
