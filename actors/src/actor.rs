@@ -8,7 +8,7 @@
 //! one append (one transaction, one fsync), after which each is answered. While that append is
 //! on its way, new commands queue up for the next one.
 
-use crate::delivery::{Delivery, Message, Subscriber};
+use crate::delivery::{Delivery, JoinNotice, Message, Subscriber};
 use crate::room::{self, Command, Decision, Rejection, State};
 use events::event::room_stream;
 use events::{Event, Expected, NewEvent, Snapshot, Snapshots, Store};
@@ -854,10 +854,7 @@ impl RoomActor {
             .insert(subscriber.id, subscriber);
         fan_out(
             state,
-            &Delivery::Joined {
-                room_id: state.room_id.clone(),
-                user_id,
-            },
+            &Delivery::Joined(Arc::new(JoinNotice::new(state.room_id.clone(), user_id))),
         );
         Ok(Subscribed {
             last_seq,

@@ -45,18 +45,37 @@ impl Message {
     }
 }
 
+/// A user opened the room on a socket: a join notice, which has no seq.
+#[derive(Debug)]
+pub struct JoinNotice {
+    /// The room.
+    pub room_id: Arc<str>,
+    /// Who joined.
+    pub user_id: String,
+    /// A slot where the first sink may keep its rendering of the notice, as for
+    /// [`Message::rendered`]: a room of thousands of subscribers that thousands of sockets
+    /// join renders each notice once, not once per subscriber.
+    pub rendered: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl JoinNotice {
+    /// A notice with an empty render slot.
+    pub fn new(room_id: Arc<str>, user_id: String) -> Self {
+        Self {
+            room_id,
+            user_id,
+            rendered: OnceLock::new(),
+        }
+    }
+}
+
 /// Something a room sends to its subscribers.
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// A message, live or replayed.
     Message(Arc<Message>),
-    /// A user opened the room on a socket (a join notice; it has no seq).
-    Joined {
-        /// The room.
-        room_id: Arc<str>,
-        /// Who joined.
-        user_id: String,
-    },
+    /// A user opened the room on a socket.
+    Joined(Arc<JoinNotice>),
 }
 
 /// A subscriber's end of a room: usually one socket.

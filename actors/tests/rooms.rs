@@ -38,7 +38,7 @@ impl Collect {
             .iter()
             .filter_map(|d| match d {
                 Delivery::Message(m) => Some(m.seq),
-                Delivery::Joined { .. } => None,
+                Delivery::Joined(_) => None,
             })
             .collect()
     }
@@ -476,4 +476,43 @@ async fn a_batch_of_many_old_retries_answers_each_and_writes_the_rest() {
     }
     assert_eq!((answers[40].seq, answers[40].duplicate), (1101, false));
     assert_eq!(store.read_all(0, 10_000).await.unwrap().len(), 2 + 1101);
+}
+
+#[tokio::test]
+async fn every_subscriber_gets_the_same_join_notice_and_message() {
+    // One notice and one message per event, shared by every subscriber, so a socket sink
+    // renders each once for a room of thousands rather than once per socket.
+    let (_, rooms, room) = setup().await;
+    let sinks: Vec<Arc<Collect>> = (0..3).map(|_| Arc::new(Collect::default())).collect();
+    for (n, sink) in sinks.iter().enumerate() {
+        rooms.join(&room, &format!("u{n}")).await.unwrap();
+        rooms
+            .subscribe(
+                &room,
+                Subscriber {
+                    id: n as u64,
+                    user_id: format!("u{n}"),
+                    sink: sink.clone(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    rooms.post(&room, "u2", "m1", "hello").await.unwrap();
+    // u2's join notice and the message reached all three sinks.
+    let last_two = |s: &Collect| {
+        let got = s.got.lock().unwrap();
+        match &got[got.len() - 2..] {
+            [Delivery::Joined(j), Delivery::Message(m)] => (j.clone(), m.clone()),
+            other => panic!("expected u2's notice then the message, got {other:?}"),
+        }
+    };
+    let (notice, message) = last_two(&sinks[0]);
+    assert_eq!(notice.user_id, "u2");
+    for sink in &sinks[1..] {
+        let (n, m) = last_two(sink);
+        assert!(Arc::ptr_eq(&n, &notice), "a notice made per subscriber");
+        assert!(Arc::ptr_eq(&m, &message), "a message made per subscriber");
+    }
 }

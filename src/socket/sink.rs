@@ -7,7 +7,8 @@ use actors::{Delivery, Sink};
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 /// A socket subscribed to rooms.
 pub struct SocketSink {
@@ -15,7 +16,7 @@ pub struct SocketSink {
     pub(crate) profiles: Arc<Profiles>,
 }
 
-fn render(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
+fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
     let author = profiles.get(&m.user_id);
     let msg = wire::Message {
         id: &m.message_id,
@@ -29,24 +30,41 @@ fn render(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
     serde_json::value::to_raw_value(&msg).expect("a message always serialises")
 }
 
+fn render_join(j: &actors::JoinNotice, profiles: &Profiles) -> Box<RawValue> {
+    let author = profiles.get(&j.user_id);
+    serde_json::value::to_raw_value(
+        &serde_json::json!({"type": "join", "roomId": &*j.room_id, "user": &*author}),
+    )
+    .expect("a join notice always serialises")
+}
+
+impl SocketSink {
+    /// Emits the rendering kept in `slot`, made by the first sink to need it: every
+    /// subscriber of a room gets the same bytes, so a room renders each delivery once, not
+    /// once per socket. (A slot some other kind of sink filled is rendered afresh.)
+    fn emit_rendered(
+        &self,
+        slot: &OnceLock<Box<dyn Any + Send + Sync>>,
+        render: impl Fn() -> Box<RawValue>,
+    ) -> Result<(), SendError> {
+        match slot
+            .get_or_init(|| Box::new(render()))
+            .downcast_ref::<Box<RawValue>>()
+        {
+            Some(raw) => self.socket.emit("received", raw),
+            None => self.socket.emit("received", &render()),
+        }
+    }
+}
+
 impl Sink for SocketSink {
     fn deliver(&self, delivery: &Delivery) -> bool {
         let sent = match delivery {
             Delivery::Message(m) => {
-                let rendered = m
-                    .rendered
-                    .get_or_init(|| Box::new(render(m, &self.profiles)));
-                match rendered.downcast_ref::<Box<RawValue>>() {
-                    Some(raw) => self.socket.emit("received", raw),
-                    None => self.socket.emit("received", &render(m, &self.profiles)),
-                }
+                self.emit_rendered(&m.rendered, || render_message(m, &self.profiles))
             }
-            Delivery::Joined { room_id, user_id } => {
-                let author = self.profiles.get(user_id);
-                self.socket.emit(
-                    "received",
-                    &serde_json::json!({"type": "join", "roomId": &**room_id, "user": &*author}),
-                )
+            Delivery::Joined(j) => {
+                self.emit_rendered(&j.rendered, || render_join(j, &self.profiles))
             }
         };
         match sent {
