@@ -56,8 +56,17 @@ pub struct PostgresStore {
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(e.to_string())
+/// The error with its causes: a database error's own text ("db error") says nothing of what
+/// the database refused, its source does.
+fn unavailable(e: impl std::error::Error) -> Error {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::Unavailable(text)
 }
 
 /// For tests: a new database on the PostgreSQL at `CHATROOM_TEST_DATABASE_URL` (a URL that may
@@ -279,7 +288,16 @@ async fn writer_loop(
         }
         let results = match write_group(&pool, &group).await {
             Ok(r) => r,
-            Err(e) => group.iter().map(|_| Err(unavailable(&e))).collect(),
+            Err(e) => group
+                .iter()
+                .map(|_| {
+                    Err(match &e {
+                        Error::Corrupt(m) => Error::Corrupt(m.clone()),
+                        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+                        other => Error::Unavailable(other.to_string()),
+                    })
+                })
+                .collect(),
         };
         if let Some(p) = results
             .iter()
@@ -294,62 +312,104 @@ async fn writer_loop(
     }
 }
 
-/// Writes a group in one transaction with a fixed number of round trips, whatever its size:
-/// the advisory lock, one query for the heads of every stream in the group, one for event ids
-/// already stored, one insert of every accepted event, the notification, the commit. Under
-/// the lock nobody else appends, so checking expected versions against the heads read here
-/// is exact; a request that fails its check is answered and its events left out.
 /// The stored events among a group's event ids (its SQL is made once, not per group).
 static BY_IDS: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("select {COLUMNS} from event where event_id = any($1)"));
 
+/// The newest event of each of a group's streams.
+const HEADS_OF: &str = "select s.id, e.version, e.hash from unnest($1::text[]) as s(id)
+     cross join lateral (
+         select version, hash from event where stream_id = s.id
+         order by version desc limit 1
+     ) e";
+
+/// Every accepted event of a group, in order.
+const INSERT: &str = "insert into event (stream_id, version, event_id, event_type, schema_version,
+                        recorded_at, payload, hash)
+     select s, v, id, t, sv, ra, p, h
+     from unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::smallint[],
+                 $6::bigint[], $7::bytea[], $8::bytea[])
+          with ordinality as u(s, v, id, t, sv, ra, p, h, n)
+     order by n
+     returning position, event_id";
+
+/// The listeners' wake-up, with the log's newest position: under the append lock that is the
+/// group's last event, so it needs no answer from the insert and goes out with it.
+const NOTIFY: &str = "select pg_notify($1, (select max(position) from event)::text)";
+
+/// Writes a group in one transaction, in two round trips whatever its size. Its statements
+/// are pipelined: the first trip carries the begin, the advisory lock, one query for the heads
+/// of every stream in the group and one for event ids already stored; the second the insert
+/// of every accepted event, the notification and the commit. Under the lock nobody else
+/// appends, so checking expected versions against the heads read here is exact; a request
+/// that fails its check is answered and its events left out.
+///
+/// A failed statement aborts the transaction, and the commit pipelined behind it then rolls
+/// back: nothing of the group is stored, and every request in it is answered `Unavailable`.
 async fn write_group(
     pool: &Pool,
     group: &[WriteRequest],
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
-    let mut client = pool.get().await.map_err(unavailable)?;
-    let tx = client.transaction().await.map_err(unavailable)?;
+    let client = pool.get().await.map_err(unavailable)?;
+    let result = write_group_on(&client, group).await;
+    if result.is_err() {
+        // The transaction may still be open (aborted, or cut short before its commit): end it
+        // before the connection goes back to the pool, or drop the connection.
+        if client.batch_execute("rollback").await.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+    result
+}
+
+async fn write_group_on(
+    client: &deadpool_postgres::Client,
+    group: &[WriteRequest],
+) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     // Every statement comes from the connection's statement cache: a statement given as text
     // is parsed again each time, one more round trip per statement while holding the lock.
-    let statement = |sql: &'static str| tx.prepare_cached(sql);
-    let lock = statement("select pg_advisory_xact_lock($1)")
-        .await
-        .map_err(unavailable)?;
-    tx.execute(&lock, &[&APPEND_LOCK])
-        .await
-        .map_err(unavailable)?;
+    // Statements polled together are pipelined: sent at once, answered in order.
+    let statement =
+        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
+    let begin = statement("begin").await?;
+    let lock = statement("select pg_advisory_xact_lock($1)").await?;
+    let heads_of = statement(HEADS_OF).await?;
+    let by_ids = statement(&BY_IDS).await?;
+    let commit = statement("commit").await?;
 
     let mut streams: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
+    let ids: Vec<Uuid> = group
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
+    let (_, _, head_rows, id_rows) = futures::try_join!(
+        async { client.execute(&begin, &[]).await.map_err(unavailable) },
+        async {
+            client
+                .execute(&lock, &[&APPEND_LOCK])
+                .await
+                .map_err(unavailable)
+        },
+        async {
+            client
+                .query(&heads_of, &[&streams])
+                .await
+                .map_err(unavailable)
+        },
+        async { client.query(&by_ids, &[&ids]).await.map_err(unavailable) },
+    )?;
     let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
-    let heads_of = statement(
-        "select s.id, e.version, e.hash from unnest($1::text[]) as s(id)
-         cross join lateral (
-             select version, hash from event where stream_id = s.id
-             order by version desc limit 1
-         ) e",
-    )
-    .await
-    .map_err(unavailable)?;
-    for row in tx
-        .query(&heads_of, &[&streams])
-        .await
-        .map_err(unavailable)?
-    {
+    for row in head_rows {
         let hash: Vec<u8> = row.get(2);
         let hash = hash
             .try_into()
             .map_err(|_| Error::Corrupt("a stored hash has the wrong length".into()))?;
         heads.insert(row.get(0), (row.get::<_, i64>(1) as u64, hash));
     }
-    let ids: Vec<Uuid> = group
-        .iter()
-        .flat_map(|r| r.events.iter().map(|e| e.event_id))
-        .collect();
     let mut stored: HashMap<Uuid, Recorded> = HashMap::new();
-    let by_ids = statement(&BY_IDS).await.map_err(unavailable)?;
-    for row in tx.query(&by_ids, &[&ids]).await.map_err(unavailable)? {
+    for row in id_rows {
         let rec = to_recorded(&row)?;
         stored.insert(rec.event_id, rec);
     }
@@ -413,7 +473,9 @@ async fn write_group(
         .flatten()
         .collect();
     let mut positions: HashMap<Uuid, u64> = HashMap::new();
-    if !rows.is_empty() {
+    if rows.is_empty() {
+        client.execute(&commit, &[]).await.map_err(unavailable)?;
+    } else {
         let stream_ids: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
         let versions: Vec<i64> = rows.iter().map(|r| r.version as i64).collect();
         let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
@@ -422,53 +484,48 @@ async fn write_group(
         let times: Vec<i64> = rows.iter().map(|r| r.recorded_at).collect();
         let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
         let hashes: Vec<&[u8]> = rows.iter().map(|r| r.hash.as_slice()).collect();
-        let insert = statement(
-            "insert into event (stream_id, version, event_id, event_type, schema_version,
-                                    recorded_at, payload, hash)
-                 select s, v, id, t, sv, ra, p, h
-                 from unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::smallint[],
-                             $6::bigint[], $7::bytea[], $8::bytea[])
-                      with ordinality as u(s, v, id, t, sv, ra, p, h, n)
-                 order by n
-                 returning position, event_id",
-        )
-        .await
-        .map_err(unavailable)?;
-        let inserted = tx
-            .query(
-                &insert,
-                &[
-                    &stream_ids,
-                    &versions,
-                    &event_ids,
-                    &types,
-                    &schemas,
-                    &times,
-                    &payloads,
-                    &hashes,
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    // Impossible under the lock unless someone writes without it.
-                    Error::Unavailable(format!("the log changed under the append lock: {e}"))
-                } else {
-                    unavailable(e)
-                }
-            })?;
+        let insert = statement(INSERT).await?;
+        let notify = statement(NOTIFY).await?;
+        let (inserted, _, _) = futures::try_join!(
+            async {
+                client
+                    .query(
+                        &insert,
+                        &[
+                            &stream_ids,
+                            &versions,
+                            &event_ids,
+                            &types,
+                            &schemas,
+                            &times,
+                            &payloads,
+                            &hashes,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            // Impossible under the lock unless someone writes without it.
+                            Error::Unavailable(format!(
+                                "the log changed under the append lock: {e}"
+                            ))
+                        } else {
+                            unavailable(e)
+                        }
+                    })
+            },
+            async {
+                client
+                    .execute(&notify, &[&CHANNEL])
+                    .await
+                    .map_err(unavailable)
+            },
+            async { client.execute(&commit, &[]).await.map_err(unavailable) },
+        )?;
         for row in inserted {
             positions.insert(row.get(1), row.get::<_, i64>(0) as u64);
         }
-        let newest = positions.values().copied().max().unwrap_or(0);
-        let notify = statement("select pg_notify($1, $2)")
-            .await
-            .map_err(unavailable)?;
-        tx.execute(&notify, &[&CHANNEL, &newest.to_string()])
-            .await
-            .map_err(unavailable)?;
     }
-    tx.commit().await.map_err(unavailable)?;
 
     let mut by_id: HashMap<Uuid, Recorded> = HashMap::new();
     let mut results = Vec::with_capacity(outcomes.len());

@@ -153,3 +153,95 @@ fn the_writer_runs_on_a_thread_of_its_own() {
         [1, 2]
     );
 }
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn a_group_the_database_refuses_stores_nothing_and_the_writer_goes_on() {
+    // The writer pipelines a group's insert, notification and commit; when the insert fails
+    // the commit behind it must roll back, and the append must fail rather than be acked.
+    let Some(url) = fresh_url().await else { return };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let db = admin(&url).await;
+    db.batch_execute(
+        "create function refuse_bad() returns trigger language plpgsql as $$
+         begin
+           if new.stream_id = 'room-bad' then raise exception 'refused for the test'; end if;
+           return new;
+         end $$;
+         create trigger refuse_bad before insert on event
+         for each row execute function refuse_bad();",
+    )
+    .await
+    .unwrap();
+    let err = store
+        .append("room-bad", Expected::NoStream, vec![joined(1), joined(2)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, events::Error::Unavailable(ref m) if m.contains("refused for the test")),
+        "{err:?}"
+    );
+    // Both of the writer's connections are still fit for appends.
+    for n in 1..=4 {
+        store
+            .append("room-good", Expected::Any, vec![joined(n)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.stream_version("room-bad").await.unwrap(), None);
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 4);
+    db.batch_execute("drop trigger refuse_bad on event")
+        .await
+        .unwrap();
+    let written = store
+        .append("room-bad", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+    assert_eq!(written[0].version, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_fails_before_its_commit_releases_the_append_lock() {
+    // A group that fails after its first round trip (here on a stored hash of the wrong
+    // length) has begun a transaction and taken the append lock; both must end with the
+    // failure, or every other writer on the database waits for that lock for ever.
+    let Some(url) = fresh_url().await else { return };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let db = admin(&url).await;
+    db.batch_execute(
+        "insert into event (stream_id, version, event_id, event_type, schema_version,
+                            recorded_at, payload, hash)
+         values ('room-x', 1, '00000000-0000-0000-0000-000000000001', 'MemberJoined', 1, 0,
+                 '\\x00', '\\x00')",
+    )
+    .await
+    .unwrap();
+    let err = store
+        .append("room-x", Expected::Any, vec![joined(2)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, events::Error::Corrupt(ref m) if m.contains("wrong length")),
+        "{err:?}"
+    );
+    let other = PostgresStore::connect(&url).await.unwrap();
+    let written = tokio::time::timeout(
+        Duration::from_secs(10),
+        other.append("room-y", Expected::NoStream, vec![joined(1)]),
+    )
+    .await
+    .expect("another writer got the append lock")
+    .unwrap();
+    assert_eq!(written[0].version, 1);
+    store
+        .append("room-z", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+}
