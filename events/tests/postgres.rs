@@ -107,10 +107,7 @@ async fn the_database_refuses_update_delete_and_truncate() {
         .append("room-r", Expected::NoStream, vec![joined(1)])
         .await
         .unwrap();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = admin(&url).await;
     for sql in [
         "update event set payload = '\\x00'",
         "delete from event",
