@@ -292,6 +292,32 @@ where
     Ok(())
 }
 
+/// The websocket message for a packet; `None` for a packet that is not sent.
+fn packet_to_message(protocol: ProtocolVersion, item: Packet) -> Option<Message> {
+    match item {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                Some(Message::Binary(buff.into()))
+            } else {
+                Some(Message::Binary(bin))
+            }
+        }
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => None,
+        _ => {
+            let packet: String = item.try_into().unwrap();
+            Some(Message::Text(packet.into()))
+        }
+    }
+}
+
 /// Forwards all packets waiting to be sent to the websocket
 ///
 /// The websocket stream is flushed only when the internal channel is drained
@@ -317,38 +343,20 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
+    // map a packet to a websocket message and feed it to the websocket
     // It is declared as a macro rather than a closure to avoid ownership issues
+    // (chatroom's change: the packet becomes a message in a plain function, so each use of
+    // the macro holds one `feed` across its await rather than three, with the packets.)
     macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
+        ($item:ident) => {
+            if let Some(msg) = packet_to_message(socket.protocol, $item) {
+                if let Err(_e) = tx.feed(msg).await {
                     #[cfg(feature = "tracing")]
                     tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
                 }
-            };
-        }
+            }
+        };
+    }
 
     // Forward buffered packets until the channel is closed or the session is cancelled.
     loop {
@@ -356,12 +364,14 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             biased;
             items = buffered_rx.recv() => {
                 match items {
-                    Some(packets) => {
-                        for item in *packets {
+                    Some(mut packets) => {
+                        // chatroom's change: drained in place rather than iterated by
+                        // value, so no buffer-sized iterator is held across `feed`.
+                        for item in packets.drain(..) {
                             map_fn!(item);
                         }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in *packets {
+                        while let Ok(mut packets) = buffered_rx.try_recv() {
+                            for item in packets.drain(..) {
                                 map_fn!(item);
                             }
                         }
@@ -372,10 +382,10 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
                 let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
+                if let Some(mut packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in *packets {
+                    for item in packets.drain(..) {
                         map_fn!(item);
                     }
                 }
