@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use events::migrate::{self, Migration};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -192,37 +193,62 @@ impl Sessions {
     }
 
     async fn load(&self, hash: &[u8; 32]) -> anyhow::Result<Option<Session>> {
+        Ok(self
+            .load_many(std::slice::from_ref(hash))
+            .await?
+            .remove(hash))
+    }
+
+    /// The live (not revoked) sessions among `hashes`, in one query on PostgreSQL and one
+    /// lock of the connection on SQLite.
+    async fn load_many(&self, hashes: &[[u8; 32]]) -> anyhow::Result<HashMap<[u8; 32], Session>> {
+        let mut found = HashMap::new();
         match &self.db {
             Db::Sqlite(conn) => {
                 let conn = conn.lock().expect("sessions");
-                Ok(conn
-                    .query_row(
-                        "select user_id, expires_at from session where token_hash = ?1 and revoked = 0",
-                        [hash.as_slice()],
-                        |r| {
+                let mut one = conn.prepare_cached(
+                    "select user_id, expires_at from session where token_hash = ?1 and revoked = 0",
+                )?;
+                for hash in hashes {
+                    let session = one
+                        .query_row([hash.as_slice()], |r| {
                             Ok(Session {
                                 user_id: r.get(0)?,
                                 expires_at: r.get(1)?,
                                 token_hash: *hash,
                             })
-                        },
-                    )
-                    .optional()?)
+                        })
+                        .optional()?;
+                    if let Some(session) = session {
+                        found.insert(*hash, session);
+                    }
+                }
             }
-            Db::Postgres(pool) => Ok(pool
-                .get()
-                .await?
-                .query_opt(
-                    "select user_id, expires_at from session where token_hash = $1 and not revoked",
-                    &[&hash.as_slice()],
-                )
-                .await?
-                .map(|r| Session {
-                    user_id: r.get(0),
-                    expires_at: r.get(1),
-                    token_hash: *hash,
-                })),
+            Db::Postgres(pool) => {
+                let client = pool.get().await?;
+                let any = client
+                    .prepare_cached(
+                        "select token_hash, user_id, expires_at from session
+                         where token_hash = any($1) and not revoked",
+                    )
+                    .await?;
+                let list: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+                for r in client.query(&any, &[&list]).await? {
+                    let stored: Vec<u8> = r.get(0);
+                    if let Ok(hash) = <[u8; 32]>::try_from(stored.as_slice()) {
+                        found.insert(
+                            hash,
+                            Session {
+                                user_id: r.get(1),
+                                expires_at: r.get(2),
+                                token_hash: hash,
+                            },
+                        );
+                    }
+                }
+            }
         }
+        Ok(found)
     }
 
     /// Revokes a token.
@@ -254,20 +280,37 @@ impl Sessions {
     /// Whether a session is still valid (not revoked, not expired). A database that cannot be
     /// reached does not log everyone out.
     pub async fn still_valid(&self, session: &Session) -> bool {
-        if session.expires_at <= events::now_ms() {
-            return false;
-        }
-        match self.cached(&session.token_hash) {
-            Some(s) => s.is_some(),
-            None => match self.load(&session.token_hash).await {
-                Ok(s) => {
-                    let valid = s.is_some();
-                    self.remember(session.token_hash, s);
-                    valid
+        self.still_valid_all(std::slice::from_ref(session)).await[0]
+    }
+
+    /// [`still_valid`](Self::still_valid) for many sessions at once (the sweep over every open
+    /// socket): the sessions whose cached answer is older than the recheck interval are read
+    /// in queries of up to 1,000, not one query per socket.
+    pub async fn still_valid_all(&self, sessions: &[Session]) -> Vec<bool> {
+        let now = events::now_ms();
+        let mut stale: Vec<[u8; 32]> = sessions
+            .iter()
+            .filter(|s| s.expires_at > now && self.cached(&s.token_hash).is_none())
+            .map(|s| s.token_hash)
+            .collect();
+        stale.sort_unstable();
+        stale.dedup();
+        for chunk in stale.chunks(1000) {
+            if let Ok(mut found) = self.load_many(chunk).await {
+                for hash in chunk {
+                    self.remember(*hash, found.remove(hash));
                 }
-                Err(_) => true,
-            },
+            }
         }
+        sessions
+            .iter()
+            .map(|s| {
+                s.expires_at > now
+                    && self
+                        .cached(&s.token_hash)
+                        .is_none_or(|cached| cached.is_some())
+            })
+            .collect()
     }
 }
 
@@ -401,6 +444,56 @@ mod tests {
             .query_row("select token_hash from session", [], |r| r.get(0))
             .unwrap();
         assert_ne!(stored, token.as_bytes(), "only the hash is stored");
+    }
+
+    /// Two processes on one session database: B logs out one of A's tokens. A's sweep of its
+    /// open sockets sees it once A's cached answer is older than RECHECK.
+    async fn sweep_sees_revoke_and_expiry(a: Sessions, b: Sessions) {
+        let mut open = Vec::new();
+        for user in ["u1", "u2", "u3"] {
+            open.push(a.issue(user).await.unwrap().1);
+        }
+        let mut expired = open[0].clone();
+        expired.expires_at = events::now_ms() - 1;
+        open.push(expired);
+        open.push(open[1].clone()); // a second socket on u2's token
+        b.revoke(&open[1].token_hash).await.unwrap();
+        assert_eq!(
+            a.still_valid_all(&open).await,
+            [true, true, true, false, true],
+            "within RECHECK the cached answers stand"
+        );
+        tokio::time::sleep(RECHECK + Duration::from_millis(100)).await;
+        assert_eq!(
+            a.still_valid_all(&open).await,
+            [true, false, true, false, false]
+        );
+        assert!(a.still_valid(&open[0]).await);
+        assert!(!a.still_valid(&open[1]).await);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_sees_another_process_revoke_and_expiry_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let ttl = Duration::from_secs(60);
+        sweep_sees_revoke_and_expiry(
+            Sessions::open(&path, ttl).unwrap(),
+            Sessions::open(&path, ttl).unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_sweep_sees_another_process_revoke_on_postgres() {
+        let Some(url) =
+            events::postgres::scratch_database(&crate::storage::POSTGRES_MIGRATIONS).await
+        else {
+            return;
+        };
+        let ttl = Duration::from_secs(60);
+        let open = || Sessions::postgres(events::postgres::pool(&url, 2).unwrap(), ttl);
+        sweep_sees_revoke_and_expiry(open(), open()).await;
     }
 
     #[test]

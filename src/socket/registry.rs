@@ -66,8 +66,10 @@ impl Registry {
             .iter()
             .map(|e| (e.value().0.clone(), e.value().1.clone()))
             .collect();
-        for (socket, session) in open {
-            if !sessions.still_valid(&session).await {
+        let listed: Vec<Session> = open.iter().map(|(_, s)| s.clone()).collect();
+        let valid = sessions.still_valid_all(&listed).await;
+        for ((socket, _), valid) in open.into_iter().zip(valid) {
+            if !valid {
                 let _ = socket.disconnect();
             }
         }
