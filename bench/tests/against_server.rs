@@ -58,9 +58,10 @@ fn server() -> Server {
     }
 }
 
-fn bench(server: &Server, args: &[&str]) -> String {
+/// Runs `chatroom-bench` with `args` (a command line, split on whitespace) against `server`.
+fn bench(server: &Server, args: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_chatroom-bench"))
-        .args(args)
+        .args(args.split_whitespace())
         .args([
             "--url",
             &server.url,
@@ -72,7 +73,7 @@ fn bench(server: &Server, args: &[&str]) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "chatroom-bench {args:?} failed:\n{text}\n{}",
+        "chatroom-bench {args} failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     text
@@ -92,26 +93,12 @@ fn number_after(text: &str, label: &str) -> u64 {
 #[test]
 fn rooms_closed_and_open_loop_deliver_every_acked_message() {
     let s = server();
-    for pace in [["--window", "4"], ["--rate", "200"]] {
+    for pace in ["--window 4", "--rate 200"] {
         let out = bench(
             &s,
-            &[
-                "rooms",
-                "--users",
-                "10",
-                "--room-size",
-                "5",
-                "--rooms",
-                "4",
-                "--duration",
-                "1",
-                "--settle",
-                "0",
-                "--drain",
-                "10",
-                pace[0],
-                pace[1],
-            ],
+            &format!(
+                "rooms --users 10 --room-size 5 --rooms 4 --duration 1 --settle 0 --drain 10 {pace}"
+            ),
         );
         let acked = number_after(&out, "acked ");
         let expected = number_after(&out, "expected ");
@@ -126,18 +113,7 @@ fn rooms_closed_and_open_loop_deliver_every_acked_message() {
 #[test]
 fn idle_sockets_stay_open_and_are_measured() {
     let s = server();
-    let out = bench(
-        &s,
-        &[
-            "idle",
-            "--sockets",
-            "40",
-            "--users",
-            "10",
-            "--duration",
-            "1",
-        ],
-    );
+    let out = bench(&s, "idle --sockets 40 --users 10 --duration 1");
     // Memory sampled with the warm-up tenth, half and all of the sockets, and either a
     // per-socket figure over the second half or the reason there is none.
     assert!(out.contains(" KiB with 4 sockets, "), "{out}");
@@ -160,19 +136,7 @@ fn fanout_delivers_every_message_to_every_member() {
     let s = server();
     let out = bench(
         &s,
-        &[
-            "fanout",
-            "--users",
-            "30",
-            "--rate",
-            "10",
-            "--duration",
-            "1",
-            "--settle",
-            "0",
-            "--drain",
-            "10",
-        ],
+        "fanout --users 30 --rate 10 --duration 1 --settle 0 --drain 10",
     );
     let acked = number_after(&out, "acked ");
     assert!(acked > 0, "nothing acked:\n{out}");
@@ -186,23 +150,7 @@ fn slow_readers_are_reported_and_the_others_keep_reading() {
     let s = server();
     let out = bench(
         &s,
-        &[
-            "slow",
-            "--users",
-            "10",
-            "--room-size",
-            "5",
-            "--slow",
-            "1",
-            "--window",
-            "4",
-            "--duration",
-            "1",
-            "--settle",
-            "0",
-            "--drain",
-            "5",
-        ],
+        "slow --users 10 --room-size 5 --slow 1 --window 4 --duration 1 --settle 0 --drain 5",
     );
     assert!(number_after(&out, "acked ") > 0, "nothing acked:\n{out}");
     assert!(out.contains("slow readers: "), "{out}");
