@@ -3,6 +3,10 @@
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
+/// Where the first sink of a delivery may keep its rendering of it (for example the wire
+/// JSON), so a room of many subscribers renders each delivery once.
+pub type RenderSlot = OnceLock<Box<dyn Any + Send + Sync>>;
+
 /// A stored message, as delivered.
 #[derive(Debug)]
 pub struct Message {
@@ -18,9 +22,8 @@ pub struct Message {
     pub text: String,
     /// Milliseconds since the epoch.
     pub time_ms: i64,
-    /// A slot where the first sink may keep its rendering of the message (for example the
-    /// wire JSON), so a room of many subscribers renders it once.
-    pub rendered: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Its rendering, made by the first sink that needs it.
+    pub rendered: RenderSlot,
 }
 
 impl Message {
@@ -52,10 +55,9 @@ pub struct JoinNotice {
     pub room_id: Arc<str>,
     /// Who joined.
     pub user_id: String,
-    /// A slot where the first sink may keep its rendering of the notice, as for
-    /// [`Message::rendered`]: a room of thousands of subscribers that thousands of sockets
-    /// join renders each notice once, not once per subscriber.
-    pub rendered: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Its rendering, made by the first sink that needs it: a room of thousands of
+    /// subscribers that thousands of sockets join renders each notice once.
+    pub rendered: RenderSlot,
 }
 
 impl JoinNotice {

@@ -19,5 +19,5 @@ pub mod rooms;
 pub mod users;
 
 pub use actor::{Error, Joined, Posted, RoomActor, SNAPSHOT_EVERY, Settings, Starts, Subscribed};
-pub use delivery::{Delivery, JoinNotice, Message, Sink, Subscriber};
+pub use delivery::{Delivery, JoinNotice, Message, RenderSlot, Sink, Subscriber};
 pub use rooms::{Created, NewRoom, Room, Rooms};

@@ -3,12 +3,11 @@
 
 use crate::app::Profiles;
 use crate::wire;
-use actors::{Delivery, Sink};
+use actors::{Delivery, RenderSlot, Sink};
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
-use std::any::Any;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A socket subscribed to rooms.
 pub struct SocketSink {
@@ -44,7 +43,7 @@ impl SocketSink {
     /// once per socket. (A slot some other kind of sink filled is rendered afresh.)
     fn emit_rendered(
         &self,
-        slot: &OnceLock<Box<dyn Any + Send + Sync>>,
+        slot: &RenderSlot,
         render: impl Fn() -> Box<RawValue>,
     ) -> Result<(), SendError> {
         match slot
