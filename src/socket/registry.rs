@@ -61,14 +61,13 @@ impl Registry {
     /// Disconnects sockets whose session expired or was revoked (possibly by another
     /// process).
     pub async fn sweep(&self, sessions: &Sessions) {
-        let open: Vec<(SocketRef, Session)> = self
+        let (sockets, listed): (Vec<SocketRef>, Vec<Session>) = self
             .open
             .iter()
             .map(|e| (e.value().0.clone(), e.value().1.clone()))
-            .collect();
-        let listed: Vec<Session> = open.iter().map(|(_, s)| s.clone()).collect();
+            .unzip();
         let valid = sessions.still_valid_all(&listed).await;
-        for ((socket, _), valid) in open.into_iter().zip(valid) {
+        for (socket, valid) in sockets.into_iter().zip(valid) {
             if !valid {
                 let _ = socket.disconnect();
             }
