@@ -288,16 +288,7 @@ async fn writer_loop(
         }
         let results = match write_group(&pool, &group).await {
             Ok(r) => r,
-            Err(e) => group
-                .iter()
-                .map(|_| {
-                    Err(match &e {
-                        Error::Corrupt(m) => Error::Corrupt(m.clone()),
-                        Error::Unavailable(m) => Error::Unavailable(m.clone()),
-                        other => Error::Unavailable(other.to_string()),
-                    })
-                })
-                .collect(),
+            Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
         if let Some(p) = results
             .iter()

@@ -16,7 +16,7 @@ pub enum Expected {
 }
 
 /// Errors of the log.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The stream was not at the expected version; nothing was written.
     #[error("version conflict on {stream}: expected {expected:?}, stream is at {actual:?}")]
