@@ -1,11 +1,12 @@
 //! The Socket.IO namespace `/chatroom`.
 //!
-//! A connection is authenticated by a middleware from `auth.token`. Each socket then gets a
-//! bounded queue and one worker task: event handlers are plain closures that check the payload,
-//! the caller's identity and the rate limit on the spot (socketioxide calls them in the order
-//! the frames arrived) and queue the work; the worker hands it to room actors in that order
-//! without waiting for each to be written, so one socket's messages keep their order while
-//! many of them share a batch. Deliveries go out through [`sink::SocketSink`].
+//! A connection is authenticated by a middleware from `auth.token`. A socket's first event
+//! gives it a bounded queue and one worker task (a socket that never sends anything holds
+//! neither): the event handler is a plain closure that checks the payload, the caller's
+//! identity and the rate limit on the spot (socketioxide calls it in the order the frames
+//! arrived) and queues the work; the worker hands it to room actors in that order without
+//! waiting for each to be written, so one socket's messages keep their order while many of
+//! them share a batch. Deliveries go out through [`sink::SocketSink`].
 
 mod registry;
 mod sink;
@@ -17,10 +18,10 @@ use crate::app::Shared;
 use crate::auth::Session;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// The namespace of the contract.
@@ -32,7 +33,8 @@ const QUEUE: usize = 512;
 pub(crate) struct Ctx {
     pub(crate) id: u64,
     pub(crate) session: Session,
-    pub(crate) queue: mpsc::Sender<Box<worker::Job>>,
+    /// The worker's queue, made with the worker by the socket's first event.
+    pub(crate) queue: OnceLock<mpsc::Sender<Box<worker::Job>>>,
     /// Set when the socket disconnects: its worker stops and unsubscribes it.
     pub(crate) gone: tokio::sync::watch::Sender<bool>,
 }
@@ -178,30 +180,29 @@ async fn authenticate(
     }
     // Warm the profile cache: deliveries render the author's name from it.
     app.profiles.fetch(&session.user_id).await;
-    let (queue, jobs) = mpsc::channel(QUEUE);
     let ctx = Arc::new(Ctx {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         session,
-        queue,
+        queue: OnceLock::new(),
         gone: tokio::sync::watch::channel(false).0,
     });
     s.extensions.insert(ctx.clone());
-    // Handlers are registered here, before the client is told it is connected: the connect
+    // The handler is registered here, before the client is told it is connected: the connect
     // handler runs as a task of its own, and an event sent right after `connect` could
     // otherwise arrive before it had registered anything.
     register(&app, &s, &ctx);
-    tokio::spawn(worker::run(app, s.clone(), ctx, jobs));
     Ok(())
 }
 
-/// Gives a Socket.IO request a URI and headers of its own.
+/// Gives a Socket.IO request a URI of its own.
 ///
-/// hyper parses a request head in place: its URI and header values are slices of the
-/// connection's 8 KiB read buffer. engineioxide keeps the request head of every session for
-/// its lifetime, and with it that buffer (axum's `OriginalUri` extension too), so an idle socket
-/// held 8 KiB or more of memory for a few hundred bytes of headers. Only a request that opens
-/// a session (no `sid` yet) is kept, so only that one is copied: a long-polling client's
-/// later requests pass as they are.
+/// hyper parses a request head in place: its URI is a slice of the connection's 8 KiB read
+/// buffer. engineioxide keeps the method, URI and version of every session's first request
+/// for the session's lifetime (our copy drops the headers and extensions, see
+/// `vendor/README.md`), and a kept slice would keep that whole buffer, so an idle socket held
+/// 8 KiB or more for a URI of a hundred bytes. Only a request that opens a session (no `sid`
+/// yet) is kept, so only that one is copied: a long-polling client's later requests pass as
+/// they are.
 pub async fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
     let opens_session = req.uri().path().starts_with("/socket.io")
         && !req
@@ -213,19 +214,8 @@ pub async fn detach_head(req: axum::extract::Request) -> axum::extract::Request 
     }
     let (mut parts, body) = req.into_parts();
     if let Ok(uri) = parts.uri.to_string().parse::<axum::http::Uri>() {
-        if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
-            original.0 = uri.clone();
-        }
         parts.uri = uri;
     }
-    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if let Ok(mut copy) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
-            copy.set_sensitive(value.is_sensitive());
-            headers.append(name.clone(), copy);
-        }
-    }
-    parts.headers = headers;
     axum::extract::Request::from_parts(parts, body)
 }
 
@@ -239,19 +229,28 @@ async fn on_connect(s: SocketRef, State(app): State<Shared>) {
     }
 }
 
+/// The events of the contract; others are refused (when the client asked for an ack) or
+/// ignored.
+const EVENTS: [&str; 4] = [
+    "join_all",
+    "join_one_chat",
+    "user_send_message",
+    "test_input",
+];
+
 fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
-    for event in [
-        "join_all",
-        "join_one_chat",
-        "user_send_message",
-        "test_input",
-    ] {
-        let ctx = ctx.clone();
-        let app = app.clone();
-        s.on(event, move |TryData(data): TryData<Value>, reply: Reply| {
-            match data {
-                Ok(data) => worker::accept(&app, &ctx, event, data, reply),
-                Err(_) => reply.fail(
+    // One handler for every event, not one per event: socketioxide keeps a socket's handlers
+    // in a map of boxed closures, which an idle socket held for nothing (about 0.5 KB).
+    let (handler_app, handler_ctx) = (app.clone(), ctx.clone());
+    s.on_fallback(
+        move |Event(event): Event, TryData(data): TryData<Value>, reply: Reply| {
+            match (EVENTS.iter().find(|e| **e == event), data) {
+                (None, _) if !reply.wanted => {}
+                (None, _) => reply.fail(Failure::new("bad_request", "unknown event"), None),
+                (Some(event), Ok(data)) => {
+                    worker::accept(&handler_app, &handler_ctx, event, data, reply);
+                }
+                (Some(_), Err(_)) => reply.fail(
                     Failure::new(
                         "bad_request",
                         "the event's data is not valid JSON (a lone surrogate in a string?)",
@@ -260,8 +259,8 @@ fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
                 ),
             }
             std::future::ready(())
-        });
-    }
+        },
+    );
     let on_leave = ctx.clone();
     s.on_disconnect(move |State(app): State<Shared>| {
         app.sockets.remove(on_leave.id);
@@ -274,36 +273,28 @@ fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
 mod tests {
     use super::detach_head;
     use axum::body::Body;
-    use axum::http::{HeaderValue, Request, Uri};
+    use axum::http::{Request, Uri};
     use bytes::Bytes;
 
     fn request(buffer: &Bytes, path: &str) -> axum::extract::Request {
         let mut req = Request::new(Body::empty());
-        let uri = Uri::from_maybe_shared(buffer.slice(0..path.len())).unwrap();
-        req.extensions_mut()
-            .insert(axum::extract::OriginalUri(uri.clone()));
-        *req.uri_mut() = uri;
-        req.headers_mut().insert(
-            "x-forwarded-for",
-            HeaderValue::from_maybe_shared(buffer.slice(path.len()..)).unwrap(),
-        );
+        *req.uri_mut() = Uri::from_maybe_shared(buffer.slice(0..path.len())).unwrap();
         req
     }
 
     #[tokio::test]
     async fn a_socket_request_no_longer_holds_the_read_buffer() {
         let path = "/socket.io/?EIO=4&transport=websocket";
-        let buffer = Bytes::from(format!("{path}10.0.0.1"));
+        let buffer = Bytes::from(path.to_owned());
         let req = detach_head(request(&buffer, path)).await;
         assert!(
             buffer.is_unique(),
-            "the request still points into the buffer"
+            "the request's URI still points into the buffer"
         );
         assert_eq!(req.uri(), path);
-        assert_eq!(req.headers()["x-forwarded-for"], "10.0.0.1");
 
         // Other requests are left alone.
-        let other = Bytes::from("/api/rooms10.0.0.1");
+        let other = Bytes::from("/api/rooms".to_owned());
         let req = detach_head(request(&other, "/api/rooms")).await;
         assert!(!other.is_unique());
         drop(req);

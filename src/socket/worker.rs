@@ -2,7 +2,7 @@
 //! worker task per socket ([`run`]).
 
 use super::sink::SocketSink;
-use super::{Ctx, Failure, NAMESPACE, Reply};
+use super::{Ctx, Failure, NAMESPACE, QUEUE, Reply};
 use crate::app::Shared;
 use actors::Subscriber;
 use serde_json::{Map, Value, json};
@@ -59,7 +59,12 @@ fn since_value(v: &Value) -> Result<Option<u64>, Failure> {
 }
 
 /// Checks an event on arrival and queues it; refusals are answered at once.
-pub(crate) fn accept(app: &Shared, ctx: &Ctx, event: &str, data: Value, reply: Reply) {
+pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, reply: Reply) {
+    let queue = ctx.queue.get_or_init(|| {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(run(app.clone(), reply.socket.clone(), ctx.clone(), jobs));
+        queue
+    });
     let id = data.get("id").cloned();
     let job = match parse(app, ctx, event, data, reply) {
         Ok(job) => job,
@@ -70,7 +75,7 @@ pub(crate) fn accept(app: &Shared, ctx: &Ctx, event: &str, data: Value, reply: R
     };
     // Boxed: the channel allocates its slots 32 at a time, and an idle socket should hold 32
     // pointers rather than 32 jobs.
-    if let Err(e) = ctx.queue.try_send(Box::new(job)) {
+    if let Err(e) = queue.try_send(Box::new(job)) {
         let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
         match *e.into_inner() {
             Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {

@@ -83,6 +83,34 @@ test('a payload userId that is not the caller\'s is refused on every event', { t
   }
 });
 
+test('an unknown event is refused when an ack is asked for, ignored otherwise, and the socket goes on', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  try {
+    const alice = await register(server.url);
+    const room = await createRoom(server.url, alice.token);
+    const s = await connect(server.url, alice.token, ['websocket']);
+    const errors = [];
+    s.on('chat_error', (e) => errors.push(e));
+    for (const event of ['no_such_event', 'user_send_messages', 'JOIN_ALL', 'received']) {
+      const ack = await emitAck(s, event, { roomId: room.id, id: 'u1', message: 'hi', type: 'input' });
+      assert.equal(ack.ok, false, `${event}: ${JSON.stringify(ack)}`);
+      assert.equal(ack.error.code, 'bad_request');
+      assert.equal(ack.error.message, 'unknown event');
+    }
+    // Without an ack it is dropped: no chat_error comes before the answer to the next event
+    // (a socket's events are handled in the order they arrive).
+    s.emit('no_such_event', { roomId: room.id });
+    const joined = await emitAck(s, 'join_all', { roomList: [room.id] });
+    assert.equal(joined.ok, true, JSON.stringify(joined));
+    const sent = await emitAck(s, 'user_send_message', { roomId: room.id, id: 'm1', message: 'still here', type: 'input' });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+    assert.deepEqual(errors, []);
+    closeAll(s);
+  } finally {
+    await server.cleanup();
+  }
+});
+
 test('malformed and oversized frames close only their own connection', { timeout: 60_000 }, async () => {
   const server = await startServer();
   try {

@@ -26,6 +26,19 @@ pub struct EngineIo<H: EngineIoHandler> {
     pub config: EngineIoConfig,
 }
 
+/// chatroom's change: what a session keeps of the request that opened it, for as long as it
+/// lives: the method, the URI and the version. The headers and extensions are left out: they
+/// cost about 1 KB per connection (a header map and its values, and the extensions' map), and
+/// chatroom reads neither once the handshake is done, so `Socket::req_parts` (and socketioxide's
+/// `HttpExtension` extractor) see none of them in this copy.
+pub(crate) fn session_head(req: &Parts) -> Parts {
+    let mut head = http::Request::new(());
+    *head.method_mut() = req.method.clone();
+    *head.uri_mut() = req.uri.clone();
+    *head.version_mut() = req.version;
+    head.into_parts().0
+}
+
 impl<H: EngineIoHandler> EngineIo<H> {
     /// Create a new Engine.IO server with a [`EngineIoHandler`] and a [`EngineIoConfig`]
     pub fn new(handler: Arc<H>, config: EngineIoConfig) -> Self {
@@ -53,7 +66,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
             protocol,
             transport,
             &self.config,
-            req,
+            session_head(&req),
             close_fn,
             supports_binary,
         );

@@ -57,13 +57,15 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
     let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
-
+    // chatroom's change: the session keeps only this much of its request (see
+    // `session_head`), so the whole head need not be copied for it.
+    let head = crate::engine::session_head(&parts);
     let ws_key = parts
         .headers
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
+    let req = Request::from_parts(parts, body);
 
     // chatroom's change: the setup (the HTTP upgrade, the handshake and the request it
     // started from) runs in a boxed future that is freed when it ends, so the task that lives
@@ -78,7 +80,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
                     hyper_util::rt::TokioIo::new(conn),
                     protocol,
                     sid,
-                    parts,
+                    head,
                 )
                 .await,
             ),
