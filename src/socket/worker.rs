@@ -219,14 +219,14 @@ pub(crate) async fn run(
         profiles: app.profiles.clone(),
     });
     let mut joined: HashSet<String> = HashSet::new();
-    let mut gone = ctx.gone.subscribe();
+
     // socketioxide sends the client its `connect` answer a moment before it marks the socket
     // connected, and emits to a socket not yet marked fail as if it were closed. A client may
     // send its first event in that moment: hold the queue (in order) until the mark is set,
     // so a join's replay or notice is not taken for a dead socket.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !socket.connected() && tokio::time::Instant::now() < deadline {
-        if *gone.borrow() {
+        if ctx.gone.is_cancelled() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -235,7 +235,7 @@ pub(crate) async fn run(
         let job = tokio::select! {
             biased;
             job = jobs.recv() => job,
-            _ = gone.wait_for(|g| *g) => None,
+            () = ctx.gone.cancelled() => None,
         };
         let Some(job) = job else { break };
         match *job {
