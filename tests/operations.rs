@@ -301,3 +301,18 @@ async fn a_server_on_a_schema_1_log_serves_its_history() {
         ]
     );
 }
+
+/// mimalloc asks for transparent huge pages on its arenas, and each one is resident in full
+/// once touched; the server turns them off for itself at start (`src/main.rs`).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let server = Server::start(&[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 and later)")
+        .trim();
+    assert_eq!(thp, "0", "THP_enabled of the server process");
+}

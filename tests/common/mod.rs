@@ -96,6 +96,11 @@ impl Server {
         self.child = child;
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn client(&self) -> Client {
         Client {
             url: self.url.clone(),
