@@ -73,7 +73,6 @@ use futures_util::FutureExt;
 use tokio::sync::{
     Mutex, Notify,
     mpsc::{self, Receiver, error::TrySendError},
-    watch,
 };
 
 pub use engineioxide_core::Sid;
@@ -85,6 +84,47 @@ use tokio_util::sync::CancellationToken;
 /// is made, and a [`PacketBuf`] is 168 bytes, so every session held about 5.4 KB of empty
 /// slots. Boxed, a slot is a pointer, and a packet costs one small allocation when sent.
 pub(crate) type Queued = Box<PacketBuf>;
+
+/// The latest volatile packets of a session, waiting for its transport.
+///
+/// chatroom's change to engineioxide: this was a tokio `watch` channel, whose shared state (a
+/// lock, a version and nine `Notify`s) was a heap allocation of about 380 bytes per session,
+/// for a feature most servers never use. A slot and a `Notify` in the socket itself do the
+/// same: a send replaces what the transport has not taken yet, and the transport is woken
+/// once for any number of sends since it last looked.
+#[derive(Debug, Default)]
+pub(crate) struct Volatile {
+    latest: std::sync::Mutex<Option<Queued>>,
+    ready: Notify,
+}
+
+impl Volatile {
+    fn put(&self, packets: Queued) {
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(packets);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Queued> {
+        self.latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Waits for packets sent since the last call, and takes them. Cancel-safe: packets stay
+    /// in the slot until taken, and a dropped wait hands its wake-up on.
+    pub(crate) async fn next(&self) -> Queued {
+        loop {
+            self.ready.notified().await;
+            if let Some(packets) = self.take() {
+                return packets;
+            }
+        }
+    }
+}
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,15 +205,13 @@ impl Permit<'_> {
 pub(crate) struct InternalRx {
     pub buffered_rx: Receiver<Queued>,
     pub peeked_packet: Option<PacketBuf>,
-    pub volatile_rx: watch::Receiver<Option<Queued>>,
 }
 
 impl InternalRx {
-    fn new(buffered_rx: Receiver<Queued>, volatile_rx: watch::Receiver<Option<Queued>>) -> Self {
+    fn new(buffered_rx: Receiver<Queued>) -> Self {
         Self {
             buffered_rx,
             peeked_packet: None,
-            volatile_rx,
         }
     }
 }
@@ -220,10 +258,9 @@ where
     /// Channel to send [PacketBuf] to the internal connection
     pub(crate) internal_tx: mpsc::Sender<Queued>,
 
-    /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
-    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
-    /// message is retained; subsequent volatile sends overwrite the previous one.
-    volatile_tx: watch::Sender<Option<Queued>>,
+    /// Volatile [PacketBuf]s, which bypass the internal buffer. Only the latest is
+    /// retained; a volatile send overwrites one the transport has not taken yet.
+    pub(crate) volatile: Volatile,
 
     /// Tells the heartbeat job (a task of its own) that a Pong (v4 protocol) or a Ping (v3
     /// protocol) arrived. chatroom's change: a [`Notify`] instead of a channel of capacity 1.
@@ -259,7 +296,6 @@ where
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
             id: Sid::new(),
@@ -267,10 +303,10 @@ where
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
+            internal_rx: Mutex::new(InternalRx::new(internal_rx)),
             internal_tx,
 
-            volatile_tx,
+            volatile: Volatile::default(),
 
             heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
@@ -550,7 +586,8 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(Box::new(packets))).is_ok()
+        self.volatile.put(Box::new(packets));
+        true
     }
 }
 
@@ -610,7 +647,6 @@ where
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
 
         let sock = Self {
             id: sid,
@@ -618,10 +654,10 @@ where
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
+            internal_rx: Mutex::new(InternalRx::new(internal_rx)),
             internal_tx,
 
-            volatile_tx,
+            volatile: Volatile::default(),
 
             heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
