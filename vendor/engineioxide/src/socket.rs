@@ -99,19 +99,15 @@ pub(crate) struct Volatile {
 }
 
 impl Volatile {
-    fn put(&self, packets: Queued) {
-        *self
-            .latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(packets);
-        self.ready.notify_one();
-    }
-
-    fn take(&self) -> Option<Queued> {
+    fn latest(&self) -> std::sync::MutexGuard<'_, Option<Queued>> {
         self.latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+    }
+
+    fn put(&self, packets: Queued) {
+        *self.latest() = Some(packets);
+        self.ready.notify_one();
     }
 
     /// Waits for packets sent since the last call, and takes them. Cancel-safe: packets stay
@@ -119,7 +115,7 @@ impl Volatile {
     pub(crate) async fn next(&self) -> Queued {
         loop {
             self.ready.notified().await;
-            if let Some(packets) = self.take() {
+            if let Some(packets) = self.latest().take() {
                 return packets;
             }
         }

@@ -304,12 +304,10 @@ mod rx_stream {
             let this = self.project();
             // low priority: poll the rx stream first, then the volatile packets,
             // as the ws transport does
+            // (the volatile stream never ends, so it never ends this one either)
             match this.rx.poll_next(cx) {
                 Poll::Ready(v) => Poll::Ready(v),
-                Poll::Pending => match this.volatile.poll_next(cx) {
-                    Poll::Ready(Some(v)) => Poll::Ready(Some(v)),
-                    Poll::Ready(None) | Poll::Pending => Poll::Pending,
-                },
+                Poll::Pending => this.volatile.poll_next(cx),
             }
         }
     }
