@@ -28,6 +28,7 @@ pub mod migrate;
 pub mod postgres;
 pub mod snapshot;
 mod sqlite;
+mod sqlite_ids;
 pub mod store;
 mod subscription;
 

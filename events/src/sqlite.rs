@@ -6,14 +6,21 @@
 //! `synchronous = full` a commit is on disk when it returns, so an answered append survives a
 //! crash or power loss, and under load many appends share one fsync. Reads use a small pool of
 //! read-only connections, which WAL lets run beside the writer. The writer keeps 64 MiB of
-//! pages cached (SQLite's default is 2 MiB), so the indexes an append walks (stream head,
-//! event id) stay in memory as the log grows.
+//! pages cached (SQLite's default is 2 MiB), so the index an append walks (each stream's head)
+//! stays in memory as the log grows.
+//!
+//! An append also proves its event ids new (a retry returns its first try's record). Those ids
+//! are not indexed in the log's file: an index of hashes takes every insert at a random page,
+//! which made each appended event write a page of its own once the log was large. They are
+//! indexed beside it, in batches, by [`crate::sqlite_ids`]; the log's file has no index but
+//! `(stream_id, version)`, and every page an append writes is at the end of the file or of a
+//! stream.
 //!
 //! Checkpoints (copying committed pages from the WAL into the database file) are mostly done
 //! by a thread of their own, four times a second. SQLite's default makes the committing
 //! connection checkpoint whenever the WAL passes 1,000 pages, which under load meant every few
 //! commits: the writer stalled on the copy and its fsync, and a page dirtied by many commits
-//! (a leaf of the event-id index) was copied once per checkpoint, many times a second. A
+//! was copied once per checkpoint, many times a second. A
 //! passive checkpoint blocks neither the writer nor readers, but under steady load it never
 //! catches up with the newest commit, and the WAL only starts over from its beginning once a
 //! checkpoint has copied all of it. So the writer still checkpoints when the WAL passes
@@ -24,9 +31,11 @@
 use crate::envelope::{GENESIS, NewEvent, Recorded, seal};
 use crate::memory::check_expected;
 use crate::migrate::{self, Migration};
+use crate::sqlite_ids::{self as ids, Ids};
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{oneshot, watch};
@@ -39,11 +48,18 @@ const MAX_GROUP: usize = 1024;
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The log's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "event_log",
-    sql: include_str!("../../migrations/sqlite/log/0001_event_log.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "event_log",
+        sql: include_str!("../../migrations/sqlite/log/0001_event_log.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "event_id_index_apart",
+        sql: include_str!("../../migrations/sqlite/log/0002_event_id_index_apart.sql"),
+    },
+];
 
 struct WriteRequest {
     stream: String,
@@ -61,6 +77,8 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     head: watch::Sender<u64>,
+    /// The event-id index beside the log, and the thread that writes its batches.
+    ids: Mutex<Option<(ids::Handle, std::thread::JoinHandle<()>)>>,
 }
 
 /// Turns on SQLite's query planner stability guarantee for `conn`. The bundled SQLite is built
@@ -112,11 +130,13 @@ impl SqliteStore {
             })
             .map_err(unavailable)?;
         let (head, _) = watch::channel(head_pos as u64);
+        let (id_index, id_thread) = ids::open(&ids::path_for(&path), &conn).map_err(unavailable)?;
+        let id_handle = id_index.handle();
         let (tx, rx) = mpsc::channel();
         let head_tx = head.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-log-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_tx))
+            .spawn(move || writer_loop(conn, &id_index, rx, head_tx))
             .map_err(unavailable)?;
         let checkpoint_conn = Connection::open(&path).map_err(unavailable)?;
         checkpoint_conn
@@ -135,7 +155,33 @@ impl SqliteStore {
             checkpointer: Mutex::new(Some((stop, checkpoint_thread))),
             readers: Arc::new(Mutex::new(Vec::new())),
             head,
+            ids: Mutex::new(Some((id_handle, id_thread))),
         })
+    }
+
+    /// The log's migrations, in order.
+    pub fn migrations() -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    /// The file of the event-id index that belongs to the log at `log` (`events.db` →
+    /// `events-ids.db`). It can be deleted while the server is stopped: it is rebuilt from the
+    /// log on open.
+    pub fn id_index_path(log: &Path) -> PathBuf {
+        ids::path_for(log)
+    }
+
+    /// Writes the event ids held in memory to the index file now and waits for it (at most
+    /// `timeout`); true if memory then held none. The store does this by itself in batches;
+    /// tests and tools use it to see the file level with the log.
+    pub fn flush_id_index(&self, timeout: std::time::Duration) -> bool {
+        let handle = self
+            .ids
+            .lock()
+            .expect("ids lock")
+            .as_ref()
+            .map(|(h, _)| h.clone());
+        handle.is_none_or(|h| h.flush_now(timeout))
     }
 
     /// The file this log lives in.
@@ -146,12 +192,21 @@ impl SqliteStore {
     /// Stops taking appends, lets the writer finish what it has, and waits for it. Appends
     /// after this fail as unavailable.
     pub fn close(&self) {
+        // Idle readers go first: the last connection to close checkpoints the WAL and removes
+        // it, which a reader left open until the process exits would prevent.
+        self.readers.lock().expect("reader pool").clear();
         self.writer.lock().expect("writer lock").take();
         if let Some(t) = self.writer_thread.lock().expect("writer lock").take() {
             let _ = t.join();
         }
         if let Some((stop, t)) = self.checkpointer.lock().expect("checkpointer lock").take() {
             drop(stop);
+            let _ = t.join();
+        }
+        // The writer's side went with the writer: dropping the last handle lets the id index
+        // write its last batch and stop.
+        if let Some((handle, t)) = self.ids.lock().expect("ids lock").take() {
+            drop(handle);
             let _ = t.join();
         }
     }
@@ -243,7 +298,12 @@ fn read_error(e: rusqlite::Error) -> Error {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteRequest>, head: watch::Sender<u64>) {
+fn writer_loop(
+    mut conn: Connection,
+    ids: &Ids,
+    rx: mpsc::Receiver<WriteRequest>,
+    head: watch::Sender<u64>,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -252,7 +312,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteRequest>, head: wat
                 Err(_) => break,
             }
         }
-        let results = write_group(&mut conn, &group);
+        let results = write_group(&mut conn, ids, &group);
         let newest = results
             .iter()
             .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
@@ -298,8 +358,13 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Writes a group in one transaction; returns one result per request. When the commit itself
-/// fails, every request fails as unavailable and nothing is written.
-fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<Recorded>, Error>> {
+/// fails, every request fails as unavailable and nothing is written. The ids of what was
+/// committed go to the id index only after the commit.
+fn write_group(
+    conn: &mut Connection,
+    ids: &Ids,
+    group: &[WriteRequest],
+) -> Vec<Result<Vec<Recorded>, Error>> {
     let all_fail = |e: &dyn std::fmt::Display| {
         group
             .iter()
@@ -310,10 +375,12 @@ fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<
         return all_fail(&e);
     }
     let mut results = Vec::with_capacity(group.len());
+    // Ids appended by earlier requests of this group, not yet committed.
+    let mut added: HashMap<Uuid, u64> = HashMap::new();
     for req in group {
         let result = run(conn, "savepoint one")
             .map_err(unavailable)
-            .and_then(|()| append_one(conn, req));
+            .and_then(|()| append_one(conn, ids, &added, req));
         let end = if result.is_ok() {
             run(conn, "release one")
         } else {
@@ -323,16 +390,43 @@ fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<
             let _ = conn.execute_batch("rollback");
             return all_fail(&e);
         }
+        if let Ok(recorded) = &result {
+            added.extend(recorded.iter().map(|r| (r.event_id, r.position)));
+        }
         results.push(result);
     }
     if let Err(e) = run(conn, "commit") {
         let _ = conn.execute_batch("rollback");
         return all_fail(&e);
     }
+    ids.add(added);
     results
 }
 
-fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Error> {
+/// The event at `position`, which an id lookup named for `id`.
+fn recorded_at(conn: &Connection, position: u64, id: &Uuid) -> Result<Recorded, Error> {
+    let found = conn
+        .prepare_cached(&format!("select {COLUMNS} from event where position = ?1"))
+        .map_err(unavailable)?
+        .query_row([position as i64], row_to_recorded)
+        .optional()
+        .map_err(read_error)?;
+    match found {
+        Some(rec) if rec.event_id == *id => Ok(rec),
+        _ => Err(Error::Corrupt(format!(
+            "the event-id index places event {id} at position {position}, where the log holds \
+             another event or none; delete {} with the server stopped to rebuild it",
+            ids::path_for(Path::new(conn.path().unwrap_or("events.db"))).display()
+        ))),
+    }
+}
+
+fn append_one(
+    conn: &Connection,
+    ids: &Ids,
+    added: &HashMap<Uuid, u64>,
+    req: &WriteRequest,
+) -> Result<Vec<Recorded>, Error> {
     if req.events.is_empty() {
         return Err(Error::Empty);
     }
@@ -353,15 +447,13 @@ fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Er
             .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
         None => GENESIS,
     };
-    let mut by_id = conn
-        .prepare_cached(&format!("select {COLUMNS} from event where event_id = ?1"))
-        .map_err(unavailable)?;
     for (i, e) in req.events.iter().enumerate() {
-        if let Some(found) = by_id
-            .query_row([e.event_id.as_bytes().as_slice()], row_to_recorded)
-            .optional()
-            .map_err(read_error)?
-        {
+        let earlier = match added.get(&e.event_id) {
+            Some(p) => Some(*p),
+            None => ids.find(&e.event_id).map_err(unavailable)?,
+        };
+        if let Some(position) = earlier {
+            let found = recorded_at(conn, position, &e.event_id)?;
             return Err(Error::Duplicate(Box::new(found)));
         }
         if req.events[..i].iter().any(|o| o.event_id == e.event_id) {

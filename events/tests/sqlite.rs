@@ -166,3 +166,23 @@ fn stable_plans_turns_on_the_query_planner_stability_guarantee() {
     events::stable_plans(&conn).unwrap();
     assert!(conn.db_config(SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
 }
+
+#[tokio::test]
+async fn closing_the_store_removes_the_wal() {
+    // docs/operations.md: the WAL "is removed when the server stops cleanly". SQLite removes
+    // it when the last connection closes; a pooled reader left open prevented that.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let wal = dir.path().join("events.db-wal");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .append("room-r", Expected::NoStream, (1..=5).map(joined).collect())
+        .await
+        .unwrap();
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 5);
+    assert!(wal.exists());
+    store.close();
+    assert!(!wal.exists(), "the WAL outlived the store");
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.read_all(0, 10).await.unwrap().len(), 5);
+}

@@ -1,0 +1,278 @@
+//! The embedded log's event-id index, kept in a file of its own beside the log: retries are
+//! recognised whether their first try is still in memory, in the index file, or only in the
+//! log (after a restart, a lost or stale index file, or the upgrade of an older log).
+
+use events::{Error, Event, Expected, NewEvent, Recorded, SqliteStore, Store};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn joined(n: u64) -> NewEvent {
+    NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
+        room_id: "r".into(),
+        user_id: format!("u{n}"),
+    }))
+}
+
+/// Appends `n` events to `stream`, one append each, and returns what was recorded.
+async fn fill(store: &SqliteStore, stream: &str, n: u64) -> Vec<Recorded> {
+    let mut out = Vec::new();
+    for i in 1..=n {
+        out.extend(
+            store
+                .append(stream, Expected::Any, vec![joined(i)])
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// Appends the id of `first` again (on another stream, with another payload) and expects the
+/// log to answer with `first` itself, writing nothing.
+async fn expect_duplicate(store: &SqliteStore, first: &Recorded) {
+    let head = *store.head().borrow();
+    let retry = NewEvent {
+        event_id: first.event_id,
+        ..joined(999_999)
+    };
+    match store.append("elsewhere", Expected::Any, vec![retry]).await {
+        Err(Error::Duplicate(found)) => assert_eq!(*found, *first),
+        other => panic!(
+            "expected the retry of {} to be refused, got {other:?}",
+            first.event_id
+        ),
+    }
+    assert_eq!(
+        *store.head().borrow(),
+        head,
+        "a refused retry wrote nothing"
+    );
+}
+
+fn ids_in_file(log: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(SqliteStore::id_index_path(log)).unwrap();
+    conn.query_row("select count(*) from event_id", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_log_file_has_no_index_on_event_ids_and_the_index_file_gets_them_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let written = fill(&store, "room-r", 20).await;
+
+    // Every index of the log's table is over (stream_id, version): appending an event writes
+    // no page at a random place of the log's file.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut indexes = conn
+        .prepare("select name from pragma_index_list('event')")
+        .unwrap();
+    let names: Vec<String> = indexes
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!names.is_empty());
+    for name in names {
+        let columns: Vec<String> = conn
+            .prepare("select name from pragma_index_info(?1)")
+            .unwrap()
+            .query_map([&name], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, ["stream_id", "version"], "index {name}");
+    }
+
+    // The ids wait in memory for a batch (a retry is still recognised), then reach the file.
+    assert_eq!(
+        ids_in_file(&path),
+        0,
+        "ids are written in batches, not per append"
+    );
+    expect_duplicate(&store, &written[3]).await;
+    assert!(store.flush_id_index(Duration::from_secs(10)));
+    assert_eq!(ids_in_file(&path), 20);
+    expect_duplicate(&store, &written[3]).await;
+    expect_duplicate(&store, &written[19]).await;
+    let more = fill(&store, "room-r", 5).await;
+    expect_duplicate(&store, &more[0]).await;
+    store.close();
+    assert_eq!(ids_in_file(&path), 25, "closing writes the last batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_of_one_id_land_once() {
+    // Appends that arrive together are committed in one group: a later one in the group must
+    // see the id an earlier one added before the group is committed.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    for round in 0..20 {
+        let event = joined(round);
+        let tries: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                let event = event.clone();
+                tokio::spawn(async move {
+                    store
+                        .append(&format!("s{round}-{i}"), Expected::Any, vec![event])
+                        .await
+                })
+            })
+            .collect();
+        let mut landed = Vec::new();
+        let mut refused = Vec::new();
+        for t in tries {
+            match t.await.unwrap() {
+                Ok(recorded) => landed.extend(recorded),
+                Err(Error::Duplicate(found)) => refused.push(*found),
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(landed.len(), 1, "round {round}: {landed:?}");
+        assert!(refused.iter().all(|r| *r == landed[0]));
+        assert_eq!(refused.len(), 15);
+    }
+    assert_eq!(store.read_all(0, 1000).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn a_lost_stale_foreign_or_damaged_index_file_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let ids = SqliteStore::id_index_path(&path);
+    let saved = dir.path().join("saved-ids.db");
+
+    let first = {
+        let store = SqliteStore::open(&path).unwrap();
+        let w = fill(&store, "room-a", 10).await;
+        store.close();
+        w
+    };
+    std::fs::copy(&ids, &saved).unwrap();
+    let second = {
+        let store = SqliteStore::open(&path).unwrap();
+        let w = fill(&store, "room-a", 10).await;
+        store.close();
+        w
+    };
+
+    // Stale: the file from before the second ten. They are read back from the log on open.
+    std::fs::copy(&saved, &ids).unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(ids_in_file(&path), 20);
+        expect_duplicate(&store, &second[4]).await;
+        expect_duplicate(&store, &first[4]).await;
+        store.close();
+    }
+
+    // Lost.
+    std::fs::remove_file(&ids).unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        expect_duplicate(&store, &first[0]).await;
+        expect_duplicate(&store, &second[9]).await;
+        store.close();
+    }
+
+    // Damaged: not a database at all.
+    std::fs::write(
+        &ids,
+        b"this is not a SQLite database, and it is long enough to look like a header",
+    )
+    .unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        expect_duplicate(&store, &first[1]).await;
+        store.close();
+    }
+
+    // Foreign: the index of another log (as after restoring the log from a backup and keeping
+    // the newer index). Its ids must not count as this log's, nor hide this log's own.
+    let other_path = dir.path().join("other.db");
+    let other = {
+        let store = SqliteStore::open(&other_path).unwrap();
+        let w = fill(&store, "room-b", 30).await;
+        store.close();
+        w
+    };
+    std::fs::copy(SqliteStore::id_index_path(&other_path), &ids).unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        expect_duplicate(&store, &first[2]).await;
+        expect_duplicate(&store, &second[2]).await;
+        let taken = store
+            .append(
+                "room-c",
+                Expected::Any,
+                vec![NewEvent {
+                    event_id: other[25].event_id,
+                    ..joined(1)
+                }],
+            )
+            .await
+            .expect("an id only the other log holds is new here");
+        assert_eq!(taken[0].position, 21);
+        store.close();
+    }
+}
+
+#[tokio::test]
+async fn a_log_of_the_first_layout_is_copied_without_its_unique_index() {
+    // Build a log as the first migration left it (a unique index on event ids in the log's
+    // own file), with events written by today's store, then open it.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    let written = {
+        let store = SqliteStore::open(&source).unwrap();
+        let w = fill(&store, "room-a", 12).await;
+        store.close();
+        w
+    };
+    let path = dir.path().join("events.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        events::migrate::apply(&mut conn, &SqliteStore::migrations()[..1]).unwrap();
+        conn.execute("attach database ?1 as source", [source.to_str().unwrap()])
+            .unwrap();
+        conn.execute_batch("insert into event select * from source.event; detach database source;")
+            .unwrap();
+        let unique_on_ids: i64 = conn
+            .query_row(
+                "select count(*) from pragma_index_list('event') l
+                 join pragma_index_info(l.name) i where i.name = 'event_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            unique_on_ids, 1,
+            "the first layout indexes event ids in the log"
+        );
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.read_all(0, 100).await.unwrap(), written);
+    expect_duplicate(&store, &written[7]).await;
+    let next = store
+        .append("room-a", Expected::Exact(12), vec![joined(13)])
+        .await
+        .unwrap();
+    assert_eq!(next[0].position, 13);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let unique_on_ids: i64 = conn
+        .query_row(
+            "select count(*) from pragma_index_list('event') l
+             join pragma_index_info(l.name) i where i.name = 'event_id'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unique_on_ids, 0);
+    for sql in ["update event set payload = x'00'", "delete from event"] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
