@@ -117,6 +117,10 @@ impl Connected {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let (mut last_a, mut last_d) = (0, 0);
+        // Each line also shows the delivery latency of the samples recorded during its second
+        // (connections record in batches of 128, so a line may include a few from just before):
+        // whether a tail is spread over the run or comes in stalls.
+        let mut last_h = self.sh.latencies.merged(Kind::Delivery);
         while self.sh.now_ns() < end_ns {
             let left = Duration::from_nanos(end_ns.saturating_sub(self.sh.now_ns()));
             tokio::select! {
@@ -124,12 +128,19 @@ impl Connected {
                 () = tokio::time::sleep(left) => {}
             }
             let (a, d) = (Counters::get(&c.acked), Counters::get(&c.delivered));
+            let h = self.sh.latencies.merged(Kind::Delivery);
+            let mut second = h.clone();
+            second.subtract(&last_h).expect("counts only grow");
+            last_h = h;
             eprintln!(
-                "  t={:>5.1}s acked/s {:>8} delivered/s {:>9} closed {}",
+                "  t={:>5.1}s acked/s {:>8} delivered/s {:>9} closed {}  delivery p50 {:.1} p99 {:.1} max {:.1} ms",
                 (self.sh.now_ns() - start) as f64 / 1e9,
                 a - last_a,
                 d - last_d,
-                Counters::get(&c.closed)
+                Counters::get(&c.closed),
+                second.value_at_quantile(0.5) as f64 / 1e6,
+                second.value_at_quantile(0.99) as f64 / 1e6,
+                second.max() as f64 / 1e6,
             );
             (last_a, last_d) = (a, d);
         }

@@ -1,14 +1,18 @@
-//! Projection workers: one task per projection following the log, and the wait that lets a
-//! caller read its own writes.
+//! Projection workers following the log, and the wait that lets a caller read its own writes.
 //!
-//! With PostgreSQL several server processes share the read tables: each projection's worker
-//! runs in one process at a time, the one holding that projection's session advisory lock;
-//! the others stand by, watch the stored checkpoint (for their callers' read-your-writes
-//! waits), and try the lock again every second, so a standby takes over when the holder dies.
+//! On SQLite (one process) a single task follows the log for every projection: it reads each
+//! batch once and applies it to all the read tables in one transaction, each projection
+//! keeping its own checkpoint.
+//!
+//! With PostgreSQL several server processes share the read tables: each projection has a
+//! worker of its own, which runs in one process at a time, the one holding that projection's
+//! session advisory lock; the others stand by, watch the stored checkpoint (for their
+//! callers' read-your-writes waits), and try the lock again every 100 ms, so a standby takes
+//! over when the holder dies.
 
 use crate::projection::{ALL, Projection};
 use crate::read::Reads;
-use crate::sqlite::Error;
+use crate::sqlite::{self, Error, ReadDb};
 use events::{Store, Subscription};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,19 +47,34 @@ impl Workers {
     pub async fn start(store: Arc<dyn Store>, reads: Reads) -> Result<Self, Error> {
         let (stop, _) = watch::channel(false);
         let mut checkpoints = HashMap::new();
-        let mut tasks = Vec::new();
+        let mut senders = Vec::new();
         for projection in ALL {
             let at = reads.checkpoint(projection).await?;
             let (tx, rx) = watch::channel(at);
             checkpoints.insert(projection, rx);
-            tasks.push(tokio::spawn(run(
-                store.clone(),
-                reads.clone(),
-                projection,
-                tx,
-                stop.subscribe(),
-            )));
+            senders.push((projection, tx));
         }
+        let tasks = match &reads {
+            // One process, one write connection: the projections follow the log together.
+            Reads::Sqlite(db) => vec![tokio::spawn(follow_together(
+                store.clone(),
+                db.clone(),
+                senders,
+                stop.subscribe(),
+            ))],
+            Reads::Postgres(_) => senders
+                .into_iter()
+                .map(|(projection, tx)| {
+                    tokio::spawn(run(
+                        store.clone(),
+                        reads.clone(),
+                        projection,
+                        tx,
+                        stop.subscribe(),
+                    ))
+                })
+                .collect(),
+        };
         Ok(Self {
             checkpoints,
             stop,
@@ -108,6 +127,8 @@ fn lock_key(projection: Projection) -> i64 {
     0x6368_6174_7072_6f00 + ALL.iter().position(|p| *p == projection).unwrap_or(0) as i64
 }
 
+/// One projection's worker on PostgreSQL: leads while it holds the projection's lock, stands
+/// by otherwise.
 async fn run(
     store: Arc<dyn Store>,
     reads: Reads,
@@ -115,19 +136,13 @@ async fn run(
     checkpoint: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Reads::Postgres(pool) = &reads else {
+        return;
+    };
     loop {
-        // Leadership: always ours on SQLite; on PostgreSQL, a session lock on a connection
-        // held for as long as we work.
-        let leader = match &reads {
-            Reads::Sqlite(_) => Ok(None),
-            Reads::Postgres(pool) => try_lead(pool, projection).await.map(Some),
-        };
-        match leader {
-            Ok(None) => {
-                follow(&store, &reads, projection, &checkpoint, &mut stop).await;
-                return;
-            }
-            Ok(Some(Some(held))) => {
+        // Leadership: a session lock on a connection held for as long as we work.
+        match try_lead(pool, projection).await {
+            Ok(Some(held)) => {
                 tracing::info!(
                     projection = projection.name(),
                     "this process runs the projection"
@@ -139,7 +154,7 @@ async fn run(
                     return;
                 }
             }
-            Ok(Some(None)) | Err(_) => {
+            Ok(None) | Err(_) => {
                 // Standby: keep the checkpoint fresh for read-your-writes, try again soon.
                 if let Ok(at) = reads.checkpoint(projection).await {
                     checkpoint.send_if_modified(|c| {
@@ -150,14 +165,9 @@ async fn run(
                 }
             }
         }
-        let pause = if matches!(reads, Reads::Postgres(_)) {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(1)
-        };
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }
@@ -176,19 +186,47 @@ async fn try_lead(
     Ok(won.then_some(conn))
 }
 
-/// Follows the log until stopped (SQLite).
-async fn follow(
-    store: &Arc<dyn Store>,
-    reads: &Reads,
-    projection: Projection,
-    checkpoint: &watch::Sender<u64>,
-    stop: &mut watch::Receiver<bool>,
+/// Follows the log for every projection at once until stopped (SQLite): each batch is read
+/// from the log once and applied to all the tables in one transaction. Four workers each
+/// reading the log, decoding every event and committing their own transaction (two of them
+/// only to move a checkpoint past messages they ignore) cost more than the work itself under
+/// a steady stream of small batches.
+async fn follow_together(
+    store: Arc<dyn Store>,
+    db: ReadDb,
+    checkpoints: Vec<(Projection, watch::Sender<u64>)>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let from = *checkpoint.borrow();
-    let mut sub = Subscription::new(store.clone(), from, BATCH);
-    while let Some(batch) = next_batch(&mut sub, projection, stop).await {
+    let projections: Arc<[Projection]> = checkpoints.iter().map(|(p, _)| *p).collect();
+    let from = checkpoints
+        .iter()
+        .map(|(_, c)| *c.borrow())
+        .min()
+        .unwrap_or(0);
+    let mut sub = Subscription::new(store, from, BATCH);
+    while let Some(batch) = next_batch(&mut sub, "all", &mut stop).await {
         let small = batch.len() < SMALL;
-        if !apply(reads, projection, batch, checkpoint, stop).await || !gather(small, stop).await {
+        let batch: Arc<[events::Recorded]> = batch.into();
+        let applied = loop {
+            let (db, projections, batch) = (db.clone(), projections.clone(), batch.clone());
+            match db
+                .with_writer(move |c| sqlite::apply_batch_together(c, &projections, &batch))
+                .await
+            {
+                Ok(at) => break at,
+                Err(e) => {
+                    tracing::error!(error = %e, "applying a batch to the read tables failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        for ((_, checkpoint), at) in checkpoints.iter().zip(applied) {
+            checkpoint.send_replace(at);
+        }
+        if !gather(small, &mut stop).await {
             return;
         }
     }
@@ -228,7 +266,7 @@ async fn follow_while(
             );
             return true;
         }
-        let Some(batch) = next_batch(&mut sub, projection, stop).await else {
+        let Some(batch) = next_batch(&mut sub, projection.name(), stop).await else {
             return false;
         };
         let small = batch.len() < SMALL;
@@ -240,7 +278,7 @@ async fn follow_while(
 
 async fn next_batch(
     sub: &mut Subscription,
-    projection: Projection,
+    projection: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Vec<events::Recorded>> {
     loop {
@@ -251,7 +289,7 @@ async fn next_batch(
         match batch {
             Ok(b) => return Some(b),
             Err(e) => {
-                tracing::warn!(projection = projection.name(), error = %e, "reading the log failed; retrying");
+                tracing::warn!(projection, error = %e, "reading the log failed; retrying");
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return None,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -138,3 +138,45 @@ async fn a_batch_applies_whole_or_not_at_all() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_at_different_checkpoints_each_apply_every_event_once() {
+    // On SQLite one task applies each batch to every table in one transaction. Projections
+    // need not stand at one position (one was just rebuilt, or is new): each must start from
+    // its own checkpoint. Here `user` and `room_record` have applied the whole seed, `room`
+    // and `room_member` nothing; a row applied twice would fail its batch (unique keys) and a
+    // skipped one would be missing below.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let head = seed(&*store).await;
+    let db = ReadDb::open(dir.path().join("read.db")).unwrap();
+    let log = store.read_all(0, 100).await.unwrap();
+    db.with_writer(move |c| {
+        sqlite::apply_batch(c, projections::Projection::User, &log)?;
+        sqlite::apply_batch(c, projections::Projection::RoomRecord, &log)
+    })
+    .await
+    .unwrap();
+    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
+        .await
+        .unwrap();
+    assert!(workers.wait_for(head, Duration::from_secs(10)).await);
+    let (user, rooms, page, member) = db
+        .with(|c| {
+            Ok((
+                sqlite::user_by_name(c, "bob")?,
+                sqlite::rooms_of(c, "a")?,
+                sqlite::messages(c, "r", None, 50)?,
+                sqlite::is_member(c, "r", "a")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(user.unwrap().name, "Bob");
+    assert_eq!(rooms.len(), 1);
+    assert_eq!((rooms[0].member_count, rooms[0].last_seq), (2, 5));
+    assert_eq!(page.len(), 5);
+    assert!(member);
+    assert!(workers.positions().iter().all(|(_, p)| *p == head));
+    workers.shutdown().await;
+}
