@@ -107,14 +107,13 @@ fn remove_file(path: &Path) {
     }
 }
 
-fn read_mark(conn: &Connection) -> rusqlite::Result<Option<(u64, Uuid)>> {
+fn read_mark(conn: &Connection) -> rusqlite::Result<Option<(u64, Vec<u8>)>> {
     conn.query_row(
         "select position, event_id from mark where only = 1",
         [],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
     )
     .optional()
-    .map(|m| m.and_then(|(p, id)| Uuid::from_slice(&id).ok().map(|id| (p, id))))
 }
 
 /// Whether the file's mark names an event the log holds, with the same id.
@@ -130,14 +129,14 @@ fn matches_log(conn: &Connection, log: &Connection) -> rusqlite::Result<bool> {
             |r| r.get(0),
         )
         .optional()?;
-    Ok(at_mark.as_deref() == Some(id.as_bytes().as_slice()))
+    Ok(at_mark.as_deref() == Some(id.as_slice()))
 }
 
 /// Writes `rows` (sorted by id) and moves the mark to `mark`, in one transaction.
 fn write_batch(
     conn: &mut Connection,
     rows: &[(Uuid, u64)],
-    mark: (u64, Uuid),
+    mark: (u64, &[u8]),
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
@@ -151,40 +150,44 @@ fn write_batch(
              on conflict (only) do update set position = excluded.position,
                  event_id = excluded.event_id
              where excluded.position > mark.position",
-            params![mark.0 as i64, mark.1.as_bytes().as_slice()],
+            params![mark.0 as i64, mark.1],
         )?;
     }
     tx.commit()
 }
 
-/// Indexes every event of the log after the file's mark, a chunk per transaction.
+/// Indexes every event of the log after the file's mark, a chunk per transaction. An event
+/// whose id is not 16 bytes (a log altered by hand) is left out with a warning rather than
+/// failing the open: `chatroom verify` is how such a log is examined, and it must open.
 fn catch_up(conn: &mut Connection, log: &Connection) -> rusqlite::Result<()> {
     let mut after = read_mark(conn)?.map_or(0, |(p, _)| p);
     let mut read = log.prepare(
         "select position, event_id from event where position > ?1 order by position limit ?2",
     )?;
     loop {
-        let mut rows = read
+        let read_rows = read
             .query_map(params![after as i64, CATCH_UP_CHUNK as i64], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
             })?
-            .map(|row| {
-                let (position, id) = row?;
-                let id = Uuid::from_slice(&id).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Blob,
-                        Box::new(e),
-                    )
-                })?;
-                Ok((id, position))
-            })
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let Some(&(last_id, last)) = rows.last() else {
+        let Some((last, last_id)) = read_rows.last().cloned() else {
             return Ok(());
         };
+        let mut rows: Vec<(Uuid, u64)> = read_rows
+            .into_iter()
+            .filter_map(|(position, id)| match Uuid::from_slice(&id) {
+                Ok(id) => Some((id, position)),
+                Err(_) => {
+                    tracing::warn!(
+                        position,
+                        "the event at this position has no valid id; it is not indexed"
+                    );
+                    None
+                }
+            })
+            .collect();
         rows.sort_unstable();
-        write_batch(conn, &rows, (last, last_id))?;
+        write_batch(conn, &rows, (last, &last_id))?;
         after = last;
     }
 }
@@ -321,13 +324,13 @@ fn flush(conn: &mut Connection, pending: &Mutex<Pending>) -> rusqlite::Result<()
         p.sealed.clone()
     };
     let mut rows: Vec<(Uuid, u64)> = batch.iter().map(|(id, p)| (*id, *p)).collect();
-    let mark = rows
+    let (last, last_id) = rows
         .iter()
         .max_by_key(|(_, p)| *p)
         .map(|(id, p)| (*p, *id))
         .expect("a batch is never empty");
     rows.sort_unstable();
-    write_batch(conn, &rows, mark)?;
+    write_batch(conn, &rows, (last, last_id.as_bytes()))?;
     pending.lock().expect("pending ids").sealed = Arc::default();
     Ok(())
 }

@@ -276,3 +276,32 @@ async fn a_log_of_the_first_layout_is_copied_without_its_unique_index() {
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_log_with_an_id_altered_by_hand_still_opens() {
+    // `chatroom verify` must be able to open a tampered log to report it; building the id
+    // index leaves out an event whose id is not a UUID instead of failing the open.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let written = {
+        let store = SqliteStore::open(&path).unwrap();
+        let w = fill(&store, "room-a", 5).await;
+        store.close();
+        w
+    };
+    std::fs::remove_file(SqliteStore::id_index_path(&path)).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "drop trigger event_no_update;
+             update event set event_id = x'0102' where position = 3;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(*store.head().borrow(), 5);
+    expect_duplicate(&store, &written[4]).await;
+    expect_duplicate(&store, &written[0]).await;
+    assert!(store.flush_id_index(Duration::from_secs(10)));
+    assert_eq!(ids_in_file(&path), 4);
+}
