@@ -36,6 +36,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Ids read from the log per transaction when the file catches up on open.
 const CATCH_UP_CHUNK: usize = 250_000;
 
+/// Bytes the index's WAL is cut back to after a checkpoint.
+const WAL_LIMIT: i64 = 64 << 20;
+
 /// SQLite page cache of each of the two connections (KiB, as `cache_size` takes it).
 const CACHE_KIB: i64 = 65_536;
 
@@ -89,10 +92,13 @@ fn open_file(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     // The file can be rebuilt from the log, so a commit need not reach the disk before it
     // returns; WAL mode with `synchronous = normal` still keeps the file whole after a crash.
+    // A batch into a large index writes many pages at once: once checkpointed, the WAL is cut
+    // back to 64 MiB rather than keeping the size of the largest batch.
     conn.execute_batch(&format!(
         "pragma busy_timeout = 5000;
          pragma journal_mode = wal;
          pragma synchronous = normal;
+         pragma journal_size_limit = {WAL_LIMIT};
          pragma cache_size = -{CACHE_KIB};"
     ))?;
     migrate::apply(&mut conn, MIGRATIONS)?;
