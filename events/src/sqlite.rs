@@ -47,20 +47,6 @@ const MAX_GROUP: usize = 1024;
 /// How often the checkpoint thread copies newly committed pages into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// The log's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "event_log",
-        sql: include_str!("../../migrations/sqlite/log/0001_event_log.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "event_id_index_apart",
-        sql: include_str!("../../migrations/sqlite/log/0002_event_id_index_apart.sql"),
-    },
-];
-
 struct WriteRequest {
     stream: String,
     expected: Expected,
@@ -101,6 +87,20 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 }
 
 impl SqliteStore {
+    /// The log's migrations, in order.
+    pub const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            name: "event_log",
+            sql: include_str!("../../migrations/sqlite/log/0001_event_log.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "event_id_index_apart",
+            sql: include_str!("../../migrations/sqlite/log/0002_event_id_index_apart.sql"),
+        },
+    ];
+
     /// WAL pages after which the writer checkpoints after its commit (4 KiB pages: 64 MiB),
     /// which lets the WAL start over under steady load.
     pub const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
@@ -123,7 +123,7 @@ impl SqliteStore {
         .map_err(unavailable)?;
         conn.pragma_update(None, "wal_autocheckpoint", Self::WRITER_CHECKPOINT_PAGES)
             .map_err(unavailable)?;
-        migrate::apply(&mut conn, MIGRATIONS).map_err(unavailable)?;
+        migrate::apply(&mut conn, Self::MIGRATIONS).map_err(unavailable)?;
         let head_pos: i64 = conn
             .query_row("select coalesce(max(position), 0) from event", [], |r| {
                 r.get(0)
@@ -157,11 +157,6 @@ impl SqliteStore {
             head,
             ids: Mutex::new(Some((id_handle, id_thread))),
         })
-    }
-
-    /// The log's migrations, in order.
-    pub fn migrations() -> &'static [Migration] {
-        MIGRATIONS
     }
 
     /// The file of the event-id index that belongs to the log at `log` (`events.db` →

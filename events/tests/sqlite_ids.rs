@@ -220,6 +220,17 @@ async fn a_lost_stale_foreign_or_damaged_index_file_is_rebuilt_from_the_log() {
     }
 }
 
+/// How many indexes of the log's table include the event id.
+fn indexes_on_ids(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row(
+        "select count(*) from pragma_index_list('event') l
+         join pragma_index_info(l.name) i where i.name = 'event_id'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_log_of_the_first_layout_is_copied_without_its_unique_index() {
     // Build a log as the first migration left it (a unique index on event ids in the log's
@@ -235,19 +246,12 @@ async fn a_log_of_the_first_layout_is_copied_without_its_unique_index() {
     let path = dir.path().join("events.db");
     {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
-        events::migrate::apply(&mut conn, &SqliteStore::migrations()[..1]).unwrap();
+        events::migrate::apply(&mut conn, &SqliteStore::MIGRATIONS[..1]).unwrap();
         conn.execute("attach database ?1 as source", [source.to_str().unwrap()])
             .unwrap();
         conn.execute_batch("insert into event select * from source.event; detach database source;")
             .unwrap();
-        let unique_on_ids: i64 = conn
-            .query_row(
-                "select count(*) from pragma_index_list('event') l
-                 join pragma_index_info(l.name) i where i.name = 'event_id'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let unique_on_ids = indexes_on_ids(&conn);
         assert_eq!(
             unique_on_ids, 1,
             "the first layout indexes event ids in the log"
@@ -262,14 +266,7 @@ async fn a_log_of_the_first_layout_is_copied_without_its_unique_index() {
         .unwrap();
     assert_eq!(next[0].position, 13);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let unique_on_ids: i64 = conn
-        .query_row(
-            "select count(*) from pragma_index_list('event') l
-             join pragma_index_info(l.name) i where i.name = 'event_id'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let unique_on_ids = indexes_on_ids(&conn);
     assert_eq!(unique_on_ids, 0);
     for sql in ["update event set payload = x'00'", "delete from event"] {
         let err = conn.execute(sql, []).unwrap_err().to_string();

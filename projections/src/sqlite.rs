@@ -273,35 +273,11 @@ pub fn apply_in(
     target: Target,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    let name = target.checkpoint(projection);
-    let mut at = checkpoint_of(tx, &name)?;
-    for rec in batch {
-        if rec.position <= at {
-            continue;
-        }
-        let event: Event = rec.decode().map_err(|e| Error::Decode {
-            position: rec.position,
-            reason: e.to_string(),
-        })?;
-        for change in projection.changes(rec, &event) {
-            apply_change(tx, &change, target)?;
-        }
-        at = rec.position;
-    }
-    tx.execute(
-        "insert into projection_checkpoint (projection, position) values (?1, ?2)
-         on conflict (projection) do update set position = excluded.position",
-        params![name, at as i64],
-    )?;
-    Ok(at)
+    Ok(apply_in_together(tx, &[projection], target, batch)?[0])
 }
 
 /// Applies one batch to the live tables of every projection in `projections`, in one
-/// transaction, decoding each event once; returns each projection's checkpoint after it, in
-/// the order given. Each projection skips the events at or below its own checkpoint, so
-/// projections that stand at different positions (one just rebuilt, say) each apply every
-/// event once. The projections write disjoint tables, so applying them event by event gives
-/// the rows that applying them one after the other would.
+/// transaction; returns each projection's checkpoint after it, in the order given.
 ///
 /// # Errors
 /// SQLite errors or an undecodable event; nothing of the batch is applied then.
@@ -311,15 +287,30 @@ pub fn apply_batch_together(
     batch: &[Recorded],
 ) -> Result<Vec<u64>, Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let names: Vec<String> = projections
+    let at = apply_in_together(&tx, projections, Target::Live, batch)?;
+    tx.commit()?;
+    Ok(at)
+}
+
+/// [`apply_in`] for several projections, decoding each event once. Each projection skips the
+/// events at or below its own checkpoint, so projections that stand at different positions
+/// (one just rebuilt, say) each apply every event once. The projections write disjoint
+/// tables, so applying them event by event gives the rows that applying them one after the
+/// other would.
+///
+/// # Errors
+/// SQLite errors or an undecodable event.
+pub fn apply_in_together(
+    tx: &Connection,
+    projections: &[Projection],
+    target: Target,
+    batch: &[Recorded],
+) -> Result<Vec<u64>, Error> {
+    let names: Vec<String> = projections.iter().map(|p| target.checkpoint(*p)).collect();
+    let mut at = names
         .iter()
-        .map(|p| Target::Live.checkpoint(*p))
-        .collect();
-    let before = names
-        .iter()
-        .map(|n| checkpoint_of(&tx, n))
+        .map(|n| checkpoint_of(tx, n))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut at = before.clone();
     for rec in batch {
         if at.iter().all(|a| rec.position <= *a) {
             continue;
@@ -333,21 +324,18 @@ pub fn apply_batch_together(
                 continue;
             }
             for change in projection.changes(rec, &event) {
-                apply_change(&tx, &change, Target::Live)?;
+                apply_change(tx, &change, target)?;
             }
             *at = rec.position;
         }
     }
-    for ((name, was), now) in names.iter().zip(&before).zip(&at) {
-        if now != was {
-            tx.execute(
-                "insert into projection_checkpoint (projection, position) values (?1, ?2)
-                 on conflict (projection) do update set position = excluded.position",
-                params![name, *now as i64],
-            )?;
-        }
+    for (name, at) in names.iter().zip(&at) {
+        tx.execute(
+            "insert into projection_checkpoint (projection, position) values (?1, ?2)
+             on conflict (projection) do update set position = excluded.position",
+            params![name, *at as i64],
+        )?;
     }
-    tx.commit()?;
     Ok(at)
 }
 

@@ -47,12 +47,13 @@ impl Workers {
     pub async fn start(store: Arc<dyn Store>, reads: Reads) -> Result<Self, Error> {
         let (stop, _) = watch::channel(false);
         let mut checkpoints = HashMap::new();
+        // In the order of `ALL`.
         let mut senders = Vec::new();
         for projection in ALL {
             let at = reads.checkpoint(projection).await?;
             let (tx, rx) = watch::channel(at);
             checkpoints.insert(projection, rx);
-            senders.push((projection, tx));
+            senders.push(tx);
         }
         let tasks = match &reads {
             // One process, one write connection: the projections follow the log together.
@@ -62,8 +63,9 @@ impl Workers {
                 senders,
                 stop.subscribe(),
             ))],
-            Reads::Postgres(_) => senders
+            Reads::Postgres(_) => ALL
                 .into_iter()
+                .zip(senders)
                 .map(|(projection, tx)| {
                     tokio::spawn(run(
                         store.clone(),
@@ -194,36 +196,23 @@ async fn try_lead(
 async fn follow_together(
     store: Arc<dyn Store>,
     db: ReadDb,
-    checkpoints: Vec<(Projection, watch::Sender<u64>)>,
+    checkpoints: Vec<watch::Sender<u64>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let projections: Arc<[Projection]> = checkpoints.iter().map(|(p, _)| *p).collect();
-    let from = checkpoints
-        .iter()
-        .map(|(_, c)| *c.borrow())
-        .min()
-        .unwrap_or(0);
+    let from = checkpoints.iter().map(|c| *c.borrow()).min().unwrap_or(0);
     let mut sub = Subscription::new(store, from, BATCH);
     while let Some(batch) = next_batch(&mut sub, "all", &mut stop).await {
         let small = batch.len() < SMALL;
         let batch: Arc<[events::Recorded]> = batch.into();
-        let applied = loop {
-            let (db, projections, batch) = (db.clone(), projections.clone(), batch.clone());
-            match db
-                .with_writer(move |c| sqlite::apply_batch_together(c, &projections, &batch))
-                .await
-            {
-                Ok(at) => break at,
-                Err(e) => {
-                    tracing::error!(error = %e, "applying a batch to the read tables failed; retrying");
-                }
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+        let Some(applied) = retrying("all", &mut stop, || {
+            let batch = batch.clone();
+            db.with_writer(move |c| sqlite::apply_batch_together(c, &ALL, &batch))
+        })
+        .await
+        else {
+            return;
         };
-        for ((_, checkpoint), at) in checkpoints.iter().zip(applied) {
+        for (checkpoint, at) in checkpoints.iter().zip(applied) {
             checkpoint.send_replace(at);
         }
         if !gather(small, &mut stop).await {
@@ -307,18 +296,31 @@ async fn apply(
     checkpoint: &watch::Sender<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
+    let applied = retrying(projection.name(), stop, || {
+        reads.apply_batch(projection, batch.clone())
+    })
+    .await;
+    applied.map(|at| checkpoint.send_replace(at)).is_some()
+}
+
+/// Runs `attempt` until it succeeds, a second apart; `None` when told to stop first.
+async fn retrying<T, F>(
+    projection: &str,
+    stop: &mut watch::Receiver<bool>,
+    mut attempt: impl FnMut() -> F,
+) -> Option<T>
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
     loop {
-        match reads.apply_batch(projection, batch.clone()).await {
-            Ok(at) => {
-                checkpoint.send_replace(at);
-                return true;
-            }
+        match attempt().await {
+            Ok(done) => return Some(done),
             Err(e) => {
-                tracing::error!(projection = projection.name(), error = %e, "applying a batch failed; retrying");
+                tracing::error!(projection, error = %e, "applying a batch failed; retrying");
             }
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return false,
+            _ = stop.wait_for(|s| *s) => return None,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
