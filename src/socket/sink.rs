@@ -6,6 +6,7 @@ use crate::wire;
 use actors::{Delivery, RenderSlot, Sink};
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::EncodedEvent;
 use socketioxide::{SendError, SocketError};
 use std::sync::Arc;
 
@@ -14,6 +15,9 @@ pub struct SocketSink {
     pub(crate) socket: SocketRef,
     pub(crate) profiles: Arc<Profiles>,
 }
+
+/// The event every delivery is emitted as.
+const EVENT: &str = "received";
 
 fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
     let author = profiles.get(&m.user_id);
@@ -38,20 +42,27 @@ fn render_join(j: &actors::JoinNotice, profiles: &Profiles) -> Box<RawValue> {
 }
 
 impl SocketSink {
-    /// Emits the rendering kept in `slot`, made by the first sink to need it: every
-    /// subscriber of a room gets the same bytes, so a room renders each delivery once, not
-    /// once per socket. (A slot some other kind of sink filled is rendered afresh.)
+    /// Emits the encoding kept in `slot`, made by the first sink to need it: every subscriber
+    /// of a room gets the same bytes, so a room renders and encodes each delivery once, not
+    /// once per socket, and each socket's packet shares them. (A slot some other kind of sink
+    /// filled, or one encoded for another namespace, is rendered afresh.)
     fn emit_rendered(
         &self,
         slot: &RenderSlot,
         render: impl Fn() -> Box<RawValue>,
     ) -> Result<(), SendError> {
-        match slot
-            .get_or_init(|| Box::new(render()))
-            .downcast_ref::<Box<RawValue>>()
-        {
-            Some(raw) => self.socket.emit("received", raw),
-            None => self.socket.emit("received", &render()),
+        let encoded = slot.get_or_init(|| match self.socket.encode_event(EVENT, &render()) {
+            Ok(encoded) => Box::new(encoded),
+            // Encoding rendered JSON does not fail; if it did, each socket's own `emit`
+            // below would report it.
+            Err(e) => Box::new(e.to_string()),
+        });
+        match encoded.downcast_ref::<EncodedEvent>() {
+            Some(encoded) => match self.socket.emit_encoded(encoded) {
+                Err(SendError::Serialize(_)) => self.socket.emit(EVENT, &render()),
+                sent => sent,
+            },
+            None => self.socket.emit(EVENT, &render()),
         }
     }
 }
