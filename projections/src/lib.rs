@@ -3,7 +3,7 @@
 //! - [`Projection`] and [`Change`] ([`projection`]): each projection is a pure mapping from an
 //!   event to row changes, independent of the database.
 //! - [`Plan`] ([`plan`]): a batch's changes regrouped so that PostgreSQL applies each kind
-//!   with one statement per batch.
+//!   with one statement per batch, and SQLite updates each room once per batch.
 //! - [`sqlite`] and [`postgres`]: the sinks that apply changes, each batch in one transaction
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.

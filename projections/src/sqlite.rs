@@ -1,6 +1,7 @@
 //! The read tables in SQLite: the sink that applies [`Change`]s with the checkpoint in the
 //! same transaction, and the queries the server answers from those tables.
 
+use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
 use events::migrate::{self, Migration};
 use events::{Event, Recorded};
@@ -311,6 +312,7 @@ pub fn apply_in_together(
         .iter()
         .map(|n| checkpoint_of(tx, n))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut changes = Vec::new();
     for rec in batch {
         if at.iter().all(|a| rec.position <= *a) {
             continue;
@@ -323,11 +325,31 @@ pub fn apply_in_together(
             if rec.position <= *at {
                 continue;
             }
-            for change in projection.changes(rec, &event) {
-                apply_change(tx, &change, target)?;
-            }
+            changes.extend(projection.changes(rec, &event));
             *at = rec.position;
         }
+    }
+    // Each room's updates in the batch as one (see `Plan`): a message used to cost an update
+    // of its room's row besides the insert of its record.
+    let plan = Plan::new(changes);
+    for change in &plan.inserts {
+        apply_change(tx, change, target)?;
+    }
+    for update in &plan.rooms {
+        // `last_seq` stays as it is when the room had no messages in the batch.
+        tx.prepare_cached(&format!(
+            "update {} set member_count = member_count + ?2,
+                             last_seq = coalesce(max(last_seq, ?3), last_seq),
+                             update_time = max(update_time, ?4)
+             where id = ?1",
+            target.table("room")
+        ))?
+        .execute(params![
+            update.room_id,
+            update.members,
+            update.last_seq,
+            update.update_time
+        ])?;
     }
     for (name, at) in names.iter().zip(&at) {
         tx.execute(
@@ -339,6 +361,7 @@ pub fn apply_in_together(
     Ok(at)
 }
 
+/// Applies one of a plan's inserts.
 fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::Result<()> {
     match change {
         Change::InsertUser {
@@ -385,23 +408,6 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
                 time
             ])?;
         }
-        Change::CountMember { room_id, time } => {
-            tx.prepare_cached(&format!(
-                "update {} set member_count = member_count + 1,
-                                 update_time = max(update_time, ?2)
-                 where id = ?1",
-                target.table("room")
-            ))?
-            .execute(params![room_id, time])?;
-        }
-        Change::TouchRoom { room_id, seq, time } => {
-            tx.prepare_cached(&format!(
-                "update {} set last_seq = max(last_seq, ?2), update_time = max(update_time, ?3)
-                 where id = ?1",
-                target.table("room")
-            ))?
-            .execute(params![room_id, *seq as i64, time])?;
-        }
         Change::InsertMember {
             room_id,
             user_id,
@@ -445,6 +451,8 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
                 search_text
             ])?;
         }
+        // `Plan::new` keeps the room updates out of the inserts.
+        Change::CountMember { .. } | Change::TouchRoom { .. } => {}
     }
     Ok(())
 }
