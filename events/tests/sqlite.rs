@@ -186,3 +186,88 @@ async fn closing_the_store_removes_the_wal() {
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.read_all(0, 10).await.unwrap().len(), 5);
 }
+
+/// The writer runs a group of appends in one transaction, an append of several events inside
+/// a savepoint and one of a single event without. An append whose insert the database refuses
+/// (here a trigger added for the test, in a real log a full disk) fails as unavailable and
+/// leaves nothing, whatever its size and wherever it falls in its group, and the appends it
+/// shared a group with land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_the_database_refuses_leaves_nothing_and_its_group_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "create trigger refuse_for_the_test before insert on event
+             when new.stream_id like 'refused-%' and new.version = 2
+             begin select raise(abort, 'refused by the test'); end;",
+        )
+        .unwrap();
+    for round in 0..20 {
+        let single = format!("refused-single-{round}");
+        store
+            .append(&single, Expected::NoStream, vec![joined(1)])
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let (stream, expected, events) = match i {
+                // Refused at its only event.
+                13 => (single.clone(), Expected::Exact(1), vec![joined(2)]),
+                // Refused at its second event: the first must go too.
+                27 => (
+                    format!("refused-several-{round}"),
+                    Expected::NoStream,
+                    (1..=3).map(joined).collect(),
+                ),
+                // Several events that land.
+                i if i % 10 == 5 => (
+                    format!("fine-{round}-{i}"),
+                    Expected::NoStream,
+                    (1..=3).map(joined).collect(),
+                ),
+                i => (
+                    format!("fine-{round}-{i}"),
+                    Expected::NoStream,
+                    vec![joined(1)],
+                ),
+            };
+            tasks.push(tokio::spawn(async move {
+                (
+                    stream.clone(),
+                    store.append(&stream, expected, events).await,
+                )
+            }));
+        }
+        for task in tasks {
+            let (stream, result) = task.await.unwrap();
+            let held = store.read_stream(&stream, 0, 10).await.unwrap();
+            if stream.starts_with("refused-") {
+                assert!(
+                    matches!(result, Err(Error::Unavailable(_))),
+                    "{stream}: {result:?}"
+                );
+                let before = usize::from(stream.starts_with("refused-single-"));
+                assert_eq!(held.len(), before, "{stream} holds only what it held");
+            } else {
+                assert_eq!(result.unwrap(), held, "{stream}");
+            }
+        }
+    }
+    // The refused appends left their streams where they were.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("drop trigger refuse_for_the_test")
+        .unwrap();
+    store
+        .append("refused-single-0", Expected::Exact(1), vec![joined(2)])
+        .await
+        .unwrap();
+    store
+        .append("refused-several-0", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+}
