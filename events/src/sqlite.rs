@@ -369,6 +369,18 @@ fn write_group(
     if let Err(e) = run(conn, "begin immediate") {
         return all_fail(&e);
     }
+    // The group's ids that the log held before it, looked up together.
+    let earlier = match ids.find_all(
+        group
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| &e.event_id)),
+    ) {
+        Ok(earlier) => earlier,
+        Err(e) => {
+            let _ = conn.execute_batch("rollback");
+            return all_fail(&e);
+        }
+    };
     let mut results = Vec::with_capacity(group.len());
     // Ids appended by earlier requests of this group, not yet committed.
     let mut added: HashMap<Uuid, u64> = HashMap::new();
@@ -380,9 +392,9 @@ fn write_group(
         let result = if whole {
             run(conn, "savepoint one")
                 .map_err(unavailable)
-                .and_then(|()| append_one(conn, ids, &added, req))
+                .and_then(|()| append_one(conn, &earlier, &added, req))
         } else {
-            append_one(conn, ids, &added, req)
+            append_one(conn, &earlier, &added, req)
         };
         let end = match (whole, result.is_ok()) {
             (true, true) => run(conn, "release one").map_err(|e| e.to_string()),
@@ -431,9 +443,11 @@ fn recorded_at(conn: &Connection, position: u64, id: &Uuid) -> Result<Recorded, 
     }
 }
 
+/// Appends one request's events; `earlier` and `added` hold the positions of the ids the log
+/// held before the group and of those the group added so far.
 fn append_one(
     conn: &Connection,
-    ids: &Ids,
+    earlier: &HashMap<Uuid, u64>,
     added: &HashMap<Uuid, u64>,
     req: &WriteRequest,
 ) -> Result<Vec<Recorded>, Error> {
@@ -458,11 +472,7 @@ fn append_one(
         None => GENESIS,
     };
     for (i, e) in req.events.iter().enumerate() {
-        let earlier = match added.get(&e.event_id) {
-            Some(p) => Some(*p),
-            None => ids.find(&e.event_id).map_err(unavailable)?,
-        };
-        if let Some(position) = earlier {
+        if let Some(&position) = added.get(&e.event_id).or_else(|| earlier.get(&e.event_id)) {
             let found = recorded_at(conn, position, &e.event_id)?;
             return Err(Error::Duplicate(Box::new(found)));
         }

@@ -260,20 +260,46 @@ pub(crate) fn open(
 }
 
 impl Ids {
-    /// The position of the event with id `id`, if the log holds one (as of the last commit).
-    pub(crate) fn find(&self, id: &Uuid) -> rusqlite::Result<Option<u64>> {
+    /// The positions of those of `ids` the log holds (as of the last commit), found in one
+    /// read of the file: a lookup of its own took and released the file's read lock each time,
+    /// which cost twice the search itself.
+    pub(crate) fn find_all<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a Uuid>,
+    ) -> rusqlite::Result<HashMap<Uuid, u64>> {
+        let mut found = HashMap::new();
+        let mut unknown = Vec::new();
         {
             let p = self.handle.pending.lock().expect("pending ids");
-            if let Some(position) = p.current.get(id).or_else(|| p.sealed.get(id)) {
-                return Ok(Some(*position));
+            for id in ids {
+                match p.current.get(id).or_else(|| p.sealed.get(id)) {
+                    Some(position) => {
+                        found.insert(*id, *position);
+                    }
+                    None => unknown.push(*id),
+                }
             }
         }
-        // Checked after memory: a batch leaves memory only once it is in the file.
-        self.conn
-            .prepare_cached("select position from event_id where id = ?1")?
-            .query_row([id.as_bytes().as_slice()], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|p| p.map(|p| p as u64))
+        if unknown.is_empty() {
+            return Ok(found);
+        }
+        // The file is read after memory, and its snapshot is taken at the first read below,
+        // after every memory check: a batch leaves memory only once it is in the file, so an
+        // id memory no longer had is in this snapshot.
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut select = tx.prepare_cached("select position from event_id where id = ?1")?;
+            for id in unknown {
+                if let Some(position) = select
+                    .query_row([id.as_bytes().as_slice()], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    found.insert(id, position as u64);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(found)
     }
 
     /// Records the ids of a committed group.

@@ -302,3 +302,57 @@ async fn a_log_with_an_id_altered_by_hand_still_opens() {
     assert!(store.flush_id_index(Duration::from_secs(10)));
     assert_eq!(ids_in_file(&path), 4);
 }
+
+/// The writer looks a group's ids up in memory and then in the file, while the flusher moves
+/// batches from memory to the file. Retries sent while batches move, alone and several in one
+/// append, are each recognised, and so is a retry of an id appended earlier in the same group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_racing_the_flusher_are_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut flushes = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(store.flush_id_index(Duration::from_secs(10)));
+                flushes += 1;
+            }
+            flushes
+        })
+    };
+    let mut all = Vec::new();
+    for round in 0..300 {
+        let fresh = fill(&store, &format!("s{round}"), 3).await;
+        all.extend(fresh.iter().cloned());
+        let mut retries = Vec::new();
+        for (i, first) in fresh.iter().chain(all.iter().step_by(97)).enumerate() {
+            let (store, first) = (store.clone(), first.clone());
+            retries.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    expect_duplicate(&store, &first).await;
+                } else {
+                    // A new event, then the retry, in one append: refused as a whole.
+                    let both = vec![
+                        joined(1),
+                        NewEvent {
+                            event_id: first.event_id,
+                            ..joined(2)
+                        },
+                    ];
+                    match store.append("elsewhere", Expected::Any, both).await {
+                        Err(Error::Duplicate(found)) => assert_eq!(*found, first),
+                        other => panic!("retry of {}: {other:?}", first.event_id),
+                    }
+                }
+            }));
+        }
+        for r in retries {
+            r.await.unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(flusher.join().unwrap() > 10, "the flusher ran throughout");
+    assert!(store.read_stream("elsewhere", 0, 10).await.unwrap().is_empty());
+}
