@@ -136,8 +136,8 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Reply {
 }
 
 impl Reply {
-    pub(crate) fn ok(self, data: Value) {
-        let _ = self.ack.send(&data);
+    pub(crate) fn ok(self, data: &(impl serde::Serialize + ?Sized)) {
+        let _ = self.ack.send(data);
     }
 
     pub(crate) fn fail(self, failure: Failure, id: Option<&Value>) {

@@ -243,7 +243,7 @@ pub(crate) async fn run(
                 if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
                     let _ = Box::pin(ns.emit("test_received", "收到啦")).await;
                 }
-                reply.ok(json!({"ok": true}));
+                reply.ok(&json!({"ok": true}));
             }
             Job::Send {
                 room_id,
@@ -276,7 +276,7 @@ pub(crate) async fn run(
                 if one {
                     let entry = entries.pop().unwrap_or(Value::Null);
                     if entry.get("ok") == Some(&Value::Bool(true)) {
-                        reply.ok(json!({"ok": true, "rooms": [entry]}));
+                        reply.ok(&json!({"ok": true, "rooms": [entry]}));
                     } else {
                         let error = &entry["error"];
                         reply.fail(
@@ -293,7 +293,7 @@ pub(crate) async fn run(
                         );
                     }
                 } else {
-                    reply.ok(json!({"ok": true, "rooms": entries}));
+                    reply.ok(&json!({"ok": true, "rooms": entries}));
                 }
             }
         }
@@ -334,6 +334,19 @@ async fn join(
     }
 }
 
+/// The answer to a stored message: a struct rather than a `json!` map, which built a tree of
+/// owned keys and values for every message. Its fields are in the order a map would write them.
+#[derive(serde::Serialize)]
+struct SendAck<'a> {
+    duplicate: bool,
+    id: &'a Value,
+    ok: bool,
+    #[serde(rename = "roomId")]
+    room_id: &'a str,
+    seq: u64,
+    time: String,
+}
+
 async fn send(
     app: &Shared,
     ctx: &Ctx,
@@ -366,14 +379,14 @@ async fn send(
                 m.messages_acked
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 m.ack_latency.observe(arrived.elapsed());
-                reply.ok(json!({
-                    "ok": true,
-                    "seq": posted.seq,
-                    "time": crate::wire::time(posted.time_ms),
-                    "id": id,
-                    "roomId": room_id,
-                    "duplicate": posted.duplicate,
-                }));
+                reply.ok(&SendAck {
+                    duplicate: posted.duplicate,
+                    id: &id,
+                    ok: true,
+                    room_id: &room_id,
+                    seq: posted.seq,
+                    time: crate::wire::time(posted.time_ms),
+                });
             }
             Ok(Err(e)) => reply.fail(e.into(), Some(&id)),
             Err(_) => reply.fail(
@@ -382,4 +395,42 @@ async fn send(
             ),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendAck;
+    use serde_json::json;
+
+    /// The struct writes the same bytes the `json!` map it replaced wrote.
+    #[test]
+    fn a_send_ack_is_the_map_it_replaced() {
+        for (id, duplicate) in [
+            (json!("m-1"), false),
+            (json!(42), true),
+            (json!(null), false),
+        ] {
+            let time = crate::wire::time(1_764_129_662_345);
+            let ack = SendAck {
+                duplicate,
+                id: &id,
+                ok: true,
+                room_id: "r-1",
+                seq: 7,
+                time: time.clone(),
+            };
+            let map = json!({
+                "ok": true,
+                "seq": 7,
+                "time": time,
+                "id": id,
+                "roomId": "r-1",
+                "duplicate": duplicate,
+            });
+            assert_eq!(
+                serde_json::to_string(&ack).unwrap(),
+                serde_json::to_string(&map).unwrap()
+            );
+        }
+    }
 }
