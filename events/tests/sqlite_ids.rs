@@ -354,5 +354,11 @@ async fn retries_racing_the_flusher_are_recognised() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(flusher.join().unwrap() > 10, "the flusher ran throughout");
-    assert!(store.read_stream("elsewhere", 0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_stream("elsewhere", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
