@@ -3,7 +3,9 @@
 //! socketioxide server (no chatroom code) is driven over raw Engine.IO, by WebSocket and by
 //! long-polling, as any client would.
 
-use futures::{SinkExt, StreamExt};
+mod plain;
+
+use futures::SinkExt;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use std::net::SocketAddr;
@@ -24,52 +26,22 @@ async fn server() -> SocketAddr {
             s.emit("done", &()).unwrap();
         });
     });
-    let app = axum::Router::new().layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-async fn next_text<S>(ws: &mut S) -> String
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the socket is open")
-            .expect("a good frame");
-        if let Message::Text(t) = msg {
-            // Engine.IO pings are answered by nobody here and not part of what is tested.
-            if t.as_str() != "2" {
-                return t.to_string();
-            }
-        }
-    }
+    plain::serve(layer).await
 }
 
 #[tokio::test]
 async fn a_volatile_send_reaches_a_websocket_and_only_the_latest_is_kept() {
     let addr = server().await;
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with("0{"), "Engine.IO open");
-    ws.send(Message::text("40")).await.unwrap();
-    assert!(
-        next_text(&mut ws).await.starts_with("40{"),
-        "Socket.IO connect"
-    );
+    let mut ws = plain::connect(addr).await;
 
     ws.send(Message::text(r#"42["burst"]"#)).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, r#"42["v",3]"#);
-    assert_eq!(next_text(&mut ws).await, r#"42["done",null]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["v",3]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["done",null]"#);
 
     // A later volatile send is delivered too: the slot was emptied, not left stale.
     ws.send(Message::text(r#"42["burst"]"#)).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, r#"42["v",3]"#);
-    assert_eq!(next_text(&mut ws).await, r#"42["done",null]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["v",3]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["done",null]"#);
 }
 
 /// One long-polling GET: the packets it carries (Engine.IO's record separator between them).

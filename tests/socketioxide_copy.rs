@@ -5,12 +5,13 @@
 //! client would: what reaches the wire must be what `emit` sends, and an event encoded for one
 //! namespace must not reach a socket of another.
 
-use futures::{SinkExt, StreamExt};
+mod plain;
+
+use futures::SinkExt;
 use serde_json::json;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketIo};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 /// On `share` in `/`: one event encoded once and emitted twice, then the same event by `emit`;
@@ -35,52 +36,33 @@ async fn server() -> SocketAddr {
         });
     });
     io.ns("/other", async |_: SocketRef| {});
-    let app = axum::Router::new().layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-async fn next_text<S>(ws: &mut S) -> String
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the socket is open")
-            .expect("a good frame");
-        if let Message::Text(t) = msg {
-            // Engine.IO pings are answered by nobody here and not part of what is tested.
-            if t.as_str() != "2" {
-                return t.to_string();
-            }
-        }
-    }
+    plain::serve(layer).await
 }
 
 #[tokio::test]
 async fn an_event_encoded_once_reaches_the_wire_as_emit_sends_it_and_only_in_its_namespace() {
     let addr = server().await;
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with("0{"), "Engine.IO open");
-    ws.send(Message::text("40")).await.unwrap();
-    assert!(next_text(&mut ws).await.starts_with("40{"), "connect to /");
+    let mut ws = plain::connect(addr).await;
     ws.send(Message::text("40/other,")).await.unwrap();
     assert!(
-        next_text(&mut ws).await.starts_with("40/other,{"),
+        plain::next_text(&mut ws).await.starts_with("40/other,{"),
         "connect to /other"
     );
 
     ws.send(Message::text(r#"42["share"]"#)).await.unwrap();
     let by_emit = r#"42["e",{"n":[1,2],"text":"ünïcødé \"quoted\""}]"#;
-    assert_eq!(next_text(&mut ws).await, by_emit, "encoded, first emit");
-    assert_eq!(next_text(&mut ws).await, by_emit, "encoded, second emit");
-    assert_eq!(next_text(&mut ws).await, by_emit, "emit");
-    assert_eq!(next_text(&mut ws).await, r#"42["refused",true]"#);
-    assert_eq!(next_text(&mut ws).await, r#"42/other,["e",2]"#);
-    assert_eq!(next_text(&mut ws).await, r#"42["done",null]"#);
+    assert_eq!(
+        plain::next_text(&mut ws).await,
+        by_emit,
+        "encoded, first emit"
+    );
+    assert_eq!(
+        plain::next_text(&mut ws).await,
+        by_emit,
+        "encoded, second emit"
+    );
+    assert_eq!(plain::next_text(&mut ws).await, by_emit, "emit");
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["refused",true]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42/other,["e",2]"#);
+    assert_eq!(plain::next_text(&mut ws).await, r#"42["done",null]"#);
 }
