@@ -50,6 +50,11 @@ pub type Shared = Arc<App>;
 impl App {
     /// Records that `user_id` wrote up to `position`.
     pub fn wrote(&self, user_id: &str, position: u64) {
+        // A user who wrote before needs no new key (this runs for every message).
+        if let Some(mut e) = self.written.get_mut(user_id) {
+            *e = (*e).max(position);
+            return;
+        }
         let mut e = self.written.entry(user_id.to_owned()).or_insert(0);
         *e = (*e).max(position);
     }

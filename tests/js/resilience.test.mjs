@@ -138,6 +138,40 @@ test('/metrics and /readyz tell the truth', { timeout: 60_000 }, async () => {
   }
 });
 
+test('messages sent just before a socket vanishes are all stored, counted and known to its user', { timeout: 60_000 }, async () => {
+  // The socket's worker answers each message when its room has written it. A socket that
+  // sends and disconnects at once leaves messages handed to rooms but not yet written: the
+  // server must still see each to its end (stored, counted in /metrics, and the user's own
+  // writes known to later reads), not drop them with the socket.
+  const server = await startServer({ args: ['--send-rate-limit', '0'] });
+  try {
+    const u = await register(server.url);
+    const room = await createRoom(server.url, u.token);
+    const n = 300;
+    for (let round = 0; round < 2; round += 1) {
+      const s = await connect(server.url, u.token, ['websocket']);
+      await emitAck(s, 'join_all', { roomList: [room.id] });
+      for (let i = 0; i < n; i += 1) {
+        s.emit('user_send_message', { roomId: room.id, id: `r${round}-${i}`, message: `m ${i}`, type: 'input' }, () => {});
+      }
+      s.disconnect();
+    }
+    const acked = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number((text.match(/^chatroom_messages_acked_total (\d+)$/m) || [])[1]);
+    };
+    await waitFor(async () => (await acked()) === 2 * n, {
+      message: 'every message of the vanished sockets counted as acknowledged',
+    });
+    // The user's own writes are known: the first read already has every message.
+    const all = await fullHistory(server.url, u.token, room.id);
+    assert.equal(all.length, 2 * n);
+    assert.deepEqual(all.map((m) => m.seq), Array.from({ length: 2 * n }, (_, i) => i + 1));
+  } finally {
+    await server.cleanup();
+  }
+});
+
 const root = process.getuid && process.getuid() === 0;
 test('the disk filling up: writes refused as unavailable, nothing corrupted, back when space returns', {
   skip: process.env.DATABASE_URL ? 'the log is in PostgreSQL here, not on the local disk'
