@@ -51,12 +51,15 @@ impl App {
     /// Records that `user_id` wrote up to `position`.
     pub fn wrote(&self, user_id: &str, position: u64) {
         // A user who wrote before needs no new key (this runs for every message).
-        if let Some(mut e) = self.written.get_mut(user_id) {
-            *e = (*e).max(position);
-            return;
+        match self.written.get_mut(user_id) {
+            Some(mut p) => *p = (*p).max(position),
+            None => {
+                self.written
+                    .entry(user_id.to_owned())
+                    .and_modify(|p| *p = (*p).max(position))
+                    .or_insert(position);
+            }
         }
-        let mut e = self.written.entry(user_id.to_owned()).or_insert(0);
-        *e = (*e).max(position);
     }
 
     /// Waits until the read tables include `user_id`'s own writes (bounded).

@@ -189,6 +189,14 @@ export async function api(url, method, p, { token, body, raw, headers = {}, auth
   return { status: res.status, body: parsed, text, headers: res.headers };
 }
 
+/** The value of one series of `GET /metrics` (its name with labels, as the text writes it). */
+export async function metric(url, name) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
 /** Raw HTTP GET of a literal path (no URL normalisation). Returns {status, headers, bytes}. */
 export function rawGet(url, rawPath) {
   const u = new URL(url);

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
   BIN, startServer, register, createRoom, joinRoom, connect, emitAck, messagesIn, send,
-  fullHistory, waitFor, closeAll, api, login,
+  fullHistory, waitFor, closeAll, api, login, metric,
 } from './helpers.mjs';
 
 const run = promisify(execFile);
@@ -149,12 +149,6 @@ for (const [label, pg] of stores) {
       closeAll(sa);
       await server.restart();
 
-      const metric = async (name) => {
-        const text = await (await fetch(`${server.url}/metrics`)).text();
-        const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-        assert.ok(line, `${name} in /metrics`);
-        return Number(line.split(' ')[1]);
-      };
       sa = await connect(server.url, alice.token, ['websocket']);
       const sb = await connect(server.url, bob.token, ['websocket']);
       await emitAck(sb, 'join_all', { roomList: [room.id] });
@@ -165,10 +159,10 @@ for (const [label, pg] of stores) {
       const next = await send(sb, room.id, 'After the restart');
       assert.equal(next.seq, 2101);
       await waitFor(() => messagesIn(sb, room.id).some((m) => m.seq === 2101));
-      assert.equal(await metric('chatroom_room_starts_total{from="snapshot"}'), 1);
-      assert.equal(await metric('chatroom_room_starts_total{from="log"}'), 0);
+      assert.equal(await metric(server.url, 'chatroom_room_starts_total{from="snapshot"}'), 1);
+      assert.equal(await metric(server.url, 'chatroom_room_starts_total{from="log"}'), 0);
       // Its stream holds 2,102 events; the snapshot leaves fewer than 1,000 of them to read.
-      const read = await metric('chatroom_room_start_events_total');
+      const read = await metric(server.url, 'chatroom_room_start_events_total');
       assert.ok(read < 1000, `starting the room read ${read} events`);
       closeAll(sa, sb);
     } finally {

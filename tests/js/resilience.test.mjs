@@ -12,7 +12,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import {
   BIN, startServer, register, createRoom, joinRoom, connect, connectError, emitAck, messagesIn,
-  send, fullHistory, waitFor, closeAll, api, delay,
+  send, fullHistory, waitFor, closeAll, api, delay, metric,
 } from './helpers.mjs';
 
 test('a flooding user is rate-limited while others are unaffected', { timeout: 60_000 }, async () => {
@@ -139,10 +139,10 @@ test('/metrics and /readyz tell the truth', { timeout: 60_000 }, async () => {
 });
 
 test('messages sent just before a socket vanishes are all stored, counted and known to its user', { timeout: 60_000 }, async () => {
-  // The socket's worker answers each message when its room has written it. A socket that
-  // sends and disconnects at once leaves messages handed to rooms but not yet written: the
-  // server must still see each to its end (stored, counted in /metrics, and the user's own
-  // writes known to later reads), not drop them with the socket.
+  // A message is answered when its room has written it. A socket that sends and disconnects
+  // at once leaves messages handed to rooms but not yet written: the server must still see
+  // each to its end (stored, counted in /metrics, and the user's own writes known to later
+  // reads), not drop them with the socket.
   const server = await startServer({ args: ['--send-rate-limit', '0'] });
   try {
     const u = await register(server.url);
@@ -156,11 +156,7 @@ test('messages sent just before a socket vanishes are all stored, counted and kn
       }
       s.disconnect();
     }
-    const acked = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
-      return Number((text.match(/^chatroom_messages_acked_total (\d+)$/m) || [])[1]);
-    };
-    await waitFor(async () => (await acked()) === 2 * n, {
+    await waitFor(async () => (await metric(server.url, 'chatroom_messages_acked_total')) === 2 * n, {
       message: 'every message of the vanished sockets counted as acknowledged',
     });
     // The user's own writes are known: the first read already has every message.
