@@ -34,7 +34,7 @@ pub enum Scenario {
     Slow,
     /// Like `rooms`, measured again as the log grows: the same rooms are filled closed-loop
     /// until the server's log holds each of `--history` events, then measured open-loop at
-    /// `--rate` (default 2,000 msg/s) for `--duration`.
+    /// `--rate` (default 2,000 msg/s; `--rate 0`: closed-loop with `--window`) for `--duration`.
     History,
 }
 

@@ -173,9 +173,12 @@ async fn history(
             eprintln!("  log at {head} of {target} events");
         }
         println!(
-            "=== log at {head} events (filled for {:.0} s); open-loop {:.0} msg/s for {:.0} s",
+            "=== log at {head} events (filled for {:.0} s); {} for {:.0} s",
             filled.elapsed().as_secs_f64(),
-            rate(&measure),
+            match rate(&measure) {
+                r if r > 0.0 => format!("open-loop {r:.0} msg/s"),
+                _ => format!("closed-loop window {} per sender", args.window.max(1)),
+            },
             args.duration
         );
         let c = runner::connect(
@@ -207,12 +210,12 @@ async fn history(
                 .merged(crate::stats::Kind::Delivery)
                 .value_at_quantile(0.99) as f64
                 / 1e6;
-            summary.push((head, per, p99));
+            summary.push((head, acked as f64 / w.secs, per, p99));
         }
     }
-    println!("=== summary: log events, server CPU µs per message, delivery p99 ms");
-    for (head, per, p99) in summary {
-        println!("{head:>12} {per:>8.1} {p99:>8.2}");
+    println!("=== summary: log events, acked/s, server CPU µs per message, delivery p99 ms");
+    for (head, acked, per, p99) in summary {
+        println!("{head:>12} {acked:>9.0} {per:>8.1} {p99:>8.2}");
     }
     Ok(())
 }

@@ -161,3 +161,37 @@ fn slow_readers_are_reported_and_the_others_keep_reading() {
         "{out}"
     );
 }
+
+#[test]
+fn history_fills_the_log_and_measures_at_each_size_closed_or_open_loop() {
+    let s = server();
+    for (pace, label) in [
+        ("--rate 0 --window 4", "closed-loop window 4 per sender"),
+        ("--rate 100", "open-loop 100 msg/s"),
+    ] {
+        let out = bench(
+            &s,
+            &format!(
+                "history --users 10 --room-size 5 --rooms 4 --history 300,600 --duration 1 \
+                 --settle 0 --drain 10 {pace}"
+            ),
+        );
+        assert_eq!(out.matches(label).count(), 2, "{out}");
+        assert_eq!(out.matches("lost 0").count(), 2, "{out}");
+        // One summary row a size: the log's position (at least the size asked for), acked/s,
+        // CPU per message and delivery p99.
+        let rows: Vec<Vec<f64>> = out
+            .split("=== summary: log events, acked/s, server CPU µs per message, delivery p99 ms")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no summary in:\n{out}"))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().map(|n| n.parse().unwrap()).collect())
+            .collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        for (row, size) in rows.iter().zip([300.0, 600.0]) {
+            assert_eq!(row.len(), 4, "{out}");
+            assert!(row[0] >= size && row[1] > 0.0, "{out}");
+        }
+    }
+}
