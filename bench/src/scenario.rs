@@ -81,14 +81,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let specs = plan(&args, &prefix, &accounts, &rooms);
     let senders = specs.iter().filter(|s| s.send.is_some()).count();
-    let pace = specs.iter().find_map(|s| s.send.as_ref().map(|s| s.pace));
     println!(
         "load: {} sockets, {senders} senders, {}, {:.0} s",
         specs.len(),
-        match pace {
-            Some(Pace::Window(w)) => format!("closed-loop window {w} per sender"),
-            _ => format!("open-loop {} msg/s in total", rate(&args)),
-        },
+        pace(&args),
         args.duration
     );
     let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
@@ -175,10 +171,7 @@ async fn history(
         println!(
             "=== log at {head} events (filled for {:.0} s); {} for {:.0} s",
             filled.elapsed().as_secs_f64(),
-            match rate(&measure) {
-                r if r > 0.0 => format!("open-loop {r:.0} msg/s"),
-                _ => format!("closed-loop window {} per sender", args.window.max(1)),
-            },
+            pace(&measure),
             args.duration
         );
         let c = runner::connect(
@@ -218,6 +211,14 @@ async fn history(
         println!("{head:>12} {acked:>9.0} {per:>8.1} {p99:>8.2}");
     }
     Ok(())
+}
+
+/// How [`plan`] paces the senders, as the reports print it.
+fn pace(args: &Args) -> String {
+    match rate(args) {
+        r if r > 0.0 => format!("open-loop {r} msg/s in total"),
+        _ => format!("closed-loop window {} per sender", args.window.max(1)),
+    }
 }
 
 fn rate(args: &Args) -> f64 {

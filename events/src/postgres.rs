@@ -670,11 +670,9 @@ mod tests {
             "force_generic_plan"
         );
         assert_eq!(show(writer.clone(), "enable_seqscan").await, "off");
-        assert_eq!(
-            show(pool(&url, 1).unwrap(), "plan_cache_mode").await,
-            "auto"
-        );
-        assert_eq!(show(pool(&url, 1).unwrap(), "enable_seqscan").await, "on");
+        let other = pool(&url, 1).unwrap();
+        assert_eq!(show(other.clone(), "plan_cache_mode").await, "auto");
+        assert_eq!(show(other, "enable_seqscan").await, "on");
 
         // The plan each statement keeps is made on the first run, here on an empty log, and
         // must still be right once the log holds millions of events: an index, never a scan of
