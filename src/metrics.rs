@@ -288,6 +288,10 @@ impl events::Store for Metered {
     fn head(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.head()
     }
+
+    fn others_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.others_head()
+    }
 }
 
 #[cfg(test)]

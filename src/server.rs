@@ -148,10 +148,14 @@ pub async fn serve(
 }
 
 /// Follows the log from its current end and tells running rooms about their streams' new
-/// events, so that messages written by other processes reach this process's sockets.
+/// events, so that messages written by other processes reach this process's sockets. It reads
+/// the log when another process has written (and on the subscription's poll): reading it after
+/// each of this process's own appends, whose rooms know them already, made it the database's
+/// busiest reader.
 async fn follow_log(store: Arc<dyn Store>, rooms: actors::Rooms) {
     let from = *store.head().borrow();
-    let mut sub = Subscription::new(store, from, 1000);
+    let others = store.others_head();
+    let mut sub = Subscription::waking_on(store, from, 1000, others);
     loop {
         match sub.next().await {
             Ok(batch) => {

@@ -53,6 +53,8 @@ pub struct PostgresStore {
     pool: Pool,
     writer: std::sync::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
     head: watch::Sender<u64>,
+    /// The newest position other processes' notifications announced.
+    others: watch::Sender<u64>,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -181,6 +183,10 @@ impl PostgresStore {
             .map_err(unavailable)?
             .get(0);
         let (head, _) = watch::channel(head_now as u64);
+        let (others, _) = watch::channel(head_now as u64);
+        // Names this store's appends in their notifications, so that its listener can tell
+        // them from other processes'.
+        let writer_id = Uuid::new_v4().simple().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         // The writer and its connections run on a thread of their own (as the embedded log's
         // writer does), so an append's round trips never wait behind the server's other tasks:
@@ -194,13 +200,24 @@ impl PostgresStore {
             .map_err(unavailable)?;
         std::thread::Builder::new()
             .name("pg-log-writer".into())
-            .spawn(move || runtime.block_on(writer_loop(writer_pool, rx, writer_head)))
+            .spawn({
+                let writer_id = writer_id.clone();
+                move || runtime.block_on(writer_loop(writer_pool, rx, writer_head, writer_id))
+            })
             .map_err(unavailable)?;
-        let listener = notifications.then(|| tokio::spawn(listen(url.to_owned(), head.clone())));
+        let listener = notifications.then(|| {
+            tokio::spawn(listen(
+                url.to_owned(),
+                head.clone(),
+                others.clone(),
+                writer_id,
+            ))
+        });
         Ok(Self {
             pool,
             writer: std::sync::Mutex::new(Some(tx)),
             head,
+            others,
             listener,
         })
     }
@@ -233,8 +250,10 @@ fn bump(head: &watch::Sender<u64>, position: u64) {
     });
 }
 
-/// Follows NOTIFY on its own connection, reconnecting forever.
-async fn listen(url: String, head: watch::Sender<u64>) {
+/// Follows NOTIFY on its own connection, reconnecting forever. A notification's payload is
+/// the log's newest position and the id of the writer that sent it; one from another writer
+/// (or without an id) also moves `others`.
+async fn listen(url: String, head: watch::Sender<u64>, others: watch::Sender<u64>, own: String) {
     use futures::StreamExt;
     loop {
         let connected = async {
@@ -260,8 +279,12 @@ async fn listen(url: String, head: watch::Sender<u64>) {
                 .map_err(unavailable)?;
             // What was committed before we listened is found by the subscriptions' poll.
             while let Some(payload) = rx.recv().await {
-                if let Ok(p) = payload.parse::<u64>() {
+                let (position, writer) = payload.split_once(' ').unwrap_or((&payload, ""));
+                if let Ok(p) = position.parse::<u64>() {
                     bump(&head, p);
+                    if writer != own {
+                        bump(&others, p);
+                    }
                 }
             }
             driver.abort();
@@ -279,6 +302,7 @@ async fn writer_loop(
     pool: Pool,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
     head: watch::Sender<u64>,
+    writer_id: String,
 ) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -288,7 +312,7 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = match write_group(&pool, &group).await {
+        let results = match write_group(&pool, &group, &writer_id).await {
             Ok(r) => r,
             Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -326,9 +350,10 @@ const INSERT: &str = "insert into event (stream_id, version, event_id, event_typ
      order by n
      returning position, event_id";
 
-/// The listeners' wake-up, with the log's newest position: under the append lock that is the
-/// group's last event, so it needs no answer from the insert and goes out with it.
-const NOTIFY: &str = "select pg_notify($1, (select max(position) from event)::text)";
+/// The listeners' wake-up, with the log's newest position and the writer's id: under the
+/// append lock that position is the group's last event, so it needs no answer from the insert
+/// and goes out with it.
+const NOTIFY: &str = "select pg_notify($1, (select max(position) from event)::text || ' ' || $2)";
 
 /// Writes a group in one transaction, in two round trips whatever its size. Its statements
 /// are pipelined: the first trip carries the begin, the advisory lock, one query for the heads
@@ -342,9 +367,10 @@ const NOTIFY: &str = "select pg_notify($1, (select max(position) from event)::te
 async fn write_group(
     pool: &Pool,
     group: &[WriteRequest],
+    writer_id: &str,
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     let client = pool.get().await.map_err(unavailable)?;
-    let result = write_group_on(&client, group).await;
+    let result = write_group_on(&client, group, writer_id).await;
     if result.is_err() {
         // The transaction may still be open (aborted, or cut short before its commit): end it
         // before the connection goes back to the pool, or drop the connection.
@@ -358,6 +384,7 @@ async fn write_group(
 async fn write_group_on(
     client: &deadpool_postgres::Client,
     group: &[WriteRequest],
+    writer_id: &str,
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     // Every statement comes from the connection's statement cache: a statement given as text
     // is parsed again each time, one more round trip per statement while holding the lock.
@@ -509,7 +536,7 @@ async fn write_group_on(
             },
             async {
                 client
-                    .execute(&notify, &[&CHANNEL])
+                    .execute(&notify, &[&CHANNEL, &writer_id])
                     .await
                     .map_err(unavailable)
             },
@@ -543,6 +570,22 @@ async fn write_group_on(
 
 const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
                        recorded_at, payload, hash";
+
+/// A stream's events from a version on. The readers' statements, like the writer's, come from
+/// each connection's statement cache: sent as text, each read was parsed and planned again, a
+/// round trip more, and the planning alone took 0.9 s of the database's time in a 10 s run at
+/// 5,000 msg/s (17,000 reads by the projection workers and the log follower).
+static STREAM_FROM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "select {COLUMNS} from event where stream_id = $1 and version >= $2 \
+         order by version limit $3"
+    )
+});
+
+/// The log after a position.
+static LOG_AFTER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("select {COLUMNS} from event where position > $1 order by position limit $2")
+});
 
 fn to_recorded(row: &tokio_postgres::Row) -> Result<Recorded, Error> {
     let hash: Vec<u8> = row.get(8);
@@ -599,12 +642,13 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Recorded>, Error> {
         let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client
+            .prepare_cached(&STREAM_FROM)
+            .await
+            .map_err(unavailable)?;
         let rows = client
             .query(
-                &format!(
-                    "select {COLUMNS} from event where stream_id = $1 and version >= $2 \
-                     order by version limit $3"
-                ),
+                &statement,
                 &[
                     &stream,
                     &(from_version as i64),
@@ -618,11 +662,13 @@ impl Store for PostgresStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
         let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client
+            .prepare_cached(&LOG_AFTER)
+            .await
+            .map_err(unavailable)?;
         let rows = client
             .query(
-                &format!(
-                    "select {COLUMNS} from event where position > $1 order by position limit $2"
-                ),
+                &statement,
                 &[&(after as i64), &(limit.min(i64::MAX as usize) as i64)],
             )
             .await
@@ -632,11 +678,12 @@ impl Store for PostgresStore {
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
         let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client
+            .prepare_cached("select max(version) from event where stream_id = $1")
+            .await
+            .map_err(unavailable)?;
         let row = client
-            .query_one(
-                "select max(version) from event where stream_id = $1",
-                &[&stream],
-            )
+            .query_one(&statement, &[&stream])
             .await
             .map_err(unavailable)?;
         Ok(row.get::<_, Option<i64>>(0).map(|v| v as u64))
@@ -644,6 +691,10 @@ impl Store for PostgresStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    fn others_head(&self) -> watch::Receiver<u64> {
+        self.others.subscribe()
     }
 }
 
@@ -686,7 +737,7 @@ mod tests {
                 BY_IDS.as_str(),
                 "'{00000000-0000-0000-0000-000000000000}'",
             ),
-            ("notify", "text", NOTIFY, "'nobody_listens'"),
+            ("notify", "text, text", NOTIFY, "'nobody_listens', 'w'"),
         ];
         for (name, ty, sql, arg) in statements {
             client

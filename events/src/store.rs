@@ -88,4 +88,12 @@ pub trait Store: Send + Sync + 'static {
     /// A watch of the newest position known to be readable. Subscriptions wait on it, and
     /// also poll, so a missed wake-up delays and never loses.
     fn head(&self) -> watch::Receiver<u64>;
+
+    /// A watch that moves when other processes sharing the log append, for a follower that
+    /// needs only their events: with it, it reads the log when they write (and on its poll),
+    /// not after every append of its own. A store that cannot tell the writers apart gives
+    /// [`head`](Self::head).
+    fn others_head(&self) -> watch::Receiver<u64> {
+        self.head()
+    }
 }

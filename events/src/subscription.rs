@@ -23,6 +23,17 @@ impl Subscription {
     /// Starts after `after` (0: from the beginning), reading up to `batch` events at a time.
     pub fn new(store: Arc<dyn Store>, after: u64, batch: usize) -> Self {
         let head = store.head();
+        Self::waking_on(store, after, batch, head)
+    }
+
+    /// As [`new`](Self::new), waking when `wake` moves (and on the poll) instead of on every
+    /// move of the store's head; it still reads every event.
+    pub fn waking_on(
+        store: Arc<dyn Store>,
+        after: u64,
+        batch: usize,
+        head: watch::Receiver<u64>,
+    ) -> Self {
         Self {
             store,
             after,

@@ -99,6 +99,48 @@ async fn subscriptions_do_not_depend_on_notifications() {
     assert_eq!(got.len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_head_moves_with_other_processes_appends_only() {
+    let Some(url) = fresh_url().await else { return };
+    let this = PostgresStore::connect(&url).await.unwrap();
+    let other = PostgresStore::connect(&url).await.unwrap();
+    let mut others = this.others_head();
+    let mine = this
+        .append("room-a", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+    // This store's own notification reaches its listener in far less than a second; it must
+    // not move the watch.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(*this.head().borrow(), mine[0].position);
+    assert_eq!(
+        *others.borrow_and_update(),
+        0,
+        "moved by this store's own append"
+    );
+    let theirs = other
+        .append("room-b", Expected::NoStream, vec![joined(2)])
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(10),
+        others.wait_for(|p| *p >= theirs[0].position),
+    )
+    .await
+    .expect("the other store's notification arrives")
+    .map(|p| *p)
+    .unwrap();
+    assert_eq!(seen, theirs[0].position);
+    // A follower waking on it still reads every event, its own process's too.
+    let this: Arc<dyn Store> = Arc::new(this);
+    let mut sub = Subscription::waking_on(this.clone(), 0, 100, this.others_head());
+    let got = sub.next().await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [mine[0].position, theirs[0].position]
+    );
+}
+
 #[tokio::test]
 async fn the_database_refuses_update_delete_and_truncate() {
     let Some(url) = fresh_url().await else { return };
