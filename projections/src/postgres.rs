@@ -26,6 +26,13 @@ pub(crate) fn pg(e: impl std::fmt::Display) -> Error {
     Error::Task(format!("postgres: {e}"))
 }
 
+/// Runs a statement prepared once per connection (its statement cache): sent as text, each
+/// was parsed and planned again every time, a round trip more.
+async fn run(c: &impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    c.execute(&statement, params).await.map_err(pg)
+}
+
 /// The checkpoint of `projection`.
 ///
 /// # Errors
@@ -41,20 +48,21 @@ pub async fn checkpoint(c: &impl GenericClient, projection: Projection) -> Resul
 /// When the database cannot be read.
 pub async fn checkpoint_of(c: &impl GenericClient, name: &str, lock: bool) -> Result<u64, Error> {
     if lock {
-        c.execute(
+        run(
+            c,
             "insert into projection_checkpoint (projection, position) values ($1, 0)
              on conflict (projection) do nothing",
             &[&name],
         )
-        .await
-        .map_err(pg)?;
+        .await?;
     }
     let sql = if lock {
         "select position from projection_checkpoint where projection = $1 for update"
     } else {
         "select position from projection_checkpoint where projection = $1"
     };
-    let row = c.query_opt(sql, &[&name]).await.map_err(pg)?;
+    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    let row = c.query_opt(&statement, &[&name]).await.map_err(pg)?;
     Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
 }
 
@@ -70,19 +78,36 @@ pub async fn apply_batch(
     target: Target,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    let mut client = pool.get().await.map_err(pg)?;
-    let tx = client.transaction().await.map_err(pg)?;
-    if target == Target::Shadow {
-        // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with its
-        // checkpoint (same transaction) and the rebuild resumes before it. Nothing reads the
-        // shadow before the switch, whose commit does wait, flushing every batch before it.
-        tx.batch_execute("set local synchronous_commit = off")
-            .await
-            .map_err(pg)?;
+    Ok(apply_batch_together(pool, &[projection], target, batch).await?[0])
+}
+
+/// [`apply_batch`] for several projections in one transaction, each event decoded once; their
+/// checkpoints, in the order of `projections`.
+///
+/// The transaction takes two round trips whatever the batch and the number of projections:
+/// the first carries the begin and the locking of the checkpoints, the second every insert
+/// and update, the checkpoints' update and the commit. A statement that fails aborts the
+/// transaction, and the commit sent behind it then rolls it back: nothing of the batch is
+/// applied.
+///
+/// # Errors
+/// Database errors or an undecodable event; nothing of the batch is applied then.
+pub async fn apply_batch_together(
+    pool: &Pool,
+    projections: &[Projection],
+    target: Target,
+    batch: &[Recorded],
+) -> Result<Vec<u64>, Error> {
+    let client = pool.get().await.map_err(pg)?;
+    let applied = apply_on(&client, projections, target, batch, true).await;
+    if applied.is_err() {
+        // The transaction may still be open (cut short before its commit): end it before the
+        // connection goes back to the pool, or drop the connection.
+        if client.batch_execute("rollback").await.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        }
     }
-    let at = apply_in(&tx, projection, target, batch).await?;
-    tx.commit().await.map_err(pg)?;
-    Ok(at)
+    applied
 }
 
 /// Applies a batch inside a transaction the caller holds, moving the target's checkpoint
@@ -96,215 +121,319 @@ pub async fn apply_in(
     target: Target,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    let name = target.checkpoint(projection);
-    let mut at = checkpoint_of(tx, &name, true).await?;
+    Ok(apply_on(tx, &[projection], target, batch, false).await?[0])
+}
+
+/// Creates the checkpoints that do not exist yet, at 0.
+const CREATE_CHECKPOINTS: &str = "insert into projection_checkpoint (projection, position)
+     select unnest($1::text[]), 0
+     on conflict (projection) do nothing";
+
+/// Locks the checkpoints' rows, always in the same order (so that two transactions locking
+/// several cannot each wait for the other), and reads them.
+const LOCK_CHECKPOINTS: &str = "select projection, position from projection_checkpoint
+     where projection = any($1) order by projection for update";
+
+/// Moves the checkpoints.
+const MOVE_CHECKPOINTS: &str = "update projection_checkpoint as c set position = m.position
+     from unnest($1::text[], $2::int8[]) as m(projection, position)
+     where c.projection = m.projection";
+
+/// A query parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// Applies a batch to `projections` (each skipping the events at or below its own checkpoint,
+/// so projections at different positions each apply every event once); with `own`, inside a
+/// transaction of its own, begun in the first round trip and committed in the second.
+///
+/// Every statement is prepared (from the connection's statement cache) before any of a round
+/// trip is sent: statements polled together go out in the order given, while one still to
+/// be prepared would wait for its preparation and go out after the others, the commit first.
+async fn apply_on(
+    c: &impl GenericClient,
+    projections: &[Projection],
+    target: Target,
+    batch: &[Recorded],
+    own: bool,
+) -> Result<Vec<u64>, Error> {
+    let names: Vec<String> = projections.iter().map(|p| target.checkpoint(*p)).collect();
+    let mut opening = Vec::new();
+    if own {
+        opening.push(c.prepare_cached("begin").await.map_err(pg)?);
+        if target == Target::Shadow {
+            // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with
+            // its checkpoint (same transaction) and the rebuild resumes before it. Nothing
+            // reads the shadow before the switch, whose commit does wait, flushing every batch
+            // before it.
+            opening.push(
+                c.prepare_cached("set local synchronous_commit = off")
+                    .await
+                    .map_err(pg)?,
+            );
+        }
+    }
+    let create = c.prepare_cached(CREATE_CHECKPOINTS).await.map_err(pg)?;
+    let lock = c.prepare_cached(LOCK_CHECKPOINTS).await.map_err(pg)?;
+    let (_, _, rows) = futures::try_join!(
+        futures::future::try_join_all(opening.iter().map(|s| c.execute(s, &[]))),
+        async { c.execute(&create, &[&names]).await },
+        async { c.query(&lock, &[&names]).await },
+    )
+    .map_err(pg)?;
+    let stored: std::collections::HashMap<String, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut at: Vec<u64> = names
+        .iter()
+        .map(|n| stored.get(n).map_or(0, |p| *p as u64))
+        .collect();
+
     let mut changes = Vec::new();
     for rec in batch {
-        if rec.position <= at {
+        if at.iter().all(|a| rec.position <= *a) {
             continue;
         }
         let event: Event = rec.decode().map_err(|e| Error::Decode {
             position: rec.position,
             reason: e.to_string(),
         })?;
-        changes.extend(projection.changes(rec, &event));
-        at = rec.position;
+        for (projection, at) in projections.iter().zip(at.iter_mut()) {
+            if rec.position <= *at {
+                continue;
+            }
+            changes.extend(projection.changes(rec, &event));
+            *at = rec.position;
+        }
     }
-    apply_plan(tx, &Plan::new(changes), target).await?;
-    tx.execute(
-        "update projection_checkpoint set position = $2 where projection = $1",
-        &[&name, &(at as i64)],
+    // The projections write disjoint tables, so applying them event by event gives the rows
+    // that applying them one after the other would.
+    let plan = Plan::new(changes);
+    let columns = Columns::of(&plan);
+    let positions: Vec<i64> = at.iter().map(|a| *a as i64).collect();
+    let mut statements = columns.statements(target);
+    statements.push((MOVE_CHECKPOINTS.to_owned(), vec![&names, &positions]));
+    if own {
+        statements.push(("commit".to_owned(), Vec::new()));
+    }
+    let mut prepared = Vec::with_capacity(statements.len());
+    for (sql, params) in &statements {
+        prepared.push((c.prepare_cached(sql).await.map_err(pg)?, params));
+    }
+    futures::future::try_join_all(
+        prepared
+            .iter()
+            .map(|(statement, params)| c.execute(statement, params.as_slice())),
     )
     .await
     .map_err(pg)?;
     Ok(at)
 }
 
-/// Applies a plan with at most one statement per table and one for the room updates, each
-/// taking its rows as arrays (`unnest`), so a batch costs the same few round trips whatever
-/// its size.
-async fn apply_plan(tx: &impl GenericClient, plan: &Plan, target: Target) -> Result<(), Error> {
-    let mut users = Users::default();
-    let mut rooms = Rooms::default();
-    let mut members = Members::default();
-    let mut records = Records::default();
-    for change in &plan.inserts {
-        match change {
-            Change::InsertUser {
-                id,
-                name,
-                password_hash,
-                created_at,
-            } => {
-                users.id.push(id);
-                users.name.push(name);
-                users.name_lower.push(name.to_lowercase());
-                users.password_hash.push(password_hash);
-                users.created_at.push(*created_at);
+/// A plan's rows as columns, one array per column, for statements that take them with
+/// `unnest`: at most one statement per table and one for the room updates, so a batch costs
+/// the same few statements whatever its size.
+#[derive(Default)]
+struct Columns<'a> {
+    users: Users<'a>,
+    rooms: Rooms<'a>,
+    members: Members<'a>,
+    records: Records<'a>,
+    updates: Updates<'a>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        let mut c = Columns::default();
+        for change in &plan.inserts {
+            match change {
+                Change::InsertUser {
+                    id,
+                    name,
+                    password_hash,
+                    created_at,
+                } => {
+                    c.users.id.push(id);
+                    c.users.name.push(name);
+                    c.users.name_lower.push(name.to_lowercase());
+                    c.users.password_hash.push(password_hash);
+                    c.users.created_at.push(*created_at);
+                }
+                Change::InsertRoom {
+                    id,
+                    name,
+                    description,
+                    owner,
+                    avatar_image,
+                    room_hash_id,
+                    time,
+                } => {
+                    c.rooms.id.push(id);
+                    c.rooms.name.push(name);
+                    c.rooms.description.push(description);
+                    c.rooms.owner.push(owner);
+                    c.rooms.avatar_image.push(avatar_image);
+                    c.rooms.room_hash_id.push(room_hash_id);
+                    c.rooms.time.push(*time);
+                }
+                Change::InsertMember {
+                    room_id,
+                    user_id,
+                    joined_at,
+                } => {
+                    c.members.room_id.push(room_id);
+                    c.members.user_id.push(user_id);
+                    c.members.joined_at.push(*joined_at);
+                }
+                Change::InsertRecord {
+                    room_id,
+                    seq,
+                    message_id,
+                    user_id,
+                    message,
+                    search_text,
+                    time,
+                    event_id,
+                    position,
+                } => {
+                    c.records.room_id.push(room_id);
+                    c.records.seq.push(*seq as i64);
+                    c.records.message_id.push(message_id);
+                    c.records.user_id.push(user_id);
+                    c.records.message.push(message);
+                    c.records.time.push(*time);
+                    c.records.event_id.push(event_id.as_slice());
+                    c.records.position.push(*position as i64);
+                    c.records.search_text.push(search_text);
+                }
+                // Plan::new keeps the room updates out of the inserts.
+                Change::CountMember { .. } | Change::TouchRoom { .. } => {}
             }
-            Change::InsertRoom {
-                id,
-                name,
-                description,
-                owner,
-                avatar_image,
-                room_hash_id,
-                time,
-            } => {
-                rooms.id.push(id);
-                rooms.name.push(name);
-                rooms.description.push(description);
-                rooms.owner.push(owner);
-                rooms.avatar_image.push(avatar_image);
-                rooms.room_hash_id.push(room_hash_id);
-                rooms.time.push(*time);
-            }
-            Change::InsertMember {
-                room_id,
-                user_id,
-                joined_at,
-            } => {
-                members.room_id.push(room_id);
-                members.user_id.push(user_id);
-                members.joined_at.push(*joined_at);
-            }
-            Change::InsertRecord {
-                room_id,
-                seq,
-                message_id,
-                user_id,
-                message,
-                search_text,
-                time,
-                event_id,
-                position,
-            } => {
-                records.room_id.push(room_id);
-                records.seq.push(*seq as i64);
-                records.message_id.push(message_id);
-                records.user_id.push(user_id);
-                records.message.push(message);
-                records.time.push(*time);
-                records.event_id.push(event_id.as_slice());
-                records.position.push(*position as i64);
-                records.search_text.push(search_text);
-            }
-            // Plan::new keeps the room updates out of the inserts.
-            Change::CountMember { .. } | Change::TouchRoom { .. } => {}
         }
-    }
-    if !users.id.is_empty() {
-        tx.execute(
-            &format!(
-                "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
-                 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                                      $5::int8[])",
-                target.table("user")
-            ),
-            &[
-                &users.id,
-                &users.name,
-                &users.name_lower,
-                &users.password_hash,
-                &users.created_at,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !rooms.id.is_empty() {
-        tx.execute(
-            &format!(
-                "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
-                                 create_time, update_time)
-                 select id, name, description, owner, avatar_image, room_hash_id, time, time
-                 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::int8[])
-                      as v(id, name, description, owner, avatar_image, room_hash_id, time)",
-                target.table("room")
-            ),
-            &[
-                &rooms.id,
-                &rooms.name,
-                &rooms.description,
-                &rooms.owner,
-                &rooms.avatar_image,
-                &rooms.room_hash_id,
-                &rooms.time,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !members.room_id.is_empty() {
-        tx.execute(
-            &format!(
-                // A member already in the table (a second join, possible only in a log
-                // written by a faulty writer) must not stop the projection.
-                "insert into {} (room_id, user_id, joined_at)
-                 select * from unnest($1::text[], $2::text[], $3::int8[])
-                 on conflict do nothing",
-                target.table("room_member")
-            ),
-            &[&members.room_id, &members.user_id, &members.joined_at],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !records.room_id.is_empty() {
-        tx.execute(
-            &format!(
-                "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                 event_id, position, search_text)
-                 select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
-                                      $5::text[], $6::int8[], $7::bytea[], $8::int8[],
-                                      $9::text[])",
-                target.table("room_record")
-            ),
-            &[
-                &records.room_id,
-                &records.seq,
-                &records.message_id,
-                &records.user_id,
-                &records.message,
-                &records.time,
-                &records.event_id,
-                &records.position,
-                &records.search_text,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !plan.rooms.is_empty() {
-        let mut id = Vec::with_capacity(plan.rooms.len());
-        let mut joins = Vec::with_capacity(plan.rooms.len());
-        let mut last_seq = Vec::with_capacity(plan.rooms.len());
-        let mut update_time = Vec::with_capacity(plan.rooms.len());
         for u in &plan.rooms {
-            id.push(u.room_id.as_str());
-            joins.push(u.members);
-            last_seq.push(u.last_seq);
-            update_time.push(u.update_time);
+            c.updates.id.push(u.room_id.as_str());
+            c.updates.joins.push(u.members);
+            c.updates.last_seq.push(u.last_seq);
+            c.updates.update_time.push(u.update_time);
         }
-        // One row per room (Plan::new), so each room is updated once; `greatest` ignores the
-        // null `last_seq` of a room without messages.
-        tx.execute(
-            &format!(
-                "update {} as r set member_count = r.member_count + u.members,
-                                    last_seq = greatest(r.last_seq, u.last_seq),
-                                    update_time = greatest(r.update_time, u.update_time)
-                 from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
-                      as u(id, members, last_seq, update_time)
-                 where r.id = u.id",
-                target.table("room")
-            ),
-            &[&id, &joins, &last_seq, &update_time],
-        )
-        .await
-        .map_err(pg)?;
+        c
     }
-    Ok(())
+
+    /// The statements that apply the plan, in order: the inserts, then the room updates.
+    fn statements(&self, target: Target) -> Vec<(String, Vec<Param<'_>>)> {
+        let mut out: Vec<(String, Vec<Param<'_>>)> = Vec::new();
+        let (users, rooms, members, records, updates) = (
+            &self.users,
+            &self.rooms,
+            &self.members,
+            &self.records,
+            &self.updates,
+        );
+        if !users.id.is_empty() {
+            out.push((
+                format!(
+                    "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
+                     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                          $5::int8[])",
+                    target.table("user")
+                ),
+                vec![
+                    &users.id,
+                    &users.name,
+                    &users.name_lower,
+                    &users.password_hash,
+                    &users.created_at,
+                ],
+            ));
+        }
+        if !rooms.id.is_empty() {
+            out.push((
+                format!(
+                    "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
+                                     create_time, update_time)
+                     select id, name, description, owner, avatar_image, room_hash_id, time, time
+                     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::int8[])
+                          as v(id, name, description, owner, avatar_image, room_hash_id, time)",
+                    target.table("room")
+                ),
+                vec![
+                    &rooms.id,
+                    &rooms.name,
+                    &rooms.description,
+                    &rooms.owner,
+                    &rooms.avatar_image,
+                    &rooms.room_hash_id,
+                    &rooms.time,
+                ],
+            ));
+        }
+        if !members.room_id.is_empty() {
+            out.push((
+                format!(
+                    // A member already in the table (a second join, possible only in a log
+                    // written by a faulty writer) must not stop the projection.
+                    "insert into {} (room_id, user_id, joined_at)
+                     select * from unnest($1::text[], $2::text[], $3::int8[])
+                     on conflict do nothing",
+                    target.table("room_member")
+                ),
+                vec![&members.room_id, &members.user_id, &members.joined_at],
+            ));
+        }
+        if !records.room_id.is_empty() {
+            out.push((
+                format!(
+                    "insert into {} (room_id, seq, message_id, user_id, message, time,
+                                     event_id, position, search_text)
+                     select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
+                                          $5::text[], $6::int8[], $7::bytea[], $8::int8[],
+                                          $9::text[])",
+                    target.table("room_record")
+                ),
+                vec![
+                    &records.room_id,
+                    &records.seq,
+                    &records.message_id,
+                    &records.user_id,
+                    &records.message,
+                    &records.time,
+                    &records.event_id,
+                    &records.position,
+                    &records.search_text,
+                ],
+            ));
+        }
+        if !updates.id.is_empty() {
+            // One row per room (Plan::new), so each room is updated once; `greatest` ignores
+            // the null `last_seq` of a room without messages.
+            out.push((
+                format!(
+                    "update {} as r set member_count = r.member_count + u.members,
+                                        last_seq = greatest(r.last_seq, u.last_seq),
+                                        update_time = greatest(r.update_time, u.update_time)
+                     from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+                          as u(id, members, last_seq, update_time)
+                     where r.id = u.id",
+                    target.table("room")
+                ),
+                vec![
+                    &updates.id,
+                    &updates.joins,
+                    &updates.last_seq,
+                    &updates.update_time,
+                ],
+            ));
+        }
+        out
+    }
+}
+
+/// The coalesced updates of `room` rows.
+#[derive(Default)]
+struct Updates<'a> {
+    id: Vec<&'a str>,
+    joins: Vec<i64>,
+    last_seq: Vec<Option<i64>>,
+    update_time: Vec<i64>,
 }
 
 /// The columns of new `user` rows.

@@ -4,7 +4,6 @@ use crate::postgres;
 use crate::projection::Projection;
 use crate::sqlite::{self, Error, ReadDb, RecordRow, RoomRow, UserRow};
 use deadpool_postgres::Pool;
-use events::Recorded;
 
 /// The read tables: in SQLite (embedded) or PostgreSQL.
 #[derive(Clone)]
@@ -166,27 +165,6 @@ impl Reads {
             Reads::Postgres(p) => {
                 let c = p.get().await.map_err(postgres::pg)?;
                 postgres::checkpoint(&c, projection).await
-            }
-        }
-    }
-
-    /// Applies a batch to a projection with its checkpoint, in one transaction.
-    ///
-    /// # Errors
-    /// When the batch cannot be applied; nothing of it is then.
-    pub async fn apply_batch(
-        &self,
-        projection: Projection,
-        batch: Vec<Recorded>,
-    ) -> Result<u64, Error> {
-        match self {
-            Reads::Sqlite(db) => {
-                let db = db.clone();
-                db.with_writer(move |c| sqlite::apply_batch(c, projection, &batch))
-                    .await
-            }
-            Reads::Postgres(p) => {
-                postgres::apply_batch(p, projection, crate::projection::Target::Live, &batch).await
             }
         }
     }

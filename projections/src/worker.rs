@@ -1,16 +1,19 @@
 //! Projection workers following the log, and the wait that lets a caller read its own writes.
 //!
-//! On SQLite (one process) a single task follows the log for every projection: it reads each
-//! batch once and applies it to all the read tables in one transaction, each projection
-//! keeping its own checkpoint.
+//! The projections follow the log together: one task reads each batch once and applies it to
+//! every projection it runs in one transaction, each projection keeping its own checkpoint.
+//! Four workers each reading the log, decoding every event and committing their own
+//! transaction (two of them only to move a checkpoint past messages they ignore) cost more
+//! than the work itself under a steady stream of small batches.
 //!
-//! With PostgreSQL several server processes share the read tables: each projection has a
-//! worker of its own, which runs in one process at a time, the one holding that projection's
-//! session advisory lock; the others stand by, watch the stored checkpoint (for their
-//! callers' read-your-writes waits), and try the lock again every 100 ms, so a standby takes
-//! over when the holder dies.
+//! On SQLite (one process) that task runs every projection. With PostgreSQL several server
+//! processes share the read tables: each projection is run by one process at a time, the one
+//! holding that projection's session advisory lock, and a process's task runs the
+//! projections whose locks it holds. For the others it stands by: it watches their stored
+//! checkpoints (for its callers' read-your-writes waits) and tries their locks again every
+//! 100 ms, so that a standby takes over when the holder dies.
 
-use crate::projection::{ALL, Projection};
+use crate::projection::{ALL, Projection, Target};
 use crate::read::Reads;
 use crate::sqlite::{self, Error, ReadDb};
 use events::{Store, Subscription};
@@ -63,19 +66,12 @@ impl Workers {
                 senders,
                 stop.subscribe(),
             ))],
-            Reads::Postgres(_) => ALL
-                .into_iter()
-                .zip(senders)
-                .map(|(projection, tx)| {
-                    tokio::spawn(run(
-                        store.clone(),
-                        reads.clone(),
-                        projection,
-                        tx,
-                        stop.subscribe(),
-                    ))
-                })
-                .collect(),
+            Reads::Postgres(pool) => vec![tokio::spawn(lead_together(
+                store.clone(),
+                pool.clone(),
+                senders,
+                stop.subscribe(),
+            ))],
         };
         Ok(Self {
             checkpoints,
@@ -129,49 +125,144 @@ fn lock_key(projection: Projection) -> i64 {
     0x6368_6174_7072_6f00 + ALL.iter().position(|p| *p == projection).unwrap_or(0) as i64
 }
 
-/// One projection's worker on PostgreSQL: leads while it holds the projection's lock, stands
-/// by otherwise.
-async fn run(
+/// How often a process tries the locks of the projections it does not run, and reads their
+/// stored checkpoints.
+const STANDBY: Duration = Duration::from_millis(100);
+
+/// Runs the projections whose locks this process holds (PostgreSQL), together; stands by for
+/// the others. `checkpoints` are in the order of [`ALL`].
+async fn lead_together(
     store: Arc<dyn Store>,
-    reads: Reads,
-    projection: Projection,
-    checkpoint: watch::Sender<u64>,
+    pool: deadpool_postgres::Pool,
+    checkpoints: Vec<watch::Sender<u64>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Reads::Postgres(pool) = &reads else {
-        return;
-    };
+    // The lock's connection of each projection this process runs, in the order of `ALL`.
+    let mut held: Vec<Option<deadpool_postgres::Object>> = ALL.iter().map(|_| None).collect();
+    // Reading the log for the projections run; none when that set changed.
+    let mut sub: Option<Subscription> = None;
+    let mut upkeep = tokio::time::Instant::now();
     loop {
-        // Leadership: a session lock on a connection held for as long as we work.
-        match try_lead(pool, projection).await {
-            Ok(Some(held)) => {
-                tracing::info!(
-                    projection = projection.name(),
-                    "this process runs the projection"
-                );
-                let lost =
-                    follow_while(&store, &reads, projection, &checkpoint, &mut stop, &held).await;
-                drop(held);
-                if !lost {
-                    return;
-                }
+        if tokio::time::Instant::now() >= upkeep {
+            if stand_by(&pool, &mut held, &checkpoints).await {
+                sub = None;
             }
-            Ok(None) | Err(_) => {
-                // Standby: keep the checkpoint fresh for read-your-writes, try again soon.
-                if let Ok(at) = reads.checkpoint(projection).await {
-                    checkpoint.send_if_modified(|c| {
-                        let moved = at > *c;
-                        *c = (*c).max(at);
-                        moved
-                    });
+            upkeep = tokio::time::Instant::now() + STANDBY;
+        }
+        let led: Vec<usize> = (0..ALL.len()).filter(|i| held[*i].is_some()).collect();
+        if led.is_empty() {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep_until(upkeep) => continue,
+            }
+        }
+        let projections: Vec<Projection> = led.iter().map(|i| ALL[*i]).collect();
+        if sub.is_none() {
+            // The stored checkpoints are the truth: another process may have moved them.
+            match lowest_checkpoint(&pool, &projections).await {
+                Ok(from) => sub = Some(Subscription::new(store.clone(), from, BATCH)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the checkpoints failed; retrying");
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    continue;
                 }
             }
         }
-        tokio::select! {
+        let Some(reading) = sub.as_mut() else {
+            continue;
+        };
+        let batch = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            // Waiting for the log, not reading it: a read cut short is read again.
+            _ = tokio::time::sleep_until(upkeep) => continue,
+            b = reading.next() => b,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log failed; retrying");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+        };
+        let small = batch.len() < SMALL;
+        let Some(applied) = retrying("all", &mut stop, || {
+            crate::postgres::apply_batch_together(&pool, &projections, Target::Live, &batch)
+        })
+        .await
+        else {
+            return;
+        };
+        for (i, at) in led.iter().zip(applied) {
+            checkpoints[*i].send_replace(at);
+        }
+        if !gather(small, &mut stop).await {
+            return;
         }
     }
+}
+
+/// The lowest stored checkpoint of `projections`.
+async fn lowest_checkpoint(
+    pool: &deadpool_postgres::Pool,
+    projections: &[Projection],
+) -> Result<u64, Error> {
+    let c = pool.get().await.map_err(crate::postgres::pg)?;
+    let mut lowest = u64::MAX;
+    for p in projections {
+        lowest = lowest.min(crate::postgres::checkpoint(&c, *p).await?);
+    }
+    Ok(lowest)
+}
+
+/// Lets go of the projections whose lock's connection was lost, tries the locks of those this
+/// process does not run, and reads the stored checkpoints of those it still does not;
+/// `true` when the set of projections it runs changed.
+async fn stand_by(
+    pool: &deadpool_postgres::Pool,
+    held: &mut [Option<deadpool_postgres::Object>],
+    checkpoints: &[watch::Sender<u64>],
+) -> bool {
+    let mut changed = false;
+    for (i, projection) in ALL.into_iter().enumerate() {
+        if held[i].as_ref().is_some_and(|c| c.is_closed()) {
+            tracing::warn!(
+                projection = projection.name(),
+                "lost the projection lock's connection"
+            );
+            held[i] = None;
+            changed = true;
+        }
+        if held[i].is_some() {
+            continue;
+        }
+        if let Ok(Some(won)) = try_lead(pool, projection).await {
+            tracing::info!(
+                projection = projection.name(),
+                "this process runs the projection"
+            );
+            held[i] = Some(won);
+            changed = true;
+            continue;
+        }
+        // Standby: keep the checkpoint fresh for read-your-writes.
+        if let Ok(c) = pool.get().await
+            && let Ok(at) = crate::postgres::checkpoint(&c, projection).await
+        {
+            checkpoints[i].send_if_modified(|c| {
+                let moved = at > *c;
+                *c = (*c).max(at);
+                moved
+            });
+        }
+    }
+    changed
 }
 
 /// Tries the projection's lock on a connection of its own; `Some(connection)` when won.
@@ -189,10 +280,7 @@ async fn try_lead(
 }
 
 /// Follows the log for every projection at once until stopped (SQLite): each batch is read
-/// from the log once and applied to all the tables in one transaction. Four workers each
-/// reading the log, decoding every event and committing their own transaction (two of them
-/// only to move a checkpoint past messages they ignore) cost more than the work itself under
-/// a steady stream of small batches.
+/// from the log once and applied to all the tables in one transaction.
 async fn follow_together(
     store: Arc<dyn Store>,
     db: ReadDb,
@@ -232,39 +320,6 @@ async fn gather(small: bool, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Follows the log while holding the lock; `true` when the lock's connection was lost.
-async fn follow_while(
-    store: &Arc<dyn Store>,
-    reads: &Reads,
-    projection: Projection,
-    checkpoint: &watch::Sender<u64>,
-    stop: &mut watch::Receiver<bool>,
-    held: &deadpool_postgres::Object,
-) -> bool {
-    // The stored checkpoint is the truth: another process may have moved it.
-    let from = match reads.checkpoint(projection).await {
-        Ok(at) => at,
-        Err(_) => return true,
-    };
-    let mut sub = Subscription::new(store.clone(), from, BATCH);
-    loop {
-        if held.is_closed() {
-            tracing::warn!(
-                projection = projection.name(),
-                "lost the projection lock's connection"
-            );
-            return true;
-        }
-        let Some(batch) = next_batch(&mut sub, projection.name(), stop).await else {
-            return false;
-        };
-        let small = batch.len() < SMALL;
-        if !apply(reads, projection, batch, checkpoint, stop).await || !gather(small, stop).await {
-            return false;
-        }
-    }
-}
-
 async fn next_batch(
     sub: &mut Subscription,
     projection: &str,
@@ -286,21 +341,6 @@ async fn next_batch(
             }
         }
     }
-}
-
-/// Applies one batch, retrying until it lands; `false` when told to stop first.
-async fn apply(
-    reads: &Reads,
-    projection: Projection,
-    batch: Vec<events::Recorded>,
-    checkpoint: &watch::Sender<u64>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    let applied = retrying(projection.name(), stop, || {
-        reads.apply_batch(projection, batch.clone())
-    })
-    .await;
-    applied.map(|at| checkpoint.send_replace(at)).is_some()
 }
 
 /// Runs `attempt` until it succeeds, a second apart; `None` when told to stop first.

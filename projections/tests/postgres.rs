@@ -375,6 +375,109 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
     }
 }
 
+#[tokio::test]
+async fn projections_applied_together_give_the_rows_of_change_by_change() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let (_, log) = seeded_store().await;
+    let head = log.last().unwrap().position;
+    let expected = reference(&log);
+    for size in [1, 64, log.len()] {
+        {
+            let c = pool.get().await.unwrap();
+            c.batch_execute(
+                "truncate \"user\", room, room_member, room_record, projection_checkpoint",
+            )
+            .await
+            .unwrap();
+        }
+        // The projections stand at different positions (one ahead, one behind by a batch
+        // read again): each applies every event once.
+        postgres::apply_batch(&pool, Projection::Room, Target::Live, &log[..log.len() / 3])
+            .await
+            .unwrap();
+        postgres::apply_batch(&pool, Projection::User, Target::Live, &log[..10])
+            .await
+            .unwrap();
+        for chunk in log.chunks(size) {
+            let at = postgres::apply_batch_together(&pool, &ALL, Target::Live, chunk)
+                .await
+                .unwrap();
+            let last = chunk.last().unwrap().position;
+            assert_eq!(at.len(), ALL.len());
+            assert!(at.iter().all(|a| *a >= last), "{at:?} after {last}");
+        }
+        assert_same(
+            &dump_pg(&pool).await,
+            &expected,
+            &format!("together, batches of {size}"),
+        );
+        assert_eq!(checkpoints(&pool).await, [head; 4]);
+    }
+}
+
+/// A log that counts the reads of the whole log that returned events.
+struct Counting {
+    inner: Arc<dyn Store>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for Counting {
+    async fn append(
+        &self,
+        s: &str,
+        e: Expected,
+        ev: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, events::Error> {
+        self.inner.append(s, e, ev).await
+    }
+    async fn read_stream(&self, s: &str, v: u64, l: usize) -> Result<Vec<Recorded>, events::Error> {
+        self.inner.read_stream(s, v, l).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, events::Error> {
+        let got = self.inner.read_all(after, limit).await?;
+        if !got.is_empty() {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(got)
+    }
+    async fn stream_version(&self, s: &str) -> Result<Option<u64>, events::Error> {
+        self.inner.stream_version(s).await
+    }
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_of_one_process_read_each_batch_of_the_log_once() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let (seeded, log) = seeded_store().await;
+    let counting = Arc::new(Counting {
+        inner: seeded,
+        reads: Default::default(),
+    });
+    let store: Arc<dyn Store> = counting.clone();
+    // The whole log (fewer events than a batch) is there before the workers start: each
+    // projection's worker reading it for itself read it four times.
+    let workers = Workers::start(store, Reads::Postgres(pool.clone()))
+        .await
+        .unwrap();
+    let head = log.last().unwrap().position;
+    assert!(workers.wait_for(head, Duration::from_secs(30)).await);
+    workers.shutdown().await;
+    assert_eq!(
+        counting.reads.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "reads of the log that returned events"
+    );
+    assert_same(&dump_pg(&pool).await, &reference(&log), "one reader");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
     let Some(pool) = fresh_pool().await else {
