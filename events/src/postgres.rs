@@ -304,6 +304,7 @@ async fn writer_loop(
     head: watch::Sender<u64>,
     writer_id: String,
 ) {
+    let mut known = Known::default();
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -312,7 +313,7 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = match write_group(&pool, &group, &writer_id).await {
+        let results = match write_group(&pool, &group, &writer_id, &mut known).await {
             Ok(r) => r,
             Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -355,91 +356,102 @@ const INSERT: &str = "insert into event (stream_id, version, event_id, event_typ
 /// and goes out with it.
 const NOTIFY: &str = "select pg_notify($1, (select max(position) from event)::text || ' ' || $2)";
 
-/// Writes a group in one transaction, in two round trips whatever its size. Its statements
-/// are pipelined: the first trip carries the begin, the advisory lock, one query for the heads
-/// of every stream in the group and one for event ids already stored; the second the insert
-/// of every accepted event, the notification and the commit. Under the lock nobody else
-/// appends, so checking expected versions against the heads read here is exact; a request
-/// that fails its check is answered and its events left out.
+/// The heads (version and hash of the last event) of the streams this process's writer last
+/// read or wrote. They may be stale: another process may have appended since.
+#[derive(Default)]
+struct Known {
+    heads: HashMap<String, (u64, [u8; 32])>,
+}
+
+/// Streams whose heads the writer keeps at most; past that it forgets them all and reads
+/// them again as they come.
+const KNOWN_MAX: usize = 100_000;
+
+impl Known {
+    fn learn(&mut self, stream: &str, head: (u64, [u8; 32])) {
+        if self.heads.len() >= KNOWN_MAX && !self.heads.contains_key(stream) {
+            self.heads.clear();
+        }
+        self.heads.insert(stream.to_owned(), head);
+    }
+
+    fn learn_results(&mut self, results: &[Result<Vec<Recorded>, Error>]) {
+        for recs in results.iter().flatten() {
+            if let Some(last) = recs.last() {
+                self.learn(&last.stream_id, (last.version, last.hash));
+            }
+        }
+    }
+}
+
+/// Writes a group. When the writer knows the head of every stream in the group and each
+/// request's expected version matches it, in one round trip: the begin, the advisory lock, the
+/// insert of every event, the notification and the commit. The known heads need no reading:
+/// the unique index on `(stream_id, version)` checks them, since a stale head (another
+/// process appended since) makes the insert collide with the event that process wrote, and
+/// so does an event id already stored. On such a collision the transaction rolls back (the
+/// commit behind the insert ends it) and the group is written as below, reading the heads and
+/// the ids. A new stream (`NoStream` expected) is checked the same way: its version 1 exists
+/// if the stream does.
+///
+/// Otherwise in two round trips whatever its size. The first carries the begin, the advisory
+/// lock, one query for the heads of every stream in the group and one for event ids already
+/// stored; the second the insert of every accepted event, the notification and the commit.
+/// Under the lock nobody else appends, so checking expected versions against the heads read
+/// here is exact; a request that fails its check is answered and its events left out.
 ///
 /// A failed statement aborts the transaction, and the commit pipelined behind it then rolls
 /// back: nothing of the group is stored, and every request in it is answered `Unavailable`.
+/// The known heads are then forgotten: a database that lost commits (restored, or failed over
+/// to a replica that was behind) comes back through errors, and must not be trusted to hold
+/// the heads this writer saw.
 async fn write_group(
     pool: &Pool,
     group: &[WriteRequest],
     writer_id: &str,
+    known: &mut Known,
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     let client = pool.get().await.map_err(unavailable)?;
-    let result = write_group_on(&client, group, writer_id).await;
-    if result.is_err() {
-        // The transaction may still be open (aborted, or cut short before its commit): end it
-        // before the connection goes back to the pool, or drop the connection.
-        if client.batch_execute("rollback").await.is_err() {
-            drop(deadpool_postgres::Object::take(client));
+    let mut result = write_known(&client, group, writer_id, known).await;
+    if let Ok(None) = result {
+        result = write_read(&client, group, writer_id, known).await.map(Some);
+    }
+    match result {
+        Ok(Some(results)) => {
+            known.learn_results(&results);
+            Ok(results)
+        }
+        Ok(None) => Err(Error::Unavailable("the group was not written".into())),
+        Err(e) => {
+            known.heads.clear();
+            // The transaction may still be open (aborted, or cut short before its commit):
+            // end it before the connection goes back to the pool, or drop the connection.
+            if client.batch_execute("rollback").await.is_err() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            Err(e)
         }
     }
-    result
 }
 
-async fn write_group_on(
-    client: &deadpool_postgres::Client,
+/// What became of each request of a group.
+enum Outcome {
+    /// Answered without writing.
+    Done(Result<Vec<Recorded>, Error>),
+    /// Its events are written.
+    Accepted(Vec<Recorded>),
+    /// Carries an event id that an earlier request of the group wrote.
+    SameAsEarlier(Uuid),
+}
+
+/// Decides each request of a group in order, as if appended one after another, against the
+/// streams' `heads` (moved by each accepted request) and the events `stored` under the
+/// group's ids.
+fn decide(
     group: &[WriteRequest],
-    writer_id: &str,
-) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
-    // Every statement comes from the connection's statement cache: a statement given as text
-    // is parsed again each time, one more round trip per statement while holding the lock.
-    // Statements polled together are pipelined: sent at once, answered in order.
-    let statement =
-        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
-    let begin = statement("begin").await?;
-    let lock = statement("select pg_advisory_xact_lock($1)").await?;
-    let heads_of = statement(HEADS_OF).await?;
-    let by_ids = statement(&BY_IDS).await?;
-    let commit = statement("commit").await?;
-
-    let mut streams: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
-    streams.sort_unstable();
-    streams.dedup();
-    let ids: Vec<Uuid> = group
-        .iter()
-        .flat_map(|r| r.events.iter().map(|e| e.event_id))
-        .collect();
-    let (_, _, head_rows, id_rows) = futures::try_join!(
-        async { client.execute(&begin, &[]).await.map_err(unavailable) },
-        async {
-            client
-                .execute(&lock, &[&APPEND_LOCK])
-                .await
-                .map_err(unavailable)
-        },
-        async {
-            client
-                .query(&heads_of, &[&streams])
-                .await
-                .map_err(unavailable)
-        },
-        async { client.query(&by_ids, &[&ids]).await.map_err(unavailable) },
-    )?;
-    let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
-    for row in head_rows {
-        let hash: Vec<u8> = row.get(2);
-        let hash = hash
-            .try_into()
-            .map_err(|_| Error::Corrupt("a stored hash has the wrong length".into()))?;
-        heads.insert(row.get(0), (row.get::<_, i64>(1) as u64, hash));
-    }
-    let mut stored: HashMap<Uuid, Recorded> = HashMap::new();
-    for row in id_rows {
-        let rec = to_recorded(&row)?;
-        stored.insert(rec.event_id, rec);
-    }
-
-    // Decide each request in order, as if appended one after another.
-    enum Outcome {
-        Done(Result<Vec<Recorded>, Error>),
-        Accepted(Vec<Recorded>),
-        SameAsEarlier(Uuid),
-    }
+    heads: &mut HashMap<String, (u64, [u8; 32])>,
+    stored: &HashMap<Uuid, Recorded>,
+) -> Vec<Outcome> {
     let mut accepted_ids: HashMap<Uuid, ()> = HashMap::new();
     let mut outcomes = Vec::with_capacity(group.len());
     for req in group {
@@ -482,71 +494,70 @@ async fn write_group_on(
         }
         outcomes.push(Outcome::Accepted(recs));
     }
+    outcomes
+}
 
-    // One insert for everything accepted, in order.
-    let rows: Vec<&Recorded> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Accepted(recs) => Some(recs.iter()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let mut positions: HashMap<Uuid, u64> = HashMap::new();
-    if rows.is_empty() {
-        client.execute(&commit, &[]).await.map_err(unavailable)?;
-    } else {
-        let stream_ids: Vec<&str> = rows.iter().map(|r| r.stream_id.as_str()).collect();
-        let versions: Vec<i64> = rows.iter().map(|r| r.version as i64).collect();
-        let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-        let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
-        let schemas: Vec<i16> = rows.iter().map(|r| r.schema_version as i16).collect();
-        let times: Vec<i64> = rows.iter().map(|r| r.recorded_at).collect();
-        let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
-        let hashes: Vec<&[u8]> = rows.iter().map(|r| r.hash.as_slice()).collect();
-        let insert = statement(INSERT).await?;
-        let notify = statement(NOTIFY).await?;
-        let (inserted, _, _) = futures::try_join!(
-            async {
-                client
-                    .query(
-                        &insert,
-                        &[
-                            &stream_ids,
-                            &versions,
-                            &event_ids,
-                            &types,
-                            &schemas,
-                            &times,
-                            &payloads,
-                            &hashes,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            // Impossible under the lock unless someone writes without it.
-                            Error::Unavailable(format!(
-                                "the log changed under the append lock: {e}"
-                            ))
-                        } else {
-                            unavailable(e)
-                        }
-                    })
-            },
-            async {
-                client
-                    .execute(&notify, &[&CHANNEL, &writer_id])
-                    .await
-                    .map_err(unavailable)
-            },
-            async { client.execute(&commit, &[]).await.map_err(unavailable) },
-        )?;
-        for row in inserted {
-            positions.insert(row.get(1), row.get::<_, i64>(0) as u64);
+/// A group's accepted events as the insert's columns, in order.
+struct Rows<'a> {
+    stream_ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schemas: Vec<i16>,
+    times: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+    hashes: Vec<&'a [u8]>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(outcomes: &'a [Outcome]) -> Self {
+        let rows: Vec<&Recorded> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Accepted(recs) => Some(recs.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        Rows {
+            stream_ids: rows.iter().map(|r| r.stream_id.as_str()).collect(),
+            versions: rows.iter().map(|r| r.version as i64).collect(),
+            event_ids: rows.iter().map(|r| r.event_id).collect(),
+            types: rows.iter().map(|r| r.event_type.as_str()).collect(),
+            schemas: rows.iter().map(|r| r.schema_version as i16).collect(),
+            times: rows.iter().map(|r| r.recorded_at).collect(),
+            payloads: rows.iter().map(|r| r.payload.as_slice()).collect(),
+            hashes: rows.iter().map(|r| r.hash.as_slice()).collect(),
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.event_ids.is_empty()
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+        [
+            &self.stream_ids,
+            &self.versions,
+            &self.event_ids,
+            &self.types,
+            &self.schemas,
+            &self.times,
+            &self.payloads,
+            &self.hashes,
+        ]
+    }
+}
+
+/// The answers to a group's requests, once its accepted events have their positions.
+fn answers(
+    outcomes: Vec<Outcome>,
+    inserted: Vec<tokio_postgres::Row>,
+) -> Vec<Result<Vec<Recorded>, Error>> {
+    let positions: HashMap<Uuid, u64> = inserted
+        .iter()
+        .map(|row| (row.get(1), row.get::<_, i64>(0) as u64))
+        .collect();
     let mut by_id: HashMap<Uuid, Recorded> = HashMap::new();
     let mut results = Vec::with_capacity(outcomes.len());
     for o in outcomes {
@@ -565,7 +576,160 @@ async fn write_group_on(
             },
         });
     }
-    Ok(results)
+    results
+}
+
+/// The group in one round trip on the known heads (see [`write_group`]); `None`, having
+/// written nothing, when a head is unknown, an expected version does not match the known
+/// one, or the insert collides.
+async fn write_known(
+    client: &deadpool_postgres::Client,
+    group: &[WriteRequest],
+    writer_id: &str,
+    known: &Known,
+) -> Result<Option<Vec<Result<Vec<Recorded>, Error>>>, Error> {
+    let mut heads = HashMap::new();
+    for req in group {
+        match known.heads.get(&req.stream) {
+            Some(head) => {
+                heads.insert(req.stream.clone(), *head);
+            }
+            // A stream to create: its version 1, if it exists, makes the insert collide.
+            None if req.expected == Expected::NoStream => {}
+            None => return Ok(None),
+        }
+    }
+    let outcomes = decide(group, &mut heads, &HashMap::new());
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Done(Err(Error::Conflict { .. }))))
+    {
+        // The known head may be stale: only the database can say it is a conflict.
+        return Ok(None);
+    }
+    let rows = Rows::of(&outcomes);
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // Every statement is prepared before any is sent (see `write_read`).
+    let statement =
+        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
+    let begin = statement("begin").await?;
+    let lock = statement("select pg_advisory_xact_lock($1)").await?;
+    let insert = statement(INSERT).await?;
+    let notify = statement(NOTIFY).await?;
+    let commit = statement("commit").await?;
+    let written = {
+        let params = rows.params();
+        let notice: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &writer_id];
+        futures::try_join!(
+            client.execute(&begin, &[]),
+            client.execute(&lock, &[&APPEND_LOCK]),
+            client.query(&insert, &params),
+            client.execute(&notify, &notice),
+            client.execute(&commit, &[]),
+        )
+    };
+    drop(rows);
+    match written {
+        Ok((_, _, inserted, _, _)) => Ok(Some(answers(outcomes, inserted))),
+        // The commit sent behind the insert rolled the transaction back.
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The group in two round trips, reading the heads and the ids (see [`write_group`]).
+async fn write_read(
+    client: &deadpool_postgres::Client,
+    group: &[WriteRequest],
+    writer_id: &str,
+    known: &mut Known,
+) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
+    // Every statement comes from the connection's statement cache: a statement given as text
+    // is parsed again each time, one more round trip per statement while holding the lock.
+    // Statements polled together are pipelined: sent at once, answered in order. So all are
+    // prepared before any is sent: one still to prepare would go out after those polled with
+    // it.
+    let statement =
+        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
+    let begin = statement("begin").await?;
+    let lock = statement("select pg_advisory_xact_lock($1)").await?;
+    let heads_of = statement(HEADS_OF).await?;
+    let by_ids = statement(&BY_IDS).await?;
+    let insert = statement(INSERT).await?;
+    let notify = statement(NOTIFY).await?;
+    let commit = statement("commit").await?;
+
+    let mut streams: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let ids: Vec<Uuid> = group
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
+    let (_, _, head_rows, id_rows) = futures::try_join!(
+        async { client.execute(&begin, &[]).await.map_err(unavailable) },
+        async {
+            client
+                .execute(&lock, &[&APPEND_LOCK])
+                .await
+                .map_err(unavailable)
+        },
+        async {
+            client
+                .query(&heads_of, &[&streams])
+                .await
+                .map_err(unavailable)
+        },
+        async { client.query(&by_ids, &[&ids]).await.map_err(unavailable) },
+    )?;
+    let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
+    for row in head_rows {
+        let hash: Vec<u8> = row.get(2);
+        let hash = hash
+            .try_into()
+            .map_err(|_| Error::Corrupt("a stored hash has the wrong length".into()))?;
+        let stream: String = row.get(0);
+        let head = (row.get::<_, i64>(1) as u64, hash);
+        known.learn(&stream, head);
+        heads.insert(stream, head);
+    }
+    let mut stored: HashMap<Uuid, Recorded> = HashMap::new();
+    for row in id_rows {
+        let rec = to_recorded(&row)?;
+        stored.insert(rec.event_id, rec);
+    }
+
+    let outcomes = decide(group, &mut heads, &stored);
+    // One insert for everything accepted, in order.
+    let rows = Rows::of(&outcomes);
+    if rows.is_empty() {
+        client.execute(&commit, &[]).await.map_err(unavailable)?;
+        drop(rows);
+        return Ok(answers(outcomes, Vec::new()));
+    }
+    let (inserted, _, _) = futures::try_join!(
+        async {
+            client.query(&insert, &rows.params()).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    // Impossible under the lock unless someone writes without it.
+                    Error::Unavailable(format!("the log changed under the append lock: {e}"))
+                } else {
+                    unavailable(e)
+                }
+            })
+        },
+        async {
+            client
+                .execute(&notify, &[&CHANNEL, &writer_id])
+                .await
+                .map_err(unavailable)
+        },
+        async { client.execute(&commit, &[]).await.map_err(unavailable) },
+    )?;
+    drop(rows);
+    Ok(answers(outcomes, inserted))
 }
 
 const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
@@ -701,6 +865,86 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(stream: &str, expected: Expected) -> WriteRequest {
+        let (reply, _) = oneshot::channel();
+        WriteRequest {
+            stream: stream.to_owned(),
+            expected,
+            events: vec![NewEvent::new(&crate::Event::MemberJoined(
+                crate::event::MemberJoined {
+                    room_id: "r".into(),
+                    user_id: "u".into(),
+                },
+            ))],
+            reply,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_on_known_heads_takes_one_round_trip_and_a_stale_head_writes_nothing() {
+        let Some(url) = scratch_database(&[MIGRATION]).await else {
+            return;
+        };
+        let pool = pool_with(&url, 1, Some(WRITER_OPTIONS)).unwrap();
+        let client = pool.get().await.unwrap();
+        let mut known = Known::default();
+        let reader = super::pool(&url, 1).unwrap();
+        let stored = || async {
+            let c = reader.get().await.unwrap();
+            c.query_one("select count(*) from event", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        };
+        // A new stream and then the head just written: one round trip each.
+        for (expected, version) in [(Expected::NoStream, 1), (Expected::Exact(1), 2)] {
+            let group = [request("room-x", expected)];
+            let written = write_known(&client, &group, "w", &known)
+                .await
+                .unwrap()
+                .expect("written on the known head");
+            let recs = written[0].as_ref().unwrap();
+            assert_eq!(recs[0].version, version);
+            assert!(recs[0].position > 0);
+            known.learn_results(&written);
+        }
+        // An unknown head, or an expected version the known head does not match (stale, or
+        // a real conflict): only the database can tell, so nothing is sent.
+        for group in [
+            [request("room-y", Expected::Exact(1))],
+            [request("room-x", Expected::Exact(5))],
+        ] {
+            assert!(
+                write_known(&client, &group, "w", &known)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert_eq!(stored().await, 2);
+        // A stale head (the stream has moved on): the insert collides, nothing is written,
+        // and the two-trip path on the same connection writes after the real head.
+        let stale = known.heads["room-x"];
+        let second = write_known(&client, &[request("room-x", Expected::Any)], "w", &known)
+            .await
+            .unwrap()
+            .unwrap();
+        known.learn_results(&second);
+        known.heads.insert("room-x".into(), stale);
+        let group = [request("room-x", Expected::Any)];
+        assert!(
+            write_known(&client, &group, "w", &known)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(stored().await, 3);
+        let written = write_read(&client, &group, "w", &mut known).await.unwrap();
+        assert_eq!(written[0].as_ref().unwrap()[0].version, 4);
+        assert_eq!(known.heads["room-x"].0, 3, "learnt from the database");
+        assert_eq!(stored().await, 4);
+    }
 
     #[tokio::test]
     async fn the_writer_plans_its_statements_once_and_every_plan_reads_through_an_index() {

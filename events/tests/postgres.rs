@@ -5,7 +5,7 @@
 //! Without it every test here prints that it was skipped and passes.
 
 use events::event::MemberJoined;
-use events::{Event, Expected, NewEvent, PostgresStore, Store, Subscription};
+use events::{Error, Event, Expected, NewEvent, PostgresStore, Store, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +139,75 @@ async fn the_others_head_moves_with_other_processes_appends_only() {
         got.iter().map(|e| e.position).collect::<Vec<_>>(),
         [mine[0].position, theirs[0].position]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_never_trusts_a_head_another_process_moved() {
+    // Each writer remembers the heads it wrote, and appends on them without reading them
+    // again; another process appending in between must be seen all the same.
+    let Some(url) = fresh_url().await else { return };
+    let e: Vec<NewEvent> = (0..9).map(joined).collect();
+    let ev = |n: usize| vec![e[n].clone()];
+    let a = PostgresStore::connect(&url).await.unwrap();
+    let b = PostgresStore::connect(&url).await.unwrap();
+    a.append("room-s", Expected::NoStream, ev(1)).await.unwrap();
+    // b never saw the stream: creating it again is a conflict, and writes nothing.
+    let again = b.append("room-s", Expected::NoStream, ev(2)).await;
+    assert!(
+        matches!(
+            again,
+            Err(Error::Conflict {
+                actual: Some(1),
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    b.append("room-s", Expected::Exact(1), ev(3)).await.unwrap();
+    // a remembers version 1; the stream is at 2.
+    let stale = a.append("room-s", Expected::Exact(1), ev(4)).await;
+    assert!(
+        matches!(
+            stale,
+            Err(Error::Conflict {
+                actual: Some(2),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    b.append("room-s", Expected::Any, ev(5)).await.unwrap();
+    // a learnt version 2 above; the stream is at 3.
+    let any = a
+        .append("room-s", Expected::Any, vec![e[6].clone(), e[7].clone()])
+        .await
+        .unwrap();
+    assert_eq!(any.iter().map(|e| e.version).collect::<Vec<_>>(), [4, 5]);
+    // A retry through the other writer finds the first write.
+    let retry = b.append("room-s", Expected::Any, ev(6)).await;
+    match retry {
+        Err(Error::Duplicate(first)) => assert_eq!(first.position, any[0].position),
+        other => panic!("{other:?}"),
+    }
+    let ok = a.append("room-s", Expected::Exact(5), ev(8)).await.unwrap();
+    assert_eq!(ok[0].version, 6);
+
+    let stream = a.read_stream("room-s", 1, 100).await.unwrap();
+    assert_eq!(
+        stream.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let mut previous = events::envelope::GENESIS;
+    for e in &stream {
+        assert_eq!(e.hash, e.expected_hash(&previous), "v{}", e.version);
+        previous = e.hash;
+    }
+    let ids: Vec<_> = stream.iter().map(|e| e.event_id).collect();
+    let expected: Vec<_> = [1, 3, 5, 6, 7, 8]
+        .into_iter()
+        .map(|n| e[n].event_id)
+        .collect();
+    assert_eq!(ids, expected);
 }
 
 #[tokio::test]
