@@ -1,9 +1,11 @@
 //! The log in PostgreSQL, shared by several server processes.
 //!
 //! - **Group commit.** Appends go to one writer task per process, which takes whatever is
-//!   waiting and writes it in one transaction with a fixed number of round trips (heads and
-//!   known ids read once, one insert for every accepted event), commits once
-//!   (`synchronous_commit` stays on) and then answers them all.
+//!   waiting and writes it in one transaction, commits once (`synchronous_commit` stays on)
+//!   and then answers them all: in one round trip when it knows the heads of the group's
+//!   streams (it remembers those it last read or wrote; the unique indexes catch a stale one),
+//!   otherwise in two (heads and known ids read once, then one insert for every accepted
+//!   event).
 //! - **No skipped events.** Every append transaction first takes a transaction-level advisory
 //!   lock, so appends from all processes commit one after another, each becoming visible before
 //!   the next takes a position. A reader by position therefore never sees position N while a
