@@ -414,25 +414,63 @@ async fn write_group(
     known: &mut Known,
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
     let client = pool.get().await.map_err(unavailable)?;
-    let mut result = write_known(&client, group, writer_id, known).await;
-    if let Ok(None) = result {
-        result = write_read(&client, group, writer_id, known).await.map(Some);
-    }
-    match result {
-        Ok(Some(results)) => {
+    let statements = Statements::prepare(&client).await?;
+    let written = match write_known(&client, &statements, group, writer_id, known).await {
+        Ok(None) => write_read(&client, &statements, group, writer_id, known).await,
+        Ok(Some(results)) => Ok(results),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(results) => {
             known.learn_results(&results);
             Ok(results)
         }
-        Ok(None) => Err(Error::Unavailable("the group was not written".into())),
         Err(e) => {
             known.heads.clear();
-            // The transaction may still be open (aborted, or cut short before its commit):
-            // end it before the connection goes back to the pool, or drop the connection.
-            if client.batch_execute("rollback").await.is_err() {
-                drop(deadpool_postgres::Object::take(client));
-            }
+            release_after_failure(client).await;
             Err(e)
         }
+    }
+}
+
+/// Returns a connection to its pool after a failed transaction. The transaction may still be
+/// open (aborted, or cut short before its commit): it is ended first, or the connection
+/// dropped when it cannot be.
+pub async fn release_after_failure(client: deadpool_postgres::Client) {
+    if client.batch_execute("rollback").await.is_err() {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+/// The writer's statements, from the connection's statement cache. Statements polled together
+/// are pipelined: sent at once, answered in order. So all are prepared before any is sent: one
+/// still to prepare would go out after those polled with it, the commit before the insert.
+/// (A statement given as text is parsed again each time, one more round trip per statement
+/// while holding the lock.)
+struct Statements {
+    begin: tokio_postgres::Statement,
+    lock: tokio_postgres::Statement,
+    heads_of: tokio_postgres::Statement,
+    by_ids: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+    notify: tokio_postgres::Statement,
+    commit: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &deadpool_postgres::Client) -> Result<Self, Error> {
+        let statement = |sql: &'static str| async move {
+            client.prepare_cached(sql).await.map_err(unavailable)
+        };
+        Ok(Self {
+            begin: statement("begin").await?,
+            lock: statement("select pg_advisory_xact_lock($1)").await?,
+            heads_of: statement(HEADS_OF).await?,
+            by_ids: statement(BY_IDS.as_str()).await?,
+            insert: statement(INSERT).await?,
+            notify: statement(NOTIFY).await?,
+            commit: statement("commit").await?,
+        })
     }
 }
 
@@ -586,6 +624,7 @@ fn answers(
 /// one, or the insert collides.
 async fn write_known(
     client: &deadpool_postgres::Client,
+    st: &Statements,
     group: &[WriteRequest],
     writer_id: &str,
     known: &Known,
@@ -613,23 +652,15 @@ async fn write_known(
     if rows.is_empty() {
         return Ok(None);
     }
-    // Every statement is prepared before any is sent (see `write_read`).
-    let statement =
-        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
-    let begin = statement("begin").await?;
-    let lock = statement("select pg_advisory_xact_lock($1)").await?;
-    let insert = statement(INSERT).await?;
-    let notify = statement(NOTIFY).await?;
-    let commit = statement("commit").await?;
     let written = {
         let params = rows.params();
         let notice: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CHANNEL, &writer_id];
         futures::try_join!(
-            client.execute(&begin, &[]),
-            client.execute(&lock, &[&APPEND_LOCK]),
-            client.query(&insert, &params),
-            client.execute(&notify, &notice),
-            client.execute(&commit, &[]),
+            client.execute(&st.begin, &[]),
+            client.execute(&st.lock, &[&APPEND_LOCK]),
+            client.query(&st.insert, &params),
+            client.execute(&st.notify, &notice),
+            client.execute(&st.commit, &[]),
         )
     };
     drop(rows);
@@ -644,25 +675,11 @@ async fn write_known(
 /// The group in two round trips, reading the heads and the ids (see [`write_group`]).
 async fn write_read(
     client: &deadpool_postgres::Client,
+    st: &Statements,
     group: &[WriteRequest],
     writer_id: &str,
     known: &mut Known,
 ) -> Result<Vec<Result<Vec<Recorded>, Error>>, Error> {
-    // Every statement comes from the connection's statement cache: a statement given as text
-    // is parsed again each time, one more round trip per statement while holding the lock.
-    // Statements polled together are pipelined: sent at once, answered in order. So all are
-    // prepared before any is sent: one still to prepare would go out after those polled with
-    // it.
-    let statement =
-        |sql: &'static str| async move { client.prepare_cached(sql).await.map_err(unavailable) };
-    let begin = statement("begin").await?;
-    let lock = statement("select pg_advisory_xact_lock($1)").await?;
-    let heads_of = statement(HEADS_OF).await?;
-    let by_ids = statement(&BY_IDS).await?;
-    let insert = statement(INSERT).await?;
-    let notify = statement(NOTIFY).await?;
-    let commit = statement("commit").await?;
-
     let mut streams: Vec<&str> = group.iter().map(|r| r.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
@@ -671,20 +688,20 @@ async fn write_read(
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
         .collect();
     let (_, _, head_rows, id_rows) = futures::try_join!(
-        async { client.execute(&begin, &[]).await.map_err(unavailable) },
+        async { client.execute(&st.begin, &[]).await.map_err(unavailable) },
         async {
             client
-                .execute(&lock, &[&APPEND_LOCK])
+                .execute(&st.lock, &[&APPEND_LOCK])
                 .await
                 .map_err(unavailable)
         },
         async {
             client
-                .query(&heads_of, &[&streams])
+                .query(&st.heads_of, &[&streams])
                 .await
                 .map_err(unavailable)
         },
-        async { client.query(&by_ids, &[&ids]).await.map_err(unavailable) },
+        async { client.query(&st.by_ids, &[&ids]).await.map_err(unavailable) },
     )?;
     let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     for row in head_rows {
@@ -707,13 +724,13 @@ async fn write_read(
     // One insert for everything accepted, in order.
     let rows = Rows::of(&outcomes);
     if rows.is_empty() {
-        client.execute(&commit, &[]).await.map_err(unavailable)?;
+        client.execute(&st.commit, &[]).await.map_err(unavailable)?;
         drop(rows);
         return Ok(answers(outcomes, Vec::new()));
     }
     let (inserted, _, _) = futures::try_join!(
         async {
-            client.query(&insert, &rows.params()).await.map_err(|e| {
+            client.query(&st.insert, &rows.params()).await.map_err(|e| {
                 if is_unique_violation(&e) {
                     // Impossible under the lock unless someone writes without it.
                     Error::Unavailable(format!("the log changed under the append lock: {e}"))
@@ -724,11 +741,11 @@ async fn write_read(
         },
         async {
             client
-                .execute(&notify, &[&CHANNEL, &writer_id])
+                .execute(&st.notify, &[&CHANNEL, &writer_id])
                 .await
                 .map_err(unavailable)
         },
-        async { client.execute(&commit, &[]).await.map_err(unavailable) },
+        async { client.execute(&st.commit, &[]).await.map_err(unavailable) },
     )?;
     drop(rows);
     Ok(answers(outcomes, inserted))
@@ -890,6 +907,7 @@ mod tests {
         };
         let pool = pool_with(&url, 1, Some(WRITER_OPTIONS)).unwrap();
         let client = pool.get().await.unwrap();
+        let st = Statements::prepare(&client).await.unwrap();
         let mut known = Known::default();
         let reader = super::pool(&url, 1).unwrap();
         let stored = || async {
@@ -902,7 +920,7 @@ mod tests {
         // A new stream and then the head just written: one round trip each.
         for (expected, version) in [(Expected::NoStream, 1), (Expected::Exact(1), 2)] {
             let group = [request("room-x", expected)];
-            let written = write_known(&client, &group, "w", &known)
+            let written = write_known(&client, &st, &group, "w", &known)
                 .await
                 .unwrap()
                 .expect("written on the known head");
@@ -918,7 +936,7 @@ mod tests {
             [request("room-x", Expected::Exact(5))],
         ] {
             assert!(
-                write_known(&client, &group, "w", &known)
+                write_known(&client, &st, &group, "w", &known)
                     .await
                     .unwrap()
                     .is_none()
@@ -928,21 +946,29 @@ mod tests {
         // A stale head (the stream has moved on): the insert collides, nothing is written,
         // and the two-trip path on the same connection writes after the real head.
         let stale = known.heads["room-x"];
-        let second = write_known(&client, &[request("room-x", Expected::Any)], "w", &known)
-            .await
-            .unwrap()
-            .unwrap();
+        let second = write_known(
+            &client,
+            &st,
+            &[request("room-x", Expected::Any)],
+            "w",
+            &known,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         known.learn_results(&second);
         known.heads.insert("room-x".into(), stale);
         let group = [request("room-x", Expected::Any)];
         assert!(
-            write_known(&client, &group, "w", &known)
+            write_known(&client, &st, &group, "w", &known)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert_eq!(stored().await, 3);
-        let written = write_read(&client, &group, "w", &mut known).await.unwrap();
+        let written = write_read(&client, &st, &group, "w", &mut known)
+            .await
+            .unwrap();
         assert_eq!(written[0].as_ref().unwrap()[0].version, 4);
         assert_eq!(known.heads["room-x"].0, 3, "learnt from the database");
         assert_eq!(stored().await, 4);

@@ -26,13 +26,6 @@ pub(crate) fn pg(e: impl std::fmt::Display) -> Error {
     Error::Task(format!("postgres: {e}"))
 }
 
-/// Runs a statement prepared once per connection (its statement cache): sent as text, each
-/// was parsed and planned again every time, a round trip more.
-async fn run(c: &impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
-    let statement = c.prepare_cached(sql).await.map_err(pg)?;
-    c.execute(&statement, params).await.map_err(pg)
-}
-
 /// The checkpoint of `projection`.
 ///
 /// # Errors
@@ -48,22 +41,38 @@ pub async fn checkpoint(c: &impl GenericClient, projection: Projection) -> Resul
 /// When the database cannot be read.
 pub async fn checkpoint_of(c: &impl GenericClient, name: &str, lock: bool) -> Result<u64, Error> {
     if lock {
-        run(
-            c,
-            "insert into projection_checkpoint (projection, position) values ($1, 0)
-             on conflict (projection) do nothing",
-            &[&name],
-        )
-        .await?;
+        return Ok(lock_checkpoints(c, &[], &[name.to_owned()]).await?[0]);
     }
-    let sql = if lock {
-        "select position from projection_checkpoint where projection = $1 for update"
-    } else {
-        "select position from projection_checkpoint where projection = $1"
-    };
-    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    let statement = c
+        .prepare_cached("select position from projection_checkpoint where projection = $1")
+        .await
+        .map_err(pg)?;
     let row = c.query_opt(&statement, &[&name]).await.map_err(pg)?;
     Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+}
+
+/// Creates the checkpoints called `names` that do not exist yet (at 0), locks their rows for
+/// the transaction and reads them, in the order of `names`: one round trip, behind `opening`
+/// (statements sent first in the same trip, prepared).
+async fn lock_checkpoints(
+    c: &impl GenericClient,
+    opening: &[tokio_postgres::Statement],
+    names: &[String],
+) -> Result<Vec<u64>, Error> {
+    let create = c.prepare_cached(CREATE_CHECKPOINTS).await.map_err(pg)?;
+    let lock = c.prepare_cached(LOCK_CHECKPOINTS).await.map_err(pg)?;
+    let (_, _, rows) = futures::try_join!(
+        futures::future::try_join_all(opening.iter().map(|s| c.execute(s, &[]))),
+        async { c.execute(&create, &[&names]).await },
+        async { c.query(&lock, &[&names]).await },
+    )
+    .map_err(pg)?;
+    let stored: std::collections::HashMap<String, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(names
+        .iter()
+        .map(|n| stored.get(n).map_or(0, |p| *p as u64))
+        .collect())
 }
 
 /// Applies a batch to one projection and moves its checkpoint, in one transaction; events at
@@ -101,11 +110,7 @@ pub async fn apply_batch_together(
     let client = pool.get().await.map_err(pg)?;
     let applied = apply_on(&client, projections, target, batch, true).await;
     if applied.is_err() {
-        // The transaction may still be open (cut short before its commit): end it before the
-        // connection goes back to the pool, or drop the connection.
-        if client.batch_execute("rollback").await.is_err() {
-            drop(deadpool_postgres::Object::take(client));
-        }
+        events::postgres::release_after_failure(client).await;
     }
     applied
 }
@@ -172,20 +177,7 @@ async fn apply_on(
             );
         }
     }
-    let create = c.prepare_cached(CREATE_CHECKPOINTS).await.map_err(pg)?;
-    let lock = c.prepare_cached(LOCK_CHECKPOINTS).await.map_err(pg)?;
-    let (_, _, rows) = futures::try_join!(
-        futures::future::try_join_all(opening.iter().map(|s| c.execute(s, &[]))),
-        async { c.execute(&create, &[&names]).await },
-        async { c.query(&lock, &[&names]).await },
-    )
-    .map_err(pg)?;
-    let stored: std::collections::HashMap<String, i64> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let mut at: Vec<u64> = names
-        .iter()
-        .map(|n| stored.get(n).map_or(0, |p| *p as u64))
-        .collect();
+    let mut at = lock_checkpoints(c, &opening, &names).await?;
 
     let mut changes = Vec::new();
     for rec in batch {

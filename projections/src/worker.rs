@@ -151,28 +151,26 @@ async fn lead_together(
         }
         let led: Vec<usize> = (0..ALL.len()).filter(|i| held[*i].is_some()).collect();
         if led.is_empty() {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep_until(upkeep) => continue,
+            let wait = upkeep.saturating_duration_since(tokio::time::Instant::now());
+            if !pause(&mut stop, wait).await {
+                return;
             }
+            continue;
         }
         let projections: Vec<Projection> = led.iter().map(|i| ALL[*i]).collect();
-        if sub.is_none() {
+        let reading = match &mut sub {
+            Some(reading) => reading,
             // The stored checkpoints are the truth: another process may have moved them.
-            match lowest_checkpoint(&pool, &projections).await {
-                Ok(from) => sub = Some(Subscription::new(store.clone(), from, BATCH)),
+            None => match lowest_checkpoint(&pool, &projections).await {
+                Ok(from) => sub.insert(Subscription::new(store.clone(), from, BATCH)),
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the checkpoints failed; retrying");
-                    tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    if !pause(&mut stop, RETRY_READ).await {
+                        return;
                     }
                     continue;
                 }
-            }
-        }
-        let Some(reading) = sub.as_mut() else {
-            continue;
+            },
         };
         let batch = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -184,9 +182,8 @@ async fn lead_together(
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the log failed; retrying");
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if !pause(&mut stop, RETRY_READ).await {
+                    return;
                 }
                 continue;
             }
@@ -311,12 +308,17 @@ async fn follow_together(
 
 /// Waits [`GATHER`] after a small batch; `false` when told to stop meanwhile.
 async fn gather(small: bool, stop: &mut watch::Receiver<bool>) -> bool {
-    if !small {
-        return true;
-    }
+    !small || pause(stop, GATHER).await
+}
+
+/// How long a worker waits before reading the log again after a failed read.
+const RETRY_READ: Duration = Duration::from_millis(500);
+
+/// Waits `wait`; `false` when told to stop first.
+async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
     tokio::select! {
         _ = stop.wait_for(|s| *s) => false,
-        _ = tokio::time::sleep(GATHER) => true,
+        _ = tokio::time::sleep(wait) => true,
     }
 }
 
@@ -334,9 +336,8 @@ async fn next_batch(
             Ok(b) => return Some(b),
             Err(e) => {
                 tracing::warn!(projection, error = %e, "reading the log failed; retrying");
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return None,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                if !pause(stop, RETRY_READ).await {
+                    return None;
                 }
             }
         }
@@ -359,9 +360,8 @@ where
                 tracing::error!(projection, error = %e, "applying a batch failed; retrying");
             }
         }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return None,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        if !pause(stop, Duration::from_secs(1)).await {
+            return None;
         }
     }
 }
