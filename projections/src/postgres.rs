@@ -75,19 +75,26 @@ async fn lock_checkpoints(
         .collect())
 }
 
-/// Applies a batch to one projection and moves its checkpoint, in one transaction; events at
-/// or below the checkpoint are skipped. Into the [`Target::Shadow`], the commit does not wait
-/// for the write-ahead log to reach the disk.
+/// Applies a batch, read from the log after position `after`, to one projection and moves
+/// its checkpoint, in one transaction; events at or below the checkpoint are skipped.
+///
+/// Into the [`Target::Shadow`], the commit does not wait for the write-ahead log to reach the
+/// disk: a commit lost in a crash of the database goes with its checkpoint (same
+/// transaction), so the events are applied again. A checkpoint stored behind `after` is how
+/// such a loss (or a database restored or failed over to a copy that was behind) shows: the
+/// batch is refused ([`Error::Behind`]) rather than applied over the gap.
 ///
 /// # Errors
-/// Database errors or an undecodable event; nothing of the batch is applied then.
+/// [`Error::Behind`], database errors or an undecodable event; nothing of the batch is applied
+/// then.
 pub async fn apply_batch(
     pool: &Pool,
     projection: Projection,
     target: Target,
+    after: u64,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    Ok(apply_batch_together(pool, &[projection], target, batch).await?[0])
+    Ok(apply_batch_together(pool, &[projection], target, after, batch).await?[0])
 }
 
 /// [`apply_batch`] for several projections in one transaction, each event decoded once; their
@@ -105,28 +112,30 @@ pub async fn apply_batch_together(
     pool: &Pool,
     projections: &[Projection],
     target: Target,
+    after: u64,
     batch: &[Recorded],
 ) -> Result<Vec<u64>, Error> {
     let client = pool.get().await.map_err(pg)?;
-    let applied = apply_on(&client, projections, target, batch, true).await;
+    let applied = apply_on(&client, projections, target, after, batch, true).await;
     if applied.is_err() {
         events::postgres::release_after_failure(client).await;
     }
     applied
 }
 
-/// Applies a batch inside a transaction the caller holds, moving the target's checkpoint
-/// (whose row it locks first).
+/// Applies a batch, read from the log after position `after`, inside a transaction the caller
+/// holds, moving the target's checkpoint (whose row it locks first).
 ///
 /// # Errors
-/// Database errors or an undecodable event.
+/// [`Error::Behind`], database errors or an undecodable event.
 pub async fn apply_in(
     tx: &impl GenericClient,
     projection: Projection,
     target: Target,
+    after: u64,
     batch: &[Recorded],
 ) -> Result<u64, Error> {
-    Ok(apply_on(tx, &[projection], target, batch, false).await?[0])
+    Ok(apply_on(tx, &[projection], target, after, batch, false).await?[0])
 }
 
 /// Creates the checkpoints that do not exist yet, at 0.
@@ -149,7 +158,9 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
 /// Applies a batch to `projections` (each skipping the events at or below its own checkpoint,
 /// so projections at different positions each apply every event once); with `own`, inside a
-/// transaction of its own, begun in the first round trip and committed in the second.
+/// transaction of its own, begun in the first round trip and committed in the second. A
+/// checkpoint stored behind `after`, the position the batch was read after, fails it with
+/// [`Error::Behind`] before anything is written.
 ///
 /// Every statement is prepared (from the connection's statement cache) before any of a round
 /// trip is sent: statements polled together go out in the order given, while one still to
@@ -158,6 +169,7 @@ async fn apply_on(
     c: &impl GenericClient,
     projections: &[Projection],
     target: Target,
+    after: u64,
     batch: &[Recorded],
     own: bool,
 ) -> Result<Vec<u64>, Error> {
@@ -167,9 +179,9 @@ async fn apply_on(
         opening.push(c.prepare_cached("begin").await.map_err(pg)?);
         if target == Target::Shadow {
             // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with
-            // its checkpoint (same transaction) and the rebuild resumes before it. Nothing
-            // reads the shadow before the switch, whose commit does wait, flushing every batch
-            // before it.
+            // its checkpoint (same transaction), and the check below makes the rebuild apply
+            // it again. Nothing reads the shadow before the switch, whose commit does wait,
+            // flushing every batch before it.
             opening.push(
                 c.prepare_cached("set local synchronous_commit = off")
                     .await
@@ -178,6 +190,13 @@ async fn apply_on(
         }
     }
     let mut at = lock_checkpoints(c, &opening, &names).await?;
+    if let Some((name, stored)) = names.iter().zip(&at).find(|(_, a)| **a < after) {
+        return Err(Error::Behind {
+            checkpoint: name.clone(),
+            stored: *stored,
+            after,
+        });
+    }
 
     let mut changes = Vec::new();
     for rec in batch {

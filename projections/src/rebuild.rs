@@ -166,6 +166,7 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
 async fn apply_shadow(
     reads: &Reads,
     projection: Projection,
+    after: u64,
     batch: Vec<events::Recorded>,
 ) -> Result<u64, Error> {
     match reads {
@@ -174,7 +175,7 @@ async fn apply_shadow(
                 .await
         }
         Reads::Postgres(pool) => {
-            postgres::apply_batch(pool, projection, Target::Shadow, &batch).await
+            postgres::apply_batch(pool, projection, Target::Shadow, after, &batch).await
         }
     }
 }
@@ -201,15 +202,19 @@ pub async fn fill(
     let mut batch = read(at).await?;
     loop {
         let short = batch.len() < BATCH;
+        // Each batch is read after the last event of the one before.
+        let after = at;
         let next = match batch.last().map(|r| r.position) {
             None => Vec::new(),
             Some(last) if short => {
-                at = apply_shadow(reads, projection, batch).await?.max(last);
+                at = apply_shadow(reads, projection, after, batch)
+                    .await?
+                    .max(last);
                 Vec::new()
             }
             Some(last) => {
                 let (applied, next) =
-                    tokio::join!(apply_shadow(reads, projection, batch), read(last));
+                    tokio::join!(apply_shadow(reads, projection, after, batch), read(last));
                 at = applied?.max(last);
                 next?
             }
@@ -303,7 +308,7 @@ pub async fn switch(
                     .map_err(|e| Error::Task(e.to_string()))?;
                 let Some(last) = batch.last() else { break };
                 let next = last.position;
-                at = postgres::apply_in(&tx, projection, Target::Shadow, &batch)
+                at = postgres::apply_in(&tx, projection, Target::Shadow, at, &batch)
                     .await?
                     .max(next);
             }

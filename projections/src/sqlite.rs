@@ -40,6 +40,21 @@ pub enum Error {
     /// The blocking task failed.
     #[error("read database task: {0}")]
     Task(String),
+    /// A stored checkpoint is behind the position a batch was read after, so applying the
+    /// batch would skip the events in between: the database lost commits (crashed before
+    /// flushing commits that did not wait for the flush, or restored or failed over to a copy
+    /// that was behind). Nothing is applied; read the log again from the stored checkpoint.
+    #[error(
+        "the stored checkpoint {checkpoint} is at {stored}, behind {after}, where the batch starts: the database lost commits"
+    )]
+    Behind {
+        /// Which checkpoint.
+        checkpoint: String,
+        /// Where it is stored.
+        stored: u64,
+        /// Where the batch was read after.
+        after: u64,
+    },
 }
 
 /// A `user` row.

@@ -172,6 +172,7 @@ async fn lead_together(
                 }
             },
         };
+        let after = reading.position();
         let batch = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             // Waiting for the log, not reading it: a read cut short is read again.
@@ -190,11 +191,19 @@ async fn lead_together(
         };
         let small = batch.len() < SMALL;
         let Some(applied) = retrying("all", &mut stop, || {
-            crate::postgres::apply_batch_together(&pool, &projections, Target::Live, &batch)
+            apply_live(&pool, &projections, after, &batch)
         })
         .await
         else {
             return;
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(behind) => {
+                tracing::warn!(error = %behind, "reading the log again from the stored checkpoints");
+                sub = None;
+                continue;
+            }
         };
         for (i, at) in led.iter().zip(applied) {
             checkpoints[*i].send_replace(at);
@@ -202,6 +211,23 @@ async fn lead_together(
         if !gather(small, &mut stop).await {
             return;
         }
+    }
+}
+
+/// Applies a batch read after `after` to the live tables. A stored checkpoint behind `after`
+/// (the database lost commits) is not retried: it is answered `Ok(Err(..))`, and the caller
+/// reads the log again from the stored checkpoints.
+async fn apply_live(
+    pool: &deadpool_postgres::Pool,
+    projections: &[Projection],
+    after: u64,
+    batch: &[events::Recorded],
+) -> Result<Result<Vec<u64>, Error>, Error> {
+    match crate::postgres::apply_batch_together(pool, projections, Target::Live, after, batch).await
+    {
+        Ok(applied) => Ok(Ok(applied)),
+        Err(behind @ Error::Behind { .. }) => Ok(Err(behind)),
+        Err(e) => Err(e),
     }
 }
 

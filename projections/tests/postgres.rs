@@ -325,6 +325,24 @@ async fn checkpoints(pool: &Pool) -> Vec<u64> {
     out
 }
 
+/// The position `chunk` (a slice of `log`) is read after: that of the event before it.
+fn read_after(log: &[Recorded], chunk: &[Recorded]) -> u64 {
+    let first = log
+        .iter()
+        .position(|r| r.position == chunk[0].position)
+        .expect("the chunk is part of the log");
+    first.checked_sub(1).map_or(0, |i| log[i].position)
+}
+
+/// Empties the read tables and their checkpoints, as a database that lost the projections'
+/// commits (restored from an older copy, or crashed before flushing them) would have them.
+async fn lose_the_projections_commits(pool: &Pool) {
+    let c = pool.get().await.unwrap();
+    c.batch_execute("truncate \"user\", room, room_member, room_record, projection_checkpoint")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn batches_of_any_size_give_the_rows_of_change_by_change() {
     let Some(pool) = fresh_pool().await else {
@@ -357,12 +375,12 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
         }
         for p in ALL {
             for chunk in log.chunks(size) {
-                postgres::apply_batch(&pool, p, Target::Live, chunk)
+                postgres::apply_batch(&pool, p, Target::Live, read_after(&log, chunk), chunk)
                     .await
                     .unwrap();
             }
             // A batch read again (after a crash between read and commit) is skipped.
-            postgres::apply_batch(&pool, p, Target::Live, &log[..size.min(50)])
+            postgres::apply_batch(&pool, p, Target::Live, 0, &log[..size.min(50)])
                 .await
                 .unwrap();
         }
@@ -394,14 +412,21 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
         }
         // The projections stand at different positions (one ahead, one behind by a batch
         // read again): each applies every event once.
-        postgres::apply_batch(&pool, Projection::Room, Target::Live, &log[..log.len() / 3])
-            .await
-            .unwrap();
-        postgres::apply_batch(&pool, Projection::User, Target::Live, &log[..10])
+        postgres::apply_batch(
+            &pool,
+            Projection::Room,
+            Target::Live,
+            0,
+            &log[..log.len() / 3],
+        )
+        .await
+        .unwrap();
+        postgres::apply_batch(&pool, Projection::User, Target::Live, 0, &log[..10])
             .await
             .unwrap();
         for chunk in log.chunks(size) {
-            let at = postgres::apply_batch_together(&pool, &ALL, Target::Live, chunk)
+            let after = read_after(&log, chunk);
+            let at = postgres::apply_batch_together(&pool, &ALL, Target::Live, after, chunk)
                 .await
                 .unwrap();
             let last = chunk.last().unwrap().position;
@@ -478,6 +503,72 @@ async fn the_workers_of_one_process_read_each_batch_of_the_log_once() {
     assert_same(&dump_pg(&pool).await, &reference(&log), "one reader");
 }
 
+#[tokio::test]
+async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let (_, log) = seeded_store().await;
+    let (first, rest) = log.split_at(log.len() / 2);
+    postgres::apply_batch_together(&pool, &ALL, Target::Live, 0, first)
+        .await
+        .unwrap();
+    lose_the_projections_commits(&pool).await;
+    // Applied over the gap, the first half would be missing for good.
+    let after = first.last().unwrap().position;
+    match postgres::apply_batch_together(&pool, &ALL, Target::Live, after, rest).await {
+        Err(projections::sqlite::Error::Behind {
+            stored, after: a, ..
+        }) => assert_eq!((stored, a), (0, after)),
+        other => panic!("expected Behind, got {other:?}"),
+    }
+    assert_eq!(checkpoints(&pool).await, [0; 4], "nothing applied");
+    assert_eq!(dump_pg(&pool).await, reference(&[]), "nothing applied");
+    // Read again from the stored checkpoint, the whole log applies.
+    postgres::apply_batch_together(&pool, &ALL, Target::Live, 0, &log)
+        .await
+        .unwrap();
+    assert_same(&dump_pg(&pool).await, &reference(&log), "applied again");
+    // A rebuild's batch is held to the same check.
+    assert!(matches!(
+        postgres::apply_batch(&pool, Projection::User, Target::Shadow, after, rest).await,
+        Err(projections::sqlite::Error::Behind { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_read_the_log_again_when_the_database_lost_their_commits() {
+    let Some(pool) = fresh_pool().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let workers = Workers::start(store.clone(), Reads::Postgres(pool.clone()))
+        .await
+        .unwrap();
+    let events = history();
+    let (first, rest) = events.split_at(events.len() / 2);
+    append(&*store, first.to_vec()).await;
+    assert!(
+        workers
+            .wait_for(first.len() as u64, Duration::from_secs(30))
+            .await
+    );
+    lose_the_projections_commits(&pool).await;
+    append(&*store, rest.to_vec()).await;
+    let head = events.len() as u64;
+    assert!(workers.wait_for(head, Duration::from_secs(30)).await);
+    // The workers' next batch found the stored checkpoints behind it and read the log again
+    // from them, not only what came after the loss.
+    let log = store.read_all(0, usize::MAX).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while checkpoints(&pool).await != [head; 4] && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers.shutdown().await;
+    assert_eq!(checkpoints(&pool).await, [head; 4]);
+    assert_same(&dump_pg(&pool).await, &reference(&log), "after the loss");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
     let Some(pool) = fresh_pool().await else {
@@ -548,7 +639,7 @@ async fn a_batch_with_a_failing_row_applies_nothing() {
     let log = store.read_all(0, usize::MAX).await.unwrap();
     for p in [Projection::Room, Projection::RoomRecord] {
         assert!(
-            postgres::apply_batch(&pool, p, Target::Live, &log)
+            postgres::apply_batch(&pool, p, Target::Live, 0, &log)
                 .await
                 .is_err()
         );
