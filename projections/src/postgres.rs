@@ -78,8 +78,8 @@ async fn lock_checkpoints(
 /// Applies a batch, read from the log after position `after`, to one projection and moves
 /// its checkpoint, in one transaction; events at or below the checkpoint are skipped.
 ///
-/// Into the [`Target::Shadow`], the commit does not wait for the write-ahead log to reach the
-/// disk: a commit lost in a crash of the database goes with its checkpoint (same
+/// The commit does not wait for the write-ahead log to reach the disk: the rows are derived
+/// from the log, and a commit lost in a crash of the database goes with its checkpoint (same
 /// transaction), so the events are applied again. A checkpoint stored behind `after` is how
 /// such a loss (or a database restored or failed over to a copy that was behind) shows: the
 /// batch is refused ([`Error::Behind`]) rather than applied over the gap.
@@ -177,17 +177,16 @@ async fn apply_on(
     let mut opening = Vec::new();
     if own {
         opening.push(c.prepare_cached("begin").await.map_err(pg)?);
-        if target == Target::Shadow {
-            // A rebuild's batch need not wait for its log flush: lost in a crash, it goes with
-            // its checkpoint (same transaction), and the check below makes the rebuild apply
-            // it again. Nothing reads the shadow before the switch, whose commit does wait,
-            // flushing every batch before it.
-            opening.push(
-                c.prepare_cached("set local synchronous_commit = off")
-                    .await
-                    .map_err(pg)?,
-            );
-        }
+        // The rows are derived from the log: a commit lost in a crash of the database goes
+        // with its checkpoint, and the check below makes the caller apply it again. The
+        // log's own commits still wait for the flush, and so does a rebuild's switch (in its
+        // caller's transaction), flushing everything before them. Waiting here took a flush
+        // of the write-ahead log per batch, in turn with the log's own.
+        opening.push(
+            c.prepare_cached("set local synchronous_commit = off")
+                .await
+                .map_err(pg)?,
+        );
     }
     let mut at = lock_checkpoints(c, &opening, &names).await?;
     if let Some((name, stored)) = names.iter().zip(&at).find(|(_, a)| **a < after) {
