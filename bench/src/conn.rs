@@ -94,6 +94,8 @@ pub struct Spec {
     pub slow: bool,
     /// Indexes of its rooms in the plan.
     pub room_indexes: Vec<usize>,
+    /// Keeps the send time and latency of every delivery it receives ([`Outcome::trace`]).
+    pub trace: bool,
 }
 
 /// What every connection shares.
@@ -144,6 +146,9 @@ pub struct Outcome {
     pub unacked: u64,
     /// Worst lateness of an open-loop send behind its schedule.
     pub max_lag_ns: u64,
+    /// With [`Spec::trace`]: the send time (shared clock) and latency of each delivery
+    /// received, in nanoseconds.
+    pub trace: Vec<(u64, u64)>,
 }
 
 /// Connects, authenticates, joins, reports readiness, then follows the phases.
@@ -418,8 +423,11 @@ impl Conn {
                         Counters::add(&c.slow_delivered, 1);
                     } else {
                         Counters::add(&c.delivered, 1);
-                        self.deliveries
-                            .push(now.saturating_sub(stamp), &self.sh.latencies);
+                        let latency = now.saturating_sub(stamp);
+                        self.deliveries.push(latency, &self.sh.latencies);
+                        if self.spec.trace {
+                            self.out.trace.push((stamp, latency));
+                        }
                         if now <= self.end_ns {
                             self.out.delivered_in_run += 1;
                         }

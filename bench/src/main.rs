@@ -100,6 +100,11 @@ pub struct Args {
     /// Seconds to wait between connecting and sending (rooms, fanout, slow).
     #[arg(long, default_value_t = 2.0)]
     pub settle: f64,
+    /// Writes the send time and latency of every delivery to this file (rooms, slow, fanout),
+    /// one line each, in nanoseconds, in the order sent: to see whether a tail is spread over
+    /// the run or comes in stalls. Each connection keeps its own list (16 bytes a delivery).
+    #[arg(long)]
+    pub trace: Option<std::path::PathBuf>,
     /// Log sizes (events) at which `history` measures, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
     pub history: Vec<u64>,

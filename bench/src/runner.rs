@@ -97,6 +97,8 @@ pub struct Window {
     pub bench: Option<(Sample, Sample)>,
     /// Seconds of sending.
     pub secs: f64,
+    /// When sending started (shared clock, nanoseconds).
+    pub start_ns: u64,
 }
 
 impl Connected {
@@ -169,6 +171,7 @@ impl Connected {
             server: server0.zip(server1),
             bench: bench0.zip(bench1),
             secs: (end_ns - start) as f64 / 1e9,
+            start_ns: start,
         }
     }
 
@@ -176,11 +179,13 @@ impl Connected {
     pub async fn hold(&self, secs: f64, pid: Option<u32>) -> Window {
         let server0 = pid.and_then(|p| procstat::sample(Some(p)));
         let bench0 = procstat::sample(None);
+        let start_ns = self.sh.now_ns();
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         Window {
             server: server0.zip(pid.and_then(|p| procstat::sample(Some(p)))),
             bench: bench0.zip(procstat::sample(None)),
             secs,
+            start_ns,
         }
     }
 
@@ -251,6 +256,31 @@ pub fn report(sh: &Shared, w: &Window, outcomes: &[Outcome]) {
         );
     }
     processes(w);
+}
+
+/// Writes every traced delivery to `path`, one line each: its send time (nanoseconds since
+/// sending started) and its latency (nanoseconds), in the order sent; returns how many.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_trace(
+    path: &std::path::Path,
+    w: &Window,
+    outcomes: &[Outcome],
+) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let mut all: Vec<(u64, u64)> = outcomes
+        .iter()
+        .flat_map(|o| o.trace.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "# send_ns latency_ns")?;
+    for (sent, latency) in &all {
+        writeln!(f, "{} {latency}", sent.saturating_sub(w.start_ns))?;
+    }
+    f.flush()?;
+    Ok(all.len())
 }
 
 /// Prints the server's and the generator's CPU and memory over the window.

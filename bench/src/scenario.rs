@@ -79,7 +79,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.scenario == Scenario::History {
         return history(&args, &prefix, &accounts, &rooms, pid).await;
     }
-    let specs = plan(&args, &prefix, &accounts, &rooms);
+    let mut specs = plan(&args, &prefix, &accounts, &rooms);
+    for s in &mut specs {
+        s.trace = args.trace.is_some();
+    }
     let senders = specs.iter().filter(|s| s.send.is_some()).count();
     println!(
         "load: {} sockets, {senders} senders, {}, {:.0} s",
@@ -103,6 +106,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let sh = c.sh.clone();
     let outcomes = c.stop().await;
     runner::report(&sh, &w, &outcomes);
+    if let Some(path) = &args.trace {
+        let n = runner::write_trace(path, &w, &outcomes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("trace: {n} deliveries in {}", path.display());
+    }
     if args.scenario == Scenario::Slow {
         slow_report(&outcomes, w.secs);
     } else {
@@ -284,6 +292,7 @@ fn plan(args: &Args, prefix: &str, users: &[User], rooms: &[Room]) -> Vec<Spec> 
             }),
             slow: slow[u],
             room_indexes: mine[u].clone(),
+            trace: false,
         });
     }
     // Open-loop: the total rate is spread evenly over the senders, their first sends staggered.
@@ -359,6 +368,7 @@ async fn idle(args: &Args, users: &[User], rooms: &[Room], pid: Option<u32>) -> 
                 send: None,
                 slow: false,
                 room_indexes: Vec::new(),
+                trace: false,
             }
         })
         .collect();

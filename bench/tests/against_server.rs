@@ -111,6 +111,52 @@ fn rooms_closed_and_open_loop_deliver_every_acked_message() {
 }
 
 #[test]
+fn a_trace_lists_every_delivery_in_the_order_sent() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.txt");
+    let out = bench(
+        &s,
+        &format!(
+            "rooms --users 10 --room-size 5 --rooms 4 --duration 1 --settle 0 --drain 10 --rate 200 --trace {}",
+            path.display()
+        ),
+    );
+    let received = number_after(&out, "received ");
+    assert!(received > 0, "nothing delivered:\n{out}");
+    assert_eq!(number_after(&out, "trace: "), received, "{out}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# send_ns latency_ns"));
+    let rows: Vec<(u64, u64)> = lines
+        .map(|l| {
+            let (sent, latency) = l.split_once(' ').expect("two fields");
+            (sent.parse().unwrap(), latency.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len() as u64, received);
+    assert!(
+        rows.windows(2).all(|w| w[0].0 <= w[1].0),
+        "in the order sent"
+    );
+    // Sent within the one second of sending, each taking some time and less than the drain.
+    assert!(
+        rows.iter().all(|(sent, _)| *sent < 1_100_000_000),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().all(|(_, l)| *l > 0 && *l < 10_000_000_000),
+        "{rows:?}"
+    );
+    // Every message sent goes to the 5 members of its room: each send time 5 times.
+    let mut per_send = std::collections::HashMap::new();
+    for (sent, _) in &rows {
+        *per_send.entry(*sent).or_insert(0) += 1;
+    }
+    assert!(per_send.values().all(|n| n % 5 == 0), "{per_send:?}");
+}
+
+#[test]
 fn idle_sockets_stay_open_and_are_measured() {
     let s = server();
     let out = bench(&s, "idle --sockets 40 --users 10 --duration 1");
