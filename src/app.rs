@@ -40,6 +40,8 @@ pub struct App {
     pub written: DashMap<String, u64>,
     /// Open sockets, for logout and expiry.
     pub sockets: crate::socket::Registry,
+    /// Sockets one user may have open on this process.
+    pub max_sockets_per_user: usize,
     /// The Socket.IO handle, once it exists.
     pub io: std::sync::OnceLock<socketioxide::SocketIo>,
 }

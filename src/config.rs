@@ -130,6 +130,10 @@ pub struct Serve {
     /// 10 times as many); 0 turns the limit off.
     #[arg(long, env = "CHATROOM_JOIN_RATE_LIMIT", default_value_t = 20.0)]
     pub join_rate_limit: f64,
+    /// Sockets one user may have open on this process (more are refused with
+    /// `too_many_connections`); 0 turns the limit off.
+    #[arg(long, env = "CHATROOM_MAX_SOCKETS_PER_USER", default_value_t = 32)]
+    pub max_sockets_per_user: usize,
     /// Lifetime of a login token, in seconds.
     #[arg(long, env = "CHATROOM_TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,

@@ -74,6 +74,10 @@ pub async fn serve(
         media_dir,
         written: Default::default(),
         sockets: Default::default(),
+        max_sockets_per_user: match cfg.max_sockets_per_user {
+            0 => usize::MAX,
+            n => n,
+        },
         io: Default::default(),
     });
     // With a shared log, other processes write our rooms' streams: follow the log and let

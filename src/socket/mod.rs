@@ -43,9 +43,6 @@ pub(crate) struct Ctx {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Sockets one user may have open on one process.
-pub const MAX_SOCKETS_PER_USER: usize = 32;
-
 /// Why a connection was refused; its text is the client's `connect_error` message.
 #[derive(Debug)]
 enum Refused {
@@ -176,7 +173,7 @@ async fn authenticate(
         .ok()
         .flatten()
         .ok_or(Unauthorized)?;
-    if app.sockets.of_user(&session.user_id) >= MAX_SOCKETS_PER_USER {
+    if app.sockets.of_user(&session.user_id) >= app.max_sockets_per_user {
         crate::metrics::rejected("too_many_connections");
         return Err(Refused::TooManyConnections);
     }

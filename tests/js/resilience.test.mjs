@@ -67,6 +67,32 @@ test('connections per user are capped; other users still connect', { timeout: 60
   }
 });
 
+test('the cap on connections per user is a setting; 0 turns it off', { timeout: 60_000 }, async () => {
+  const capped = await startServer({ args: ['--max-sockets-per-user', '2'] });
+  try {
+    const a = await register(capped.url);
+    const sockets = [await connect(capped.url, a.token, ['websocket']), await connect(capped.url, a.token, ['websocket'])];
+    const err = await connectError(capped.url, a.token, ['websocket']);
+    assert.equal(err.message, 'too_many_connections');
+    closeAll(sockets);
+  } finally {
+    await capped.cleanup();
+  }
+  const open = await startServer({ args: ['--max-sockets-per-user', '0'] });
+  try {
+    const a = await register(open.url);
+    const sockets = [];
+    for (let i = 0; i < 40; i += 1) sockets.push(await connect(open.url, a.token, ['websocket']));
+    const room = await createRoom(open.url, a.token);
+    // Every one of them is a working socket.
+    const acks = await Promise.all(sockets.map((s) => emitAck(s, 'join_all', { roomList: [room.id] })));
+    assert.ok(acks.every((r) => r.ok === true), JSON.stringify(acks[0]));
+    closeAll(sockets);
+  } finally {
+    await open.cleanup();
+  }
+});
+
 test('a reader that stops reading is disconnected; the others get everything', { timeout: 120_000 }, async () => {
   const server = await startServer({ args: ['--send-rate-limit', '0'] });
   try {
