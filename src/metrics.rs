@@ -75,6 +75,8 @@ pub struct Metrics {
     pub ack_latency: Histogram,
     /// Deliveries queued to sockets (messages and join notices).
     pub deliveries: AtomicU64,
+    /// Socket workers running (a socket has one while it has work, and a second after).
+    pub socket_workers: AtomicU64,
     /// Requests and events refused, by reason.
     pub rejected: DashMap<String, u64>,
 }
@@ -88,6 +90,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     messages_acked: AtomicU64::new(0),
     ack_latency: Histogram::new(),
     deliveries: AtomicU64::new(0),
+    socket_workers: AtomicU64::new(0),
     rejected: DashMap::new(),
 });
 
@@ -178,6 +181,12 @@ pub fn render(g: &Gauges) -> String {
         "chatroom_sockets",
         "Open Socket.IO connections.",
         g.sockets as u64,
+    );
+    gauge(
+        &mut out,
+        "chatroom_socket_workers",
+        "Socket workers running: sockets with events in hand, or handled within the last second.",
+        load(&m.socket_workers),
     );
     gauge(
         &mut out,

@@ -1,12 +1,13 @@
 //! The Socket.IO namespace `/chatroom`.
 //!
-//! A connection is authenticated by a middleware from `auth.token`. A socket's first event
-//! gives it a bounded queue and one worker task (a socket that never sends anything holds
-//! neither): the event handler is a plain closure that checks the payload, the caller's
-//! identity and the rate limit on the spot (socketioxide calls it in the order the frames
-//! arrived) and queues the work; the worker hands it to room actors in that order without
-//! waiting for each to be written, so one socket's messages keep their order while many of
-//! them share a batch. Deliveries go out through [`sink::SocketSink`].
+//! A connection is authenticated by a middleware from `auth.token`. The event handler is a
+//! plain closure that checks the payload, the caller's identity and the rate limit on the spot
+//! (socketioxide calls it in the order the frames arrived) and queues the work in the socket's
+//! bounded queue; a worker task, started when work arrives and gone a second after the queue
+//! ran dry, hands it to room actors in that order without waiting for each to be written, so
+//! one socket's messages keep their order while many of them share a batch. An idle socket
+//! holds no task and no queue, however many rooms it joined. Deliveries go out through
+//! [`sink::SocketSink`].
 
 mod registry;
 mod sink;
@@ -20,9 +21,8 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The namespace of the contract.
@@ -34,10 +34,12 @@ const QUEUE: usize = 512;
 pub(crate) struct Ctx {
     pub(crate) id: u64,
     pub(crate) session: Session,
-    /// The worker's queue, made with the worker by the socket's first event.
-    pub(crate) queue: OnceLock<mpsc::Sender<Box<worker::Job>>>,
-    /// Cancelled when the socket disconnects: its worker stops and unsubscribes it. (A
-    /// cancellation token is about a third of the size of a `watch` channel.)
+    /// The socket's queued work and joined rooms.
+    pub(crate) work: std::sync::Mutex<worker::Work>,
+    /// Wakes a worker waiting for work.
+    pub(crate) more: tokio::sync::Notify,
+    /// Cancelled when the socket disconnects: its worker stops, and the socket's rooms are
+    /// unsubscribed. (A cancellation token is about a third of the size of a `watch` channel.)
     pub(crate) gone: CancellationToken,
 }
 
@@ -182,7 +184,8 @@ async fn authenticate(
     let ctx = Arc::new(Ctx {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         session,
-        queue: OnceLock::new(),
+        work: Default::default(),
+        more: tokio::sync::Notify::new(),
         gone: CancellationToken::new(),
     });
     s.extensions.insert(ctx.clone());
@@ -264,6 +267,9 @@ fn register(app: &Shared, s: &SocketRef, ctx: &Arc<Ctx>) {
     s.on_disconnect(move |State(app): State<Shared>| {
         app.sockets.remove(on_leave.id);
         on_leave.gone.cancel();
+        // A running worker unsubscribes the rooms when it sees `gone`; otherwise it is done
+        // here.
+        worker::leave_unless_running(&app, &on_leave);
         std::future::ready(())
     });
 }

@@ -1,5 +1,5 @@
 //! A socket's events: checked and queued on arrival ([`accept`]), carried out in order by one
-//! worker task per socket ([`run`]).
+//! worker task per socket ([`run`]), which runs while there is work and a second after.
 
 use super::sink::SocketSink;
 use super::{Ctx, Failure, NAMESPACE, QUEUE, Reply};
@@ -7,9 +7,22 @@ use crate::app::Shared;
 use actors::Subscriber;
 use serde_json::{Map, Value, json};
 use socketioxide::extract::SocketRef;
-use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+/// How long a worker waits for more work before it ends (the next event starts another).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// A socket's queued jobs and joined rooms, behind its lock.
+#[derive(Default)]
+pub(crate) struct Work {
+    queue: VecDeque<Box<Job>>,
+    /// Whether a worker task runs (or is about to): only one does at a time.
+    running: bool,
+    /// The rooms this socket subscribed to, to unsubscribe when it leaves.
+    joined: Vec<String>,
+}
 
 /// A checked event waiting for the worker.
 pub(crate) enum Job {
@@ -60,11 +73,7 @@ fn since_value(v: &Value) -> Result<Option<u64>, Failure> {
 
 /// Checks an event on arrival and queues it; refusals are answered at once.
 pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, reply: Reply) {
-    let queue = ctx.queue.get_or_init(|| {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(app.clone(), reply.socket.clone(), ctx.clone(), jobs));
-        queue
-    });
+    let socket = reply.socket.clone();
     let id = data.get("id").cloned();
     let job = match parse(app, ctx, event, data, reply) {
         Ok(job) => job,
@@ -73,15 +82,61 @@ pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, rep
             return;
         }
     };
-    // Boxed: the channel allocates its slots 32 at a time, and an idle socket should hold 32
-    // pointers rather than 32 jobs.
-    if let Err(e) = queue.try_send(Box::new(job)) {
-        let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
-        match *e.into_inner() {
-            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {
-                reply.fail(failure, id.as_ref())
+    let start = {
+        let mut work = ctx.work.lock().expect("socket work");
+        if work.queue.len() >= QUEUE {
+            drop(work);
+            let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
+            match job {
+                Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {
+                    reply.fail(failure, id.as_ref())
+                }
             }
+            return;
         }
+        // Boxed: the queue's slots are pointers, whatever the size of a job.
+        work.queue.push_back(Box::new(job));
+        !std::mem::replace(&mut work.running, true)
+    };
+    if start {
+        tokio::spawn(run(app.clone(), socket, ctx.clone()));
+    } else {
+        ctx.more.notify_one();
+    }
+}
+
+/// Counts a running worker in `/metrics` for as long as it lives.
+struct Running;
+
+impl Running {
+    fn count() -> Self {
+        crate::metrics::METRICS
+            .socket_workers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        crate::metrics::METRICS
+            .socket_workers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Unsubscribes a socket that left from its rooms, unless a worker runs (it does it when it
+/// sees the socket gone).
+pub(crate) fn leave_unless_running(app: &Shared, ctx: &Ctx) {
+    let joined = {
+        let mut work = ctx.work.lock().expect("socket work");
+        if work.running {
+            return;
+        }
+        std::mem::take(&mut work.joined)
+    };
+    for room in joined {
+        app.rooms.unsubscribe(&room, ctx.id);
     }
 }
 
@@ -208,17 +263,12 @@ fn parse(
 }
 
 /// Carries out a socket's jobs in order until it disconnects, then unsubscribes it.
-pub(crate) async fn run(
-    app: Shared,
-    socket: SocketRef,
-    ctx: Arc<Ctx>,
-    mut jobs: mpsc::Receiver<Box<Job>>,
-) {
+pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
+    let _counted = Running::count();
     let sink = Arc::new(SocketSink {
         socket: socket.clone(),
         profiles: app.profiles.clone(),
     });
-    let mut joined: HashSet<String> = HashSet::new();
 
     // socketioxide sends the client its `connect` answer a moment before it marks the socket
     // connected, and emits to a socket not yet marked fail as if it were closed. A client may
@@ -232,12 +282,37 @@ pub(crate) async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     loop {
-        let job = tokio::select! {
-            biased;
-            job = jobs.recv() => job,
-            () = ctx.gone.cancelled() => None,
+        // What was queued is carried out even after the socket left, as a queue would be
+        // drained: a message already taken in is handed to its room.
+        let next = ctx.work.lock().expect("socket work").queue.pop_front();
+        let Some(job) = next else {
+            if ctx.gone.is_cancelled() {
+                break;
+            }
+            // Either wakes the loop to look at the queue again: what came before the socket
+            // left is carried out first.
+            tokio::select! {
+                biased;
+                () = ctx.more.notified() => continue,
+                () = ctx.gone.cancelled() => continue,
+                () = tokio::time::sleep(LINGER) => {}
+            }
+            let mut work = ctx.work.lock().expect("socket work");
+            if !work.queue.is_empty() {
+                continue;
+            }
+            // Nothing came: end, giving back the queue's memory. The next event starts
+            // another worker.
+            work.running = false;
+            work.queue = VecDeque::new();
+            drop(work);
+            // The socket may have left since the look above, its disconnect having seen this
+            // worker running.
+            if ctx.gone.is_cancelled() {
+                leave_unless_running(&app, &ctx);
+            }
+            return;
         };
-        let Some(job) = job else { break };
         match *job {
             Job::TestInput { reply } => {
                 if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
@@ -269,7 +344,10 @@ pub(crate) async fn run(
                     if entry.get("ok") == Some(&Value::Bool(true))
                         && let Some(r) = room.as_str()
                     {
-                        joined.insert(r.to_owned());
+                        let mut work = ctx.work.lock().expect("socket work");
+                        if !work.joined.iter().any(|j| j == r) {
+                            work.joined.push(r.to_owned());
+                        }
                     }
                     entries.push(entry);
                 }
@@ -298,9 +376,9 @@ pub(crate) async fn run(
             }
         }
     }
-    for room in joined {
-        app.rooms.unsubscribe(&room, ctx.id);
-    }
+    // The socket left: this worker ends, and its rooms are unsubscribed.
+    ctx.work.lock().expect("socket work").running = false;
+    leave_unless_running(&app, &ctx);
 }
 
 async fn join(

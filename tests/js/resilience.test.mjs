@@ -164,6 +164,45 @@ test('/metrics and /readyz tell the truth', { timeout: 60_000 }, async () => {
   }
 });
 
+test('an idle socket holds no worker: it ends a second after the last event, and the next starts one', { timeout: 60_000 }, async () => {
+  const server = await startServer({ args: ['--send-rate-limit', '0'] });
+  try {
+    const u = await register(server.url);
+    const v = await register(server.url);
+    const room = await createRoom(server.url, u.token);
+    await joinRoom(server.url, v.token, room.room_hash_id);
+    const sockets = [];
+    for (const user of [u, v, u, v, u]) {
+      const s = await connect(server.url, user.token, ['websocket']);
+      await emitAck(s, 'join_all', { roomList: [room.id] });
+      sockets.push(s);
+    }
+    assert.ok(await metric(server.url, 'chatroom_socket_workers') >= 1, 'the joins had workers');
+    await waitFor(async () => (await metric(server.url, 'chatroom_socket_workers')) === 0, {
+      timeout: 10_000, message: 'idle sockets hold no worker',
+    });
+    // Their rooms stay joined: a message reaches every socket, and the sender's own event
+    // started a worker again.
+    await send(sockets[1], room.id, 'after the workers ended');
+    await waitFor(() => sockets.every((s) => messagesIn(s, room.id).length === 1), {
+      timeout: 10_000, message: 'every joined socket got the message',
+    });
+    for (let i = 0; i < 50; i += 1) await send(sockets[i % 5], room.id, `busy ${i}`);
+    await waitFor(() => sockets.every((s) => messagesIn(s, room.id).length === 51), {
+      timeout: 10_000, message: 'every joined socket got all 51 messages',
+    });
+    for (const s of sockets) {
+      assert.deepEqual(messagesIn(s, room.id).map((m) => m.seq), Array.from({ length: 51 }, (_, i) => i + 1));
+    }
+    await waitFor(async () => (await metric(server.url, 'chatroom_socket_workers')) === 0, {
+      timeout: 10_000, message: 'the workers ended again',
+    });
+    closeAll(sockets);
+  } finally {
+    await server.cleanup();
+  }
+});
+
 test('messages sent just before a socket vanishes are all stored, counted and known to its user', { timeout: 60_000 }, async () => {
   // A message is answered when its room has written it. A socket that sends and disconnects
   // at once leaves messages handed to rooms but not yet written: the server must still see
