@@ -126,7 +126,8 @@ impl FrameCodec {
     /// Create a new frame codec.
     pub(super) fn new(in_buf_len: usize) -> Self {
         Self {
-            in_buffer: BytesMut::with_capacity(in_buf_len),
+            // chatroom: made when the first frame is read (see `read_frame`).
+            in_buffer: BytesMut::new(),
             in_buf_max_read: in_buf_len.max(FrameHeader::MAX_SIZE),
             out_buffer: <_>::default(),
             max_out_buffer_len: usize::MAX,
@@ -169,6 +170,11 @@ impl FrameCodec {
         accept_unmasked: bool,
     ) -> Result<Option<Frame>> {
         let max_size = max_size.unwrap_or_else(usize::max_value);
+        // chatroom: the read buffer is given back while the connection has nothing to read
+        // (below), and made again here when it does.
+        if self.in_buffer.capacity() == 0 {
+            self.in_buffer.reserve(self.in_buf_max_read);
+        }
 
         let mut payload = loop {
             if self.header.is_none() {
@@ -205,9 +211,23 @@ impl FrameCodec {
             }
 
             // Not enough data in buffer.
-            if self.read_in(stream)? == 0 {
-                trace!("no frame received");
-                return Ok(None);
+            match self.read_in(stream) {
+                Ok(0) => {
+                    trace!("no frame received");
+                    return Ok(None);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // chatroom: an idle connection holds no read buffer. Nothing more to read
+                    // now and no frame begun: give the buffer back until data comes.
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && self.header.is_none()
+                        && self.in_buffer.is_empty()
+                    {
+                        self.in_buffer = BytesMut::new();
+                    }
+                    return Err(e.into());
+                }
             }
         };
 
