@@ -262,7 +262,8 @@ fn parse(
     }
 }
 
-/// Carries out a socket's jobs in order until it disconnects, then unsubscribes it.
+/// Carries out a socket's jobs in order. Ends when nothing more came for [`LINGER`], or when
+/// the socket left and its queue is empty, unsubscribing it then.
 pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
     let _counted = Running::count();
     let sink = Arc::new(SocketSink {
