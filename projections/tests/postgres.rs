@@ -334,9 +334,10 @@ fn read_after(log: &[Recorded], chunk: &[Recorded]) -> u64 {
     first.checked_sub(1).map_or(0, |i| log[i].position)
 }
 
-/// Empties the read tables and their checkpoints, as a database that lost the projections'
-/// commits (restored from an older copy, or crashed before flushing them) would have them.
-async fn lose_the_projections_commits(pool: &Pool) {
+/// Empties the read tables and their checkpoints: a fresh start, or what a database that lost
+/// the projections' commits (restored from an older copy, or crashed before flushing them)
+/// would hold.
+async fn empty_read_tables(pool: &Pool) {
     let c = pool.get().await.unwrap();
     c.batch_execute("truncate \"user\", room, room_member, room_record, projection_checkpoint")
         .await
@@ -365,14 +366,7 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
     assert_eq!(a_members.count(), 2);
 
     for size in [1, 3, 64, 1000, log.len()] {
-        {
-            let c = pool.get().await.unwrap();
-            c.batch_execute(
-                "truncate \"user\", room, room_member, room_record, projection_checkpoint",
-            )
-            .await
-            .unwrap();
-        }
+        empty_read_tables(&pool).await;
         for p in ALL {
             for chunk in log.chunks(size) {
                 postgres::apply_batch(&pool, p, Target::Live, read_after(&log, chunk), chunk)
@@ -402,14 +396,7 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
     let head = log.last().unwrap().position;
     let expected = reference(&log);
     for size in [1, 64, log.len()] {
-        {
-            let c = pool.get().await.unwrap();
-            c.batch_execute(
-                "truncate \"user\", room, room_member, room_record, projection_checkpoint",
-            )
-            .await
-            .unwrap();
-        }
+        empty_read_tables(&pool).await;
         // The projections stand at different positions (one ahead, one behind by a batch
         // read again): each applies every event once.
         postgres::apply_batch(
@@ -513,7 +500,8 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
     postgres::apply_batch_together(&pool, &ALL, Target::Live, 0, first)
         .await
         .unwrap();
-    lose_the_projections_commits(&pool).await;
+    // The database loses the projections' commits.
+    empty_read_tables(&pool).await;
     // Applied over the gap, the first half would be missing for good.
     let after = first.last().unwrap().position;
     match postgres::apply_batch_together(&pool, &ALL, Target::Live, after, rest).await {
@@ -553,7 +541,8 @@ async fn workers_read_the_log_again_when_the_database_lost_their_commits() {
             .wait_for(first.len() as u64, Duration::from_secs(30))
             .await
     );
-    lose_the_projections_commits(&pool).await;
+    // The database loses the projections' commits.
+    empty_read_tables(&pool).await;
     append(&*store, rest.to_vec()).await;
     let head = events.len() as u64;
     assert!(workers.wait_for(head, Duration::from_secs(30)).await);
