@@ -45,6 +45,20 @@ pub(crate) enum Job {
     },
 }
 
+impl Job {
+    fn reply(&self) -> &Reply {
+        match self {
+            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => reply,
+        }
+    }
+
+    fn into_reply(self) -> Reply {
+        match self {
+            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => reply,
+        }
+    }
+}
+
 fn bad(message: impl Into<String>) -> Failure {
     Failure::new("bad_request", message)
 }
@@ -73,7 +87,6 @@ fn since_value(v: &Value) -> Result<Option<u64>, Failure> {
 
 /// Checks an event on arrival and queues it; refusals are answered at once.
 pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, reply: Reply) {
-    let socket = reply.socket.clone();
     let id = data.get("id").cloned();
     let job = match parse(app, ctx, event, data, reply) {
         Ok(job) => job,
@@ -87,18 +100,16 @@ pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, rep
         if work.queue.len() >= QUEUE {
             drop(work);
             let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
-            match job {
-                Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => {
-                    reply.fail(failure, id.as_ref())
-                }
-            }
+            job.into_reply().fail(failure, id.as_ref());
             return;
         }
+        let start = !std::mem::replace(&mut work.running, true);
+        let socket = start.then(|| job.reply().socket.clone());
         // Boxed: the queue's slots are pointers, whatever the size of a job.
         work.queue.push_back(Box::new(job));
-        !std::mem::replace(&mut work.running, true)
+        socket
     };
-    if start {
+    if let Some(socket) = start {
         tokio::spawn(run(app.clone(), socket, ctx.clone()));
     } else {
         ctx.more.notify_one();
@@ -287,32 +298,20 @@ pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
         // drained: a message already taken in is handed to its room.
         let next = ctx.work.lock().expect("socket work").queue.pop_front();
         let Some(job) = next else {
-            if ctx.gone.is_cancelled() {
-                break;
+            if !ctx.gone.is_cancelled() {
+                // Either wakes the loop to look at the queue again: what came before the
+                // socket left is carried out first.
+                tokio::select! {
+                    biased;
+                    () = ctx.more.notified() => continue,
+                    () = ctx.gone.cancelled() => continue,
+                    () = tokio::time::sleep(LINGER) => {}
+                }
             }
-            // Either wakes the loop to look at the queue again: what came before the socket
-            // left is carried out first.
-            tokio::select! {
-                biased;
-                () = ctx.more.notified() => continue,
-                () = ctx.gone.cancelled() => continue,
-                () = tokio::time::sleep(LINGER) => {}
+            if end(&app, &ctx) {
+                return;
             }
-            let mut work = ctx.work.lock().expect("socket work");
-            if !work.queue.is_empty() {
-                continue;
-            }
-            // Nothing came: end, giving back the queue's memory. The next event starts
-            // another worker.
-            work.running = false;
-            work.queue = VecDeque::new();
-            drop(work);
-            // The socket may have left since the look above, its disconnect having seen this
-            // worker running.
-            if ctx.gone.is_cancelled() {
-                leave_unless_running(&app, &ctx);
-            }
-            return;
+            continue;
         };
         match *job {
             Job::TestInput { reply } => {
@@ -377,9 +376,25 @@ pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
             }
         }
     }
-    // The socket left: this worker ends, and its rooms are unsubscribed.
-    ctx.work.lock().expect("socket work").running = false;
-    leave_unless_running(&app, &ctx);
+}
+
+/// Ends a worker whose queue is empty (nothing came for [`LINGER`], or the socket left),
+/// giving back the queue's memory; `false`, and nothing changes, when work came meanwhile.
+/// The next event starts another worker.
+fn end(app: &Shared, ctx: &Ctx) -> bool {
+    let mut work = ctx.work.lock().expect("socket work");
+    if !work.queue.is_empty() {
+        return false;
+    }
+    work.running = false;
+    work.queue = VecDeque::new();
+    drop(work);
+    // A socket that left (before or after the look above: its disconnect may have seen this
+    // worker running) is unsubscribed from its rooms.
+    if ctx.gone.is_cancelled() {
+        leave_unless_running(app, ctx);
+    }
+    true
 }
 
 async fn join(
