@@ -39,7 +39,7 @@ pub use event::Event;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use snapshot::{Snapshot, Snapshots};
-pub use sqlite::{SqliteStore, stable_plans};
+pub use sqlite::{IdIndexOptions, SqliteStore, stable_plans};
 pub use store::{Error, Expected, Store};
 pub use subscription::Subscription;
 

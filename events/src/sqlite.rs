@@ -31,6 +31,7 @@
 use crate::envelope::{GENESIS, NewEvent, Recorded, seal};
 use crate::memory::check_expected;
 use crate::migrate::{self, Migration};
+pub use crate::sqlite_ids::Options as IdIndexOptions;
 use crate::sqlite_ids::{self as ids, Ids};
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
@@ -111,6 +112,15 @@ impl SqliteStore {
     /// # Errors
     /// [`Error::Unavailable`] when the file cannot be opened or migrated.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, IdIndexOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with an event-id index of another shape (tests use small
+    /// tables to see them sealed and merged).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the file cannot be opened or migrated.
+    pub fn open_with(path: impl AsRef<Path>, id_index: IdIndexOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path).map_err(unavailable)?;
         stable_plans(&conn).map_err(unavailable)?;
@@ -130,7 +140,8 @@ impl SqliteStore {
             })
             .map_err(unavailable)?;
         let (head, _) = watch::channel(head_pos as u64);
-        let (id_index, id_thread) = ids::open(&ids::path_for(&path), &conn).map_err(unavailable)?;
+        let (id_index, id_thread) =
+            ids::open(&ids::path_for(&path), &conn, id_index).map_err(unavailable)?;
         let id_handle = id_index.handle();
         let (tx, rx) = mpsc::channel();
         let head_tx = head.clone();

@@ -2,7 +2,7 @@
 //! recognised whether their first try is still in memory, in the index file, or only in the
 //! log (after a restart, a lost or stale index file, or the upgrade of an older log).
 
-use events::{Error, Event, Expected, NewEvent, Recorded, SqliteStore, Store};
+use events::{Error, Event, Expected, IdIndexOptions, NewEvent, Recorded, SqliteStore, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,10 +50,154 @@ async fn expect_duplicate(store: &SqliteStore, first: &Recorded) {
     );
 }
 
+/// The ids in the index file: its young table and every run.
 fn ids_in_file(log: &Path) -> i64 {
     let conn = rusqlite::Connection::open(SqliteStore::id_index_path(log)).unwrap();
-    conn.query_row("select count(*) from event_id", [], |r| r.get(0))
+    tables_in_file(&conn)
+        .iter()
+        .map(|t| {
+            conn.query_row(&format!("select count(*) from {t}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+        })
+        .sum()
+}
+
+/// The young table and the runs' tables of an index file.
+fn tables_in_file(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("select name from sqlite_master where type = 'table' and name like 'event_id%'")
         .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The runs an index file lists: (level, ids) in the order they were made.
+fn runs_in_file(log: &Path) -> Vec<(i64, i64)> {
+    let conn = rusqlite::Connection::open(SqliteStore::id_index_path(log)).unwrap();
+    conn.prepare("select level, ids from run order by id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A small index: 200 ids make a run, three runs of a level make one of the next.
+const SMALL: IdIndexOptions = IdIndexOptions {
+    young_max: 200,
+    fan_in: 3,
+};
+
+/// Appends `n` events to `stream` in appends of `each`, writing the index's batch after each.
+async fn fill_in_batches(store: &SqliteStore, stream: &str, n: u64, each: u64) -> Vec<Recorded> {
+    let mut out = Vec::new();
+    for start in (0..n).step_by(each as usize) {
+        let events = (start..(start + each).min(n)).map(joined).collect();
+        out.extend(store.append(stream, Expected::Any, events).await.unwrap());
+        assert!(store.flush_id_index(Duration::from_secs(10)));
+    }
+    out
+}
+
+/// Waits until the index file lists runs as `done` says they should be.
+fn wait_for_runs(log: &Path, done: impl Fn(&[(i64, i64)]) -> bool) -> Vec<(i64, i64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = runs_in_file(log);
+        if done(&runs) {
+            return runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runs never settled: {runs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The index keeps ids in a small young table, seals it into runs and merges runs level by
+/// level, so no insert or lookup works on a tree as large as the history. Every id, in
+/// whichever table it ended, is still recognised as a retry: before and after a restart,
+/// after the stored filters are found in an unknown layout (they are made again), and after
+/// a merge left a table behind (it is dropped).
+#[tokio::test]
+async fn ids_sealed_into_runs_and_merged_are_recognised_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open_with(&path, SMALL).unwrap();
+    let written = fill_in_batches(&store, "room-r", 4_000, 50).await;
+    // 4,000 ids: 20 runs of 200, three of a level merged into the next, every id in one run.
+    let runs = wait_for_runs(&path, |runs| {
+        runs.iter().map(|r| r.1).sum::<i64>() == 4_000
+            && (0..2).all(|l| runs.iter().filter(|r| r.0 == l).count() < 3)
+    });
+    assert!(
+        runs.iter().any(|r| r.0 == 2),
+        "runs of 200 were merged twice over: {runs:?}"
+    );
+    assert_eq!(ids_in_file(&path), 4_000);
+    let conn = rusqlite::Connection::open(SqliteStore::id_index_path(&path)).unwrap();
+    assert_eq!(
+        tables_in_file(&conn).len(),
+        runs.len() + 1,
+        "merged runs' tables are dropped"
+    );
+    drop(conn);
+    for first in &written {
+        expect_duplicate(&store, first).await;
+    }
+    let more = fill(&store, "room-r", 3).await;
+    store.close();
+    drop(store);
+
+    let store = SqliteStore::open_with(&path, SMALL).unwrap();
+    for first in written.iter().chain(&more).step_by(7) {
+        expect_duplicate(&store, first).await;
+    }
+    store.close();
+    drop(store);
+
+    let conn = rusqlite::Connection::open(SqliteStore::id_index_path(&path)).unwrap();
+    conn.execute_batch(
+        "update run set filter_format = 0, filter = x'00';
+         create table event_id_run_9999 (id blob primary key, position integer not null) without rowid;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open_with(&path, SMALL).unwrap();
+    for first in written.iter().chain(&more).step_by(3) {
+        expect_duplicate(&store, first).await;
+    }
+    let conn = rusqlite::Connection::open(SqliteStore::id_index_path(&path)).unwrap();
+    assert!(!tables_in_file(&conn).contains(&"event_id_run_9999".to_owned()));
+    let formats: Vec<i64> = conn
+        .prepare("select distinct filter_format from run")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(formats, [1], "the filters were made again and stored");
+    store.close();
+    drop((store, conn));
+
+    // Built again from the log in one chunk, more ids than a young table takes: one run
+    // of the level its size calls for, with a filter made for all of them.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = SqliteStore::id_index_path(&path).into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    let store = SqliteStore::open_with(&path, SMALL).unwrap();
+    assert_eq!(runs_in_file(&path), [(2, 4_003)]);
+    for first in written.iter().chain(&more).step_by(3) {
+        expect_duplicate(&store, first).await;
+    }
+    let fresh = fill(&store, "room-r", 3).await;
+    assert_eq!(fresh.len(), 3, "new ids still pass the filters");
 }
 
 #[tokio::test]
@@ -308,8 +452,19 @@ async fn a_log_with_an_id_altered_by_hand_still_opens() {
 /// append, are each recognised, and so is a retry of an id appended earlier in the same group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_racing_the_flusher_are_recognised() {
+    race_the_flusher(IdIndexOptions::default()).await;
+}
+
+/// The same, with an index that seals a run every 200 ids and merges every three runs, so
+/// lookups race seals and merges too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_racing_seals_and_merges_are_recognised() {
+    race_the_flusher(SMALL).await;
+}
+
+async fn race_the_flusher(options: IdIndexOptions) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let store = Arc::new(SqliteStore::open_with(dir.path().join("events.db"), options).unwrap());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flusher = {
         let (store, stop) = (store.clone(), stop.clone());
