@@ -409,6 +409,21 @@ impl Flusher {
                 });
             }
         }
+        let tables: Vec<String> = conn
+            .prepare("select name from sqlite_master where type = 'table' and name like 'event_id_run_%'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut next_run = runs.last().map_or(1, |r| r.id + 1);
+        if let Some(run) = runs.iter().find(|r| !tables.contains(&run_table(r.id))) {
+            // Lookups would fail on it: the file is treated as damaged and built again.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!(
+                    "the index lists run {} but has no table for it",
+                    run.id
+                )),
+            ));
+        }
         for run in runs.iter_mut().filter(|r| refilter.contains(&r.id)) {
             tracing::info!(run = run.id, "filtering a run of the event-id index again");
             run.filter = filter_table(&conn, &run_table(run.id), 0)?.0;
@@ -417,11 +432,6 @@ impl Flusher {
                 params![run.id, FILTER_FORMAT, run.filter.to_bytes()],
             )?;
         }
-        let tables: Vec<String> = conn
-            .prepare("select name from sqlite_master where type = 'table' and name like 'event_id_run_%'")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut next_run = runs.last().map_or(1, |r| r.id + 1);
         for table in tables {
             let n: Option<i64> = table
                 .strip_prefix("event_id_run_")
