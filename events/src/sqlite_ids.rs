@@ -118,13 +118,34 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-const YOUNG_TABLE: &str = "create table event_id (
-                               id       blob    primary key,
-                               position integer not null
-                           ) without rowid";
+/// The statement that makes a table of ids named `name`: the young table, or a run a merge
+/// writes.
+fn id_table(name: &str) -> String {
+    format!(
+        "create table {name} (
+             id       blob    primary key,
+             position integer not null
+         ) without rowid"
+    )
+}
 
 fn run_table(id: i64) -> String {
     format!("event_id_run_{id}")
+}
+
+/// Lists a run, with its stored filter, in the file's `run` table.
+fn list_run(
+    conn: &Connection,
+    id: i64,
+    level: u32,
+    ids: u64,
+    filter: &[u8],
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "insert into run (id, level, ids, filter_format, filter) values (?1, ?2, ?3, ?4, ?5)",
+        params![id, level, ids as i64, FILTER_FORMAT, filter],
+    )
+    .map(|_| ())
 }
 
 /// A Bloom filter of event ids, in blocks of one cache line: each id sets [`PROBES`] bits of
@@ -548,9 +569,7 @@ impl Flusher {
 
     /// Seals a full young table, then merges runs while a level holds `fan_in` of them.
     fn tidy(&mut self) -> rusqlite::Result<()> {
-        if self.young_ids >= self.options.young_max {
-            self.seal()?;
-        }
+        self.seal_if_full()?;
         loop {
             let full = {
                 let tables = self.shared.tables.read().expect("tables");
@@ -565,37 +584,39 @@ impl Flusher {
         }
     }
 
+    fn seal_if_full(&mut self) -> rusqlite::Result<()> {
+        if self.young_ids >= self.options.young_max {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
     /// Renames the young table into a run, stores its filter with it, and starts an empty
     /// young table.
     fn seal(&mut self) -> rusqlite::Result<()> {
         let id = self.next_run;
         let level = level_for(self.young_ids, &self.options);
+        // Only this thread adds to the young filter, so its bytes are read before the lock:
+        // lookups wait only for the rename.
+        let bytes = self.shared.tables.read().expect("tables").young.to_bytes();
         let mut tables = self.shared.tables.write().expect("tables");
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(&format!(
-            "alter table event_id rename to {}; {YOUNG_TABLE};",
-            run_table(id)
+            "alter table event_id rename to {}; {};",
+            run_table(id),
+            id_table("event_id")
         ))?;
-        tx.execute(
-            "insert into run (id, level, ids, filter_format, filter) values (?1, ?2, ?3, ?4, ?5)",
-            params![
-                id,
-                level,
-                self.young_ids as i64,
-                FILTER_FORMAT,
-                tables.young.to_bytes()
-            ],
-        )?;
+        list_run(&tx, id, level, self.young_ids, &bytes)?;
         tx.commit()?;
         let filter = std::mem::replace(
             &mut tables.young,
             Arc::new(Filter::for_ids(young_room(&self.options))),
         );
-        let filter = Arc::try_unwrap(filter).unwrap_or_else(|f| {
+        let filter = Arc::try_unwrap(filter).unwrap_or_else(|_| {
             // A flusher's own clone is the only other holder, and it has ended by now.
-            Filter::from_bytes(&f.to_bytes()).expect("a filter's own bytes")
+            Filter::from_bytes(&bytes).expect("a filter's own bytes")
         });
         tables.runs.push(Arc::new(Run {
             id,
@@ -624,8 +645,7 @@ impl Flusher {
         let id = self.next_run;
         self.next_run += 1;
         let table = run_table(id);
-        self.conn
-            .execute_batch(&YOUNG_TABLE.replacen("event_id", &table, 1))?;
+        self.conn.execute_batch(&id_table(&table))?;
         let merged = self.merge_into(level, &sources, id, &table);
         if merged.is_err() {
             // No run names the table; the next merge makes another.
@@ -708,24 +728,22 @@ impl Flusher {
                 >= FLUSH_AT
             {
                 self.flush()?;
-                if self.young_ids >= self.options.young_max {
-                    self.seal()?;
-                }
+                self.seal_if_full()?;
             }
         }
+        // Lookups go by the runs in memory, never by the file's list, so the list changes
+        // without the lock (a filter of the top level is 192 MB to write); the lock is held
+        // only while memory changes, and the merged runs' tables are dropped after.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for run in sources {
+            tx.execute("delete from run where id = ?1", [run.id])?;
+        }
+        list_run(&tx, id, level + 1, ids, &filter.to_bytes())?;
+        tx.commit()?;
         {
             let mut tables = self.shared.tables.write().expect("tables");
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for run in sources {
-                tx.execute("delete from run where id = ?1", [run.id])?;
-            }
-            tx.execute(
-                "insert into run (id, level, ids, filter_format, filter) values (?1, ?2, ?3, ?4, ?5)",
-                params![id, level + 1, ids as i64, FILTER_FORMAT, filter.to_bytes()],
-            )?;
-            tx.commit()?;
             tables
                 .runs
                 .retain(|r| !sources.iter().any(|s| s.id == r.id));
