@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 5] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 6] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
     projections::postgres::SEARCH_MIGRATION,
     events::snapshot::POSTGRES_MIGRATION,
+    events::postgres_ids::MIGRATION,
 ];
 
 /// The opened data.

@@ -71,7 +71,7 @@ const BITS_PER_ID: u64 = 12;
 const PROBES: u32 = 7;
 
 /// The layout of stored filters; a run whose filter has another is filtered again on open.
-const FILTER_FORMAT: i64 = 1;
+pub(crate) const FILTER_FORMAT: i64 = 1;
 
 /// The shape of the index: how large the young table grows and how many runs are merged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl Filter {
-    fn for_ids(ids: u64) -> Self {
+    pub(crate) fn for_ids(ids: u64) -> Self {
         let blocks = (ids.max(1) * BITS_PER_ID).div_ceil(512) as usize;
         Self {
             blocks: (0..blocks)
@@ -187,7 +187,7 @@ impl Filter {
         (&self.blocks[block], h2)
     }
 
-    fn insert(&self, id: &Uuid) {
+    pub(crate) fn insert(&self, id: &Uuid) {
         let (block, h) = self.place(id);
         for i in 0..PROBES {
             let bits = h >> (i * 9);
@@ -195,7 +195,7 @@ impl Filter {
         }
     }
 
-    fn may_hold(&self, id: &Uuid) -> bool {
+    pub(crate) fn may_hold(&self, id: &Uuid) -> bool {
         let (block, h) = self.place(id);
         (0..PROBES).all(|i| {
             let bits = h >> (i * 9);
@@ -203,7 +203,7 @@ impl Filter {
         })
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.blocks.len() * 64);
         for block in &*self.blocks {
             for word in &block.0 {
@@ -214,7 +214,7 @@ impl Filter {
     }
 
     /// A stored filter, or `None` when `bytes` is not whole blocks.
-    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.is_empty() || !bytes.len().is_multiple_of(64) {
             return None;
         }
@@ -796,7 +796,7 @@ fn young_room(options: &Options) -> u64 {
 
 /// The level of a run of `ids` sealed from the young table: 0, unless the table had grown
 /// larger than a merge would make (the first table of an older file holds every id).
-fn level_for(ids: u64, options: &Options) -> u32 {
+pub(crate) fn level_for(ids: u64, options: &Options) -> u32 {
     let mut level = 0;
     let mut size = options.young_max.max(1) * options.fan_in as u64;
     while level < TOP_LEVEL && ids >= size {

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn fresh_url() -> Option<String> {
-    events::postgres::scratch_database(&[events::postgres::MIGRATION]).await
+    events::postgres::scratch_database(&[
+        events::postgres::MIGRATION,
+        events::postgres_ids::MIGRATION,
+    ])
+    .await
 }
 
 async fn fresh() -> Option<Arc<dyn Store>> {
