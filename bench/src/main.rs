@@ -33,8 +33,9 @@ pub enum Scenario {
     /// Like `rooms`, with some members of each room that stop reading.
     Slow,
     /// Like `rooms`, measured again as the log grows: the same rooms are filled closed-loop
-    /// until the server's log holds each of `--history` events, then measured open-loop at
-    /// `--rate` (default 2,000 msg/s; `--rate 0`: closed-loop with `--window`) for `--duration`.
+    /// until the server's log holds each of `--history` events, then, once its read tables
+    /// have caught up and `--settle` seconds have passed, measured open-loop at `--rate`
+    /// (default 2,000 msg/s; `--rate 0`: closed-loop with `--window`) for `--duration`.
     History,
 }
 

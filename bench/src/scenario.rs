@@ -135,6 +135,25 @@ async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
         .context("no log_position in /healthz")
 }
 
+/// Waits (at most `limit`) until the server's read tables have caught up with its log.
+async fn caught_up(http: &reqwest::Client, url: &str, limit: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let health: serde_json::Value = http
+            .get(format!("{}/healthz", url.trim_end_matches('/')))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let log = health["log_position"].as_u64().unwrap_or(0);
+        let read = health["projections_position"].as_u64().unwrap_or(0);
+        if read >= log || start.elapsed() > limit {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `history`: for each size in `--history`, fill the log closed-loop (in 10 s rounds over the
 /// same rooms, so every room's own history grows too) until it holds that many events, then
 /// measure open-loop and print the server's CPU per acknowledged message.
@@ -176,9 +195,16 @@ async fn history(
             head = log_head(&http, &args.url).await?;
             eprintln!("  log at {head} of {target} events");
         }
+        let fill_time = filled.elapsed().as_secs_f64();
+        // The server finishes the fill's work (the read tables catching up with the log) before
+        // the measured window, so that the window measures its own messages only.
+        let waited = Instant::now();
+        caught_up(&http, &args.url, Duration::from_secs(120)).await?;
+        tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         println!(
-            "=== log at {head} events (filled for {:.0} s); {} for {:.0} s",
-            filled.elapsed().as_secs_f64(),
+            "=== log at {head} events (filled for {fill_time:.0} s, read tables caught up and \
+             settled in {:.1} s); {} for {:.0} s",
+            waited.elapsed().as_secs_f64(),
             pace(&measure),
             args.duration
         );

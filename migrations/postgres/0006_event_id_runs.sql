@@ -34,27 +34,24 @@ create table event_id_state (
 );
 
 -- Fails the append's transaction when the process saw another generation of the runs
--- (CR001), or when an id `run_ids[i]` is stored in run `runs[i]` (unique_violation): the runs
--- whose filters may hold that id, and those the process has no filter for.
-create function event_id_check(seen bigint, runs bigint[], run_ids uuid[]) returns void
-language plpgsql as $$
-declare
-    r   bigint;
-    hit boolean;
+-- (CR001).
+create function event_id_check(seen bigint) returns void language plpgsql as $$
 begin
     if (select generation from event_id_state where one) is distinct from seen then
         raise exception 'the event-id runs changed since generation %', seen
             using errcode = 'CR001';
     end if;
-    for r in select distinct u.run from unnest(runs) as u(run) loop
-        execute format('select exists (select 1 from event_id_run_%s where event_id = any($1))', r)
-            into hit
-            using array(select p.id from unnest(runs, run_ids) as p(run, id) where p.run = r);
-        if hit then
-            raise exception 'an event id of the append is stored (run %)', r
-                using errcode = 'unique_violation';
-        end if;
-    end loop;
+end
+$$;
+
+-- Fails the append's transaction when `hit`: an id of the append is stored in run `run` (each
+-- probe of a run is a statement of its own, prepared once per connection).
+create function event_id_stored(hit boolean, run bigint) returns void language plpgsql as $$
+begin
+    if hit then
+        raise exception 'an event id of the append is stored (run %)', run
+            using errcode = 'unique_violation';
+    end if;
 end
 $$;
 
