@@ -41,6 +41,13 @@ pub(crate) const DEFAULT_OPTIONS: Options = Options {
     fan_in: 8,
 };
 
+/// Filter bits an id: 16, where the embedded log's filters have 12. A false positive here
+/// costs a probe of a run's index in the append's transaction (a page read once the run
+/// outgrows the database's buffers, about 0.25 ms under the append lock at 30 million
+/// events); 16 bits let about 0.1 % of other ids through against 0.4 % at 12, for 2 bytes an
+/// event in every process instead of 1.5.
+const BITS_PER_ID: u64 = 16;
+
 /// Whether `e` says the runs changed since the writer's view.
 pub(crate) fn is_stale(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| c.code() == STALE)
@@ -182,7 +189,7 @@ async fn filter_of_table(
     run: i64,
     ids: u64,
 ) -> Result<Filter, Error> {
-    let filter = Filter::for_ids(ids);
+    let filter = Filter::with_bits(ids, BITS_PER_ID);
     let rows = client
         .query_raw(
             &format!("select event_id from {}", run_table(run)),
