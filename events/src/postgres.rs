@@ -548,15 +548,11 @@ async fn write_group(
         if !matches!(written, Err(Failure::Stale)) {
             break;
         }
-        // The transaction failed at its check; its commit rolled it back.
-        let reloaded = async {
-            client
-                .batch_execute("rollback")
-                .await
-                .map_err(unavailable)?;
-            View::load(&mut client, view).await
-        };
-        match reloaded.await {
+        // No transaction is left open: a stale view fails `write_known` before its begin (a
+        // run's table is gone) or in its pipeline, whose commit then rolls back, and
+        // `write_read` rolls back itself. (A rollback here warned "there is no transaction
+        // in progress" in the server's log at every change of the runs.)
+        match View::load(&mut client, view).await {
             Ok(v) => *view = v,
             Err(e) => {
                 written = Err(Failure::Error(e));
@@ -880,7 +876,7 @@ async fn write_read(
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
         .collect();
     let (runs, run_ids) = view.candidates(&ids);
-    let (_, _, _, head_rows, id_rows) = futures::try_join!(
+    let first = futures::try_join!(
         async { client.execute(&st.begin, &[]).await.map_err(failed) },
         async {
             client
@@ -906,7 +902,20 @@ async fn write_read(
                 .await
                 .map_err(failed)
         },
-    )?;
+    );
+    let (_, _, _, head_rows, id_rows) = match first {
+        Ok(read) => read,
+        Err(Failure::Stale) => {
+            // The check failed and nothing ended the transaction: it ends here, so the
+            // group can be tried again on this connection.
+            client
+                .batch_execute("rollback")
+                .await
+                .map_err(unavailable)?;
+            return Err(Failure::Stale);
+        }
+        Err(e) => return Err(e),
+    };
     let mut heads: HashMap<String, (u64, [u8; 32])> = HashMap::new();
     for row in head_rows {
         let hash: Vec<u8> = row.get(2);
