@@ -122,15 +122,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The log's head position, from the server's `/healthz`.
-async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
-    let health: serde_json::Value = http
+/// The server's `/healthz`.
+async fn health(http: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http
         .get(format!("{}/healthz", url.trim_end_matches('/')))
         .send()
         .await?
         .json()
-        .await?;
-    health["log_position"]
+        .await?)
+}
+
+/// The log's head position, from the server's `/healthz`.
+async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    health(http, url).await?["log_position"]
         .as_u64()
         .context("no log_position in /healthz")
 }
@@ -139,12 +143,7 @@ async fn log_head(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
 async fn caught_up(http: &reqwest::Client, url: &str, limit: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let health: serde_json::Value = http
-            .get(format!("{}/healthz", url.trim_end_matches('/')))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let health = health(http, url).await?;
         let log = health["log_position"].as_u64().unwrap_or(0);
         let read = health["projections_position"].as_u64().unwrap_or(0);
         if read >= log || start.elapsed() > limit {

@@ -4,10 +4,12 @@
 //! databases (`./scripts/test` starts a throwaway one); each test gets a database of its own.
 //! Without it every test here prints that it was skipped and passes.
 
-use events::event::MemberJoined;
+mod support;
+
 use events::{Error, Event, Expected, NewEvent, PostgresStore, Store, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{admin, joined};
 
 async fn fresh_url() -> Option<String> {
     events::postgres::scratch_database(&[
@@ -26,13 +28,6 @@ events::conformance_tests!(match fresh().await {
     Some(s) => s,
     None => return,
 });
-
-fn joined(n: u64) -> NewEvent {
-    NewEvent::new(&Event::MemberJoined(MemberJoined {
-        room_id: "r".into(),
-        user_id: format!("u{n}"),
-    }))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_never_skips_an_event_that_commits_late() {
@@ -264,14 +259,6 @@ fn the_writer_runs_on_a_thread_of_its_own() {
         written.iter().map(|r| r.version).collect::<Vec<_>>(),
         [1, 2]
     );
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 #[tokio::test]

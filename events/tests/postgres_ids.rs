@@ -4,7 +4,8 @@
 //!
 //! Runs when `CHATROOM_TEST_DATABASE_URL` is set (see `tests/postgres.rs`); skips otherwise.
 
-use events::event::MemberJoined;
+mod support;
+
 use events::postgres::{MIGRATION, scratch_database};
 use events::{
     Error, Event, Expected, IdIndexOptions, NewEvent, PostgresOptions, PostgresStore, Recorded,
@@ -12,13 +13,7 @@ use events::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-
-fn joined(n: u64) -> NewEvent {
-    NewEvent::new(&Event::MemberJoined(MemberJoined {
-        room_id: "r".into(),
-        user_id: format!("u{n}"),
-    }))
-}
+use support::{admin, joined};
 
 /// Small runs, so that a few hundred events seal and merge two levels up.
 const SMALL: IdIndexOptions = IdIndexOptions {
@@ -37,14 +32,6 @@ async fn small(url: &str, upkeep_every: Option<Duration>) -> PostgresStore {
     )
     .await
     .unwrap()
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 /// Appends the id of `first` again (on its own stream, whose head `store` may know and then
