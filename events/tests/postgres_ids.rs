@@ -140,6 +140,42 @@ async fn ids_sealed_into_runs_and_merged_are_recognised_by_every_process() {
     assert_eq!(a.read_all(0, 10_000).await.unwrap().len(), 301);
 }
 
+#[tokio::test]
+async fn a_retry_on_a_known_head_through_a_stale_view_is_recognised() {
+    // The one-round-trip path: a process whose writer knows the stream's head (it wrote the
+    // last event) and has not read the runs since another process sealed the id away. Its
+    // filters know no run holding the id, and the young table no longer holds it: only the
+    // check of the view under the append lock can send it to the runs.
+    let Some(url) = scratch_database(&[MIGRATION, events::postgres_ids::MIGRATION]).await else {
+        return;
+    };
+    let a = small(&url, None).await;
+    let b = small(&url, None).await;
+    for i in 0..SMALL.young_max {
+        a.append(&format!("room-{}", i % 3), Expected::Any, vec![joined(i)])
+            .await
+            .unwrap();
+    }
+    let last = a
+        .append("room-last", Expected::NoStream, vec![joined(1_000)])
+        .await
+        .unwrap()
+        .remove(0);
+    let upkeep = b.maintain_ids().await.unwrap();
+    assert_eq!((upkeep.sealed, upkeep.filtered), (1, 1), "{upkeep:?}");
+    let db = admin(&url).await;
+    let (listed, young) = runs(&db).await;
+    assert_eq!((listed.len(), young), (1, 0), "{listed:?}");
+    expect_duplicate(&a, &last).await;
+    expect_duplicate(&b, &last).await;
+    let count: i64 = db
+        .query_one("select count(*) from event", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count as u64, SMALL.young_max + 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_racing_seals_and_merges_in_other_processes_are_recognised() {
     let Some(url) = scratch_database(&[MIGRATION, events::postgres_ids::MIGRATION]).await else {
