@@ -6,7 +6,8 @@
 //!
 //! - **The writer's view** ([`View`]): the runs and their filters as of a generation. An
 //!   append's transaction checks, under the append lock, that the generation has not moved
-//!   (`event_id_check`), so the filters the writer consulted are those of every run there is.
+//!   (in its insert, or with `event_id_check`), so the filters the writer consulted are those
+//!   of every run there is.
 //! - **Upkeep** ([`maintain`]): sealing a full young table, making the filter of a run that has
 //!   none, merging runs. Any process may do it; one at a time does (a transaction-level
 //!   advisory lock), each step in one transaction, so a step cut short leaves nothing behind.
