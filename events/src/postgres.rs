@@ -965,6 +965,7 @@ async fn write_read(
         drop(rows);
         return Ok(answers(outcomes, Vec::new()));
     }
+    let accepted = rows.event_ids.len();
     let (inserted, _, _) = futures::try_join!(
         async {
             client
@@ -990,6 +991,13 @@ async fn write_read(
         async { client.execute(&st.commit, &[]).await.map_err(failed) },
     )?;
     drop(rows);
+    if inserted.len() != accepted {
+        // The view was checked under the lock: only a writer that skips the lock gets here.
+        // Positions are unknown, so nothing is acknowledged.
+        return Err(Failure::Error(Error::Unavailable(
+            "the event-id index's runs changed under the append lock".into(),
+        )));
+    }
     Ok(answers(outcomes, inserted))
 }
 

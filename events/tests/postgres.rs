@@ -6,7 +6,7 @@
 
 mod support;
 
-use events::{Error, Event, Expected, NewEvent, PostgresStore, Store, Subscription};
+use events::{Error, Expected, NewEvent, PostgresStore, Store, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{admin, joined};

@@ -8,8 +8,7 @@ mod support;
 
 use events::postgres::{MIGRATION, scratch_database};
 use events::{
-    Error, Event, Expected, IdIndexOptions, NewEvent, PostgresOptions, PostgresStore, Recorded,
-    Store,
+    Error, Expected, IdIndexOptions, NewEvent, PostgresOptions, PostgresStore, Recorded, Store,
 };
 use std::sync::Arc;
 use std::time::Duration;
