@@ -6,11 +6,13 @@
 //! Without it every test here prints that it was skipped and passes.
 #![cfg(feature = "eventstoredb")]
 
+mod support;
+
 use events::esdb::EsdbStore;
-use events::event::MemberJoined;
-use events::{Event, Expected, NewEvent, Store, Subscription};
+use events::{Expected, Store, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
+use support::joined;
 
 fn url() -> Option<String> {
     match std::env::var("EVENTSTORE_URL") {
@@ -39,13 +41,6 @@ events::conformance_tests!(match fresh().await {
     Some(s) => s,
     None => return,
 });
-
-fn joined(n: u64) -> NewEvent {
-    NewEvent::new(&Event::MemberJoined(MemberJoined {
-        room_id: "r".into(),
-        user_id: format!("u{n}"),
-    }))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_on_one_prefix_see_each_others_events() {

@@ -1,7 +1,10 @@
 //! The conformance suite on the SQLite store, plus what only a file on disk can get wrong.
 
+mod support;
+
 use events::{Error, Event, Expected, NewEvent, SqliteStore, Store};
 use std::sync::Arc;
+use support::joined;
 
 fn fresh() -> Arc<dyn Store> {
     // The directory must outlive the store: leak it for the test's lifetime.
@@ -10,13 +13,6 @@ fn fresh() -> Arc<dyn Store> {
 }
 
 events::conformance_tests!(fresh());
-
-fn joined(n: u64) -> NewEvent {
-    NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
-        room_id: "r".into(),
-        user_id: format!("u{n}"),
-    }))
-}
 
 #[tokio::test]
 async fn appends_survive_reopening() {

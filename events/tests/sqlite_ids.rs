@@ -2,17 +2,13 @@
 //! recognised whether their first try is still in memory, in the index file, or only in the
 //! log (after a restart, a lost or stale index file, or the upgrade of an older log).
 
-use events::{Error, Event, Expected, IdIndexOptions, NewEvent, Recorded, SqliteStore, Store};
+mod support;
+
+use events::{Error, Expected, IdIndexOptions, NewEvent, Recorded, SqliteStore, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn joined(n: u64) -> NewEvent {
-    NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
-        room_id: "r".into(),
-        user_id: format!("u{n}"),
-    }))
-}
+use support::joined;
 
 /// Appends `n` events to `stream`, one append each, and returns what was recorded.
 async fn fill(store: &SqliteStore, stream: &str, n: u64) -> Vec<Recorded> {

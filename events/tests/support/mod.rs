@@ -1,4 +1,4 @@
-//! What the PostgreSQL tests share.
+//! What the store tests share.
 
 use events::event::MemberJoined;
 use events::{Event, NewEvent};
@@ -11,7 +11,9 @@ pub fn joined(n: u64) -> NewEvent {
     }))
 }
 
-/// A plain connection to `url`, for what a test checks or changes behind the store's back.
+/// A plain connection to `url`, for what a PostgreSQL test checks or changes behind the
+/// store's back.
+#[allow(dead_code)] // the PostgreSQL tests use it, the others do not
 pub async fn admin(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
