@@ -444,11 +444,21 @@ async fn probes(
     for (run, list) in out {
         match client.prepare_cached(&probe_run(run)).await {
             Ok(statement) => prepared.push((statement, list)),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Err(Failure::Stale),
-            Err(e) => return Err(Failure::Error(unavailable(e))),
+            Err(e) => return Err(probe_failed(e)),
         }
     }
     Ok(prepared)
+}
+
+/// Why a probe of a run failed, to prepare or to run: a run of the view merged away (its table
+/// is gone) means the view is stale. Only a probe's missing table means that; the same error
+/// from any other statement stays an error.
+fn probe_failed(e: tokio_postgres::Error) -> Failure {
+    if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
+        Failure::Stale
+    } else {
+        failed(e)
+    }
 }
 
 /// The newest event of each of a group's streams.
@@ -870,9 +880,8 @@ async fn write_known(
         Ok((_, _, _, inserted, _, _)) => Ok(Some(answers(outcomes, inserted))),
         // The commit sent behind the insert rolled the transaction back.
         Err(Step::Probe(e) | Step::Other(e)) if is_unique_violation(&e) => Ok(None),
-        // A run of the view merged away: its table is gone, and the view stale.
-        Err(Step::Probe(e)) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Err(Failure::Stale),
-        Err(Step::Probe(e) | Step::Other(e)) => Err(failed(e)),
+        Err(Step::Probe(e)) => Err(probe_failed(e)),
+        Err(Step::Other(e)) => Err(failed(e)),
     }
 }
 
@@ -880,6 +889,7 @@ async fn write_known(
 enum Step {
     /// A probe of a run.
     Probe(tokio_postgres::Error),
+    /// Any other statement.
     Other(tokio_postgres::Error),
 }
 
