@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 6] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 7] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
     projections::postgres::SEARCH_MIGRATION,
     events::snapshot::POSTGRES_MIGRATION,
-    events::postgres_ids::MIGRATION,
+    events::postgres::ID_INDEX_MIGRATIONS[0],
+    events::postgres::ID_INDEX_MIGRATIONS[1],
 ];
 
 /// The opened data.

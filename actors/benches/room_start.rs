@@ -41,7 +41,7 @@ async fn fill(store: &SqliteStore, room: &str, messages: u64) {
                 let s = seq + i + 1;
                 let id = format!("m{s}");
                 NewEvent::with_id(
-                    actors::actor::message_event_id(room, &id),
+                    uuid::Uuid::new_v4(),
                     &Event::MessagePosted(MessagePosted {
                         room_id: room.into(),
                         seq: s,

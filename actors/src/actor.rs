@@ -2,178 +2,28 @@
 //! room's stream, validates commands with [`decide`](crate::room::decide), appends in batches,
 //! answers, and then fans out to its subscribers in `seq` order.
 //!
-//! Batching: a `Post` or `Join` is validated when it arrives and parked; the first one parked
-//! also sends the actor a `Flush`, which lands behind whatever is already in the mailbox. By
-//! the time `Flush` runs, every command that was waiting is parked, and they go to the log in
-//! one append (one transaction, one fsync), after which each is answered. While that append is
-//! on its way, new commands queue up for the next one.
+//! Batching: a `Post` or `Join` is validated when it arrives and parked ([`crate::batch`]);
+//! the first one parked also sends the actor a `Flush`, which lands behind whatever is already
+//! in the mailbox. By the time `Flush` runs, every command that was waiting is parked, and they
+//! go to the log in one append (one transaction, one fsync), after which each is answered.
+//! While that append is on its way, new commands queue up for the next one.
+//!
+//! Idempotency: a retried client id is answered from the room's window
+//! ([`crate::recent`]). Two processes writing one room meet as an expected-version conflict:
+//! the loser reads the stream's tail, which brings the winner's ids into its window, and
+//! answers a retry among them with the first `seq` instead of writing it again.
 
+use crate::batch::{self, Parked};
+use crate::command::{Error, Joined, MAX_REPLAY, Msg, Posted, Subscribed};
 use crate::delivery::{Delivery, JoinNotice, Message, Subscriber};
 use crate::room::{self, Command, Decision, Rejection, State};
+use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
 use events::event::room_stream;
-use events::{Event, Expected, NewEvent, Snapshot, Snapshots, Store};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use events::{Event, Expected, Snapshot, Store};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use uuid::Uuid;
-
-/// Namespace of message event ids: the id of a message's event is derived from its room and
-/// client id, so the log itself refuses a second copy of the same `(roomId, id)`.
-const MESSAGE_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c1e_52a4_4a4e_9d7c_0e3b_1f0c_7a21);
-
-/// The event id of the message `message_id` in room `room_id`.
-pub fn message_event_id(room_id: &str, message_id: &str) -> Uuid {
-    let mut name = Vec::with_capacity(room_id.len() + message_id.len() + 1);
-    name.extend_from_slice(room_id.as_bytes());
-    name.push(0);
-    name.extend_from_slice(message_id.as_bytes());
-    Uuid::new_v5(&MESSAGE_NAMESPACE, &name)
-}
-
-/// Why a room command failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The room's rules refused it.
-    #[error(transparent)]
-    Rejected(#[from] Rejection),
-    /// The log could not take it; nothing was stored.
-    #[error("the room is unavailable: {0}")]
-    Unavailable(String),
-    /// The room has too many commands waiting; nothing was queued. Retry shortly.
-    #[error("the room is too busy right now; retry shortly")]
-    Busy,
-}
-
-/// A stored (or already stored) message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Posted {
-    /// Its seq.
-    pub seq: u64,
-    /// Its time, milliseconds since the epoch.
-    pub time_ms: i64,
-    /// Whether this was a retry of a message already stored.
-    pub duplicate: bool,
-    /// Global position of its event.
-    pub position: u64,
-}
-
-/// Result of a join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Joined {
-    /// Global position of the join event, or of the room's newest event when the user was
-    /// already a member; a reader that waits for this position sees the membership.
-    pub position: u64,
-}
-
-/// Result of a subscribe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscribed {
-    /// Newest seq at the time of the answer.
-    pub last_seq: u64,
-    /// Whether everything after `since` was delivered (false without `since`).
-    pub recovered: bool,
-}
-
-/// Most messages replayed on resume; beyond that the client reloads history instead.
-pub const MAX_REPLAY: u64 = 1000;
-
-/// Messages of a room actor.
-pub enum Msg {
-    /// Make a user a member.
-    Join {
-        /// Who.
-        user_id: String,
-        /// Answer.
-        reply: RpcReplyPort<Result<Joined, Error>>,
-    },
-    /// Post a message.
-    Post {
-        /// Author.
-        user_id: String,
-        /// Client id.
-        message_id: String,
-        /// Text.
-        text: String,
-        /// Answer, once durable.
-        reply: RpcReplyPort<Result<Posted, Error>>,
-    },
-    /// Subscribe a sink, replaying what it missed after `since`, then send a join notice.
-    Subscribe {
-        /// The sink.
-        subscriber: Subscriber,
-        /// Last seq the subscriber saw.
-        since: Option<u64>,
-        /// Answer.
-        reply: RpcReplyPort<Result<Subscribed, Error>>,
-    },
-    /// Remove a sink.
-    Unsubscribe {
-        /// Its id.
-        id: u64,
-    },
-    /// Another process wrote the room's stream up to `version`: catch up and deliver.
-    Observe {
-        /// The stream version seen in the log.
-        version: u64,
-    },
-    /// Write what is parked.
-    Flush,
-    /// Periodic check for idleness.
-    Tick,
-}
-
-/// Settings of a room actor.
-#[derive(Clone)]
-pub struct Settings {
-    /// Stop after this long with no subscriber and no command.
-    pub idle_after: Duration,
-    /// Where the room's state is snapshotted, so that starting the room again reads only the
-    /// events after its newest snapshot. `None`: every start reads the whole stream.
-    pub snapshots: Option<Arc<dyn Snapshots>>,
-}
-
-/// How room actors started (counters for metrics).
-#[derive(Debug, Default)]
-pub struct Starts {
-    /// Starts from a snapshot.
-    pub from_snapshot: std::sync::atomic::AtomicU64,
-    /// Starts that read the stream from its beginning.
-    pub from_log: std::sync::atomic::AtomicU64,
-    /// Events read from the log by starting rooms.
-    pub events_read: std::sync::atomic::AtomicU64,
-}
-
-/// A room saves a snapshot of its state once its stream has grown by this many events since
-/// the last one (or since the start of a room that had none).
-pub const SNAPSHOT_EVERY: u64 = 1000;
-
-impl Settings {
-    /// No snapshots; stop after `idle_after` with nothing to do.
-    pub fn new(idle_after: Duration) -> Self {
-        Self {
-            idle_after,
-            snapshots: None,
-        }
-    }
-
-    /// The same settings, snapshotting to `snapshots`.
-    pub fn with_snapshots(self, snapshots: Arc<dyn Snapshots>) -> Self {
-        Self {
-            snapshots: Some(snapshots),
-            ..self
-        }
-    }
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("idle_after", &self.idle_after)
-            .field("snapshots", &self.snapshots.is_some())
-            .finish()
-    }
-}
 
 /// The subscribers of a room, shared with the registry so that they outlive a failed actor
 /// and can be told to resume elsewhere.
@@ -197,19 +47,6 @@ pub struct RoomActor {
     pub settings: Settings,
     /// Where it counts how it started (shared by the registry's rooms).
     pub starts: Arc<Starts>,
-}
-
-enum Parked {
-    Post {
-        user_id: String,
-        message_id: String,
-        text: String,
-        replies: Vec<RpcReplyPort<Result<Posted, Error>>>,
-    },
-    Join {
-        user_id: String,
-        replies: Vec<RpcReplyPort<Result<Joined, Error>>>,
-    },
 }
 
 /// What changes in a room actor.
@@ -559,7 +396,7 @@ impl RoomActor {
     }
 
     /// Saves a snapshot when the stream has grown by [`SNAPSHOT_EVERY`] events since the last
-    /// one. The write runs beside the actor, one at a time; a failed one is only logged (the
+    /// one, or by the number of messages in the window when that is more. The write runs beside the actor, one at a time; a failed one is only logged (the
     /// next start reads more of the stream).
     fn maybe_snapshot(&self, state: &mut RoomState) {
         use std::sync::atomic::Ordering;
@@ -567,7 +404,8 @@ impl RoomActor {
             return;
         };
         if !state.room.exists
-            || state.room.version < state.snapshot_version + SNAPSHOT_EVERY
+            || state.room.version
+                < state.snapshot_version + SNAPSHOT_EVERY.max(state.room.window.len() as u64)
             || state.snapshot_saving.swap(true, Ordering::AcqRel)
         {
             return;
@@ -603,65 +441,36 @@ impl RoomActor {
     }
 
     async fn flush(&self, state: &mut RoomState) {
-        // Conflicts (another writer) are retried a bounded number of times; duplicates are
-        // not counted, since each one answered leaves one command fewer to write.
+        // Conflicts (another writer) are retried a bounded number of times.
         let mut conflicts = 0;
         while !state.parked.is_empty() {
-            let now = events::now_ms();
-            let mut seq = state.room.last_seq;
-            let batch: Vec<NewEvent> = state
-                .parked
-                .iter()
-                .map(|p| match p {
-                    Parked::Post {
-                        user_id,
-                        message_id,
-                        text,
-                        ..
-                    } => {
-                        seq += 1;
-                        let event = Event::MessagePosted(events::event::MessagePosted {
-                            room_id: state.room.room_id.clone(),
-                            seq,
-                            message_id: message_id.clone(),
-                            user_id: user_id.clone(),
-                            text: text.clone(),
-                            kind: "input".into(),
-                        });
-                        NewEvent::with_id(
-                            message_event_id(&state.room.room_id, message_id),
-                            &event,
-                            now,
-                        )
-                    }
-                    Parked::Join { user_id, .. } => {
-                        NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
-                            room_id: state.room.room_id.clone(),
-                            user_id: user_id.clone(),
-                        }))
-                    }
-                })
-                .collect();
+            let batch = batch::events_of(&state.parked, &state.room, events::now_ms());
             let expected = Expected::Exact(state.room.version);
             match self.store.append(&state.stream, expected, batch).await {
                 Ok(recorded) => {
-                    self.written(state, recorded);
+                    let parked = std::mem::take(&mut state.parked);
+                    let (deliveries, last) =
+                        batch::answer_written(parked, recorded, &mut state.room, &state.room_id);
+                    if let Some(last) = last {
+                        state.last_position = last.position;
+                        state.last_hash = last.hash;
+                    }
+                    for d in &deliveries {
+                        fan_out(state, d);
+                    }
                     return;
-                }
-                Err(events::Error::Duplicate(existing)) => {
-                    // An old retry the room no longer remembers: answer it from the log and
-                    // write the rest.
-                    self.answer_duplicate(state, &existing);
                 }
                 Err(events::Error::Conflict { .. }) if conflicts < MAX_ATTEMPTS => {
                     conflicts += 1;
                     // Another writer (another process) got there first: fold its events in,
-                    // deliver them, check the parked commands again and retry.
+                    // deliver them, and check the parked commands again (a retry it stored
+                    // is now in the window) before writing the rest.
                     if let Err(e) = catch_up(&*self.store, state, true).await {
                         self.fail_all(state, &e.to_string());
                         return;
                     }
-                    self.recheck(state);
+                    let parked = std::mem::take(&mut state.parked);
+                    state.parked = batch::recheck(parked, &state.room, state.last_position);
                 }
                 Err(e) => {
                     tracing::warn!(room = %state.room_id, error = %e, "append failed");
@@ -672,150 +481,9 @@ impl RoomActor {
         }
     }
 
-    fn written(&self, state: &mut RoomState, recorded: Vec<events::Recorded>) {
-        let parked = std::mem::take(&mut state.parked);
-        let mut deliveries = Vec::with_capacity(recorded.len());
-        for (p, rec) in parked.into_iter().zip(recorded) {
-            let Ok(event) = rec.decode() else {
-                unreachable_decode(&rec);
-                continue;
-            };
-            state.room.apply(&event, rec.version, rec.recorded_at);
-            state.last_position = rec.position;
-            state.last_hash = rec.hash;
-            match (p, event) {
-                (Parked::Post { replies, .. }, Event::MessagePosted(m)) => {
-                    let posted = Posted {
-                        seq: m.seq,
-                        time_ms: rec.recorded_at,
-                        duplicate: false,
-                        position: rec.position,
-                    };
-                    let mut first = true;
-                    for r in replies {
-                        let _ = r.send(Ok(Posted {
-                            duplicate: !first,
-                            ..posted
-                        }));
-                        first = false;
-                    }
-                    deliveries.push(Delivery::Message(Arc::new(Message::new(
-                        state.room_id.clone(),
-                        m.seq,
-                        m.message_id,
-                        m.user_id,
-                        m.text,
-                        rec.recorded_at,
-                    ))));
-                }
-                (Parked::Join { replies, .. }, _) => {
-                    for reply in replies {
-                        let _ = reply.send(Ok(Joined {
-                            position: rec.position,
-                        }));
-                    }
-                }
-                (Parked::Post { replies, .. }, _) => {
-                    for r in replies {
-                        let _ = r.send(Err(Error::Unavailable("unexpected event".into())));
-                    }
-                }
-            }
-        }
-        for d in &deliveries {
-            fan_out(state, d);
-        }
-    }
-
-    fn answer_duplicate(&self, state: &mut RoomState, existing: &events::Recorded) {
-        let found = match existing.decode() {
-            Ok(Event::MessagePosted(m)) => Some(m),
-            _ => None,
-        };
-        let index = state.parked.iter().position(|p| match p {
-            Parked::Post { message_id, .. } => {
-                message_event_id(&state.room.room_id, message_id) == existing.event_id
-            }
-            Parked::Join { .. } => false,
-        });
-        let Some(index) = index else {
-            self.fail_all(state, "duplicate event id outside the batch");
-            return;
-        };
-        if let Parked::Post { replies, .. } = state.parked.remove(index) {
-            for r in replies {
-                let _ = r.send(match &found {
-                    Some(m) => Ok(Posted {
-                        seq: m.seq,
-                        time_ms: existing.recorded_at,
-                        duplicate: true,
-                        position: existing.position,
-                    }),
-                    None => Err(Error::Unavailable("message id clash".into())),
-                });
-            }
-        }
-    }
-
-    /// After catching up, parked commands may have become redundant (a join already made, a
-    /// retry already stored by the other writer).
-    fn recheck(&self, state: &mut RoomState) {
-        let parked = std::mem::take(&mut state.parked);
-        for p in parked {
-            match p {
-                Parked::Join { user_id, replies } => {
-                    if state.room.members.contains(&user_id) {
-                        for reply in replies {
-                            let _ = reply.send(Ok(Joined {
-                                position: state.last_position,
-                            }));
-                        }
-                    } else {
-                        state.parked.push(Parked::Join { user_id, replies });
-                    }
-                }
-                Parked::Post {
-                    user_id,
-                    message_id,
-                    text,
-                    replies,
-                } => {
-                    if let Some((seq, time_ms)) = state.room.recent(&message_id) {
-                        for r in replies {
-                            let _ = r.send(Ok(Posted {
-                                seq,
-                                time_ms,
-                                duplicate: true,
-                                position: state.last_position,
-                            }));
-                        }
-                    } else {
-                        state.parked.push(Parked::Post {
-                            user_id,
-                            message_id,
-                            text,
-                            replies,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
     fn fail_all(&self, state: &mut RoomState, why: &str) {
         for p in std::mem::take(&mut state.parked) {
-            match p {
-                Parked::Post { replies, .. } => {
-                    for r in replies {
-                        let _ = r.send(Err(Error::Unavailable(why.to_owned())));
-                    }
-                }
-                Parked::Join { replies, .. } => {
-                    for reply in replies {
-                        let _ = reply.send(Err(Error::Unavailable(why.to_owned())));
-                    }
-                }
-            }
+            batch::fail(p, why);
         }
     }
 
@@ -904,8 +572,4 @@ impl RoomActor {
         }
         Ok(())
     }
-}
-
-fn unreachable_decode(rec: &events::Recorded) {
-    tracing::error!(stream = %rec.stream_id, version = rec.version, "an event just written does not decode");
 }

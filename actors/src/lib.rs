@@ -1,9 +1,12 @@
 //! The write side of chatroom.
 //!
 //! - [`room`]: a room's rules as plain data (state, decide, apply), tested as
-//!   given-events / when-command / then-events.
+//!   given-events / when-command / then-events; [`recent`]: its window of recent messages,
+//!   which makes a retried send answer its first `seq`.
+//! - [`command`]: what a room actor is asked ([`Msg`](command::Msg)) and answers;
+//!   [`settings`]: how it runs.
 //! - [`actor`]: the ractor [`RoomActor`] that runs those rules for one room, batching appends
-//!   and fanning out to subscribers.
+//!   ([`batch`]) and fanning out to subscribers.
 //! - [`Rooms`] ([`rooms`]): the registry and supervisor of room actors.
 //! - [`delivery`]: what subscribers receive, and the [`Sink`] they receive it through.
 //! - [`users`]: registration with names unique through the log.
@@ -13,11 +16,17 @@
 #![deny(missing_docs)]
 
 pub mod actor;
+pub mod batch;
+pub mod command;
 pub mod delivery;
+pub mod recent;
 pub mod room;
 pub mod rooms;
+pub mod settings;
 pub mod users;
 
-pub use actor::{Error, Joined, Posted, RoomActor, SNAPSHOT_EVERY, Settings, Starts, Subscribed};
+pub use actor::RoomActor;
+pub use command::{Error, Joined, Posted, Subscribed};
 pub use delivery::{Delivery, JoinNotice, Message, RenderSlot, Sink, Subscriber};
 pub use rooms::{Created, NewRoom, Room, Rooms};
+pub use settings::{SNAPSHOT_EVERY, Settings, Starts};

@@ -2,15 +2,13 @@
 //! [`decide`] turns a command into the events it causes (or a refusal), and [`State::apply`]
 //! folds an event in. The actor only adds mailboxes, batching and fan-out around these.
 
+use crate::recent::Recent;
 use events::Event;
 use events::event::{MemberJoined, MessagePosted};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 
 /// Longest message text, in Unicode code points, after trimming.
 pub const MAX_TEXT_CHARS: usize = 4000;
-/// How many recent messages a room remembers (seq to stream version, and client ids) for
-/// resume and fast idempotent answers; older retries are answered by the log itself.
-pub const RECENT: usize = 1000;
 
 /// A command to a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +61,7 @@ pub enum Decision {
 
 /// The encoding of a [`State`] in a snapshot (bincode of its fields); change it whenever the
 /// fields change, so that snapshots in the old encoding are ignored rather than misread.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A room as its stream describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,11 +76,8 @@ pub struct State {
     pub last_seq: u64,
     /// Members.
     pub members: HashSet<String>,
-    /// (seq, stream version) of the newest [`RECENT`] messages.
-    pub recent_versions: VecDeque<(u64, u64)>,
-    /// Client id to (seq, time) for the newest [`RECENT`] messages.
-    recent_ids: HashMap<String, (u64, i64)>,
-    recent_order: VecDeque<String>,
+    /// The newest messages: the idempotency window and where each `seq` is in the stream.
+    pub window: Recent,
 }
 
 impl State {
@@ -108,34 +103,17 @@ impl State {
             }
             Event::MessagePosted(m) => {
                 self.last_seq = m.seq;
-                self.remember(m.seq, version, &m.message_id, recorded_at);
+                self.window
+                    .remember(m.seq, &m.message_id, version, recorded_at);
             }
             Event::UserNameClaimed(_) | Event::UserRegistered(_) => {}
         }
     }
 
-    fn remember(&mut self, seq: u64, version: u64, message_id: &str, time: i64) {
-        self.recent_versions.push_back((seq, version));
-        if self.recent_versions.len() > RECENT {
-            self.recent_versions.pop_front();
-        }
-        if self
-            .recent_ids
-            .insert(message_id.to_owned(), (seq, time))
-            .is_none()
-        {
-            self.recent_order.push_back(message_id.to_owned());
-        }
-        if self.recent_order.len() > RECENT
-            && let Some(old) = self.recent_order.pop_front()
-        {
-            self.recent_ids.remove(&old);
-        }
-    }
-
-    /// The seq and time of a recent message with this client id, if the room remembers it.
+    /// The seq and time of the message with this client id, if it is in the idempotency
+    /// window ([`crate::recent`]).
     pub fn recent(&self, message_id: &str) -> Option<(u64, i64)> {
-        self.recent_ids.get(message_id).copied()
+        self.window.find(message_id)
     }
 
     /// The state in [`SNAPSHOT_FORMAT`].
@@ -155,11 +133,9 @@ impl State {
         (read == bytes.len() && state.room_id == room_id).then_some(state)
     }
 
-    /// The stream version of the message with `seq`, if it is among the recent ones.
+    /// The stream version of the message with `seq`, if it is in the window.
     pub fn version_of(&self, seq: u64) -> Option<u64> {
-        let (first, _) = *self.recent_versions.front()?;
-        let index = seq.checked_sub(first)? as usize;
-        self.recent_versions.get(index).map(|&(_, v)| v)
+        self.window.version_of(seq)
     }
 }
 
@@ -390,18 +366,24 @@ mod tests {
     }
 
     #[test]
-    fn recent_memory_is_bounded() {
-        let mut events = vec![created()];
-        for seq in 1..=(RECENT as u64 + 50) {
-            events.push(posted(seq, "owner", &format!("id{seq}")));
+    fn a_retry_past_the_window_is_a_new_message() {
+        let minute = 60_000;
+        let mut s = given(&[created(), posted(1, "owner", "old")]);
+        let last = crate::recent::WINDOW_MESSAGES as u64 + 1;
+        for seq in 2..=last {
+            s.apply(
+                &posted(seq, "owner", &format!("id{seq}")),
+                seq + 1,
+                11 * minute,
+            );
         }
-        let s = given(&events);
-        assert_eq!(s.recent_versions.len(), RECENT);
-        assert_eq!(s.recent("id1"), None);
+        assert!(matches!(
+            when(&s, post("owner", "old", "again")),
+            Ok(Decision::Append(Event::MessagePosted(m))) if m.seq == last + 1
+        ));
         assert_eq!(
-            s.recent(&format!("id{}", RECENT + 50)),
-            Some((RECENT as u64 + 50, 0))
+            when(&s, post("owner", "id2", "again")),
+            Ok(Decision::AlreadyDone(Some(2)))
         );
-        assert_eq!(s.version_of(51), Some(52));
     }
 }

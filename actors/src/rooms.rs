@@ -5,9 +5,11 @@
 //! parent of every room actor: when one fails it tells the room's subscribers to resume and
 //! starts a fresh actor from the log; when one stops (idle) it forgets it.
 
-use crate::actor::{self, Args, Joined, Msg, Posted, RoomActor, Settings, Subscribed, Subscribers};
+use crate::actor::{Args, RoomActor, Subscribers};
+use crate::command::{self, Joined, Msg, Posted, Subscribed};
 use crate::delivery::Subscriber;
 use crate::room::Rejection;
+use crate::settings::{Settings, Starts};
 use dashmap::DashMap;
 use events::event::{MemberJoined, RoomCreated, room_stream};
 use events::{Event, Expected, NewEvent, Store};
@@ -28,13 +30,13 @@ pub struct Room {
 }
 
 /// Commands one room may have waiting in its mailbox; past that it sheds load with
-/// [`actor::Error::Busy`] instead of queueing without bound.
+/// [`command::Error::Busy`] instead of queueing without bound.
 pub const MAILBOX_LIMIT: usize = 4096;
 
 struct Inner {
     store: Arc<dyn Store>,
     settings: Settings,
-    starts: Arc<actor::Starts>,
+    starts: Arc<Starts>,
     rooms: DashMap<String, Room>,
     by_actor: DashMap<ActorId, String>,
     spawning: tokio::sync::Mutex<()>,
@@ -149,7 +151,7 @@ async fn spawn(
     inner: &Arc<Inner>,
     supervisor: ActorCell,
     room_id: &str,
-) -> Result<Room, actor::Error> {
+) -> Result<Room, command::Error> {
     let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::new()));
     let depth = Arc::new(AtomicUsize::new(0));
     let (actor, _) = Actor::spawn_linked(
@@ -167,7 +169,7 @@ async fn spawn(
         supervisor,
     )
     .await
-    .map_err(|e| actor::Error::Unavailable(e.to_string()))?;
+    .map_err(|e| command::Error::Unavailable(e.to_string()))?;
     let room = Room {
         actor,
         subscribers,
@@ -180,8 +182,8 @@ async fn spawn(
     Ok(room)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> actor::Error {
-    actor::Error::Unavailable(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> command::Error {
+    command::Error::Unavailable(e.to_string())
 }
 
 impl Rooms {
@@ -189,7 +191,7 @@ impl Rooms {
     ///
     /// # Errors
     /// When the supervisor cannot be spawned.
-    pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Self, actor::Error> {
+    pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Self, command::Error> {
         let inner = Arc::new(Inner {
             store,
             settings,
@@ -216,7 +218,7 @@ impl Rooms {
     }
 
     /// How this process's rooms started.
-    pub fn starts(&self) -> &actor::Starts {
+    pub fn starts(&self) -> &Starts {
         &self.inner.starts
     }
 
@@ -234,7 +236,7 @@ impl Rooms {
     /// # Errors
     /// `NotFound` when the room's stream does not exist; `Unavailable` when the log cannot be
     /// read.
-    pub async fn room(&self, room_id: &str) -> Result<Room, actor::Error> {
+    pub async fn room(&self, room_id: &str) -> Result<Room, command::Error> {
         if let Some(r) = self.live(room_id) {
             return Ok(r);
         }
@@ -275,7 +277,7 @@ impl Rooms {
     ///
     /// # Errors
     /// `Unavailable` when the log cannot take it.
-    pub async fn create(&self, room: NewRoom) -> Result<Created, actor::Error> {
+    pub async fn create(&self, room: NewRoom) -> Result<Created, command::Error> {
         let room_id = uuid::Uuid::now_v7().to_string();
         let now = events::now_ms();
         let created = Event::RoomCreated(RoomCreated {
@@ -314,7 +316,7 @@ impl Rooms {
     ///
     /// # Errors
     /// `NotFound`, or `Unavailable`.
-    pub async fn join(&self, room_id: &str, user_id: &str) -> Result<Joined, actor::Error> {
+    pub async fn join(&self, room_id: &str, user_id: &str) -> Result<Joined, command::Error> {
         let user_id = user_id.to_owned();
         self.call(room_id, |reply| Msg::Join { user_id, reply })
             .await
@@ -330,7 +332,7 @@ impl Rooms {
         user_id: &str,
         message_id: &str,
         text: &str,
-    ) -> Result<Posted, actor::Error> {
+    ) -> Result<Posted, command::Error> {
         let rx = self.room(room_id).await?.post(user_id, message_id, text)?;
         rx.await.map_err(|_| unavailable("the room stopped"))?
     }
@@ -344,7 +346,7 @@ impl Rooms {
         room_id: &str,
         subscriber: Subscriber,
         since: Option<u64>,
-    ) -> Result<Subscribed, actor::Error> {
+    ) -> Result<Subscribed, command::Error> {
         self.call(room_id, |reply| Msg::Subscribe {
             subscriber,
             since,
@@ -368,10 +370,10 @@ impl Rooms {
         }
     }
 
-    async fn call<T, F>(&self, room_id: &str, make: F) -> Result<T, actor::Error>
+    async fn call<T, F>(&self, room_id: &str, make: F) -> Result<T, command::Error>
     where
         T: Send + 'static,
-        F: FnOnce(ractor::RpcReplyPort<Result<T, actor::Error>>) -> Msg,
+        F: FnOnce(ractor::RpcReplyPort<Result<T, command::Error>>) -> Msg,
     {
         let room = self.room(room_id).await?;
         let (tx, rx) = oneshot::channel();
@@ -406,7 +408,7 @@ impl Room {
         user_id: &str,
         message_id: &str,
         text: &str,
-    ) -> Result<oneshot::Receiver<Result<Posted, actor::Error>>, actor::Error> {
+    ) -> Result<oneshot::Receiver<Result<Posted, command::Error>>, command::Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Post {
             user_id: user_id.to_owned(),
@@ -419,10 +421,10 @@ impl Room {
 
     /// Puts a command in the mailbox, unless it is full (the actor counts it out when it
     /// takes it).
-    fn send(&self, msg: Msg) -> Result<(), actor::Error> {
+    fn send(&self, msg: Msg) -> Result<(), command::Error> {
         if self.depth.fetch_add(1, Ordering::AcqRel) >= MAILBOX_LIMIT {
             self.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(actor::Error::Busy);
+            return Err(command::Error::Busy);
         }
         self.actor.send_message(msg).map_err(|_| {
             self.depth.fetch_sub(1, Ordering::AcqRel);

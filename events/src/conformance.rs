@@ -83,23 +83,40 @@ pub async fn conflicts_are_typed_and_write_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2);
 }
 
-/// An event id already in the log is refused with the stored event, and nothing of that
-/// append is written; an empty append is refused.
-pub async fn duplicate_event_ids_are_refused(store: Arc<dyn Store>) {
+/// An event id is not a key of the log: an event whose id is already stored, in its own
+/// stream or another, is appended like any other (the writer's new version and hash, a new
+/// position), and both copies read back. Idempotency is the writer's (see [`Store`]). An
+/// empty append is refused.
+pub async fn event_ids_are_stored_as_given(store: Arc<dyn Store>) {
     let first = store
         .append("s", Expected::Any, batch("s", 1, 1))
         .await
         .unwrap();
-    let mut again = batch("s", 2, 2);
-    again.push(NewEvent {
+    let again = NewEvent {
         event_id: first[0].event_id,
-        ..message("s", 9)
-    });
-    match store.append("s", Expected::Any, again).await {
-        Err(Error::Duplicate(found)) => assert_eq!(*found, first[0]),
-        other => panic!("expected a duplicate, got {other:?}"),
-    }
-    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 1);
+        ..message("s", 2)
+    };
+    let second = store
+        .append("s", Expected::Exact(1), vec![again.clone()])
+        .await
+        .expect("an id already stored is appended");
+    assert_eq!(
+        (second[0].version, second[0].event_id),
+        (2, first[0].event_id)
+    );
+    assert!(second[0].position > first[0].position);
+    let elsewhere = store
+        .append("t", Expected::NoStream, vec![again])
+        .await
+        .expect("and in another stream too");
+    assert_eq!(elsewhere[0].version, 1);
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|r| r.event_id == first[0].event_id));
+    assert_eq!(
+        store.read_stream("s", 1, 10).await.unwrap(),
+        [first[0].clone(), second[0].clone()]
+    );
     assert!(matches!(
         store.append("s", Expected::Any, Vec::new()).await,
         Err(Error::Empty)
@@ -308,7 +325,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             append_assigns_versions_and_positions,
             conflicts_are_typed_and_write_nothing,
-            duplicate_event_ids_are_refused,
+            event_ids_are_stored_as_given,
             read_stream_from_version,
             read_all_in_order,
             hashes_chain_each_stream,

@@ -12,8 +12,8 @@ use uuid::Uuid;
 /// An event ready to be appended: encoded once, here, so backends only move bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
-    /// Unique id; appending an id that is already in the log is refused as a duplicate, which
-    /// makes retried appends idempotent.
+    /// The event's id, new for every event a writer makes; the log stores it as given and
+    /// looks nothing up by it (see [`Store`](crate::Store)).
     pub event_id: Uuid,
     /// Type name.
     pub event_type: &'static str,

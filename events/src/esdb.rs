@@ -7,14 +7,15 @@
 //! - **Positions.** An event appended over gRPC is its own implicit transaction, and ESDB gives
 //!   it the `$all` position `C = P =` its log position; that number is our position. It is
 //!   strictly increasing but not dense (it counts bytes of the server's log).
-//! - **Appends.** The hash chain needs the stream's last hash, and the duplicate check needs
-//!   the stream's event ids (ESDB cannot look an event up by id), so the store keeps each
-//!   stream's tail (version, last hash, ids), reads what others appended since before every
-//!   append, checks the caller's expectation and the ids, and appends with the version it
-//!   knows as ESDB's expected revision: a writer that slipped in between makes ESDB refuse,
-//!   and we report a conflict (or, for `Expected::Any`, try again). Our event id is the ESDB
-//!   event id, so ESDB's own idempotence covers a retried write; the append reads its events
-//!   back for their positions and to tell our write from another writer's identical ids.
+//! - **Appends.** The hash chain needs the stream's last hash, so the store keeps each
+//!   stream's tail (version, last hash), reads what others appended since before every
+//!   append, checks the caller's expectation, and appends with the version it knows as ESDB's
+//!   expected revision: a writer that slipped in between makes ESDB refuse, and we report a
+//!   conflict (or, for `Expected::Any`, try again). Our event id is the ESDB event id; like
+//!   every backend, the store looks nothing up by it (see [`Store`]). ESDB's own idempotence
+//!   answers a write whose ids are already stored at the revisions after the expected one,
+//!   which an append at the stream's current revision never meets; the append reads its
+//!   events back for their positions and fails as unavailable if they are not its own.
 //! - **Metadata.** Type = our type name, data = our bincode payload (octet-stream), and JSON
 //!   metadata `{"chatroom":1,"schema_version":..,"recorded_at":..,"hash":".."}`.
 //! - **Files.** [`mapping`]: the pure mapping functions; `server`: the few server calls,
@@ -37,7 +38,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 pub mod mapping;
 mod server;
@@ -68,13 +68,11 @@ pub struct EsdbStore {
 }
 
 /// What an append needs to know of a stream: its version and last hash, for the expected
-/// version and the hash chain, and every event id in it, for the duplicate check (ESDB cannot
-/// look an event up by id). Filled from what was read from ESDB, in order, never guessed;
+/// version and the hash chain. Filled from what was read from ESDB, in order, never guessed;
 /// before each append it catches up with what others wrote since.
 struct Tail {
     version: u64,
     hash: [u8; 32],
-    ids: HashMap<Uuid, u64>,
 }
 
 impl Tail {
@@ -82,7 +80,6 @@ impl Tail {
         Self {
             version: 0,
             hash: GENESIS,
-            ids: HashMap::new(),
         }
     }
 
@@ -96,7 +93,6 @@ impl Tail {
         }
         self.version = r.version;
         self.hash = r.hash;
-        self.ids.insert(r.event_id, r.version);
         true
     }
 }
@@ -303,37 +299,17 @@ impl Store for EsdbStore {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the log is closed".into()));
         }
-        for (i, e) in events.iter().enumerate() {
-            if events[..i].iter().any(|o| o.event_id == e.event_id) {
-                return Err(Error::Corrupt(format!(
-                    "event id {} appears twice in one append",
-                    e.event_id
-                )));
-            }
-        }
         let name = stream_name(&self.prefix, stream);
         for _ in 0..ANY_ATTEMPTS {
             self.catch_up(stream).await?;
-            let Some((actual, previous, duplicate)) = self.tails().get(stream).map(|t| {
-                let duplicate = events
-                    .iter()
-                    .filter_map(|e| t.ids.get(&e.event_id))
-                    .min()
-                    .copied();
-                ((t.version > 0).then_some(t.version), t.hash, duplicate)
-            }) else {
+            let Some((actual, previous)) = self
+                .tails()
+                .get(stream)
+                .map(|t| ((t.version > 0).then_some(t.version), t.hash))
+            else {
                 continue;
             };
             check_expected(stream, expected, actual)?;
-            if let Some(version) = duplicate {
-                let found = self.read_stream(stream, version, 1).await?.pop();
-                return Err(match found {
-                    Some(found) => Error::Duplicate(Box::new(found)),
-                    None => Error::Unavailable(format!(
-                        "{stream} version {version} could not be read back"
-                    )),
-                });
-            }
             let mut chained =
                 crate::envelope::seal(stream, Some((actual.unwrap_or(0), previous)), &events);
             let writes: Vec<Write> = events
@@ -361,8 +337,8 @@ impl Store for EsdbStore {
                 Err(e) => return Err(server_error(e)),
             }
             // Read the events back: ESDB's answer has one position for the whole write, and
-            // an idempotent answer (the same ids already written by someone else) looks like
-            // success. What is stored is the truth.
+            // an idempotent answer (ids already written there) looks like success. What is
+            // stored is the truth.
             let from = actual.unwrap_or(0);
             let stored = self
                 .read(
@@ -381,15 +357,9 @@ impl Store for EsdbStore {
                 mine.position = theirs.position;
             }
             if stored != chained {
-                return match stored
-                    .iter()
-                    .find(|s| events.iter().any(|e| e.event_id == s.event_id))
-                {
-                    Some(found) => Err(Error::Duplicate(Box::new(found.clone()))),
-                    None => Err(Error::Unavailable(
-                        "the events read back are not the ones appended".into(),
-                    )),
-                };
+                return Err(Error::Unavailable(
+                    "the events read back are not the ones appended".into(),
+                ));
             }
             if let Some(last) = stored.last() {
                 bump(&self.head, last.position);
@@ -527,21 +497,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second[0].expected_hash(&first[0].hash), second[0].hash);
-        // a's cached tail is behind: a duplicate of b's event is still found, and an exact
-        // expectation is checked against what b wrote.
-        let dup = NewEvent {
+        // a's cached tail is behind: it catches up first, so an event carrying b's id is
+        // appended after b's (ids are not keys, and ESDB's idempotence does not apply at the
+        // stream's current revision), and an exact expectation is checked against the stream.
+        let same_id = NewEvent {
             event_id: second[0].event_id,
             ..joined(9)
         };
-        match a.append("room-1", Expected::Any, vec![dup]).await {
-            Err(Error::Duplicate(found)) => assert_eq!(*found, second[0]),
-            other => panic!("expected a duplicate, got {other:?}"),
-        }
+        let third = a
+            .append("room-1", Expected::Any, vec![same_id])
+            .await
+            .unwrap();
+        assert_eq!(
+            (third[0].version, third[0].event_id),
+            (3, second[0].event_id)
+        );
         match a
             .append("room-1", Expected::Exact(1), vec![joined(3)])
             .await
         {
-            Err(Error::Conflict { actual, .. }) => assert_eq!(actual, Some(2)),
+            Err(Error::Conflict { actual, .. }) => assert_eq!(actual, Some(3)),
             other => panic!("expected a conflict, got {other:?}"),
         }
     }

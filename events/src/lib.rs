@@ -26,10 +26,9 @@ pub mod event;
 mod memory;
 pub mod migrate;
 pub mod postgres;
-pub mod postgres_ids;
+mod postgres_writer;
 pub mod snapshot;
 mod sqlite;
-mod sqlite_ids;
 pub mod store;
 mod subscription;
 
@@ -38,9 +37,9 @@ pub use envelope::{NewEvent, Recorded, chain_hash};
 pub use esdb::EsdbStore;
 pub use event::Event;
 pub use memory::MemoryStore;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::PostgresStore;
 pub use snapshot::{Snapshot, Snapshots};
-pub use sqlite::{IdIndexOptions, SqliteStore, stable_plans};
+pub use sqlite::{SqliteStore, stable_plans};
 pub use store::{Error, Expected, Store};
 pub use subscription::Subscription;
 

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 /// A [`Store`] held in memory.
 pub struct MemoryStore {
@@ -18,7 +17,6 @@ pub struct MemoryStore {
 struct Inner {
     log: Vec<Recorded>,
     streams: HashMap<String, Vec<usize>>,
-    ids: HashMap<Uuid, usize>,
 }
 
 impl Default for MemoryStore {
@@ -76,22 +74,10 @@ impl Store for MemoryStore {
             None => (None, GENESIS),
         };
         check_expected(stream, expected, actual)?;
-        for (i, e) in events.iter().enumerate() {
-            if let Some(&at) = inner.ids.get(&e.event_id) {
-                return Err(Error::Duplicate(Box::new(inner.log[at].clone())));
-            }
-            if events[..i].iter().any(|o| o.event_id == e.event_id) {
-                return Err(Error::Corrupt(format!(
-                    "event id {} appears twice in one append",
-                    e.event_id
-                )));
-            }
-        }
         let mut out = seal(stream, actual.map(|v| (v, previous)), &events);
         for rec in &mut out {
             let index = inner.log.len();
             rec.position = index as u64 + 1;
-            inner.ids.insert(rec.event_id, index);
             inner
                 .streams
                 .entry(stream.to_owned())

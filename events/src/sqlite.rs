@@ -9,12 +9,10 @@
 //! writer. The writer keeps 64 MiB of pages cached (SQLite's default is 2 MiB), so the index an
 //! append walks (each stream's head) stays in memory as the log grows.
 //!
-//! An append also proves its event ids new (a retry returns its first try's record). Those ids
-//! are not indexed in the log's file: an index of hashes takes every insert at a random page,
-//! which made each appended event write a page of its own once the log was large. They are
-//! indexed beside it, in batches, by [`crate::sqlite_ids`]; the log's file has no index but
-//! `(stream_id, version)`, and every page an append writes is at the end of the file or of a
-//! stream.
+//! The log's file has no index but `(stream_id, version)`, so every page an append writes is
+//! at the end of the file or of a stream, however large the log: event ids are not looked up
+//! (see [`Store`]). A data folder of an earlier version held an index of them beside the log,
+//! `events-ids.db`; opening the log removes it.
 //!
 //! Checkpoints (copying committed pages from the WAL into the database file) are mostly done
 //! by a thread of their own, four times a second. SQLite's default makes the committing
@@ -31,12 +29,9 @@
 use crate::envelope::{GENESIS, NewEvent, Recorded, seal};
 use crate::memory::check_expected;
 use crate::migrate::{self, Migration};
-pub use crate::sqlite_ids::Options as IdIndexOptions;
-use crate::sqlite_ids::{self as ids, Ids};
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{oneshot, watch};
@@ -64,8 +59,6 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     head: watch::Sender<u64>,
-    /// The event-id index beside the log, and the thread that writes its batches.
-    ids: Mutex<Option<(ids::Handle, std::thread::JoinHandle<()>)>>,
 }
 
 /// Turns on SQLite's query planner stability guarantee for `conn`. The bundled SQLite is built
@@ -112,16 +105,8 @@ impl SqliteStore {
     /// # Errors
     /// [`Error::Unavailable`] when the file cannot be opened or migrated.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        Self::open_with(path, IdIndexOptions::default())
-    }
-
-    /// [`SqliteStore::open`] with an event-id index of another shape (tests use small
-    /// tables to see them sealed and merged).
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] when the file cannot be opened or migrated.
-    pub fn open_with(path: impl AsRef<Path>, id_index: IdIndexOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
+        remove_old_id_index(&path).map_err(unavailable)?;
         let mut conn = Connection::open(&path).map_err(unavailable)?;
         stable_plans(&conn).map_err(unavailable)?;
         conn.execute_batch(
@@ -140,14 +125,11 @@ impl SqliteStore {
             })
             .map_err(unavailable)?;
         let (head, _) = watch::channel(head_pos as u64);
-        let (id_index, id_thread) =
-            ids::open(&ids::path_for(&path), &conn, id_index).map_err(unavailable)?;
-        let id_handle = id_index.handle();
         let (tx, rx) = mpsc::channel();
         let head_tx = head.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-log-writer".into())
-            .spawn(move || writer_loop(conn, &id_index, rx, head_tx))
+            .spawn(move || writer_loop(conn, rx, head_tx))
             .map_err(unavailable)?;
         let checkpoint_conn = Connection::open(&path).map_err(unavailable)?;
         checkpoint_conn
@@ -166,28 +148,7 @@ impl SqliteStore {
             checkpointer: Mutex::new(Some((stop, checkpoint_thread))),
             readers: Arc::new(Mutex::new(Vec::new())),
             head,
-            ids: Mutex::new(Some((id_handle, id_thread))),
         })
-    }
-
-    /// The file of the event-id index that belongs to the log at `log` (`events.db` →
-    /// `events-ids.db`). It can be deleted while the server is stopped: it is rebuilt from the
-    /// log on open.
-    pub fn id_index_path(log: &Path) -> PathBuf {
-        ids::path_for(log)
-    }
-
-    /// Writes the event ids held in memory to the index file now and waits for it (at most
-    /// `timeout`); true if memory then held none. The store does this by itself in batches;
-    /// tests and tools use it to see the file level with the log.
-    pub fn flush_id_index(&self, timeout: std::time::Duration) -> bool {
-        let handle = self
-            .ids
-            .lock()
-            .expect("ids lock")
-            .as_ref()
-            .map(|(h, _)| h.clone());
-        handle.is_none_or(|h| h.flush_now(timeout))
     }
 
     /// The file this log lives in.
@@ -207,12 +168,6 @@ impl SqliteStore {
         }
         if let Some((stop, t)) = self.checkpointer.lock().expect("checkpointer lock").take() {
             drop(stop);
-            let _ = t.join();
-        }
-        // The writer's side went with the writer: dropping the last handle lets the id index
-        // write its last batch and stop.
-        if let Some((handle, t)) = self.ids.lock().expect("ids lock").take() {
-            drop(handle);
             let _ = t.join();
         }
     }
@@ -304,12 +259,28 @@ fn read_error(e: rusqlite::Error) -> Error {
     }
 }
 
-fn writer_loop(
-    mut conn: Connection,
-    ids: &Ids,
-    rx: mpsc::Receiver<WriteRequest>,
-    head: watch::Sender<u64>,
-) {
+/// Removes the index of event ids that versions before the room's idempotency window kept
+/// beside the log (`events.db` → `events-ids.db`, with its WAL files): nothing reads it now,
+/// and it held a copy of every event id. Nothing of the log itself changes.
+fn remove_old_id_index(log: &Path) -> std::io::Result<()> {
+    let stem = log
+        .file_stem()
+        .map_or_else(|| "events".into(), |s| s.to_string_lossy().into_owned());
+    let index = log.with_file_name(format!("{stem}-ids.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", index.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {
+                tracing::info!(file = %file.display(), "removed the event-id index of an earlier version")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteRequest>, head: watch::Sender<u64>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -318,7 +289,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = write_group(&mut conn, ids, &group);
+        let results = write_group(&mut conn, &group);
         let newest = results
             .iter()
             .filter_map(|r| r.as_ref().ok().and_then(|v| v.last()).map(|e| e.position))
@@ -364,13 +335,8 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Writes a group in one transaction; returns one result per request. When the commit itself
-/// fails, every request fails as unavailable and nothing is written. The ids of what was
-/// committed go to the id index only after the commit.
-fn write_group(
-    conn: &mut Connection,
-    ids: &Ids,
-    group: &[WriteRequest],
-) -> Vec<Result<Vec<Recorded>, Error>> {
+/// fails, every request fails as unavailable and nothing is written.
+fn write_group(conn: &mut Connection, group: &[WriteRequest]) -> Vec<Result<Vec<Recorded>, Error>> {
     let all_fail = |e: &dyn std::fmt::Display| {
         group
             .iter()
@@ -380,21 +346,7 @@ fn write_group(
     if let Err(e) = run(conn, "begin immediate") {
         return all_fail(&e);
     }
-    // The group's ids that the log held before it, looked up together.
-    let earlier = match ids.find_all(
-        group
-            .iter()
-            .flat_map(|r| r.events.iter().map(|e| &e.event_id)),
-    ) {
-        Ok(earlier) => earlier,
-        Err(e) => {
-            let _ = conn.execute_batch("rollback");
-            return all_fail(&e);
-        }
-    };
     let mut results = Vec::with_capacity(group.len());
-    // Ids appended by earlier requests of this group, not yet committed.
-    let mut added: HashMap<Uuid, u64> = HashMap::new();
     for req in group {
         // A request of one event writes at most one row, and a statement that fails undoes
         // itself, so only a request of several events needs a savepoint to be undone whole.
@@ -403,9 +355,9 @@ fn write_group(
         let result = if whole {
             run(conn, "savepoint one")
                 .map_err(unavailable)
-                .and_then(|()| append_one(conn, &earlier, &added, req))
+                .and_then(|()| append_one(conn, req))
         } else {
-            append_one(conn, &earlier, &added, req)
+            append_one(conn, req)
         };
         let end = match (whole, result.is_ok()) {
             (true, true) => run(conn, "release one").map_err(|e| e.to_string()),
@@ -423,45 +375,17 @@ fn write_group(
             let _ = conn.execute_batch("rollback");
             return all_fail(&e);
         }
-        if let Ok(recorded) = &result {
-            added.extend(recorded.iter().map(|r| (r.event_id, r.position)));
-        }
         results.push(result);
     }
     if let Err(e) = run(conn, "commit") {
         let _ = conn.execute_batch("rollback");
         return all_fail(&e);
     }
-    ids.add(added);
     results
 }
 
-/// The event at `position`, which an id lookup named for `id`.
-fn recorded_at(conn: &Connection, position: u64, id: &Uuid) -> Result<Recorded, Error> {
-    let found = conn
-        .prepare_cached(&format!("select {COLUMNS} from event where position = ?1"))
-        .map_err(unavailable)?
-        .query_row([position as i64], row_to_recorded)
-        .optional()
-        .map_err(read_error)?;
-    match found {
-        Some(rec) if rec.event_id == *id => Ok(rec),
-        _ => Err(Error::Corrupt(format!(
-            "the event-id index places event {id} at position {position}, where the log holds \
-             another event or none; delete {} with the server stopped to rebuild it",
-            ids::path_for(Path::new(conn.path().unwrap_or("events.db"))).display()
-        ))),
-    }
-}
-
-/// Appends one request's events; `earlier` and `added` hold the positions of the ids the log
-/// held before the group and of those the group added so far.
-fn append_one(
-    conn: &Connection,
-    earlier: &HashMap<Uuid, u64>,
-    added: &HashMap<Uuid, u64>,
-    req: &WriteRequest,
-) -> Result<Vec<Recorded>, Error> {
+/// Appends one request's events.
+fn append_one(conn: &Connection, req: &WriteRequest) -> Result<Vec<Recorded>, Error> {
     if req.events.is_empty() {
         return Err(Error::Empty);
     }
@@ -482,18 +406,6 @@ fn append_one(
             .map_err(|_| Error::Corrupt(format!("stream {} has a bad hash", req.stream)))?,
         None => GENESIS,
     };
-    for (i, e) in req.events.iter().enumerate() {
-        if let Some(&position) = added.get(&e.event_id).or_else(|| earlier.get(&e.event_id)) {
-            let found = recorded_at(conn, position, &e.event_id)?;
-            return Err(Error::Duplicate(Box::new(found)));
-        }
-        if req.events[..i].iter().any(|o| o.event_id == e.event_id) {
-            return Err(Error::Corrupt(format!(
-                "event id {} appears twice in one append",
-                e.event_id
-            )));
-        }
-    }
     let mut insert = conn
         .prepare_cached(
             "insert into event (stream_id, version, event_id, event_type, schema_version, \

@@ -28,10 +28,6 @@ pub enum Error {
         /// The stream's version (None: no stream).
         actual: Option<u64>,
     },
-    /// An event with this id is already in the log; nothing was written. Carries the stored
-    /// event so a retry can answer with the first result.
-    #[error("event {} is already in the log", .0.event_id)]
-    Duplicate(Box<Recorded>),
     /// An append must carry at least one event.
     #[error("an append needs at least one event")]
     Empty,
@@ -47,13 +43,18 @@ pub enum Error {
 ///
 /// Positions start at 1 and increase with every event; a stream's versions start at 1 and have
 /// no gaps. When `append` returns `Ok` the events are durable.
+///
+/// An event id names an event for its readers; it is not a key of the log. A store never
+/// refuses, skips or merges an event for its id, even one already stored: idempotent writes
+/// are the writer's (a room keeps its recent client ids, `actors::recent`), which keeps an
+/// append's cost free of any index over every id ever written.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends `events` to `stream` atomically, if the stream is at `expected`.
     ///
     /// # Errors
-    /// [`Error::Conflict`] when the stream is not at `expected`; [`Error::Duplicate`] when an
-    /// event id is already stored; [`Error::Unavailable`] when nothing could be written.
+    /// [`Error::Conflict`] when the stream is not at `expected`; [`Error::Unavailable`] when
+    /// nothing could be written.
     async fn append(
         &self,
         stream: &str,

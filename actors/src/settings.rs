@@ -1,0 +1,59 @@
+//! How room actors run: idle stop, snapshots, and the counters of how they started.
+
+use events::Snapshots;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a room actor.
+#[derive(Clone)]
+pub struct Settings {
+    /// Stop after this long with no subscriber and no command.
+    pub idle_after: Duration,
+    /// Where the room's state is snapshotted, so that starting the room again reads only the
+    /// events after its newest snapshot. `None`: every start reads the whole stream.
+    pub snapshots: Option<Arc<dyn Snapshots>>,
+}
+
+/// How room actors started (counters for metrics).
+#[derive(Debug, Default)]
+pub struct Starts {
+    /// Starts from a snapshot.
+    pub from_snapshot: std::sync::atomic::AtomicU64,
+    /// Starts that read the stream from its beginning.
+    pub from_log: std::sync::atomic::AtomicU64,
+    /// Events read from the log by starting rooms.
+    pub events_read: std::sync::atomic::AtomicU64,
+}
+
+/// A room saves a snapshot of its state once its stream has grown by this many events since
+/// the last one (or since the start of a room that had none), or by as many as its window
+/// holds messages when that is more: a snapshot carries the window, so saving one every
+/// window's worth of events keeps its cost per event the same however full the window is.
+pub const SNAPSHOT_EVERY: u64 = 1000;
+
+impl Settings {
+    /// No snapshots; stop after `idle_after` with nothing to do.
+    pub fn new(idle_after: Duration) -> Self {
+        Self {
+            idle_after,
+            snapshots: None,
+        }
+    }
+
+    /// The same settings, snapshotting to `snapshots`.
+    pub fn with_snapshots(self, snapshots: Arc<dyn Snapshots>) -> Self {
+        Self {
+            snapshots: Some(snapshots),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("idle_after", &self.idle_after)
+            .field("snapshots", &self.snapshots.is_some())
+            .finish()
+    }
+}
