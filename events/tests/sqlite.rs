@@ -15,6 +15,34 @@ fn fresh() -> Arc<dyn Store> {
 events::conformance_tests!(fresh());
 
 #[tokio::test]
+async fn opening_removes_the_event_id_index_of_an_earlier_version_and_keeps_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let written = {
+        let store = SqliteStore::open(&path).unwrap();
+        let w = store
+            .append("room-r", Expected::NoStream, (1..=3).map(joined).collect())
+            .await
+            .unwrap();
+        store.close();
+        w
+    };
+    // What versions before the window left beside the log: the index and its WAL files.
+    for name in ["events-ids.db", "events-ids.db-wal", "events-ids.db-shm"] {
+        std::fs::write(dir.path().join(name), b"an index of every event id").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    for name in ["events-ids.db", "events-ids.db-wal", "events-ids.db-shm"] {
+        assert!(!dir.path().join(name).exists(), "{name} is left");
+    }
+    assert_eq!(store.read_all(0, 100).await.unwrap(), written);
+    store
+        .append("room-r", Expected::Exact(3), vec![joined(4)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn appends_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
