@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execSync } from 'node:child_process';
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,3 +203,50 @@ test('a log written by schema version 1 keeps working: old and new events side b
     await server.cleanup();
   }
 });
+
+for (const [label, pg] of stores) {
+  const skip = label === 'PostgreSQL' && !ADMIN ? 'CHATROOM_TEST_DATABASE_URL is not set' : false;
+  test(`data written with the event-id index upgrades with nothing lost (${label})`, { skip, timeout: 60_000 }, async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'chatroom-a606a83-'));
+    cpSync(path.join(here, '../fixtures/data-a606a83'), dataDir, { recursive: true });
+    let databaseUrl = null;
+    if (pg) {
+      databaseUrl = freshDatabase();
+      execSync(`psql "${databaseUrl}" -q -v ON_ERROR_STOP=1 -f "${path.join(here, '../fixtures/pg-a606a83.sql')}"`, { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+    const server = await startServer({ dataDir, args: databaseUrl ? ['--database-url', databaseUrl] : [] });
+    server.databaseUrl = databaseUrl;
+    try {
+      if (pg) {
+        const left = execSync(`psql "${databaseUrl}" -tA -c "select count(*) from pg_class where relname like 'event_id%' or relname in ('event_id_state')"`).toString().trim();
+        assert.equal(left, '0', 'migration 7 drops the index tables');
+        const fns = execSync(`psql "${databaseUrl}" -tA -c "select count(*) from pg_proc where proname like 'event_id_%'"`).toString().trim();
+        assert.equal(fns, '0', 'and its functions');
+      } else {
+        assert.equal(existsSync(path.join(dataDir, 'events-ids.db')), false, 'events-ids.db is removed');
+      }
+      const ann = await login(server.url, 'Ann', 'password-ann');
+      const bob = await login(server.url, 'bob', 'password-bob');
+      const [room] = (await api(server.url, 'GET', '/api/room/list', { token: ann.token })).body.data.roomList;
+      assert.equal(room.name, 'Before the window');
+      assert.deepEqual((await fullHistory(server.url, bob.token, room.id)).map((m) => [m.seq, m.id, m.message]),
+        [[1, 'up-1', 'one'], [2, 'up-2', 'two'], [3, 'up-3', 'three']]);
+      const sa = await connect(server.url, ann.token, ['websocket']);
+      const sb = await connect(server.url, bob.token, ['websocket']);
+      for (const s of [sa, sb]) await emitAck(s, 'join_all', { roomList: [room.id] });
+      // A retry of a message the old version stored answers its first seq, from the window
+      // the room folded back from its stream.
+      const retry = await emitAck(sb, 'user_send_message', { roomId: room.id, id: 'up-2', message: 'two', type: 'input' });
+      assert.deepEqual([retry.ok, retry.seq, retry.duplicate], [true, 2, true]);
+      const next = await send(sa, room.id, 'after the upgrade', 'up-4');
+      assert.equal(next.seq, 4);
+      await waitFor(() => messagesIn(sb, room.id).some((m) => m.seq === 4));
+      closeAll(sa, sb);
+      await server.stop();
+      const { stdout } = await chatroom(['verify'], server);
+      assert.match(stdout, /^ok: /);
+    } finally {
+      await server.cleanup();
+    }
+  });
+}
