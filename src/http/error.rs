@@ -73,7 +73,7 @@ impl From<projections::sqlite::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        crate::metrics::rejected(self.status.as_str());
+        crate::metrics::rejected_status(self.status);
         let body = json!({
             "status": self.status.as_u16(),
             "message": self.message,

@@ -134,7 +134,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> imp
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::CONTENT_TYPE,
         )],
         crate::metrics::render(&gauges),
     )
