@@ -4,12 +4,12 @@
 //! - [`config`]: the command line and environment, read once.
 //! - [`app`]: the shared state of a running server (log, room actors, read tables, sessions).
 //! - [`auth`]: passwords, tokens and sessions, and the login throttle.
-//! - [`http`]: the REST API, media and the web page (axum).
+//! - [`http`]: the REST API and its OpenAPI document, media and the web page (axum, utoipa).
 //! - [`socket`]: the Socket.IO namespace `/chatroom` (socketioxide).
 //! - [`wire`]: the JSON shapes of the contract.
 //! - [`avatar`]: decoding and storing uploaded images.
-//! - [`ratelimit`]: per-user token buckets.
-//! - [`metrics`]: counters for `/metrics` (Prometheus text format).
+//! - [`ratelimit`]: per-user rate limits (governor).
+//! - [`metrics`]: counters for `/metrics` (Prometheus text format, prometheus-client).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
 //! - [`server`]: `serve`: start everything, stop it gracefully.

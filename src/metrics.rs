@@ -1,14 +1,24 @@
-//! Counters and histograms for `/metrics`, in the Prometheus text format.
+//! Counters and histograms for `/metrics`, in the Prometheus text format, by
+//! `prometheus-client`.
 //!
-//! Kept in process-wide atomics, cheap enough for the hot paths (one relaxed add per append,
-//! ack or delivery). Gauges that the server can compute when asked (sockets, rooms, mailbox
-//! depth, projection lag) are read at scrape time.
+//! The handles live in one process-wide static, made once, so that counting on the hot paths
+//! (an append, an ack, a delivery) is one relaxed add. Gauges that the server can compute when
+//! asked (sockets, rooms, mailbox depth, projection lag) are read at scrape time.
 
-use dashmap::DashMap;
-use std::fmt::Write;
+use prometheus_client::encoding::{
+    EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The `Content-Type` of what [`render`] writes.
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -16,9 +26,18 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// A latency histogram.
+///
+/// Not prometheus-client's: that one takes a lock per observation, this one two relaxed adds.
+#[derive(Debug)]
 pub struct Histogram {
     counts: [AtomicU64; BUCKETS.len() + 1],
     sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Histogram {
@@ -40,63 +59,78 @@ impl Histogram {
         self.sum_micros
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
+}
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {cumulative}");
+impl EncodeMetric for &'static Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        let buckets: Vec<(f64, u64)> = BUCKETS.into_iter().zip(counts).collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, counts.iter().sum(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
+/// Why a request or an event was refused: a socket error code or an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Reason {
+    Code(&'static str),
+    Status(u16),
+}
+
+impl EncodeLabelValue for Reason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            Reason::Code(code) => code.encode(encoder),
+            Reason::Status(status) => status.encode(encoder),
+        }
+    }
+}
+
+type Labelled<V, M> = Family<[(&'static str, V); 1], M>;
+
 /// The process's metrics.
+#[derive(Debug, Default)]
 pub struct Metrics {
     /// Appends to the log that succeeded.
-    pub appends: AtomicU64,
+    pub appends: Counter,
     /// Events those appends wrote.
-    pub events_appended: AtomicU64,
+    pub events_appended: Counter,
     /// Appends that failed.
-    pub append_failures: AtomicU64,
+    pub append_failures: Counter,
     /// Time an append took, queueing and fsync included.
     pub append_latency: Histogram,
     /// Messages acknowledged to senders.
-    pub messages_acked: AtomicU64,
+    pub messages_acked: Counter,
     /// Time from a message's arrival to its ack.
     pub ack_latency: Histogram,
     /// Deliveries queued to sockets (messages and join notices).
-    pub deliveries: AtomicU64,
+    pub deliveries: Counter,
     /// Socket workers running (a socket has one while it has work, and a second after).
-    pub socket_workers: AtomicU64,
-    /// Requests and events refused, by reason.
-    pub rejected: DashMap<String, u64>,
+    pub socket_workers: Gauge,
+    rejected: Labelled<Reason, Counter>,
 }
 
 /// The process-wide metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    appends: AtomicU64::new(0),
-    events_appended: AtomicU64::new(0),
-    append_failures: AtomicU64::new(0),
-    append_latency: Histogram::new(),
-    messages_acked: AtomicU64::new(0),
-    ack_latency: Histogram::new(),
-    deliveries: AtomicU64::new(0),
-    socket_workers: AtomicU64::new(0),
-    rejected: DashMap::new(),
-});
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
-/// Counts a refusal for `reason` (an error code or an HTTP status).
-pub fn rejected(reason: &str) {
-    *METRICS.rejected.entry(reason.to_owned()).or_insert(0) += 1;
+/// Counts a refusal with this socket error code.
+pub fn rejected(code: &'static str) {
+    METRICS
+        .rejected
+        .get_or_create(&[("reason", Reason::Code(code))])
+        .inc();
+}
+
+/// Counts a refusal with this HTTP status.
+pub fn rejected_status(status: axum::http::StatusCode) {
+    METRICS
+        .rejected
+        .get_or_create(&[("reason", Reason::Status(status.as_u16()))])
+        .inc();
 }
 
 /// Gauges read at scrape time.
@@ -117,130 +151,65 @@ pub struct Gauges {
     pub room_start_events: u64,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
-}
-
 /// Renders everything in the Prometheus text format.
 pub fn render(g: &Gauges) -> String {
-    let m = &*METRICS;
-    let mut out = String::with_capacity(4096);
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    counter(
-        &mut out,
-        "chatroom_appends_total",
-        "Appends to the log that succeeded.",
-        load(&m.appends),
-    );
-    counter(
-        &mut out,
-        "chatroom_events_appended_total",
-        "Events written to the log.",
-        load(&m.events_appended),
-    );
-    counter(
-        &mut out,
-        "chatroom_append_failures_total",
-        "Appends to the log that failed.",
-        load(&m.append_failures),
-    );
-    m.append_latency.render(
-        "chatroom_append_seconds",
-        "Time an append to the log took, fsync included.",
-        &mut out,
-    );
-    counter(
-        &mut out,
-        "chatroom_messages_acked_total",
-        "Messages acknowledged to their senders.",
-        load(&m.messages_acked),
-    );
-    m.ack_latency.render(
-        "chatroom_ack_seconds",
-        "Time from a message's arrival to its ack.",
-        &mut out,
-    );
-    counter(
-        &mut out,
-        "chatroom_deliveries_total",
-        "Messages and join notices queued to sockets.",
-        load(&m.deliveries),
-    );
-    gauge(
-        &mut out,
-        "chatroom_sockets",
-        "Open Socket.IO connections.",
-        g.sockets as u64,
-    );
-    gauge(
-        &mut out,
-        "chatroom_socket_workers",
-        "Socket workers running: sockets with events in hand, or handled within the last second.",
-        load(&m.socket_workers),
-    );
-    gauge(
-        &mut out,
-        "chatroom_active_rooms",
-        "Room actors running.",
-        g.active_rooms as u64,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP chatroom_room_starts_total Room actors started, from a snapshot or from the beginning of their stream.\n# TYPE chatroom_room_starts_total counter\nchatroom_room_starts_total{{from=\"snapshot\"}} {}\nchatroom_room_starts_total{{from=\"log\"}} {}",
-        g.room_starts.0, g.room_starts.1
-    );
-    counter(
-        &mut out,
-        "chatroom_room_start_events_total",
-        "Events read from the log by starting room actors (after their snapshot, if any).",
-        g.room_start_events,
-    );
-    gauge(
-        &mut out,
+    let m: &'static Metrics = &METRICS;
+    let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    let mut r = Registry::default();
+    let help = "Appends to the log that succeeded";
+    r.register("chatroom_appends", help, m.appends.clone());
+    let help = "Events written to the log";
+    r.register("chatroom_events_appended", help, m.events_appended.clone());
+    let help = "Appends to the log that failed";
+    r.register("chatroom_append_failures", help, m.append_failures.clone());
+    let help = "Time an append to the log took, fsync included";
+    r.register("chatroom_append_seconds", help, &m.append_latency);
+    let help = "Messages acknowledged to their senders";
+    r.register("chatroom_messages_acked", help, m.messages_acked.clone());
+    let help = "Time from a message's arrival to its ack";
+    r.register("chatroom_ack_seconds", help, &m.ack_latency);
+    let help = "Messages and join notices queued to sockets";
+    r.register("chatroom_deliveries", help, m.deliveries.clone());
+    let help = "Open Socket.IO connections";
+    r.register("chatroom_sockets", help, gauge(g.sockets as u64));
+    let help =
+        "Socket workers running: sockets with events in hand, or handled within the last second";
+    r.register("chatroom_socket_workers", help, m.socket_workers.clone());
+    let help = "Room actors running";
+    r.register("chatroom_active_rooms", help, gauge(g.active_rooms as u64));
+    let starts = Labelled::<&'static str, Counter>::default();
+    starts
+        .get_or_create(&[("from", "snapshot")])
+        .inc_by(g.room_starts.0);
+    starts
+        .get_or_create(&[("from", "log")])
+        .inc_by(g.room_starts.1);
+    let help = "Room actors started, from a snapshot or from the beginning of their stream";
+    r.register("chatroom_room_starts", help, starts);
+    let help = "Events read from the log by starting room actors (after their snapshot, if any)";
+    let events = ConstCounter::new(g.room_start_events);
+    r.register("chatroom_room_start_events", help, events);
+    let help = "Commands waiting in room mailboxes";
+    r.register(
         "chatroom_mailbox_depth",
-        "Commands waiting in room mailboxes.",
-        g.mailbox_depth as u64,
+        help,
+        gauge(g.mailbox_depth as u64),
     );
-    gauge(
-        &mut out,
-        "chatroom_log_head",
-        "Position of the newest event in the log.",
-        g.log_head,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP chatroom_projection_lag Events the projection has yet to apply.\n# TYPE chatroom_projection_lag gauge"
-    );
+    let help = "Position of the newest event in the log";
+    r.register("chatroom_log_head", help, gauge(g.log_head));
+    let lag = Labelled::<&'static str, Gauge>::default();
     for (name, at) in &g.projections {
-        let _ = writeln!(
-            out,
-            "chatroom_projection_lag{{projection=\"{name}\"}} {}",
-            g.log_head.saturating_sub(*at)
-        );
+        let behind = g.log_head.saturating_sub(*at);
+        lag.get_or_create(&[("projection", *name)])
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
     }
-    let _ = writeln!(
-        out,
-        "# HELP chatroom_rejected_total Requests and events refused, by reason.\n# TYPE chatroom_rejected_total counter"
-    );
-    let mut reasons: Vec<(String, u64)> = m
-        .rejected
-        .iter()
-        .map(|e| (e.key().clone(), *e.value()))
-        .collect();
-    reasons.sort();
-    for (reason, n) in reasons {
-        let _ = writeln!(out, "chatroom_rejected_total{{reason=\"{reason}\"}} {n}");
-    }
+    let help = "Events the projection has yet to apply";
+    r.register("chatroom_projection_lag", help, lag);
+    let help = "Requests and events refused, by reason";
+    r.register("chatroom_rejected", help, m.rejected.clone());
+    let mut out = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &r);
     out
 }
 
@@ -259,14 +228,12 @@ impl events::Store for Metered {
         let result = self.0.append(stream, expected, events).await;
         match &result {
             Ok(written) => {
-                METRICS.appends.fetch_add(1, Ordering::Relaxed);
-                METRICS
-                    .events_appended
-                    .fetch_add(written.len() as u64, Ordering::Relaxed);
+                METRICS.appends.inc();
+                METRICS.events_appended.inc_by(written.len() as u64);
                 METRICS.append_latency.observe(started.elapsed());
             }
             Err(events::Error::Unavailable(_)) => {
-                METRICS.append_failures.fetch_add(1, Ordering::Relaxed);
+                METRICS.append_failures.inc();
             }
             Err(_) => {}
         }
@@ -309,16 +276,23 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative_and_text_is_prometheus() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(30));
+        static H: Histogram = Histogram::new();
+        H.observe(Duration::from_micros(300));
+        H.observe(Duration::from_millis(3));
+        H.observe(Duration::from_secs(30));
+        let mut r = Registry::default();
+        r.register("x_seconds", "help", &H);
         let mut out = String::new();
-        h.render("x_seconds", "help", &mut out);
-        assert!(out.contains("x_seconds_bucket{le=\"0.0005\"} 1"));
-        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2"));
-        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3"));
-        assert!(out.contains("x_seconds_count 3"));
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &r).unwrap();
+        assert!(out.contains("# TYPE x_seconds histogram\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_seconds_sum 30.0033\n"), "{out}");
+        assert!(out.contains("x_seconds_count 3\n"), "{out}");
+        rejected("not_found");
+        rejected_status(axum::http::StatusCode::UNAUTHORIZED);
         let text = render(&Gauges {
             sockets: 2,
             active_rooms: 1,
@@ -328,10 +302,19 @@ mod tests {
             room_starts: (4, 1),
             room_start_events: 12,
         });
-        assert!(text.contains("chatroom_room_starts_total{from=\"snapshot\"} 4\n"));
-        assert!(text.contains("chatroom_room_starts_total{from=\"log\"} 1\n"));
-        assert!(text.contains("chatroom_room_start_events_total 12\n"));
-        assert!(text.contains("chatroom_projection_lag{projection=\"room\"} 3"));
-        assert!(text.contains("# TYPE chatroom_sockets gauge\nchatroom_sockets 2"));
+        for line in [
+            "# HELP chatroom_appends_total Appends to the log that succeeded.\n",
+            "# TYPE chatroom_appends_total counter\n",
+            "chatroom_room_starts_total{from=\"snapshot\"} 4\n",
+            "chatroom_room_starts_total{from=\"log\"} 1\n",
+            "chatroom_room_start_events_total 12\n",
+            "chatroom_projection_lag{projection=\"room\"} 3\n",
+            "# TYPE chatroom_sockets gauge\nchatroom_sockets 2\n",
+            "chatroom_rejected_total{reason=\"not_found\"} 1\n",
+            "chatroom_rejected_total{reason=\"401\"} 1\n",
+            "chatroom_ack_seconds_bucket{le=\"+Inf\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 
 use projections::{RecordRow, RoomRow, UserRow};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds
 /// (`2025-11-26T04:01:02.345Z`).
@@ -61,56 +62,101 @@ fn time_by_crate(ms: i64) -> String {
 }
 
 /// `userInfo`.
-pub fn user_info(u: &UserRow) -> Value {
-    json!({"userId": u.id, "name": u.name, "avatar_image": u.avatar_image})
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo<'a> {
+    /// The user's id.
+    #[serde(rename = "userId")]
+    pub user_id: &'a str,
+    /// The name as registered.
+    pub name: &'a str,
+    /// `/media/<file>`, or `""` for none.
+    pub avatar_image: &'a str,
+}
+
+/// `userInfo` of a user row.
+pub fn user_info(u: &UserRow) -> UserInfo<'_> {
+    UserInfo {
+        user_id: &u.id,
+        name: &u.name,
+        avatar_image: &u.avatar_image,
+    }
 }
 
 /// `room`.
-pub fn room(r: &RoomRow) -> Value {
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "description": r.description,
-        "owner": r.owner,
-        "avatar_image": r.avatar_image,
-        "room_hash_id": r.room_hash_id,
-        "create_time": time(r.create_time),
-        "update_time": time(r.update_time),
-        "member_count": r.member_count,
-        "last_seq": r.last_seq,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Room<'a> {
+    /// The room's id.
+    pub id: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its description, possibly empty.
+    pub description: &'a str,
+    /// The id of the user who created it.
+    pub owner: &'a str,
+    /// `/media/<file>`, or `""` for none.
+    pub avatar_image: &'a str,
+    /// The join code: 32 lowercase hex characters.
+    pub room_hash_id: &'a str,
+    /// When it was created (RFC 3339 UTC with milliseconds).
+    #[schema(format = DateTime)]
+    pub create_time: String,
+    /// Its last join or message.
+    #[schema(format = DateTime)]
+    pub update_time: String,
+    /// How many members it has.
+    pub member_count: u64,
+    /// Its newest `seq`, as the read tables know it.
+    pub last_seq: u64,
+}
+
+/// `room` of a room row.
+pub fn room(r: &RoomRow) -> Room<'_> {
+    Room {
+        id: &r.id,
+        name: &r.name,
+        description: &r.description,
+        owner: &r.owner,
+        avatar_image: &r.avatar_image,
+        room_hash_id: &r.room_hash_id,
+        create_time: time(r.create_time),
+        update_time: time(r.update_time),
+        member_count: r.member_count,
+        last_seq: r.last_seq,
+    }
 }
 
 /// The `user` inside a message or join notice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Author {
-    /// Id.
+    /// The user's id.
     pub id: String,
-    /// Name.
+    /// The user's name.
     pub name: String,
-    /// Avatar path or empty.
+    /// `/media/<file>`, or `""` for none.
     #[serde(rename = "avatarImage")]
     pub avatar_image: String,
 }
 
 /// `message`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Message<'a> {
-    /// The client's id.
+    /// The sender's own id for the message (a number sent is delivered as its text).
     pub id: &'a str,
-    /// Seq.
+    /// The message's position in its room: 1, 2, 3, ... with no gaps.
     pub seq: u64,
-    /// Room.
+    /// The room's id.
     #[serde(rename = "roomId")]
     pub room_id: &'a str,
-    /// Author.
+    /// Who sent it.
     pub user: &'a Author,
-    /// Text.
+    /// The text, exactly as sent.
     pub message: &'a str,
-    /// Always "input".
+    /// Always `"input"`.
     #[serde(rename = "type")]
+    #[schema(example = "input")]
     pub kind: &'static str,
-    /// Time.
+    /// When it was stored (RFC 3339 UTC with milliseconds).
+    #[schema(format = DateTime)]
     pub time: String,
 }
 

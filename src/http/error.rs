@@ -1,10 +1,11 @@
 //! The API's error: the contract's JSON body with the real HTTP status, never an internal
 //! cause.
 
+use super::openapi::{Envelope, Null};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 /// An error answered to an API caller.
 #[derive(Debug)]
@@ -73,21 +74,22 @@ impl From<projections::sqlite::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        crate::metrics::rejected(self.status.as_str());
-        let body = json!({
-            "status": self.status.as_u16(),
-            "message": self.message,
-            "data": null,
-        });
+        crate::metrics::rejected_status(self.status);
+        let body = Envelope {
+            status: self.status.as_u16(),
+            message: &self.message,
+            data: Null,
+        };
         (self.status, Json(body)).into_response()
     }
 }
 
 /// A success in the contract's envelope.
-pub fn ok(status: StatusCode, message: &str, data: serde_json::Value) -> Response {
-    (
-        status,
-        Json(json!({"status": status.as_u16(), "message": message, "data": data})),
-    )
-        .into_response()
+pub fn ok(status: StatusCode, message: &str, data: impl Serialize) -> Response {
+    let body = Envelope {
+        status: status.as_u16(),
+        message,
+        data,
+    };
+    (status, Json(body)).into_response()
 }

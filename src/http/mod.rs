@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod openapi;
 mod rooms;
 mod users;
 
@@ -13,27 +14,38 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body: an avatar of 1 MiB as base64 inside JSON fits.
 pub const MAX_BODY: usize = 1536 * 1024;
 
 /// The REST API and static files.
 pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
-    let api = Router::new()
-        .route("/register", post(users::register))
-        .route("/login", post(users::login))
-        .route("/logout", post(users::logout))
-        .route("/user/info", get(users::info))
-        .route("/room/create", post(rooms::create))
-        .route("/room/list", get(rooms::list))
-        .route("/room/join", post(rooms::join))
-        .route("/room/{room_id}/messages", get(rooms::messages))
-        .route("/room/{room_id}/search", get(rooms::search))
+    let (api, doc) = OpenApiRouter::new()
+        .routes(routes!(users::register))
+        .routes(routes!(users::login))
+        .routes(routes!(users::logout))
+        .routes(routes!(users::info))
+        .routes(routes!(rooms::create))
+        .routes(routes!(rooms::list))
+        .routes(routes!(rooms::join))
+        .routes(routes!(rooms::messages))
+        .routes(routes!(rooms::search))
+        .split_for_parts();
+    let doc = openapi::document_of(doc)
+        .to_json()
+        .expect("the OpenAPI document is plain data");
+    let api = api
+        .route(
+            "/openapi.json",
+            get(openapi::document).with_state(axum::body::Bytes::from(doc)),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API call") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -134,7 +146,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> imp
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::CONTENT_TYPE,
         )],
         crate::metrics::render(&gauges),
     )

@@ -2,29 +2,58 @@
 
 use super::error::{ApiError, ok};
 use super::extract::{Auth, Body};
+use super::openapi::{Envelope, Null};
 use crate::app::Shared;
-use crate::{avatar, wire};
+use crate::avatar;
+use crate::wire::{self, Room};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Body of `POST /api/room/create`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewRoom {
+    /// 1 to 64 characters after trimming.
     name: String,
+    /// At most 256 characters.
     #[serde(default)]
     description: String,
+    /// `""`, or a data URL `data:image/<type>;base64,<data>` of a PNG, JPEG, GIF or WebP of
+    /// at most 1 MiB decoded.
     #[serde(default, rename = "avatarImage")]
     avatar_image: String,
 }
 
 /// Body of `POST /api/room/join`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct JoinRoom {
+    /// The room's join code (`room_hash_id`).
     #[serde(rename = "roomIdHash")]
     room_id_hash: String,
+}
+
+/// `data` of create and join.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomData<'a> {
+    room: Room<'a>,
+}
+
+/// `data` of `GET /api/room/list`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomList<'a> {
+    /// The caller's rooms.
+    #[serde(rename = "roomList")]
+    room_list: Vec<Room<'a>>,
+}
+
+/// `data` of history and search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Messages {
+    #[schema(value_type = Vec<wire::Message>)]
+    messages: Vec<Value>,
 }
 
 /// Room creations and joins are rate-limited per user, before any work is done.
@@ -46,7 +75,22 @@ async fn room_row(app: &Shared, room_id: &str) -> Result<projections::RoomRow, A
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such room"))
 }
 
-/// `POST /api/room/create`.
+/// Creates a room owned by the caller, who is its first member (`POST /api/room/create`).
+#[utoipa::path(
+    post,
+    path = "/room/create",
+    tag = "rooms",
+    security(("bearer" = [])),
+    request_body = NewRoom,
+    responses(
+        (status = 201, description = "The room, with the caller as its owner and member", body = Envelope<RoomData>),
+        (status = 400, description = "A bad name, description or avatar, or a body that is not the JSON expected", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 413, description = "The body or the avatar is too large", body = Envelope<Null>),
+        (status = 429, description = "Too many rooms created or joined in a short time", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn create(
     State(app): State<Shared>,
     Auth(s): Auth,
@@ -90,19 +134,31 @@ pub async fn create(
     app.wrote(&s.user_id, created.position);
     app.wait_for(created.position).await;
     let room = room_row(&app, &created.room_id).await?;
-    Ok(ok(
-        StatusCode::CREATED,
-        "room created",
-        json!({"room": wire::room(&room)}),
-    ))
+    let data = RoomData {
+        room: wire::room(&room),
+    };
+    Ok(ok(StatusCode::CREATED, "room created", data))
 }
 
-/// `GET /api/room/list`.
+/// The caller's rooms (`GET /api/room/list`).
+#[utoipa::path(
+    get,
+    path = "/room/list",
+    tag = "rooms",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's rooms", body = Envelope<RoomList>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn list(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     app.own_writes(&s.user_id).await;
     let rooms = app.read.rooms_of(&s.user_id).await?;
-    let list: Vec<_> = rooms.iter().map(wire::room).collect();
-    Ok(ok(StatusCode::OK, "ok", json!({"roomList": list})))
+    let data = RoomList {
+        room_list: rooms.iter().map(wire::room).collect(),
+    };
+    Ok(ok(StatusCode::OK, "ok", data))
 }
 
 fn is_join_code(s: &str) -> bool {
@@ -111,7 +167,23 @@ fn is_join_code(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// `POST /api/room/join`.
+/// Joins a room by its join code (`POST /api/room/join`); joining twice is not an error.
+#[utoipa::path(
+    post,
+    path = "/room/join",
+    tag = "rooms",
+    security(("bearer" = [])),
+    request_body = JoinRoom,
+    responses(
+        (status = 200, description = "The room joined", body = Envelope<RoomData>),
+        (status = 400, description = "Not a join code, or a body that is not the JSON expected", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 404, description = "No room has this join code", body = Envelope<Null>),
+        (status = 413, description = "The body is too large", body = Envelope<Null>),
+        (status = 429, description = "Too many rooms created or joined in a short time", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn join(
     State(app): State<Shared>,
     Auth(s): Auth,
@@ -133,11 +205,10 @@ pub async fn join(
     app.wrote(&s.user_id, joined.position);
     app.wait_for(joined.position).await;
     let room = room_row(&app, &room.id).await?;
-    Ok(ok(
-        StatusCode::OK,
-        "joined",
-        json!({"room": wire::room(&room)}),
-    ))
+    let data = RoomData {
+        room: wire::room(&room),
+    };
+    Ok(ok(StatusCode::OK, "joined", data))
 }
 
 /// Parses a positive integer query value; anything else is a 400 naming the parameter.
@@ -150,7 +221,29 @@ fn positive(name: &str, value: &str) -> Result<u64, ApiError> {
     }
 }
 
-/// `GET /api/room/{roomId}/messages?before=<seq>&limit=<n>`.
+/// A room's history, oldest first; members only.
+///
+/// `GET /api/room/{roomId}/messages?before=<seq>&limit=<n>`: the newest `limit` messages whose
+/// `seq` is below `before`.
+#[utoipa::path(
+    get,
+    path = "/room/{roomId}/messages",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(
+        ("roomId" = String, Path, description = "The room's id"),
+        ("before" = Option<u64>, Query, description = "Only messages with a smaller `seq`; the newest of all without it"),
+        ("limit" = Option<u64>, Query, description = "How many, 1 to 200 (more is taken as 200); 50 without it"),
+    ),
+    responses(
+        (status = 200, description = "The messages, oldest first", body = Envelope<Messages>),
+        (status = 400, description = "`before` or `limit` is not a whole number greater than 0", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 403, description = "The caller is not a member of the room", body = Envelope<Null>),
+        (status = 404, description = "No such room", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn messages(
     State(app): State<Shared>,
     Auth(s): Auth,
@@ -178,12 +271,35 @@ pub async fn messages(
             "only members can read a room's messages",
         ));
     };
-    let list: Vec<_> = rows.iter().map(wire::record).collect();
-    Ok(ok(StatusCode::OK, "ok", json!({"messages": list})))
+    let data = Messages {
+        messages: rows.iter().map(wire::record).collect(),
+    };
+    Ok(ok(StatusCode::OK, "ok", data))
 }
 
-/// `GET /api/room/{roomId}/search?q=<text>&limit=<n>`: the room's messages whose text contains
-/// `q` (ignoring case and runs of white space), newest first.
+/// Searches a room's messages, newest first; members only.
+///
+/// `GET /api/room/{roomId}/search?q=<text>&limit=<n>`: the messages whose text contains `q`,
+/// ignoring case and runs of white space.
+#[utoipa::path(
+    get,
+    path = "/room/{roomId}/search",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(
+        ("roomId" = String, Path, description = "The room's id"),
+        ("q" = String, Query, description = "The text to find, 1 to 200 characters; case and runs of white space are ignored"),
+        ("limit" = Option<u64>, Query, description = "How many, 1 to 200 (more is taken as 200); 50 without it"),
+    ),
+    responses(
+        (status = 200, description = "The messages found, newest first", body = Envelope<Messages>),
+        (status = 400, description = "`q` or `limit` out of bounds", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 403, description = "The caller is not a member of the room", body = Envelope<Null>),
+        (status = 404, description = "No such room", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn search(
     State(app): State<Shared>,
     Auth(s): Auth,
@@ -212,8 +328,10 @@ pub async fn search(
             "only members can search a room's messages",
         ));
     };
-    let list: Vec<_> = rows.iter().map(wire::record).collect();
-    Ok(ok(StatusCode::OK, "ok", json!({"messages": list})))
+    let data = Messages {
+        messages: rows.iter().map(wire::record).collect(),
+    };
+    Ok(ok(StatusCode::OK, "ok", data))
 }
 
 /// Splits a query string into decoded pairs.

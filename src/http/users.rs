@@ -2,19 +2,38 @@
 
 use super::error::{ApiError, ok};
 use super::extract::{Auth, Body};
+use super::openapi::{Envelope, Null};
 use crate::app::Shared;
-use crate::wire;
+use crate::wire::{self, UserInfo};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Body of register and login.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
+    /// 1 to 64 characters after trimming, no control characters; unique ignoring case.
     username: String,
+    /// 8 to 128 characters.
     password: String,
+}
+
+/// `data` of register and login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionData<'a> {
+    /// The bearer token for every other call and for Socket.IO.
+    token: String,
+    #[serde(rename = "userInfo")]
+    user_info: UserInfo<'a>,
+}
+
+/// `data` of `GET /api/user/info`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserData<'a> {
+    #[serde(rename = "userInfo")]
+    user_info: UserInfo<'a>,
 }
 
 /// Checks a user name as the contract counts it and returns it trimmed.
@@ -55,14 +74,27 @@ async fn session_answer(
         .issue(&user.id)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(ok(
-        status,
-        message,
-        json!({"token": token, "userInfo": wire::user_info(user)}),
-    ))
+    let data = SessionData {
+        token,
+        user_info: wire::user_info(user),
+    };
+    Ok(ok(status, message, data))
 }
 
-/// `POST /api/register`.
+/// Registers a user and logs them in (`POST /api/register`).
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered and logged in", body = Envelope<SessionData>),
+        (status = 400, description = "A bad name or password, or a body that is not the JSON expected", body = Envelope<Null>),
+        (status = 409, description = "The name is taken (ignoring case)", body = Envelope<Null>),
+        (status = 413, description = "The body is too large", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn register(
     State(app): State<Shared>,
     Body(c): Body<Credentials>,
@@ -101,7 +133,21 @@ pub async fn register(
     session_answer(&app, StatusCode::CREATED, "registered", &user).await
 }
 
-/// `POST /api/login`.
+/// Logs in (`POST /api/login`): the name is matched ignoring case.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = Envelope<SessionData>),
+        (status = 400, description = "A body that is not the JSON expected", body = Envelope<Null>),
+        (status = 401, description = "Wrong user name or password", body = Envelope<Null>),
+        (status = 413, description = "The body is too large", body = Envelope<Null>),
+        (status = 429, description = "Too many failed logins for this name; wait 15 minutes", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn login(
     State(app): State<Shared>,
     Body(c): Body<Credentials>,
@@ -139,26 +185,47 @@ pub async fn login(
     }
 }
 
-/// `GET /api/user/info`.
+/// The caller's `userInfo` (`GET /api/user/info`).
+#[utoipa::path(
+    get,
+    path = "/user/info",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Envelope<UserData>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn info(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     let user = app
         .read
         .user_by_id(&s.user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    Ok(ok(
-        StatusCode::OK,
-        "ok",
-        json!({"userInfo": wire::user_info(&user)}),
-    ))
+    let data = UserData {
+        user_info: wire::user_info(&user),
+    };
+    Ok(ok(StatusCode::OK, "ok", data))
 }
 
-/// `POST /api/logout`: revokes the token and disconnects its sockets.
+/// Logs out (`POST /api/logout`): revokes the token and disconnects its sockets.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token is revoked and its sockets disconnected", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
 pub async fn logout(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     app.sessions
         .revoke(&s.token_hash)
         .await
         .map_err(ApiError::unavailable)?;
     app.sockets.disconnect_token(&s.token_hash);
-    Ok(ok(StatusCode::OK, "logged out", serde_json::Value::Null))
+    Ok(ok(StatusCode::OK, "logged out", Null))
 }

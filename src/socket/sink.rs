@@ -79,9 +79,7 @@ impl Sink for SocketSink {
         };
         match sent {
             Ok(()) => {
-                crate::metrics::METRICS
-                    .deliveries
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::METRICS.deliveries.inc();
                 true
             }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => false,

@@ -121,18 +121,14 @@ struct Running;
 
 impl Running {
     fn count() -> Self {
-        crate::metrics::METRICS
-            .socket_workers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::METRICS.socket_workers.inc();
         Running
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        crate::metrics::METRICS
-            .socket_workers
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::METRICS.socket_workers.dec();
     }
 }
 
@@ -470,8 +466,7 @@ async fn send(
             Ok(Ok(posted)) => {
                 app.wrote(&user, posted.position);
                 let m = &crate::metrics::METRICS;
-                m.messages_acked
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                m.messages_acked.inc();
                 m.ack_latency.observe(arrived.elapsed());
                 reply.ok(&SendAck {
                     duplicate: posted.duplicate,
