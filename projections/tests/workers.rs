@@ -1,57 +1,30 @@
 //! Projection workers following a real log into real SQLite tables.
 
-use events::event::{MemberJoined, MessagePosted, RoomCreated, UserRegistered};
-use events::{Event, Expected, MemoryStore, NewEvent, Store};
+use events::testing::{created, joined, new_events, posted, registered};
+use events::{Expected, MemoryStore, Store};
 use projections::{ReadDb, Workers, sqlite};
 use std::sync::Arc;
 use std::time::Duration;
 
 async fn seed(store: &dyn Store) -> u64 {
-    let user = |id: &str, name: &str| {
-        NewEvent::new(&Event::UserRegistered(UserRegistered {
-            user_id: id.into(),
-            name: name.into(),
-            password_hash: "h".into(),
-        }))
-    };
-    store
-        .append("user-a", Expected::NoStream, vec![user("a", "Ann")])
-        .await
-        .unwrap();
-    store
-        .append("user-b", Expected::NoStream, vec![user("b", "Bob")])
-        .await
-        .unwrap();
-    let mut room = vec![
-        NewEvent::new(&Event::RoomCreated(RoomCreated {
-            room_id: "r".into(),
-            name: "Lobby".into(),
-            description: "d".into(),
-            owner: "a".into(),
-            avatar_image: String::new(),
-            join_code: "c".repeat(32),
-        })),
-        NewEvent::new(&Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "a".into(),
-        })),
-        NewEvent::new(&Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "b".into(),
-        })),
-    ];
-    for seq in 1..=5 {
-        room.push(NewEvent::new(&Event::MessagePosted(MessagePosted {
-            room_id: "r".into(),
-            seq,
-            message_id: format!("m{seq}"),
-            user_id: if seq % 2 == 0 { "a" } else { "b" }.into(),
-            text: format!("text {seq}"),
-            kind: "input".into(),
-        })));
+    for (id, name) in [("a", "Ann"), ("b", "Bob")] {
+        store
+            .append(
+                &format!("user-{id}"),
+                Expected::NoStream,
+                new_events([registered(id, name)]),
+            )
+            .await
+            .unwrap();
     }
+    let room = [created("r", "a"), joined("r", "a"), joined("r", "b")]
+        .into_iter()
+        .chain((1..=5).map(|seq| {
+            let by = if seq % 2 == 0 { "a" } else { "b" };
+            posted("r", seq, by, &format!("text {seq}"))
+        }));
     let rec = store
-        .append("room-r", Expected::NoStream, room)
+        .append("room-r", Expected::NoStream, new_events(room))
         .await
         .unwrap();
     rec.last().unwrap().position
@@ -92,14 +65,7 @@ async fn workers_build_every_table_and_survive_a_restart() {
         .append(
             "room-r",
             Expected::Any,
-            vec![NewEvent::new(&Event::MessagePosted(MessagePosted {
-                room_id: "r".into(),
-                seq: 6,
-                message_id: "m6".into(),
-                user_id: "a".into(),
-                text: "six".into(),
-                kind: "input".into(),
-            }))],
+            new_events([posted("r", 6, "a", "six")]),
         )
         .await
         .unwrap();
