@@ -246,7 +246,7 @@ fn sqlite_rows(log: &[Recorded], size: usize) -> Dump {
     let mut conn = db.writer().unwrap();
     for p in ALL {
         for chunk in log.chunks(size) {
-            sqlite::apply_batch(&mut conn, p, chunk).unwrap();
+            sqlite::commit_batch(&mut conn, &[p], Target::Live, chunk).unwrap();
         }
     }
     dump_sqlite(&conn)
@@ -347,12 +347,12 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
         empty_read_tables(&pool).await;
         for p in ALL {
             for chunk in log.chunks(size) {
-                postgres::apply_batch(&pool, p, Target::Live, read_after(&log, chunk), chunk)
+                postgres::commit_batch(&pool, &[p], Target::Live, read_after(&log, chunk), chunk)
                     .await
                     .unwrap();
             }
             // A batch read again (after a crash between read and commit) is skipped.
-            postgres::apply_batch(&pool, p, Target::Live, 0, &log[..size.min(50)])
+            postgres::commit_batch(&pool, &[p], Target::Live, 0, &log[..size.min(50)])
                 .await
                 .unwrap();
         }
@@ -379,21 +379,21 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
         empty_read_tables(&pool).await;
         // The projections stand at different positions (one ahead, one behind by a batch
         // read again): each applies every event once.
-        postgres::apply_batch(
+        postgres::commit_batch(
             &pool,
-            Projection::Room,
+            &[Projection::Room],
             Target::Live,
             0,
             &log[..log.len() / 3],
         )
         .await
         .unwrap();
-        postgres::apply_batch(&pool, Projection::User, Target::Live, 0, &log[..10])
+        postgres::commit_batch(&pool, &[Projection::User], Target::Live, 0, &log[..10])
             .await
             .unwrap();
         for chunk in log.chunks(size) {
             let after = read_after(&log, chunk);
-            let at = postgres::apply_batch_together(&pool, &ALL, Target::Live, after, chunk)
+            let at = postgres::commit_batch(&pool, &ALL, Target::Live, after, chunk)
                 .await
                 .unwrap();
             let last = chunk.last().unwrap().position;
@@ -444,14 +444,14 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
     let pool = fresh_pool().await;
     let (_, log) = seeded_store().await;
     let (first, rest) = log.split_at(log.len() / 2);
-    postgres::apply_batch_together(&pool, &ALL, Target::Live, 0, first)
+    postgres::commit_batch(&pool, &ALL, Target::Live, 0, first)
         .await
         .unwrap();
     // The database loses the projections' commits.
     empty_read_tables(&pool).await;
     // Applied over the gap, the first half would be missing for good.
     let after = first.last().unwrap().position;
-    match postgres::apply_batch_together(&pool, &ALL, Target::Live, after, rest).await {
+    match postgres::commit_batch(&pool, &ALL, Target::Live, after, rest).await {
         Err(projections::sqlite::Error::Behind {
             stored, after: a, ..
         }) => assert_eq!((stored, a), (0, after)),
@@ -460,13 +460,13 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
     assert_eq!(checkpoints(&pool).await, [0; 4], "nothing applied");
     assert_eq!(dump_pg(&pool).await, reference(&[]), "nothing applied");
     // Read again from the stored checkpoint, the whole log applies.
-    postgres::apply_batch_together(&pool, &ALL, Target::Live, 0, &log)
+    postgres::commit_batch(&pool, &ALL, Target::Live, 0, &log)
         .await
         .unwrap();
     assert_same(&dump_pg(&pool).await, &reference(&log), "applied again");
     // A rebuild's batch is held to the same check.
     assert!(matches!(
-        postgres::apply_batch(&pool, Projection::User, Target::Shadow, after, rest).await,
+        postgres::commit_batch(&pool, &[Projection::User], Target::Shadow, after, rest).await,
         Err(projections::sqlite::Error::Behind { .. })
     ));
 }
@@ -581,7 +581,7 @@ async fn a_batch_with_a_failing_row_applies_nothing() {
     let log = store.read_all(0, usize::MAX).await.unwrap();
     for p in [Projection::Room, Projection::RoomRecord] {
         assert!(
-            postgres::apply_batch(&pool, p, Target::Live, 0, &log)
+            postgres::commit_batch(&pool, &[p], Target::Live, 0, &log)
                 .await
                 .is_err()
         );

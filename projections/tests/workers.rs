@@ -2,7 +2,7 @@
 
 use events::testing::{created, joined, new_events, posted, registered};
 use events::{Expected, MemoryStore, Store};
-use projections::{ReadDb, Workers, sqlite};
+use projections::{Projection, ReadDb, Target, Workers, sqlite};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +97,7 @@ async fn a_batch_applies_whole_or_not_at_all() {
         [],
     )
     .unwrap();
-    assert!(sqlite::apply_batch(&mut conn, p, &all).is_err());
+    assert!(sqlite::commit_batch(&mut conn, &[p], Target::Live, &all).is_err());
     assert_eq!(sqlite::checkpoint(&conn, p).unwrap(), 0);
     let n: i64 = conn
         .query_row("select count(*) from room_record", [], |r| r.get(0))
@@ -118,8 +118,8 @@ async fn projections_at_different_checkpoints_each_apply_every_event_once() {
     let db = ReadDb::open(dir.path().join("read.db")).unwrap();
     let log = store.read_all(0, 100).await.unwrap();
     db.with_writer(move |c| {
-        sqlite::apply_batch(c, projections::Projection::User, &log)?;
-        sqlite::apply_batch(c, projections::Projection::RoomRecord, &log)
+        sqlite::commit_batch(c, &[Projection::User], Target::Live, &log)?;
+        sqlite::commit_batch(c, &[Projection::RoomRecord], Target::Live, &log)
     })
     .await
     .unwrap();
