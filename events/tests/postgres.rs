@@ -19,6 +19,7 @@ async fn fresh_url() -> String {
     .await
 }
 
+#[cfg(not(no_test_postgres))]
 async fn fresh() -> Arc<dyn Store> {
     Arc::new(PostgresStore::connect(&fresh_url().await).await.unwrap())
 }
