@@ -11,7 +11,8 @@
 
 use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
 use actors::{Error, NewRoom, Posted, Rooms, Settings};
-use events::event::{MemberJoined, MessagePosted, RoomCreated, room_stream};
+use events::event::{MessagePosted, RoomCreated, room_stream};
+use events::testing::joined;
 use events::{Event, MemoryStore, Store};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -70,13 +71,6 @@ fn created(room_id: &str) -> Event {
         owner: OWNER.into(),
         avatar_image: String::new(),
         join_code: "0".repeat(32),
-    })
-}
-
-fn joined(room_id: &str, user_id: &str) -> Event {
-    Event::MemberJoined(MemberJoined {
-        room_id: room_id.into(),
-        user_id: user_id.into(),
     })
 }
 

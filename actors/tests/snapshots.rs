@@ -2,60 +2,17 @@
 //! and a snapshot the log does not vouch for is ignored.
 
 use actors::{NewRoom, Rooms, SNAPSHOT_EVERY, Settings};
-use async_trait::async_trait;
 use events::snapshot::MemorySnapshots;
-use events::{Error, Expected, MemoryStore, NewEvent, Recorded, Snapshot, Snapshots, Store};
+use events::testing::Watched;
+use events::{Expected, MemoryStore, NewEvent, Snapshot, Snapshots, Store};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 mod common;
 use common::wait_until;
 
-/// A log that counts the events it hands out by stream.
-struct Counting {
-    inner: MemoryStore,
-    stream_reads: AtomicU64,
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: Expected,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<Recorded>, Error> {
-        self.inner.append(stream, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<Recorded>, Error> {
-        let page = self.inner.read_stream(stream, from_version, limit).await?;
-        self.stream_reads
-            .fetch_add(page.len() as u64, Ordering::Relaxed);
-        Ok(page)
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
-        self.inner.read_all(after, limit).await
-    }
-    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, Error> {
-        self.inner.stream_version(stream).await
-    }
-    fn head(&self) -> watch::Receiver<u64> {
-        self.inner.head()
-    }
-}
-
-fn counting() -> Arc<Counting> {
-    Arc::new(Counting {
-        inner: MemoryStore::new(),
-        stream_reads: AtomicU64::new(0),
-    })
+fn counting() -> Arc<Watched> {
+    Arc::new(Watched::new(Arc::new(MemoryStore::new())))
 }
 
 async fn room_with(rooms: &Rooms, messages: u64) -> String {
@@ -92,7 +49,7 @@ struct Stopped {
 
 /// A room of `messages` messages on `store`, written by rooms that snapshot and stop when
 /// idle, once it has stopped, with its newest snapshot.
-async fn stopped_room(store: &Arc<Counting>, messages: u64) -> Stopped {
+async fn stopped_room(store: &Arc<Watched>, messages: u64) -> Stopped {
     let snapshots = Arc::new(MemorySnapshots::new());
     let rooms = Rooms::start(
         store.clone(),
@@ -135,7 +92,7 @@ async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
         snap.version
     );
 
-    store.stream_reads.store(0, Ordering::Relaxed);
+    store.reset_counts();
     // The room comes back: members, the last seq and the recent client ids are all there.
     assert_eq!(
         rooms.post(&room, "guest", "new", "hi").await.unwrap().seq,
@@ -148,7 +105,7 @@ async fn a_room_starts_from_its_snapshot_and_reads_only_the_events_after_it() {
     assert!(retry.duplicate);
     assert_eq!(retry.seq, messages);
     assert!(rooms.post(&room, "stranger", "x", "hi").await.is_err());
-    let read = store.stream_reads.load(Ordering::Relaxed);
+    let read = store.stream_events_read();
     assert!(
         read <= version - snap.version + 1,
         "starting the room read {read} events; the snapshot left {} to read",
@@ -216,7 +173,7 @@ async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
         })
         .await
         .unwrap();
-    long.stream_reads.store(0, Ordering::Relaxed);
+    long.reset_counts();
     let rooms = Rooms::start(
         long.clone(),
         Settings::new(Duration::from_secs(60)).with_snapshots(forged),
@@ -227,5 +184,5 @@ async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
         rooms.post(&room, "owner", "again", "hi").await.unwrap().seq,
         messages + 1
     );
-    assert!(long.stream_reads.load(Ordering::Relaxed) > messages);
+    assert!(long.stream_events_read() > messages);
 }

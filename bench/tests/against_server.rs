@@ -2,7 +2,6 @@
 //! use, checking that the tool speaks the contract end to end (every acked message delivered,
 //! idle sockets kept open), not how fast anything is.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -29,28 +28,19 @@ fn server() -> Server {
         bin.display()
     );
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--send-rate-limit",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .find_map(|l| {
-            l.ok()?
-                .strip_prefix("chatroom listening on ")
-                .map(str::to_owned)
-        })
-        .expect("the server prints its address");
+    let (child, url) = events::testing::spawn_listening(
+        Command::new(&bin)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--send-rate-limit",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .stderr(Stdio::null()),
+    );
     Server {
         child,
         url,

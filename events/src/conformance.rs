@@ -2,7 +2,7 @@
 //!
 //! Each check is a public async function taking a fresh, empty store. A backend's tests run
 //! them all with [`conformance_tests!`](crate::conformance_tests):
-//! ```ignore
+//! ```text
 //! events::conformance_tests!(std::sync::Arc::new(events::MemoryStore::new()));
 //! ```
 

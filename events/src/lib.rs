@@ -11,7 +11,8 @@
 //!   [`PostgresStore`], shared by several server processes, and, with the `eventstoredb`
 //!   feature, `EsdbStore` in EventStoreDB/KurrentDB (module `esdb`).
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
-//! - [`conformance`]: the suite every backend must pass.
+//! - [`conformance`]: the suite every backend must pass; `testing` (the `testing` feature):
+//!   what the tests of every crate share.
 //!
 //! This crate knows no web or actor framework; everything else depends on it.
 #![forbid(unsafe_code)]
@@ -31,6 +32,8 @@ pub mod snapshot;
 mod sqlite;
 pub mod store;
 mod subscription;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use envelope::{NewEvent, Recorded, chain_hash};
 #[cfg(feature = "eventstoredb")]

@@ -58,49 +58,6 @@ pub struct PostgresStore {
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// For tests: a new database on the PostgreSQL at `CHATROOM_TEST_DATABASE_URL` (a URL that may
-/// create databases), with `migrations` applied; its URL, or `None` (the test skips, saying
-/// so) when the variable is not set.
-///
-/// # Panics
-/// When the test server is set but cannot be reached or migrated.
-pub async fn scratch_database(migrations: &[Migration]) -> Option<String> {
-    let Ok(admin) = std::env::var("CHATROOM_TEST_DATABASE_URL") else {
-        eprintln!("skipped: CHATROOM_TEST_DATABASE_URL is not set (no PostgreSQL to test on)");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&admin, NoTls)
-        .await
-        .expect("the test PostgreSQL is reachable");
-    tokio::spawn(conn);
-    let name = format!("chatroom_test_{}", Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("create database {name}"))
-        .await
-        .expect("a test database can be created");
-    let mut config: tokio_postgres::Config = admin.parse().expect("a PostgreSQL URL");
-    config.dbname(&name);
-    let (mut c, conn) = config
-        .connect(NoTls)
-        .await
-        .expect("the test database is reachable");
-    tokio::spawn(conn);
-    crate::migrate::apply_postgres(&mut c, migrations)
-        .await
-        .expect("the test database migrates");
-    // A URL for the new database, from the admin one.
-    Some(match admin.rsplit_once('/') {
-        Some((base, rest)) if !base.ends_with('/') => {
-            let query = rest
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{admin} dbname={name}"),
-    })
-}
-
 /// A connection pool for `url` that gives up quickly when the database is away.
 ///
 /// # Errors

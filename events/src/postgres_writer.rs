@@ -442,7 +442,8 @@ pub(crate) async fn write_read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::postgres::{MIGRATION, WRITER_OPTIONS, pool, pool_with, scratch_database};
+    use crate::postgres::{MIGRATION, WRITER_OPTIONS, pool, pool_with};
+    use crate::testing::{admin_url, scratch_database};
     use deadpool_postgres::Pool;
 
     fn request(stream: &str, expected: Expected) -> WriteRequest {
@@ -460,11 +461,13 @@ mod tests {
         }
     }
 
+    #[cfg_attr(
+        no_test_postgres,
+        ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+    )]
     #[tokio::test]
     async fn a_group_on_known_heads_takes_one_round_trip_and_a_stale_head_writes_nothing() {
-        let Some(url) = scratch_database(&[MIGRATION]).await else {
-            return;
-        };
+        let url = scratch_database(admin_url(), &[MIGRATION]).await;
         let pool = pool_with(&url, 1, Some(WRITER_OPTIONS)).unwrap();
         let client = pool.get().await.unwrap();
         let st = Statements::prepare(&client).await.unwrap();
@@ -534,11 +537,13 @@ mod tests {
         assert_eq!(stored().await, 4);
     }
 
+    #[cfg_attr(
+        no_test_postgres,
+        ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+    )]
     #[tokio::test]
     async fn the_writer_plans_its_statements_once_and_every_plan_reads_through_an_index() {
-        let Some(url) = scratch_database(&[MIGRATION]).await else {
-            return;
-        };
+        let url = scratch_database(admin_url(), &[MIGRATION]).await;
         let show = |pool: Pool, what: &'static str| async move {
             let client = pool.get().await.unwrap();
             let row = client

@@ -322,13 +322,4 @@ mod tests {
         let again = SqliteSnapshots::open(&path).unwrap();
         assert_eq!(again.load("room-a").await.unwrap().unwrap().version, 20);
     }
-
-    #[tokio::test]
-    async fn postgres_snapshots_conform() {
-        let Some(url) = crate::postgres::scratch_database(&[POSTGRES_MIGRATION]).await else {
-            return;
-        };
-        let pool = crate::postgres::pool(&url, 2).unwrap();
-        conformance(&PostgresSnapshots::new(pool)).await;
-    }
 }

@@ -2,33 +2,45 @@
 //!
 //! Runs when `CHATROOM_TEST_DATABASE_URL` points at a server where the user may create
 //! databases (`./scripts/test` starts a throwaway one); each test gets a database of its own.
-//! Without it every test here prints that it was skipped and passes.
+//! Built without it, every test here is ignored, and cargo says why (`build.rs`).
 
 mod support;
 
 use events::{Error, Expected, NewEvent, PostgresStore, Store, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{admin, joined};
+use support::{admin, admin_url, joined};
 
-async fn fresh_url() -> Option<String> {
+async fn fresh_url() -> String {
     let [ids, no_ids] = events::postgres::ID_INDEX_MIGRATIONS;
-    events::postgres::scratch_database(&[events::postgres::MIGRATION, ids, no_ids]).await
+    events::testing::scratch_database(&admin_url(), &[events::postgres::MIGRATION, ids, no_ids])
+        .await
 }
 
-async fn fresh() -> Option<Arc<dyn Store>> {
-    let url = fresh_url().await?;
-    Some(Arc::new(PostgresStore::connect(&url).await.unwrap()))
+#[cfg(not(no_test_postgres))]
+async fn fresh() -> Arc<dyn Store> {
+    Arc::new(PostgresStore::connect(&fresh_url().await).await.unwrap())
 }
 
-events::conformance_tests!(match fresh().await {
-    Some(s) => s,
-    None => return,
-});
+#[cfg(not(no_test_postgres))]
+events::conformance_tests!(fresh().await);
 
+/// Stands for the conformance suite, which is not built without a server:
+/// `conformance_tests!` cannot mark its tests ignored.
+#[cfg(no_test_postgres)]
+#[test]
+#[ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"]
+fn conformance_suite() {
+    panic!("built without CHATROOM_TEST_DATABASE_URL: set it and build again");
+}
+
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_never_skips_an_event_that_commits_late() {
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     // Several stores stand for several server processes appending at once, each with its own
     // writer; a follower reads the log as it grows.
     let mut writers = Vec::new();
@@ -78,9 +90,13 @@ async fn a_follower_never_skips_an_event_that_commits_late() {
     assert_eq!(seen, all, "the follower saw exactly the log, in order");
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_do_not_depend_on_notifications() {
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let deaf: Arc<dyn Store> = Arc::new(PostgresStore::connect_with(&url, false).await.unwrap());
     let other = PostgresStore::connect(&url).await.unwrap();
     let mut sub = Subscription::new(deaf, 0, 100);
@@ -95,9 +111,13 @@ async fn subscriptions_do_not_depend_on_notifications() {
     assert_eq!(got.len(), 2);
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_others_head_moves_with_other_processes_appends_only() {
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let this = PostgresStore::connect(&url).await.unwrap();
     let other = PostgresStore::connect(&url).await.unwrap();
     let mut others = this.others_head();
@@ -137,11 +157,15 @@ async fn the_others_head_moves_with_other_processes_appends_only() {
     );
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_never_trusts_a_head_another_process_moved() {
     // Each writer remembers the heads it wrote, and appends on them without reading them
     // again; another process appending in between must be seen all the same.
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let e: Vec<NewEvent> = (0..9).map(joined).collect();
     let ev = |n: usize| vec![e[n].clone()];
     let a = PostgresStore::connect(&url).await.unwrap();
@@ -213,9 +237,13 @@ async fn a_writer_never_trusts_a_head_another_process_moved() {
     assert_eq!(ids, expected);
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test]
 async fn the_database_refuses_update_delete_and_truncate() {
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     store
         .append("room-r", Expected::NoStream, vec![joined(1)])
@@ -234,18 +262,18 @@ async fn the_database_refuses_update_delete_and_truncate() {
     assert_eq!(store.read_all(0, 10).await.unwrap().len(), 1);
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[test]
 fn the_writer_runs_on_a_thread_of_its_own() {
     // Appends go through a writer (and connections) with a runtime of their own, so no task
     // of the server's runtime stands between an append and its commit. Shown here by closing
     // the runtime that opened the store: the writer keeps working for another runtime.
     let opening = tokio::runtime::Runtime::new().unwrap();
-    let Some(store) = opening.block_on(async {
-        let url = fresh_url().await?;
-        Some(PostgresStore::connect(&url).await.unwrap())
-    }) else {
-        return;
-    };
+    let store =
+        opening.block_on(async { PostgresStore::connect(&fresh_url().await).await.unwrap() });
     opening.shutdown_background();
     let other = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -265,11 +293,15 @@ fn the_writer_runs_on_a_thread_of_its_own() {
     );
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test]
 async fn a_group_the_database_refuses_stores_nothing_and_the_writer_goes_on() {
     // The writer pipelines a group's insert, notification and commit; when the insert fails
     // the commit behind it must roll back, and the append must fail rather than be acked.
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     let db = admin(&url).await;
     db.batch_execute(
@@ -310,12 +342,16 @@ async fn a_group_the_database_refuses_stores_nothing_and_the_writer_goes_on() {
     assert_eq!(written[0].version, 1);
 }
 
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_fails_before_its_commit_releases_the_append_lock() {
     // A group that fails after its first round trip (here on a stored hash of the wrong
     // length) has begun a transaction and taken the append lock; both must end with the
     // failure, or every other writer on the database waits for that lock for ever.
-    let Some(url) = fresh_url().await else { return };
+    let url = fresh_url().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     let db = admin(&url).await;
     db.batch_execute(
@@ -347,4 +383,17 @@ async fn a_group_that_fails_before_its_commit_releases_the_append_lock() {
         .append("room-z", Expected::NoStream, vec![joined(1)])
         .await
         .unwrap();
+}
+
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
+#[tokio::test]
+async fn postgres_snapshots_conform() {
+    let url =
+        events::testing::scratch_database(&admin_url(), &[events::snapshot::POSTGRES_MIGRATION])
+            .await;
+    let pool = events::postgres::pool(&url, 2).unwrap();
+    events::snapshot::conformance(&events::snapshot::PostgresSnapshots::new(pool)).await;
 }

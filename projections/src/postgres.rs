@@ -1,12 +1,15 @@
 //! The read tables in PostgreSQL: the sink that applies [`Change`]s with the checkpoint in the
-//! same transaction, and the queries the server answers from them.
+//! same transaction; the queries the server answers from them are in `queries`.
 
 use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
-use crate::sqlite::{Error, RecordRow, RoomRow, UserRow};
+use crate::sqlite::Error;
 use deadpool_postgres::{GenericClient, Pool};
 use events::migrate::Migration;
 use events::{Event, Recorded};
+
+mod queries;
+pub(crate) use queries::{member_messages, room_by, rooms_of, search, user_by};
 
 /// The read tables' migration for PostgreSQL.
 pub const MIGRATION: Migration = Migration {
@@ -75,8 +78,16 @@ async fn lock_checkpoints(
         .collect())
 }
 
-/// Applies a batch, read from the log after position `after`, to one projection and moves
-/// its checkpoint, in one transaction; events at or below the checkpoint are skipped.
+/// Applies a batch, read from the log after position `after`, to `projections` in `target`'s
+/// tables and moves their checkpoints, in one transaction of its own, each event decoded once;
+/// their checkpoints, in the order of `projections`. Events at or below a projection's
+/// checkpoint are skipped.
+///
+/// The transaction takes two round trips whatever the batch and the number of projections:
+/// the first carries the begin and the locking of the checkpoints, the second every insert
+/// and update, the checkpoints' update and the commit. A statement that fails aborts the
+/// transaction, and the commit sent behind it then rolls it back: nothing of the batch is
+/// applied.
 ///
 /// The commit does not wait for the write-ahead log to reach the disk: the rows are derived
 /// from the log, and a commit lost in a crash of the database goes with its checkpoint (same
@@ -87,28 +98,7 @@ async fn lock_checkpoints(
 /// # Errors
 /// [`Error::Behind`], database errors or an undecodable event; nothing of the batch is applied
 /// then.
-pub async fn apply_batch(
-    pool: &Pool,
-    projection: Projection,
-    target: Target,
-    after: u64,
-    batch: &[Recorded],
-) -> Result<u64, Error> {
-    Ok(apply_batch_together(pool, &[projection], target, after, batch).await?[0])
-}
-
-/// [`apply_batch`] for several projections in one transaction, each event decoded once; their
-/// checkpoints, in the order of `projections`.
-///
-/// The transaction takes two round trips whatever the batch and the number of projections:
-/// the first carries the begin and the locking of the checkpoints, the second every insert
-/// and update, the checkpoints' update and the commit. A statement that fails aborts the
-/// transaction, and the commit sent behind it then rolls it back: nothing of the batch is
-/// applied.
-///
-/// # Errors
-/// Database errors or an undecodable event; nothing of the batch is applied then.
-pub async fn apply_batch_together(
+pub async fn commit_batch(
     pool: &Pool,
     projections: &[Projection],
     target: Target,
@@ -123,22 +113,21 @@ pub async fn apply_batch_together(
     applied
 }
 
-/// Applies a batch, read from the log after position `after`, inside a transaction the caller
-/// holds, moving the target's checkpoint (whose row it locks first).
+/// [`commit_batch`] inside a transaction the caller holds, locking the checkpoints' rows
+/// first.
 ///
 /// # Errors
 /// [`Error::Behind`], database errors or an undecodable event.
-pub async fn apply_in(
+pub async fn apply_in_transaction(
     tx: &impl GenericClient,
-    projection: Projection,
+    projections: &[Projection],
     target: Target,
     after: u64,
     batch: &[Recorded],
-) -> Result<u64, Error> {
-    Ok(apply_on(tx, &[projection], target, after, batch, false).await?[0])
+) -> Result<Vec<u64>, Error> {
+    apply_on(tx, projections, target, after, batch, false).await
 }
 
-/// Creates the checkpoints that do not exist yet, at 0.
 const CREATE_CHECKPOINTS: &str = "insert into projection_checkpoint (projection, position)
      select unnest($1::text[]), 0
      on conflict (projection) do nothing";
@@ -488,145 +477,4 @@ struct Records<'a> {
     event_id: Vec<&'a [u8]>,
     position: Vec<i64>,
     search_text: Vec<&'a str>,
-}
-
-fn user_row(r: &tokio_postgres::Row) -> UserRow {
-    UserRow {
-        id: r.get(0),
-        name: r.get(1),
-        password_hash: r.get(2),
-        avatar_image: r.get(3),
-    }
-}
-
-fn room_row(r: &tokio_postgres::Row) -> RoomRow {
-    RoomRow {
-        id: r.get(0),
-        name: r.get(1),
-        description: r.get(2),
-        owner: r.get(3),
-        avatar_image: r.get(4),
-        room_hash_id: r.get(5),
-        create_time: r.get(6),
-        update_time: r.get(7),
-        member_count: r.get::<_, i64>(8) as u64,
-        last_seq: r.get::<_, i64>(9) as u64,
-    }
-}
-
-const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
-     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
-
-pub(crate) async fn user_by(
-    pool: &Pool,
-    column: &str,
-    value: &str,
-) -> Result<Option<UserRow>, Error> {
-    let c = pool.get().await.map_err(pg)?;
-    let sql =
-        format!("select id, name, password_hash, avatar_image from \"user\" where {column} = $1");
-    Ok(c.query_opt(&sql, &[&value])
-        .await
-        .map_err(pg)?
-        .as_ref()
-        .map(user_row))
-}
-
-pub(crate) async fn room_by(
-    pool: &Pool,
-    column: &str,
-    value: &str,
-) -> Result<Option<RoomRow>, Error> {
-    let c = pool.get().await.map_err(pg)?;
-    let sql = format!("select {ROOM_COLUMNS} from room r where r.{column} = $1");
-    Ok(c.query_opt(&sql, &[&value])
-        .await
-        .map_err(pg)?
-        .as_ref()
-        .map(room_row))
-}
-
-pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>, Error> {
-    let c = pool.get().await.map_err(pg)?;
-    let sql = format!(
-        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
-         where m.user_id = $1 order by r.update_time desc, r.id"
-    );
-    Ok(c.query(&sql, &[&user_id])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(room_row)
-        .collect())
-}
-
-fn record_row(r: &tokio_postgres::Row) -> RecordRow {
-    RecordRow {
-        room_id: r.get(0),
-        seq: r.get::<_, i64>(1) as u64,
-        message_id: r.get(2),
-        user_id: r.get(3),
-        user_name: r.get(4),
-        user_avatar: r.get(5),
-        message: r.get(6),
-        time: r.get(7),
-    }
-}
-
-pub(crate) async fn member_messages(
-    pool: &Pool,
-    room_id: &str,
-    user_id: &str,
-    before: Option<u64>,
-    limit: u64,
-) -> Result<Option<Vec<RecordRow>>, Error> {
-    let c = pool.get().await.map_err(pg)?;
-    let member: bool = c
-        .query_one(
-            "select exists(select 1 from room_member where room_id = $1 and user_id = $2)",
-            &[&room_id, &user_id],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
-    if !member {
-        return Ok(None);
-    }
-    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-    let rows = c
-        .query(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and rr.seq < $2
-             order by rr.seq desc limit $3",
-            &[&room_id, &before, &(limit as i64)],
-        )
-        .await
-        .map_err(pg)?;
-    let mut out: Vec<RecordRow> = rows.iter().map(record_row).collect();
-    out.reverse();
-    Ok(Some(out))
-}
-
-pub(crate) async fn search(
-    pool: &Pool,
-    room_id: &str,
-    query: &str,
-    limit: u64,
-) -> Result<Vec<RecordRow>, Error> {
-    let pattern = crate::projection::like_pattern(query);
-    let c = pool.get().await.map_err(pg)?;
-    let rows = c
-        .query(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and rr.search_text like $2 escape '\\'
-             order by rr.seq desc limit $3",
-            &[&room_id, &pattern, &(limit as i64)],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(rows.iter().map(record_row).collect())
 }

@@ -171,11 +171,15 @@ async fn apply_shadow(
 ) -> Result<u64, Error> {
     match reads {
         Reads::Sqlite(db) => {
-            db.with_writer(move |c| sqlite::apply_batch_to(c, projection, Target::Shadow, &batch))
-                .await
+            db.with_writer(move |c| {
+                sqlite::commit_batch(c, &[projection], Target::Shadow, &batch).map(|at| at[0])
+            })
+            .await
         }
         Reads::Postgres(pool) => {
-            postgres::apply_batch(pool, projection, Target::Shadow, after, &batch).await
+            postgres::commit_batch(pool, &[projection], Target::Shadow, after, &batch)
+                .await
+                .map(|at| at[0])
         }
     }
 }
@@ -256,7 +260,9 @@ pub async fn switch(
                         .map_err(|e| Error::Task(e.to_string()))?;
                     let Some(last) = batch.last() else { break };
                     let next = last.position;
-                    at = sqlite::apply_in(&tx, projection, Target::Shadow, &batch)?.max(next);
+                    at = sqlite::apply_in_transaction(&tx, &[projection], Target::Shadow, &batch)?
+                        [0]
+                    .max(next);
                 }
                 let indexes: Vec<String> = {
                     let mut s = tx.prepare(
@@ -308,8 +314,8 @@ pub async fn switch(
                     .map_err(|e| Error::Task(e.to_string()))?;
                 let Some(last) = batch.last() else { break };
                 let next = last.position;
-                at = postgres::apply_in(&tx, projection, Target::Shadow, at, &batch)
-                    .await?
+                at = postgres::apply_in_transaction(&tx, &[projection], Target::Shadow, at, &batch)
+                    .await?[0]
                     .max(next);
             }
             // Give the shadow's indexes the live ones' names, matched by definition.

@@ -1,5 +1,5 @@
 //! The read tables in SQLite: the sink that applies [`Change`]s with the checkpoint in the
-//! same transaction, and the queries the server answers from those tables.
+//! same transaction; the queries the server answers from those tables are in `queries`.
 
 use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
@@ -8,6 +8,12 @@ use events::{Event, Recorded};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+mod queries;
+pub use queries::{
+    RecordRow, RoomRow, UserRow, is_member, messages, room_by_code, room_by_id, rooms_of, search,
+    user_by_id, user_by_name,
+};
 
 /// The read tables' migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -55,65 +61,6 @@ pub enum Error {
         /// Where the batch was read after.
         after: u64,
     },
-}
-
-/// A `user` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRow {
-    /// Id.
-    pub id: String,
-    /// Name as registered.
-    pub name: String,
-    /// Argon2id hash.
-    pub password_hash: String,
-    /// Avatar path or empty.
-    pub avatar_image: String,
-}
-
-/// A `room` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomRow {
-    /// Id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Owner's id.
-    pub owner: String,
-    /// Avatar path or empty.
-    pub avatar_image: String,
-    /// Join code.
-    pub room_hash_id: String,
-    /// Creation time, ms.
-    pub create_time: i64,
-    /// Last change (join or message), ms.
-    pub update_time: i64,
-    /// Members.
-    pub member_count: u64,
-    /// Newest seq.
-    pub last_seq: u64,
-}
-
-/// A `room_record` row joined with its author.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordRow {
-    /// Room.
-    pub room_id: String,
-    /// Seq.
-    pub seq: u64,
-    /// Client id.
-    pub message_id: String,
-    /// Author id.
-    pub user_id: String,
-    /// Author name.
-    pub user_name: String,
-    /// Author avatar.
-    pub user_avatar: String,
-    /// Text.
-    pub message: String,
-    /// Time, ms.
-    pub time: i64,
 }
 
 /// The read database: a file, a writer connection per worker, and a pool of readers.
@@ -247,76 +194,36 @@ pub fn checkpoint_of(conn: &Connection, name: &str) -> Result<u64, Error> {
     Ok(p.unwrap_or(0) as u64)
 }
 
-/// Applies a batch of events to one projection and moves its checkpoint to the last one, in
-/// one transaction. Events at or below the checkpoint are skipped, so a batch read twice
-/// (after a crash between read and commit) is applied once.
+/// Applies a batch of events to `projections` in `target`'s tables, moving each one's
+/// checkpoint to the last event, in one transaction of its own; their checkpoints, in the
+/// order of `projections`. Events at or below a projection's checkpoint are skipped, so a
+/// batch read twice (after a crash between read and commit) is applied once.
 ///
 /// # Errors
 /// SQLite errors or an undecodable event; nothing of the batch is applied then.
-pub fn apply_batch(
+pub fn commit_batch(
     conn: &mut Connection,
-    projection: Projection,
-    batch: &[Recorded],
-) -> Result<u64, Error> {
-    apply_batch_to(conn, projection, Target::Live, batch)
-}
-
-/// [`apply_batch`] into the live tables or a rebuild's shadow tables.
-///
-/// # Errors
-/// SQLite errors or an undecodable event; nothing of the batch is applied then.
-pub fn apply_batch_to(
-    conn: &mut Connection,
-    projection: Projection,
+    projections: &[Projection],
     target: Target,
     batch: &[Recorded],
-) -> Result<u64, Error> {
+) -> Result<Vec<u64>, Error> {
     // Immediate: take the write lock up front. A deferred transaction that reads first and
     // then writes fails at once with "database is locked" when another worker writes between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let at = apply_in(&tx, projection, target, batch)?;
+    let at = apply_in_transaction(&tx, projections, target, batch)?;
     tx.commit()?;
     Ok(at)
 }
 
-/// Applies a batch inside a transaction the caller holds, moving the target's checkpoint.
+/// [`commit_batch`] inside a transaction the caller holds, decoding each event once. Each
+/// projection skips the events at or below its own checkpoint, so projections that stand at
+/// different positions (one just rebuilt, say) each apply every event once. The projections
+/// write disjoint tables, so applying them event by event gives the rows that applying them
+/// one after the other would.
 ///
 /// # Errors
 /// SQLite errors or an undecodable event.
-pub fn apply_in(
-    tx: &Connection,
-    projection: Projection,
-    target: Target,
-    batch: &[Recorded],
-) -> Result<u64, Error> {
-    Ok(apply_in_together(tx, &[projection], target, batch)?[0])
-}
-
-/// Applies one batch to the live tables of every projection in `projections`, in one
-/// transaction; returns each projection's checkpoint after it, in the order given.
-///
-/// # Errors
-/// SQLite errors or an undecodable event; nothing of the batch is applied then.
-pub fn apply_batch_together(
-    conn: &mut Connection,
-    projections: &[Projection],
-    batch: &[Recorded],
-) -> Result<Vec<u64>, Error> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let at = apply_in_together(&tx, projections, Target::Live, batch)?;
-    tx.commit()?;
-    Ok(at)
-}
-
-/// [`apply_in`] for several projections, decoding each event once. Each projection skips the
-/// events at or below its own checkpoint, so projections that stand at different positions
-/// (one just rebuilt, say) each apply every event once. The projections write disjoint
-/// tables, so applying them event by event gives the rows that applying them one after the
-/// other would.
-///
-/// # Errors
-/// SQLite errors or an undecodable event.
-pub fn apply_in_together(
+pub fn apply_in_transaction(
     tx: &Connection,
     projections: &[Projection],
     target: Target,
@@ -470,169 +377,4 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
         Change::CountMember { .. } | Change::TouchRoom { .. } => {}
     }
     Ok(())
-}
-
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        password_hash: r.get(2)?,
-        avatar_image: r.get(3)?,
-    })
-}
-
-/// The user whose name is `name`, ignoring case.
-///
-/// # Errors
-/// SQLite errors.
-pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, Error> {
-    Ok(conn
-        .prepare_cached(
-            "select id, name, password_hash, avatar_image from user where name_lower = ?1",
-        )?
-        .query_row([name.to_lowercase()], user_row)
-        .optional()?)
-}
-
-/// The user with this id.
-///
-/// # Errors
-/// SQLite errors.
-pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error> {
-    Ok(conn
-        .prepare_cached("select id, name, password_hash, avatar_image from user where id = ?1")?
-        .query_row([id], user_row)
-        .optional()?)
-}
-
-const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
-     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
-
-fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
-    Ok(RoomRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        description: r.get(2)?,
-        owner: r.get(3)?,
-        avatar_image: r.get(4)?,
-        room_hash_id: r.get(5)?,
-        create_time: r.get(6)?,
-        update_time: r.get(7)?,
-        member_count: r.get::<_, i64>(8)? as u64,
-        last_seq: r.get::<_, i64>(9)? as u64,
-    })
-}
-
-/// The room with this id.
-///
-/// # Errors
-/// SQLite errors.
-pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "select {ROOM_COLUMNS} from room r where r.id = ?1"
-        ))?
-        .query_row([id], room_row)
-        .optional()?)
-}
-
-/// The room with this join code.
-///
-/// # Errors
-/// SQLite errors.
-pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Error> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "select {ROOM_COLUMNS} from room r where r.room_hash_id = ?1"
-        ))?
-        .query_row([code], room_row)
-        .optional()?)
-}
-
-/// The rooms `user_id` is a member of, most recently active first.
-///
-/// # Errors
-/// SQLite errors.
-pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error> {
-    let mut s = conn.prepare_cached(&format!(
-        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
-         where m.user_id = ?1 order by r.update_time desc, r.id"
-    ))?;
-    let rows = s.query_map([user_id], room_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Whether `user_id` is a member of `room_id`.
-///
-/// # Errors
-/// SQLite errors.
-pub fn is_member(conn: &Connection, room_id: &str, user_id: &str) -> Result<bool, Error> {
-    Ok(conn
-        .prepare_cached(
-            "select exists(select 1 from room_member where room_id = ?1 and user_id = ?2)",
-        )?
-        .query_row([room_id, user_id], |r| r.get(0))?)
-}
-
-/// A `room_record` row joined with its author, as the history queries select it.
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
-    Ok(RecordRow {
-        room_id: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        message_id: r.get(2)?,
-        user_id: r.get(3)?,
-        user_name: r.get(4)?,
-        user_avatar: r.get(5)?,
-        message: r.get(6)?,
-        time: r.get(7)?,
-    })
-}
-
-/// The newest `limit` messages of a room with `seq < before` (all when `None`), oldest first.
-///
-/// # Errors
-/// SQLite errors.
-pub fn messages(
-    conn: &Connection,
-    room_id: &str,
-    before: Option<u64>,
-    limit: u64,
-) -> Result<Vec<RecordRow>, Error> {
-    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-    let mut s = conn.prepare_cached(
-        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time
-         from room_record rr left join user u on u.id = rr.user_id
-         where rr.room_id = ?1 and rr.seq < ?2
-         order by rr.seq desc limit ?3",
-    )?;
-    let rows = s.query_map(params![room_id, before, limit as i64], record_row)?;
-    let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
-    out.reverse();
-    Ok(out)
-}
-
-/// Messages of a room whose text contains `query` (compared as [`search_text`]), newest
-/// first, at most `limit`.
-///
-/// [`search_text`]: crate::projection::search_text
-///
-/// # Errors
-/// SQLite errors.
-pub fn search(
-    conn: &Connection,
-    room_id: &str,
-    query: &str,
-    limit: u64,
-) -> Result<Vec<RecordRow>, Error> {
-    let pattern = crate::projection::like_pattern(query);
-    let mut s = conn.prepare_cached(
-        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time
-         from room_record rr left join user u on u.id = rr.user_id
-         where rr.room_id = ?1 and rr.search_text like ?2 escape '\\'
-         order by rr.seq desc limit ?3",
-    )?;
-    let rows = s.query_map(params![room_id, pattern, limit as i64], record_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

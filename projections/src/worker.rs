@@ -223,8 +223,7 @@ async fn apply_live(
     after: u64,
     batch: &[events::Recorded],
 ) -> Result<Result<Vec<u64>, Error>, Error> {
-    match crate::postgres::apply_batch_together(pool, projections, Target::Live, after, batch).await
-    {
+    match crate::postgres::commit_batch(pool, projections, Target::Live, after, batch).await {
         Ok(applied) => Ok(Ok(applied)),
         Err(behind @ Error::Behind { .. }) => Ok(Err(behind)),
         Err(e) => Err(e),
@@ -317,7 +316,7 @@ async fn follow_together(
         let batch: Arc<[events::Recorded]> = batch.into();
         let Some(applied) = retrying("all", &mut stop, || {
             let batch = batch.clone();
-            db.with_writer(move |c| sqlite::apply_batch_together(c, &ALL, &batch))
+            db.with_writer(move |c| sqlite::commit_batch(c, &ALL, Target::Live, &batch))
         })
         .await
         else {

@@ -1,74 +1,20 @@
 //! Rebuilds beside the live tables: interrupted ones resume or start over, and the live
 //! tables stay whole until the one-step switch.
 
-use async_trait::async_trait;
-use events::event::{MemberJoined, MessagePosted, RoomCreated};
-use events::{Error, Event, Expected, MemoryStore, NewEvent, Recorded, Store};
+use events::testing::{Watched, created, joined, new_events, posted};
+use events::{Expected, MemoryStore, Store};
 use projections::{Projection, ReadDb, Reads, Workers, rebuild};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
-
-/// A store whose whole-log reads fail after a number of them: an interruption.
-struct Flaky {
-    inner: Arc<dyn Store>,
-    reads_left: AtomicUsize,
-}
-
-#[async_trait]
-impl Store for Flaky {
-    async fn append(
-        &self,
-        s: &str,
-        e: Expected,
-        ev: Vec<NewEvent>,
-    ) -> Result<Vec<Recorded>, Error> {
-        self.inner.append(s, e, ev).await
-    }
-    async fn read_stream(&self, s: &str, v: u64, l: usize) -> Result<Vec<Recorded>, Error> {
-        self.inner.read_stream(s, v, l).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Recorded>, Error> {
-        if self.reads_left.fetch_sub(1, Ordering::SeqCst) == 0 {
-            return Err(Error::Unavailable("interrupted".into()));
-        }
-        self.inner.read_all(after, limit).await
-    }
-    async fn stream_version(&self, s: &str) -> Result<Option<u64>, Error> {
-        self.inner.stream_version(s).await
-    }
-    fn head(&self) -> watch::Receiver<u64> {
-        self.inner.head()
-    }
-}
 
 async fn seed(store: &dyn Store, messages: u64) {
-    let mut events = vec![
-        NewEvent::new(&Event::RoomCreated(RoomCreated {
-            room_id: "r".into(),
-            name: "n".into(),
-            description: String::new(),
-            owner: "a".into(),
-            avatar_image: String::new(),
-            join_code: "c".repeat(32),
-        })),
-        NewEvent::new(&Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "a".into(),
-        })),
-    ];
-    for seq in 1..=messages {
-        events.push(NewEvent::new(&Event::MessagePosted(MessagePosted {
-            room_id: "r".into(),
-            seq,
-            message_id: format!("m{seq}"),
-            user_id: "a".into(),
-            text: format!("Message Number {seq}"),
-            kind: "input".into(),
-        })));
-    }
-    store.append("room-r", Expected::Any, events).await.unwrap();
+    let events = [created("r", "a"), joined("r", "a")]
+        .into_iter()
+        .chain((1..=messages).map(|seq| posted("r", seq, "a", &format!("Message Number {seq}"))));
+    store
+        .append("room-r", Expected::Any, new_events(events))
+        .await
+        .unwrap();
 }
 
 fn count(path: &std::path::Path, sql: &str) -> i64 {
@@ -93,10 +39,7 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
     assert_eq!(live_before, 12_000);
 
     // Interrupted after two batches.
-    let flaky: Arc<dyn Store> = Arc::new(Flaky {
-        inner: store.clone(),
-        reads_left: AtomicUsize::new(2),
-    });
+    let flaky: Arc<dyn Store> = Arc::new(Watched::new(store.clone()).interrupting_log_read(2));
     let p = Projection::RoomRecord;
     assert_eq!(rebuild::prepare(&reads, p, false).await.unwrap(), 0);
     assert!(rebuild::fill(&reads, &flaky, p, |_| {}).await.is_err());
@@ -126,14 +69,7 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
         .append(
             "room-r",
             Expected::Any,
-            vec![NewEvent::new(&Event::MessagePosted(MessagePosted {
-                room_id: "r".into(),
-                seq: 12_001,
-                message_id: "late".into(),
-                user_id: "a".into(),
-                text: "Late".into(),
-                kind: "input".into(),
-            }))],
+            new_events([posted("r", 12_001, "a", "Late")]),
         )
         .await
         .unwrap();
@@ -169,14 +105,7 @@ async fn seed_one(store: &dyn Store, seq: u64) {
         .append(
             "room-r",
             Expected::Any,
-            vec![NewEvent::new(&Event::MessagePosted(MessagePosted {
-                room_id: "r".into(),
-                seq,
-                message_id: format!("x{seq}"),
-                user_id: "a".into(),
-                text: "x".into(),
-                kind: "input".into(),
-            }))],
+            new_events([posted("r", seq, "a", "x")]),
         )
         .await
         .unwrap();

@@ -1,57 +1,30 @@
 //! Projection workers following a real log into real SQLite tables.
 
-use events::event::{MemberJoined, MessagePosted, RoomCreated, UserRegistered};
-use events::{Event, Expected, MemoryStore, NewEvent, Store};
-use projections::{ReadDb, Workers, sqlite};
+use events::testing::{created, joined, new_events, posted, registered};
+use events::{Expected, MemoryStore, Store};
+use projections::{Projection, ReadDb, Target, Workers, sqlite};
 use std::sync::Arc;
 use std::time::Duration;
 
 async fn seed(store: &dyn Store) -> u64 {
-    let user = |id: &str, name: &str| {
-        NewEvent::new(&Event::UserRegistered(UserRegistered {
-            user_id: id.into(),
-            name: name.into(),
-            password_hash: "h".into(),
-        }))
-    };
-    store
-        .append("user-a", Expected::NoStream, vec![user("a", "Ann")])
-        .await
-        .unwrap();
-    store
-        .append("user-b", Expected::NoStream, vec![user("b", "Bob")])
-        .await
-        .unwrap();
-    let mut room = vec![
-        NewEvent::new(&Event::RoomCreated(RoomCreated {
-            room_id: "r".into(),
-            name: "Lobby".into(),
-            description: "d".into(),
-            owner: "a".into(),
-            avatar_image: String::new(),
-            join_code: "c".repeat(32),
-        })),
-        NewEvent::new(&Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "a".into(),
-        })),
-        NewEvent::new(&Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "b".into(),
-        })),
-    ];
-    for seq in 1..=5 {
-        room.push(NewEvent::new(&Event::MessagePosted(MessagePosted {
-            room_id: "r".into(),
-            seq,
-            message_id: format!("m{seq}"),
-            user_id: if seq % 2 == 0 { "a" } else { "b" }.into(),
-            text: format!("text {seq}"),
-            kind: "input".into(),
-        })));
+    for (id, name) in [("a", "Ann"), ("b", "Bob")] {
+        store
+            .append(
+                &format!("user-{id}"),
+                Expected::NoStream,
+                new_events([registered(id, name)]),
+            )
+            .await
+            .unwrap();
     }
+    let room = [created("r", "a"), joined("r", "a"), joined("r", "b")]
+        .into_iter()
+        .chain((1..=5).map(|seq| {
+            let by = if seq % 2 == 0 { "a" } else { "b" };
+            posted("r", seq, by, &format!("text {seq}"))
+        }));
     let rec = store
-        .append("room-r", Expected::NoStream, room)
+        .append("room-r", Expected::NoStream, new_events(room))
         .await
         .unwrap();
     rec.last().unwrap().position
@@ -92,14 +65,7 @@ async fn workers_build_every_table_and_survive_a_restart() {
         .append(
             "room-r",
             Expected::Any,
-            vec![NewEvent::new(&Event::MessagePosted(MessagePosted {
-                room_id: "r".into(),
-                seq: 6,
-                message_id: "m6".into(),
-                user_id: "a".into(),
-                text: "six".into(),
-                kind: "input".into(),
-            }))],
+            new_events([posted("r", 6, "a", "six")]),
         )
         .await
         .unwrap();
@@ -131,7 +97,7 @@ async fn a_batch_applies_whole_or_not_at_all() {
         [],
     )
     .unwrap();
-    assert!(sqlite::apply_batch(&mut conn, p, &all).is_err());
+    assert!(sqlite::commit_batch(&mut conn, &[p], Target::Live, &all).is_err());
     assert_eq!(sqlite::checkpoint(&conn, p).unwrap(), 0);
     let n: i64 = conn
         .query_row("select count(*) from room_record", [], |r| r.get(0))
@@ -152,8 +118,8 @@ async fn projections_at_different_checkpoints_each_apply_every_event_once() {
     let db = ReadDb::open(dir.path().join("read.db")).unwrap();
     let log = store.read_all(0, 100).await.unwrap();
     db.with_writer(move |c| {
-        sqlite::apply_batch(c, projections::Projection::User, &log)?;
-        sqlite::apply_batch(c, projections::Projection::RoomRecord, &log)
+        sqlite::commit_batch(c, &[Projection::User], Target::Live, &log)?;
+        sqlite::commit_batch(c, &[Projection::RoomRecord], Target::Live, &log)
     })
     .await
     .unwrap();

@@ -1,12 +1,11 @@
 // End-to-end test of the web client (web/dist) against the real chatroom server binary,
 // driven through Debian's headless Chromium with playwright-core.
 //
-//   CHATROOM_BIN  server binary (default ../../target/debug/chatroom)
+//   CHATROOM_BIN  server binary (default ../../target/debug/chatroom; see ../js/server.mjs)
 //   CHROMIUM      browser (default /usr/bin/chromium)
 //   SCREENSHOTS   where screenshots go (default ../../test-output/screenshots)
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -14,9 +13,9 @@ import zlib from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { io } from 'socket.io-client'
+import { BIN, launch } from '../js/server.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const BIN = path.resolve(here, process.env.CHATROOM_BIN || '../../target/debug/chatroom')
 const WEB = path.resolve(here, '../../web/dist')
 const BROWSER = process.env.CHROMIUM || '/usr/bin/chromium'
 const SHOTS = path.resolve(here, process.env.SCREENSHOTS || '../../test-output/screenshots')
@@ -30,37 +29,15 @@ let dataDir
 let server = null
 let base = ''
 let port = 0
-let serverLog = ''
 
-function startServer(listen) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['serve', '--listen', listen, '--data-dir', dataDir, '--web-dir', WEB], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // no send limit: one step posts over a thousand messages at once
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', CHATROOM_SEND_RATE_LIMIT: '0' },
-    })
-    let out = ''
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`server did not print its address within 30 s:\n${out}\n${serverLog.slice(-4000)}`))
-    }, 30000)
-    child.stdout.on('data', (d) => {
-      out += d
-      const m = /chatroom listening on (http:\/\/\S+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve({ child, url: m[1].replace(/\/$/, '') })
-      }
-    })
-    child.stderr.on('data', (d) => {
-      serverLog += d
-      if (serverLog.length > 200000) serverLog = serverLog.slice(-100000)
-    })
-    child.on('exit', (code, sig) => {
-      clearTimeout(timer)
-      reject(new Error(`server exited (${code ?? sig}) before listening:\n${out}\n${serverLog.slice(-4000)}`))
-    })
+// the same start as the end-to-end suites (tests/js/server.mjs); no send limit: one step posts
+// over a thousand messages at once
+async function startServer(listen) {
+  const run = launch(dataDir, ['--web-dir', WEB], {
+    listen,
+    env: { RUST_LOG: process.env.RUST_LOG || 'warn', CHATROOM_SEND_RATE_LIMIT: '0' },
   })
+  return { child: run.proc, url: await run.ready }
 }
 
 async function stopServer() {

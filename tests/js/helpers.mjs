@@ -1,27 +1,24 @@
 // Shared helpers for the chatroom end-to-end tests.
 //
-// They start the real server binary (env CHATROOM_BIN, default ../../target/debug/chatroom
-// relative to this file) on a fresh temporary data directory, listening on 127.0.0.1:0, and
-// read the bound address from the one line it prints on stdout. Everything else talks to it
+// They start the real server binary (server.mjs: env CHATROOM_BIN, default
+// ../../target/debug/chatroom relative to this file) on a fresh temporary data directory,
+// listening on 127.0.0.1:0, and read the bound address from the one line it prints on stdout.
+// Everything else talks to it
 // over the wire only: REST with fetch (or raw node:http where a path must not be normalised),
 // Socket.IO with the official socket.io-client 4.x.
 //
 // Set CHATROOM_TEST_LOG=1 to copy the server's stderr to the test output.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { randomBytes, randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { launch } from './server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const BIN = process.env.CHATROOM_BIN
-  ? path.resolve(process.env.CHATROOM_BIN)
-  : path.resolve(here, '../../target/debug/chatroom');
+export { BIN } from './server.mjs';
 
 /** Transports every socket scenario is run over. */
 export const TRANSPORTS = [['websocket'], ['polling']];
@@ -29,59 +26,6 @@ export const DEADLINE_MS = 10_000;
 
 // --------------------------------------------------------------------------------------------
 // Server process
-
-const liveProcs = new Set();
-process.on('exit', () => {
-  for (const p of liveProcs) {
-    try { p.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-});
-
-function launch(dataDir, args) {
-  if (!existsSync(BIN)) {
-    throw new Error(`chatroom binary not found at ${BIN} (build it with cargo build, or set CHATROOM_BIN)`);
-  }
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_BACKTRACE: '1' },
-  });
-  liveProcs.add(proc);
-  let stderr = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    stderr += d;
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
-    if (process.env.CHATROOM_TEST_LOG) process.stderr.write(d);
-  });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      liveProcs.delete(proc);
-      resolve({ code, signal });
-    });
-  });
-  const ready = new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      reject(new Error(`server did not print its address within 30 s; stderr:\n${stderr.slice(-4000)}`));
-    }, 30_000);
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/chatroom listening on (http:\/\/[^\s]+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal}); stderr:\n${stderr.slice(-4000)}`));
-    });
-  });
-  // eslint-disable-next-line no-control-regex
-  return { proc, ready, exited, stderr: () => stderr.replace(/\x1b\[[0-9;]*m/g, '') };
-}
 
 /**
  * Start the server on a fresh temp data dir.

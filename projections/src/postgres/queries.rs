@@ -1,0 +1,147 @@
+//! The queries the server answers from the PostgreSQL read tables, returning the rows the
+//! SQLite queries return.
+
+use super::pg;
+use crate::sqlite::{Error, RecordRow, RoomRow, UserRow};
+use deadpool_postgres::Pool;
+
+fn user_row(r: &tokio_postgres::Row) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        name: r.get(1),
+        password_hash: r.get(2),
+        avatar_image: r.get(3),
+    }
+}
+
+fn room_row(r: &tokio_postgres::Row) -> RoomRow {
+    RoomRow {
+        id: r.get(0),
+        name: r.get(1),
+        description: r.get(2),
+        owner: r.get(3),
+        avatar_image: r.get(4),
+        room_hash_id: r.get(5),
+        create_time: r.get(6),
+        update_time: r.get(7),
+        member_count: r.get::<_, i64>(8) as u64,
+        last_seq: r.get::<_, i64>(9) as u64,
+    }
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
+     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
+
+pub(crate) async fn user_by(
+    pool: &Pool,
+    column: &str,
+    value: &str,
+) -> Result<Option<UserRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let sql =
+        format!("select id, name, password_hash, avatar_image from \"user\" where {column} = $1");
+    Ok(c.query_opt(&sql, &[&value])
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(user_row))
+}
+
+pub(crate) async fn room_by(
+    pool: &Pool,
+    column: &str,
+    value: &str,
+) -> Result<Option<RoomRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let sql = format!("select {ROOM_COLUMNS} from room r where r.{column} = $1");
+    Ok(c.query_opt(&sql, &[&value])
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(room_row))
+}
+
+pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let sql = format!(
+        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
+         where m.user_id = $1 order by r.update_time desc, r.id"
+    );
+    Ok(c.query(&sql, &[&user_id])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(room_row)
+        .collect())
+}
+
+fn record_row(r: &tokio_postgres::Row) -> RecordRow {
+    RecordRow {
+        room_id: r.get(0),
+        seq: r.get::<_, i64>(1) as u64,
+        message_id: r.get(2),
+        user_id: r.get(3),
+        user_name: r.get(4),
+        user_avatar: r.get(5),
+        message: r.get(6),
+        time: r.get(7),
+    }
+}
+
+pub(crate) async fn member_messages(
+    pool: &Pool,
+    room_id: &str,
+    user_id: &str,
+    before: Option<u64>,
+    limit: u64,
+) -> Result<Option<Vec<RecordRow>>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let member: bool = c
+        .query_one(
+            "select exists(select 1 from room_member where room_id = $1 and user_id = $2)",
+            &[&room_id, &user_id],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if !member {
+        return Ok(None);
+    }
+    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+    let rows = c
+        .query(
+            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                    coalesce(u.avatar_image, ''), rr.message, rr.time
+             from room_record rr left join \"user\" u on u.id = rr.user_id
+             where rr.room_id = $1 and rr.seq < $2
+             order by rr.seq desc limit $3",
+            &[&room_id, &before, &(limit as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    let mut out: Vec<RecordRow> = rows.iter().map(record_row).collect();
+    out.reverse();
+    Ok(Some(out))
+}
+
+pub(crate) async fn search(
+    pool: &Pool,
+    room_id: &str,
+    query: &str,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let pattern = crate::projection::like_pattern(query);
+    let c = pool.get().await.map_err(pg)?;
+    let rows = c
+        .query(
+            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                    coalesce(u.avatar_image, ''), rr.message, rr.time
+             from room_record rr left join \"user\" u on u.id = rr.user_id
+             where rr.room_id = $1 and rr.search_text like $2 escape '\\'
+             order by rr.seq desc limit $3",
+            &[&room_id, &pattern, &(limit as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows.iter().map(record_row).collect())
+}

@@ -1,0 +1,229 @@
+//! The queries the server answers from the SQLite read tables, and the rows they return
+//! (the PostgreSQL queries return the same rows).
+
+use super::Error;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A `user` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Id.
+    pub id: String,
+    /// Name as registered.
+    pub name: String,
+    /// Argon2id hash.
+    pub password_hash: String,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+}
+
+/// A `room` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Owner's id.
+    pub owner: String,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+    /// Join code.
+    pub room_hash_id: String,
+    /// Creation time, ms.
+    pub create_time: i64,
+    /// Last change (join or message), ms.
+    pub update_time: i64,
+    /// Members.
+    pub member_count: u64,
+    /// Newest seq.
+    pub last_seq: u64,
+}
+
+/// A `room_record` row joined with its author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Room.
+    pub room_id: String,
+    /// Seq.
+    pub seq: u64,
+    /// Client id.
+    pub message_id: String,
+    /// Author id.
+    pub user_id: String,
+    /// Author name.
+    pub user_name: String,
+    /// Author avatar.
+    pub user_avatar: String,
+    /// Text.
+    pub message: String,
+    /// Time, ms.
+    pub time: i64,
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        password_hash: r.get(2)?,
+        avatar_image: r.get(3)?,
+    })
+}
+
+/// The user whose name is `name`, ignoring case.
+///
+/// # Errors
+/// SQLite errors.
+pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "select id, name, password_hash, avatar_image from user where name_lower = ?1",
+        )?
+        .query_row([name.to_lowercase()], user_row)
+        .optional()?)
+}
+
+/// The user with this id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error> {
+    Ok(conn
+        .prepare_cached("select id, name, password_hash, avatar_image from user where id = ?1")?
+        .query_row([id], user_row)
+        .optional()?)
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
+     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
+
+fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
+    Ok(RoomRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        owner: r.get(3)?,
+        avatar_image: r.get(4)?,
+        room_hash_id: r.get(5)?,
+        create_time: r.get(6)?,
+        update_time: r.get(7)?,
+        member_count: r.get::<_, i64>(8)? as u64,
+        last_seq: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+/// The room with this id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "select {ROOM_COLUMNS} from room r where r.id = ?1"
+        ))?
+        .query_row([id], room_row)
+        .optional()?)
+}
+
+/// The room with this join code.
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "select {ROOM_COLUMNS} from room r where r.room_hash_id = ?1"
+        ))?
+        .query_row([code], room_row)
+        .optional()?)
+}
+
+/// The rooms `user_id` is a member of, most recently active first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error> {
+    let mut s = conn.prepare_cached(&format!(
+        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
+         where m.user_id = ?1 order by r.update_time desc, r.id"
+    ))?;
+    let rows = s.query_map([user_id], room_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether `user_id` is a member of `room_id`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn is_member(conn: &Connection, room_id: &str, user_id: &str) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached(
+            "select exists(select 1 from room_member where room_id = ?1 and user_id = ?2)",
+        )?
+        .query_row([room_id, user_id], |r| r.get(0))?)
+}
+
+/// A `room_record` row joined with its author, as the history queries select it.
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        room_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        message_id: r.get(2)?,
+        user_id: r.get(3)?,
+        user_name: r.get(4)?,
+        user_avatar: r.get(5)?,
+        message: r.get(6)?,
+        time: r.get(7)?,
+    })
+}
+
+/// The newest `limit` messages of a room with `seq < before` (all when `None`), oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn messages(
+    conn: &Connection,
+    room_id: &str,
+    before: Option<u64>,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+    let mut s = conn.prepare_cached(
+        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                coalesce(u.avatar_image, ''), rr.message, rr.time
+         from room_record rr left join user u on u.id = rr.user_id
+         where rr.room_id = ?1 and rr.seq < ?2
+         order by rr.seq desc limit ?3",
+    )?;
+    let rows = s.query_map(params![room_id, before, limit as i64], record_row)?;
+    let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Messages of a room whose text contains `query` (compared as [`search_text`]), newest
+/// first, at most `limit`.
+///
+/// [`search_text`]: crate::projection::search_text
+///
+/// # Errors
+/// SQLite errors.
+pub fn search(
+    conn: &Connection,
+    room_id: &str,
+    query: &str,
+    limit: u64,
+) -> Result<Vec<RecordRow>, Error> {
+    let pattern = crate::projection::like_pattern(query);
+    let mut s = conn.prepare_cached(
+        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                coalesce(u.avatar_image, ''), rr.message, rr.time
+         from room_record rr left join user u on u.id = rr.user_id
+         where rr.room_id = ?1 and rr.search_text like ?2 escape '\\'
+         order by rr.seq desc limit ?3",
+    )?;
+    let rows = s.query_map(params![room_id, pattern, limit as i64], record_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
