@@ -193,6 +193,9 @@ async fn rooms_create_join_list_and_history() {
         json!({"name": "ok", "description": "d".repeat(257)}),
         json!({"name": "ok", "avatarImage": "data:image/png;base64,PHN2Zz48L3N2Zz4="}),
         json!({"name": "ok", "avatarImage": "http://example.com/x.png"}),
+        // A valid PNG behind a media type that is not a plain token.
+        json!({"name": "ok", "avatarImage": PNG_1X1.replace("image/png", "image/../../x")}),
+        json!({"name": "ok", "avatarImage": PNG_1X1.replace("png;", "png;charset=x;")}),
         json!({"name": 3}),
     ] {
         let a = ann
