@@ -486,9 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweep_sees_another_process_revoke_on_postgres() {
-        let Some(url) =
-            events::postgres::scratch_database(&crate::storage::POSTGRES_MIGRATIONS).await
-        else {
+        let Some(url) = events::postgres::scratch_database(&[PG_MIGRATION]).await else {
             return;
         };
         let ttl = Duration::from_secs(60);

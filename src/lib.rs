@@ -3,6 +3,8 @@
 //! The binary wires the workspace together:
 //! - [`config`]: the command line and environment, read once.
 //! - [`app`]: the shared state of a running server (log, room actors, read tables, sessions).
+//! - [`profiles`], [`own_writes`]: user profiles for deliveries, and each user's newest write
+//!   (shared by REST and sockets).
 //! - [`auth`]: passwords, tokens and sessions, and the login throttle.
 //! - [`http`]: the REST API, media and the web page (axum).
 //! - [`socket`]: the Socket.IO namespace `/chatroom` (socketioxide).
@@ -23,6 +25,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod own_writes;
+pub mod profiles;
 pub mod ratelimit;
 pub mod server;
 pub mod socket;

@@ -1,7 +1,8 @@
 //! `chatroom serve`: open the store, start the workers and actors, serve, and stop gracefully.
 
-use crate::app::{App, Profiles, Shared};
+use crate::app::{App, Shared};
 use crate::config::Serve;
+use crate::profiles::Profiles;
 use crate::ratelimit::Buckets;
 use crate::storage::Storage;
 use anyhow::Context;
@@ -64,13 +65,13 @@ pub async fn serve(
         profiles: Arc::new(Profiles::new(storage.reads.clone())?),
         read: storage.reads.clone(),
         workers,
-        sessions,
+        sessions: Arc::new(sessions),
         throttle: Default::default(),
-        send_limit: Buckets::new(rate, rate.max(100.0)),
-        write_limit: Buckets::new(
+        send_limit: Arc::new(Buckets::new(rate, rate.max(100.0))),
+        write_limit: Arc::new(Buckets::new(
             cfg.join_rate_limit.max(0.0),
             (cfg.join_rate_limit * 10.0).max(10.0),
-        ),
+        )),
         media_dir,
         written: Default::default(),
         sockets: Default::default(),
@@ -78,7 +79,6 @@ pub async fn serve(
             0 => usize::MAX,
             n => n,
         },
-        io: Default::default(),
     });
     // With a shared log, other processes write our rooms' streams: follow the log and let
     // running rooms catch up and deliver.
@@ -86,8 +86,19 @@ pub async fn serve(
         .shared
         .then(|| tokio::spawn(follow_log(store.clone(), rooms.clone())));
 
+    let services = Arc::new(crate::socket::Services {
+        rooms: app.rooms.clone(),
+        sessions: app.sessions.clone(),
+        profiles: app.profiles.clone(),
+        send_limit: app.send_limit.clone(),
+        write_limit: app.write_limit.clone(),
+        written: app.written.clone(),
+        sockets: app.sockets.clone(),
+        max_sockets_per_user: app.max_sockets_per_user,
+        io: Default::default(),
+    });
     let (layer, io) = SocketIo::builder()
-        .with_state(app.clone())
+        .with_state(services.clone())
         .max_buffer_size(SOCKET_BUFFER)
         // A client that stops answering pings is closed within 25 s (the default is 45 s).
         .ping_interval(Duration::from_secs(15))
@@ -95,8 +106,7 @@ pub async fn serve(
         .max_payload(64 * 1024)
         .ws_read_buffer_size(WS_READ_BUFFER)
         .build_layer();
-    crate::socket::install(&io);
-    let _ = app.io.set(io.clone());
+    crate::socket::install(&io, &services);
 
     let router = crate::http::router(app.clone(), &cfg.web_dir, &app.media_dir)
         .layer(layer)
