@@ -14,7 +14,7 @@
 //! - [`metrics`]: counters for `/metrics` (Prometheus text format).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
-//! - [`server`]: `serve`: start everything, stop it gracefully.
+//! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -39,7 +39,7 @@ pub mod wire;
 /// Whatever stops the command, with context.
 pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
     match cli.command {
-        config::Command::Serve(serve) => server::serve(serve, shutdown_signal()).await,
+        config::Command::Serve(serve) => server::run(serve, shutdown_signal()).await,
         config::Command::Audit(args) => ops::audit(args).await,
         config::Command::Verify(args) => {
             let code = ops::verify(args).await?;
