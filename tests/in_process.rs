@@ -1,25 +1,23 @@
 //! The server's router built in process and driven without a network (`tower`'s `oneshot`),
-//! and `serve` on a listener of the test's own until a shutdown of the test's own.
+//! and `serve` on a listener of the test's own until a shutdown of the test's own, with a raw
+//! Socket.IO client for the socket payloads.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chatroom::config::{Cli, Command, Serve};
 use chatroom::server;
 use clap::Parser;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
-fn settings(data: &std::path::Path) -> Serve {
-    let cli = Cli::try_parse_from([
-        "chatroom".as_ref(),
-        "serve".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ])
-    .unwrap();
+fn settings(data: &std::path::Path, extra: &[&str]) -> Serve {
+    let mut args = vec!["chatroom".into(), "serve".into(), "--data-dir".into()];
+    args.push(data.as_os_str().to_owned());
+    args.extend(extra.iter().map(Into::into));
+    let cli = Cli::try_parse_from::<_, std::ffi::OsString>(args).unwrap();
     match cli.command {
         Command::Serve(serve) => serve,
         other => panic!("{other:?}"),
@@ -58,7 +56,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_router_registers_logs_in_and_refuses_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = settings(dir.path());
+    let cfg = settings(dir.path(), &[]);
     let state = server::build(&cfg).await.unwrap();
     let routes = server::router(&state.app, &cfg.web_dir);
     let r = &routes.router;
@@ -112,7 +110,7 @@ async fn the_router_registers_logs_in_and_refuses_in_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_on_the_given_listener_until_the_given_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = settings(dir.path());
+    let cfg = settings(dir.path(), &[]);
     let state = server::build(&cfg).await.unwrap();
     let routes = server::router(&state.app, &cfg.web_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -138,5 +136,112 @@ async fn serve_answers_on_the_given_listener_until_the_given_shutdown() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+    state.stop().await;
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame that is not an Engine.IO ping.
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .expect("a good frame");
+        if let Message::Text(t) = msg
+            && t.as_str() != "2"
+        {
+            return t.to_string();
+        }
+    }
+}
+
+/// Emits `event` with `data` and an ack, as socket.io-client would, and returns the ack.
+async fn ask(ws: &mut Ws, ack: u32, event: &str, data: Value) -> Value {
+    let frame = format!("42/chatroom,{ack}{}", json!([event, data]));
+    ws.send(Message::text(frame)).await.unwrap();
+    let prefix = format!("43/chatroom,{ack}");
+    loop {
+        let text = next_text(ws).await;
+        if let Some(args) = text.strip_prefix(&prefix) {
+            return serde_json::from_str::<Value>(args).unwrap()[0].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_payloads_are_checked_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = settings(dir.path(), &["--join-rate-limit", "1"]);
+    let state = server::build(&cfg).await.unwrap();
+    let routes = server::router(&state.app, &cfg.web_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, routes, async {
+        let _ = stopped.await;
+    }));
+    let registered: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/register"))
+        .json(&json!({"username": "Ann", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["data"]["token"].as_str().unwrap();
+    let me = registered["data"]["userInfo"]["userId"].clone();
+
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("0{"), "Engine.IO open");
+    let connect = format!("40/chatroom,{}", json!({"token": token}));
+    ws.send(Message::text(connect)).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40/chatroom,{"));
+
+    let post =
+        |user_id: Value| json!({"roomId": "r", "id": "m", "message": "hi", "userId": user_id});
+    for (n, claim) in [json!(5), json!(null), json!("someone")]
+        .into_iter()
+        .enumerate()
+    {
+        let ack = ask(&mut ws, n as u32, "user_send_message", post(claim)).await;
+        assert_eq!(ack["error"]["code"], "forbidden", "{ack}");
+    }
+    let not_found = ask(&mut ws, 3, "user_send_message", post(me)).await;
+    assert_eq!(not_found["error"]["code"], "not_found", "{not_found}");
+    let positional = ask(&mut ws, 4, "user_send_message", json!(["r", "m", "hi"])).await;
+    assert_eq!(
+        positional,
+        json!({"ok": false, "error": {"code": "bad_request", "message": "roomId must be a room id"}})
+    );
+
+    // The join limit (1 a second, bursts of 10) is spent by joins that name rooms; an empty
+    // join_all joins nothing and costs nothing.
+    let mut refused = None;
+    for n in 5..40 {
+        let ack = ask(&mut ws, n, "join_all", json!({"roomList": ["nope"]})).await;
+        if ack["ok"] == false {
+            refused = Some(ack);
+            break;
+        }
+        assert_eq!(ack["rooms"][0]["error"]["code"], "not_found", "{ack}");
+    }
+    assert_eq!(
+        refused.expect("the limit was reached")["error"]["code"],
+        "rate_limited"
+    );
+    let empty = ask(&mut ws, 40, "join_all", json!({"roomList": []})).await;
+    assert_eq!(empty, json!({"ok": true, "rooms": []}));
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), served)
+        .await
+        .expect("serve returns once the shutdown resolved")
+        .unwrap()
+        .unwrap();
     state.stop().await;
 }
