@@ -492,8 +492,7 @@ mod tests {
     async fn the_sweep_sees_another_process_revoke_on_postgres() {
         let admin = std::env::var("CHATROOM_TEST_DATABASE_URL")
             .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
-        let url =
-            events::testing::scratch_database(&admin, &crate::storage::POSTGRES_MIGRATIONS).await;
+        let url = events::testing::scratch_database(&admin, &[PG_MIGRATION]).await;
         let ttl = Duration::from_secs(60);
         let open = || Sessions::postgres(events::postgres::pool(&url, 2).unwrap(), ttl);
         sweep_sees_revoke_and_expiry(open(), open()).await;

@@ -10,7 +10,7 @@ pub const MAX_BYTES: usize = 1024 * 1024;
 /// Why an avatar was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    /// Not a `data:image/...;base64,` URL.
+    /// Not a `data:image/<type>;base64,` URL with a plain media subtype.
     #[error("avatarImage must be empty or a data URL like data:image/png;base64,...")]
     NotDataUrl,
     /// The base64 part does not decode.
@@ -41,7 +41,10 @@ pub fn decode(data_url: &str) -> Result<Image, Error> {
     let rest = data_url
         .strip_prefix("data:image/")
         .ok_or(Error::NotDataUrl)?;
-    let (_, b64) = rest.split_once(";base64,").ok_or(Error::NotDataUrl)?;
+    let (subtype, b64) = rest.split_once(";base64,").ok_or(Error::NotDataUrl)?;
+    if !is_subtype(subtype) {
+        return Err(Error::NotDataUrl);
+    }
     // Checked before decoding so a huge string costs nothing: 4 base64 chars per 3 bytes.
     if b64.len() / 4 * 3 > MAX_BYTES + 3 {
         return Err(Error::TooLarge);
@@ -54,6 +57,17 @@ pub fn decode(data_url: &str) -> Result<Image, Error> {
     }
     let extension = sniff(&bytes).ok_or(Error::NotAnImage)?;
     Ok(Image { bytes, extension })
+}
+
+/// Whether `text` is a media subtype as RFC 6838 names them (`restricted-name`: a letter or
+/// digit, then up to 126 of letters, digits and `!#$&-^_.+`). The bytes decide the stored
+/// type, but a URL that is not of the contract's form is refused, not reinterpreted: a path
+/// (`../x`), parameters (`png;charset=x`) or spaces have no place there.
+fn is_subtype(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && text.len() <= 127
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
 /// The extension of an accepted image, decided by the whole signature its format's
@@ -114,6 +128,37 @@ mod tests {
             assert_eq!(decode(&url), Err(Error::NotAnImage), "{fake:?}");
         }
         assert_eq!(decode("data:image/png;base64,@@@"), Err(Error::BadBase64));
+        for subtype in [
+            "jpeg",
+            "webp",
+            "GIF",
+            "svg+xml",
+            "vnd.microsoft.icon",
+            "x-icon",
+        ] {
+            let url = format!("data:image/{subtype};base64,{PNG_1X1}");
+            assert_eq!(decode(&url).map(|i| i.extension), Ok("png"), "{subtype}");
+        }
+        let long = "a".repeat(128);
+        for subtype in [
+            "../../x",
+            "png/../x",
+            "",
+            ".",
+            "..",
+            "-png",
+            "png;charset=utf-8",
+            "png ",
+            " png",
+            "p\\ng",
+            "p%2fng",
+            "pn\tg",
+            "ÿpng",
+            &long,
+        ] {
+            let url = format!("data:image/{subtype};base64,{PNG_1X1}");
+            assert_eq!(decode(&url), Err(Error::NotDataUrl), "{subtype:?}");
+        }
         let big = "A".repeat(2 * MAX_BYTES);
         assert_eq!(
             decode(&format!("data:image/png;base64,{big}")),

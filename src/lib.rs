@@ -3,6 +3,8 @@
 //! The binary wires the workspace together:
 //! - [`config`]: the command line and environment, read once.
 //! - [`app`]: the shared state of a running server (log, room actors, read tables, sessions).
+//! - [`profiles`], [`own_writes`]: user profiles for deliveries, and each user's newest write
+//!   (shared by REST and sockets).
 //! - [`auth`]: passwords, tokens and sessions, and the login throttle.
 //! - [`http`]: the REST API and its OpenAPI document, media and the web page (axum, utoipa).
 //! - [`socket`]: the Socket.IO namespace `/chatroom` (socketioxide).
@@ -12,7 +14,7 @@
 //! - [`metrics`]: counters for `/metrics` (Prometheus text format, prometheus-client).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
-//! - [`server`]: `serve`: start everything, stop it gracefully.
+//! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -23,6 +25,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod own_writes;
+pub mod profiles;
 pub mod ratelimit;
 pub mod server;
 pub mod socket;
@@ -35,7 +39,7 @@ pub mod wire;
 /// Whatever stops the command, with context.
 pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
     match cli.command {
-        config::Command::Serve(serve) => server::serve(serve, shutdown_signal()).await,
+        config::Command::Serve(serve) => server::run(serve, shutdown_signal()).await,
         config::Command::Audit(args) => ops::audit(args).await,
         config::Command::Verify(args) => {
             let code = ops::verify(args).await?;

@@ -1,7 +1,10 @@
-//! `chatroom serve`: open the store, start the workers and actors, serve, and stop gracefully.
+//! `chatroom serve`, in three steps that tests can also take one by one: [`build`] the state
+//! (the store, the projections, the room actors), build its [`router`] (REST and Socket.IO),
+//! and [`serve`] it on a listener until a shutdown future resolves; [`run`] composes them.
 
-use crate::app::{App, Profiles, Shared};
+use crate::app::{App, Shared};
 use crate::config::Serve;
+use crate::profiles::Profiles;
 use crate::ratelimit::Buckets;
 use crate::storage::Storage;
 use anyhow::Context;
@@ -9,6 +12,7 @@ use events::{Store, Subscription};
 use projections::Workers;
 use socketioxide::SocketIo;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,14 +38,20 @@ fn no_delay(
     axum::serve::ListenerExt::tap_io(listener, set as fn(&mut tokio::net::TcpStream))
 }
 
-/// Serves until `shutdown` resolves, then drains and flushes everything.
+/// A server's state, built before anything listens, and what stops with it.
+pub struct State {
+    /// What the handlers share.
+    pub app: Shared,
+    storage: Storage,
+    follower: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the store and starts the projections and the room actors: the state a router
+/// serves.
 ///
 /// # Errors
-/// When the data folder, the store or the listener cannot be set up.
-pub async fn serve(
-    cfg: Serve,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// When the data folder or the store cannot be set up.
+pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     let storage = Storage::open(&cfg.store).await?;
     let media_dir = cfg.store.data_dir.join("media");
     std::fs::create_dir_all(&media_dir).context("creating the media folder")?;
@@ -64,13 +74,13 @@ pub async fn serve(
         profiles: Arc::new(Profiles::new(storage.reads.clone())?),
         read: storage.reads.clone(),
         workers,
-        sessions,
+        sessions: Arc::new(sessions),
         throttle: Default::default(),
-        send_limit: Buckets::new(rate, rate.max(100.0)),
-        write_limit: Buckets::new(
+        send_limit: Arc::new(Buckets::new(rate, rate.max(100.0))),
+        write_limit: Arc::new(Buckets::new(
             cfg.join_rate_limit.max(0.0),
             (cfg.join_rate_limit * 10.0).max(10.0),
-        ),
+        )),
         media_dir,
         written: Default::default(),
         sockets: Default::default(),
@@ -78,16 +88,62 @@ pub async fn serve(
             0 => usize::MAX,
             n => n,
         },
-        io: Default::default(),
     });
     // With a shared log, other processes write our rooms' streams: follow the log and let
     // running rooms catch up and deliver.
     let follower = storage
         .shared
-        .then(|| tokio::spawn(follow_log(store.clone(), rooms.clone())));
+        .then(|| tokio::spawn(follow_log(store, rooms)));
+    Ok(State {
+        app,
+        storage,
+        follower,
+    })
+}
 
+impl State {
+    /// Whether other processes may write the same log.
+    pub fn shared(&self) -> bool {
+        self.storage.shared
+    }
+
+    /// Stops the room actors and the projections and flushes the log.
+    pub async fn stop(self) {
+        if let Some(f) = self.follower {
+            f.abort();
+        }
+        self.app.rooms.shutdown().await;
+        self.app.workers.shutdown().await;
+        self.storage.close();
+        tracing::info!("chatroom stopped; the log is flushed");
+    }
+}
+
+/// What [`serve`] serves: the REST API and the Socket.IO layer over one router, and the
+/// Socket.IO side it closes first when it stops.
+pub struct Routes {
+    /// REST, media, the web page and Socket.IO.
+    pub router: axum::Router,
+    io: SocketIo,
+    sockets: Arc<crate::socket::Services>,
+}
+
+/// Builds the router of `app`: the REST API, media and the web page in `web_dir`, with the
+/// Socket.IO namespace as a layer over them.
+pub fn router(app: &Shared, web_dir: &Path) -> Routes {
+    let sockets = Arc::new(crate::socket::Services {
+        rooms: app.rooms.clone(),
+        sessions: app.sessions.clone(),
+        profiles: app.profiles.clone(),
+        send_limit: app.send_limit.clone(),
+        write_limit: app.write_limit.clone(),
+        written: app.written.clone(),
+        sockets: app.sockets.clone(),
+        max_sockets_per_user: app.max_sockets_per_user,
+        io: Default::default(),
+    });
     let (layer, io) = SocketIo::builder()
-        .with_state(app.clone())
+        .with_state(sockets.clone())
         .max_buffer_size(SOCKET_BUFFER)
         // A client that stops answering pings is closed within 25 s (the default is 45 s).
         .ping_interval(Duration::from_secs(15))
@@ -95,41 +151,48 @@ pub async fn serve(
         .max_payload(64 * 1024)
         .ws_read_buffer_size(WS_READ_BUFFER)
         .build_layer();
-    crate::socket::install(&io);
-    let _ = app.io.set(io.clone());
+    crate::socket::install(&io, &sockets);
 
-    let router = crate::http::router(app.clone(), &cfg.web_dir, &app.media_dir)
+    let router = crate::http::router(app.clone(), web_dir, &app.media_dir)
         .layer(layer)
         .layer(axum::middleware::map_request(crate::socket::detach_head))
         .layer(tower_http::trace::TraceLayer::new_for_http());
+    Routes {
+        router,
+        io,
+        sockets,
+    }
+}
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, shared = storage.shared, "chatroom serving");
-    println!("chatroom listening on http://{addr}");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-
-    let sweeper = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                app.sockets.sweep(&app.sessions).await;
-            }
-        })
-    };
+/// Serves `routes` on `listener` until `shutdown` resolves, then closes the sockets and waits
+/// (up to 10 s) for the requests under way.
+///
+/// # Errors
+/// None today: a failing connection is logged, not returned.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Routes {
+        router,
+        io,
+        sockets,
+    } = routes;
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            sockets.sockets.sweep(&sockets.sessions).await;
+        }
+    });
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let io_for_close = io.clone();
     let graceful = async move {
         shutdown.await;
         let _ = stopping_tx.send(());
         // Open sockets would hold the HTTP server open: close them first.
-        io_for_close.close().await;
+        io.close().await;
     };
     let server = axum::serve(no_delay(listener), router).with_graceful_shutdown(graceful);
     let served = tokio::spawn(async move { server.await });
@@ -141,14 +204,35 @@ pub async fn serve(
         Err(_) => tracing::warn!("connections still open after 10 s; closing anyway"),
     }
     sweeper.abort();
-    if let Some(f) = follower {
-        f.abort();
-    }
-    rooms.shutdown().await;
-    app.workers.shutdown().await;
-    storage.close();
-    tracing::info!("chatroom stopped; the log is flushed");
     Ok(())
+}
+
+/// `chatroom serve`: builds the state and the router, listens on `cfg.listen` (printing the
+/// address), serves until `shutdown` resolves, then drains and flushes everything.
+///
+/// # Errors
+/// When the data folder, the store or the listener cannot be set up.
+pub async fn run(
+    cfg: Serve,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build(&cfg).await?;
+    let routes = router(&state.app, &cfg.web_dir);
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            state.stop().await;
+            return Err(e).with_context(|| format!("listening on {}", cfg.listen));
+        }
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, shared = state.shared(), "chatroom serving");
+    println!("chatroom listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let served = serve(listener, routes, shutdown).await;
+    state.stop().await;
+    served
 }
 
 /// Follows the log from its current end and tells running rooms about their streams' new

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Server, unique};
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 const PNG_1X1: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
@@ -193,6 +194,9 @@ async fn rooms_create_join_list_and_history() {
         json!({"name": "ok", "description": "d".repeat(257)}),
         json!({"name": "ok", "avatarImage": "data:image/png;base64,PHN2Zz48L3N2Zz4="}),
         json!({"name": "ok", "avatarImage": "http://example.com/x.png"}),
+        // A valid PNG behind a media type that is not a plain token.
+        json!({"name": "ok", "avatarImage": PNG_1X1.replace("image/png", "image/../../x")}),
+        json!({"name": "ok", "avatarImage": PNG_1X1.replace("png;", "png;charset=x;")}),
         json!({"name": 3}),
     ] {
         let a = ann
@@ -347,4 +351,116 @@ async fn unknown_api_calls_and_health() {
     let h = c.call("GET", "/healthz", None).await;
     assert_eq!(h.status, 200);
     assert_eq!(h.body["status"], "ok");
+}
+
+/// What a raw client saw of an upload: whether it wrote the whole body, and what it read.
+struct Upload {
+    written: std::io::Result<()>,
+    answer: String,
+    took: Duration,
+}
+
+/// Sends `POST /api/room/create` whose body (an avatar of about `len` bytes) is written in
+/// chunks `pause` apart, reading the answer meanwhile, as a browser or curl does. The body is
+/// valid JSON, so only its size can refuse it.
+async fn upload(url: &str, token: &str, len: usize, pause: Duration) -> Upload {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let prefix = r#"{"name": "big", "avatarImage": "data:image/png;base64,"#;
+    let suffix = r#""}"#;
+    let mut body = prefix.as_bytes().to_vec();
+    body.resize(len - suffix.len(), b'A');
+    body.extend_from_slice(suffix.as_bytes());
+    let addr = url.strip_prefix("http://").unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = read.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let head = format!(
+        "POST /api/room/create HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let written = async {
+        write.write_all(head.as_bytes()).await?;
+        for chunk in body.chunks(64 * 1024) {
+            write.write_all(chunk).await?;
+            tokio::time::sleep(pause).await;
+        }
+        write.flush().await
+    }
+    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    Upload {
+        written,
+        answer,
+        took: started.elapsed(),
+    }
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_read_to_its_end_and_answered_413() {
+    let server = Server::start(&[]);
+    let mut ann = server.client();
+    ann.register(&unique("ann")).await;
+    let token = ann.token.clone().unwrap();
+
+    // 10 MiB, still being sent well after the first 1.5 MiB decided the answer.
+    let up = upload(
+        &server.url,
+        &token,
+        10 * 1024 * 1024,
+        Duration::from_millis(2),
+    )
+    .await;
+    assert!(
+        up.written.is_ok(),
+        "the client could not send its whole body: {:?}; it read {:?}",
+        up.written,
+        up.answer
+    );
+    assert!(up.answer.starts_with("HTTP/1.1 413"), "{:?}", up.answer);
+    assert!(up.answer.contains("too large"), "{:?}", up.answer);
+
+    // A body within the limit is answered as before, on a connection of its own.
+    let fine = upload(&server.url, &token, 1024, Duration::ZERO).await;
+    assert!(fine.answer.starts_with("HTTP/1.1 400"), "{:?}", fine.answer);
+    assert_eq!(
+        ann.call("GET", "/api/room/list", None).await.data()["roomList"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_upload_is_let_go() {
+    let server = Server::start(&[]);
+    let mut ann = server.client();
+    ann.register(&unique("ann")).await;
+    let token = ann.token.clone().unwrap();
+
+    // 64 KiB every 100 ms: the answer comes after about 2.4 s, and 40 MiB would take a minute.
+    let up = upload(
+        &server.url,
+        &token,
+        40 * 1024 * 1024,
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(up.answer.starts_with("HTTP/1.1 413"), "{:?}", up.answer);
+    assert!(
+        up.written.is_err(),
+        "the server read a slow upload to its end"
+    );
+    // It was read for a while after the answer, and no longer.
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(20)).contains(&up.took),
+        "{:?}",
+        up.took
+    );
 }

@@ -1,26 +1,26 @@
 //! Socket.IO frames from clients, taken as far as pure code reaches.
 //!
-//! The server's own payload checks (`socket::worker::parse` and `accept`) need a running
-//! server's state (sessions, rate limits, the socket's queue), so they are not called here;
-//! the whole-server tests drive them. What a hostile frame meets before and after them is
-//! pure, and fuzzed here in the order the server runs it:
+//! What a hostile frame meets is fuzzed in the order the server runs it:
 //!
 //! 1. socketioxide's packet parser (`CommonParser`, the one the server uses) decodes the text
 //!    frame, reads the event name and deserialises the data into a `serde_json::Value`, as the
 //!    `TryData<Value>` extractor of the handlers does; the connect packet's `auth` is read the
 //!    way the connect middleware reads it;
-//! 2. the fields the contract names (docs/protocol.md) are taken from that value, and the
-//!    message text goes through `actors::room::check_text`;
+//! 2. the server's own payload checks (`chatroom::socket::payload`) read the identity claim
+//!    and the event's fields; only the rate limits and the socket's queue, which need a
+//!    running server, are left to the whole-server tests;
 //! 3. the post is decided by the room rules (`actors::room::decide`) for the logged-in user
 //!    and, as an impersonation attempt, for the payload's `userId`.
 //!
-//! Nothing may panic, and: `check_text` accepts exactly the texts of 1 to 4000 code points
-//! after trimming; an accepted post stores the text exactly as sent (markup and SQL are data,
-//! never rewritten) under the logged-in user and the next seq; a `userId` that is not a member
-//! never gets a post accepted.
+//! Nothing may panic, and: a `userId` passes only when it is the logged-in user's id;
+//! `check_text` accepts exactly the texts of 1 to 4000 code points after trimming, and a
+//! message is taken in only then; an accepted post stores the text exactly as sent (markup and
+//! SQL are data, never rewritten) under the logged-in user and the next seq; a `userId` that is
+//! not a member never gets a post accepted.
 #![no_main]
 
 use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
+use chatroom::socket::payload::{self, Common, Request};
 use events::Event;
 use events::event::{MemberJoined, RoomCreated};
 use libfuzzer_sys::fuzz_target;
@@ -31,12 +31,6 @@ use socketioxide_core::parser::{Parse, ParseConfig, ParserState};
 use socketioxide_parser_common::CommonParser;
 
 const ME: &str = "me";
-const EVENTS: [&str; 4] = [
-    "join_all",
-    "join_one_chat",
-    "user_send_message",
-    "test_input",
-];
 
 fn room() -> State {
     let mut state = State::new("r");
@@ -57,43 +51,40 @@ fn room() -> State {
     state
 }
 
-/// A `since` as the contract reads it: absent or null, or a whole number of 0 or more.
-fn since(v: Option<&Value>) -> Result<Option<u64>, ()> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or(()),
+fn send_message(data: &Value, request: Result<Request, chatroom::socket::Failure>) {
+    if let Some(text) = data.get("message").and_then(Value::as_str) {
+        let chars = text.trim().chars().count();
+        assert_eq!(
+            room::check_text(text).is_ok(),
+            (1..=MAX_TEXT_CHARS).contains(&chars),
+            "check_text on {chars} chars"
+        );
     }
-}
-
-fn send_message(data: &Value) {
-    let Some(_room_id) = data.get("roomId").and_then(Value::as_str) else {
+    let Ok(Request::Send {
+        room_id,
+        id,
+        key,
+        text,
+    }) = request
+    else {
         return;
     };
-    let key = match data.get("id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return,
-    };
-    let Some(text) = data.get("message").and_then(Value::as_str) else {
-        return;
-    };
-    let chars = text.trim().chars().count();
-    let checked = room::check_text(text);
-    assert_eq!(
-        checked.is_ok(),
-        (1..=MAX_TEXT_CHARS).contains(&chars),
-        "check_text on {chars} chars"
+    assert_eq!(data["roomId"], room_id.as_str());
+    assert_eq!(data["id"], id);
+    assert_eq!(data["message"], text.as_str(), "the text is taken as sent");
+    assert!(
+        room::check_text(&text).is_ok(),
+        "a text check_text refuses was taken in"
     );
     let state = room();
     let next = state.last_seq + 1;
     let post = |user_id: &str| Command::Post {
         user_id: user_id.to_owned(),
         message_id: key.clone(),
-        text: text.to_owned(),
+        text: text.clone(),
     };
     match room::decide(&state, next, &post(ME)) {
         Ok(Decision::Append(Event::MessagePosted(m))) => {
-            assert!(checked.is_ok());
             assert_eq!(m.text, text, "text stored as sent");
             assert_eq!(m.user_id, ME);
             assert_eq!(m.message_id, key);
@@ -101,7 +92,7 @@ fn send_message(data: &Value) {
         }
         Ok(other) => panic!("a first post decided {other:?}"),
         Err(Rejection::BadId) => assert!(key.is_empty() || key.chars().count() > 128),
-        Err(r) => assert_eq!(checked, Err(r)),
+        Err(r) => panic!("a checked text was refused: {r:?}"),
     }
     if let Some(Value::String(claimed)) = data.get("userId")
         && !state.members.contains(claimed)
@@ -113,39 +104,25 @@ fn send_message(data: &Value) {
     }
 }
 
-fn join(event: &str, data: &Value) {
-    match event {
-        "join_one_chat" => {
-            let Some(obj) = data.as_object() else { return };
-            let _ = obj.get("roomId").map(Value::as_str);
-            let _ = since(obj.get("since"));
+fn join(request: Result<Request, chatroom::socket::Failure>) {
+    let Ok(Request::Join { rooms, since, .. }) = request else {
+        return;
+    };
+    assert!(rooms.len() <= payload::MAX_JOIN_ALL);
+    for room_id in rooms.iter().filter_map(Value::as_str) {
+        let _ = payload::since_of(&since, room_id);
+        // The rules take any string as an id: used here as the joining user's, a join of a
+        // non-member appends and a member's join changes nothing.
+        let state = room();
+        let join = Command::Join {
+            user_id: room_id.to_owned(),
+        };
+        let first = room::decide(&state, 1, &join);
+        if state.members.contains(room_id) {
+            assert_eq!(first, Ok(Decision::AlreadyDone(None)));
+        } else {
+            assert!(matches!(first, Ok(Decision::Append(_))));
         }
-        "join_all" => {
-            let Some(list) = data.get("roomList").and_then(Value::as_array) else {
-                return;
-            };
-            let since_map = match data.get("since") {
-                None | Some(Value::Null) => serde_json::Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(_) => return,
-            };
-            for room_id in list.iter().take(1000).filter_map(Value::as_str) {
-                let _ = since(since_map.get(room_id));
-                // The rules take any string as an id: used here as the joining user's, a
-                // join of a non-member appends and a member's join changes nothing.
-                let state = room();
-                let join = Command::Join {
-                    user_id: room_id.to_owned(),
-                };
-                let first = room::decide(&state, 1, &join);
-                if state.members.contains(room_id) {
-                    assert_eq!(first, Ok(Decision::AlreadyDone(None)));
-                } else {
-                    assert!(matches!(first, Ok(Decision::Append(_))));
-                }
-            }
-        }
-        _ => {}
     }
 }
 
@@ -172,23 +149,32 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         PacketData::Event(mut value, _) | PacketData::BinaryEvent(mut value, _) => {
-            let Ok(event) = parser.read_event(&value).map(str::to_owned) else {
+            let Some(event) = parser
+                .read_event(&value)
+                .ok()
+                .and_then(payload::Event::named)
+            else {
                 return;
             };
-            if !EVENTS.contains(&event.as_str()) {
-                return;
-            }
             let Ok(data) = parser.decode_value::<Value>(&mut value, true) else {
                 return;
             };
-            // A userId that is not a string is refused as forbidden before anything else.
-            if !matches!(data.get("userId"), None | Some(Value::String(_))) {
-                return;
+            // A userId that is not the logged-in user's is refused before anything else.
+            let claim = Common::of(&data).check_user(ME);
+            let mine = match data.get("userId") {
+                None => true,
+                Some(Value::String(s)) => s == ME,
+                Some(_) => false,
+            };
+            assert_eq!(claim.is_ok(), mine, "userId {:?}", data.get("userId"));
+            let request = payload::parse(event, &data);
+            if let Err(f) = &request {
+                assert!(["bad_request", "too_large"].contains(&f.code), "{f:?}");
             }
-            match event.as_str() {
-                "user_send_message" => send_message(&data),
-                "test_input" => {}
-                other => join(other, &data),
+            match event {
+                payload::Event::UserSendMessage => send_message(&data, request),
+                payload::Event::TestInput => {}
+                payload::Event::JoinAll | payload::Event::JoinOneChat => join(request),
             }
         }
         _ => {}

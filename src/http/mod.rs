@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod linger;
 mod openapi;
 mod rooms;
 mod users;
@@ -54,6 +55,7 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(linger::drain_unread))
         .with_state(app.clone());
     let index = web_dir.join("index.html");
     let web = ServeDir::new(web_dir).fallback(ServeFile::new(index));

@@ -1,6 +1,6 @@
 //! `chatroom audit`: a room's or a user's history, straight from the log, streamed.
 
-use super::parse_time;
+use super::times::parse_time;
 use crate::config::{Audit, Format};
 use crate::storage::Storage;
 use events::event::{room_stream, user_stream, username_stream};

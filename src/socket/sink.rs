@@ -1,7 +1,7 @@
 //! A socket as a room subscriber: deliveries rendered once per message and emitted without
 //! blocking; a socket whose buffer is full is dropped and disconnected, to resume later.
 
-use crate::app::Profiles;
+use crate::profiles::Profiles;
 use crate::wire;
 use actors::{Delivery, RenderSlot, Sink};
 use serde_json::value::RawValue;

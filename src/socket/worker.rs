@@ -1,22 +1,56 @@
 //! A socket's events: checked and queued on arrival ([`accept`]), carried out in order by one
 //! worker task per socket ([`run`]), which runs while there is work and a second after.
 
+use super::payload::{self, Common, Event, Request, SinceMap};
+use super::reply::{Failure, Reply};
+use super::services::{NAMESPACE, Shared};
 use super::sink::SocketSink;
-use super::{Ctx, Failure, NAMESPACE, QUEUE, Reply};
-use crate::app::Shared;
+use crate::auth::Session;
 use actors::Subscriber;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How long a worker waits for more work before it ends (the next event starts another).
 const LINGER: Duration = Duration::from_secs(1);
+/// Jobs a socket may have queued before further events are refused.
+const QUEUE: usize = 512;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a socket knows about itself.
+pub(crate) struct Ctx {
+    pub(crate) id: u64,
+    pub(crate) session: Session,
+    /// The socket's queued work and joined rooms.
+    work: std::sync::Mutex<Work>,
+    /// Wakes a worker waiting for work.
+    more: tokio::sync::Notify,
+    /// Cancelled when the socket disconnects: its worker stops, and the socket's rooms are
+    /// unsubscribed. (A cancellation token is about a third of the size of a `watch` channel.)
+    pub(crate) gone: CancellationToken,
+}
+
+impl Ctx {
+    /// A socket of `session` with nothing queued or joined, under a number of its own.
+    pub(crate) fn new(session: Session) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            session,
+            work: Default::default(),
+            more: tokio::sync::Notify::new(),
+            gone: CancellationToken::new(),
+        }
+    }
+}
 
 /// A socket's queued jobs and joined rooms, behind its lock.
 #[derive(Default)]
-pub(crate) struct Work {
+struct Work {
     queue: VecDeque<Box<Job>>,
     /// Whether a worker task runs (or is about to): only one does at a time.
     running: bool,
@@ -25,95 +59,78 @@ pub(crate) struct Work {
 }
 
 /// A checked event waiting for the worker.
-pub(crate) enum Job {
-    Join {
-        rooms: Vec<Value>,
-        since: Map<String, Value>,
-        one: bool,
-        reply: Reply,
-    },
-    Send {
-        room_id: String,
-        id: Value,
-        key: String,
-        text: String,
-        reply: Reply,
-        arrived: std::time::Instant,
-    },
-    TestInput {
-        reply: Reply,
-    },
-}
-
-impl Job {
-    fn reply(&self) -> &Reply {
-        match self {
-            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => reply,
-        }
-    }
-
-    fn into_reply(self) -> Reply {
-        match self {
-            Job::Join { reply, .. } | Job::Send { reply, .. } | Job::TestInput { reply } => reply,
-        }
-    }
-}
-
-fn bad(message: impl Into<String>) -> Failure {
-    Failure::new("bad_request", message)
-}
-
-/// Checks the payload's identity claim: a `userId` must be the token's user.
-fn check_user(ctx: &Ctx, data: &Value) -> Result<(), Failure> {
-    match data.get("userId") {
-        None => Ok(()),
-        Some(Value::String(s)) if *s == ctx.session.user_id => Ok(()),
-        Some(_) => Err(Failure::new(
-            "forbidden",
-            "userId does not match the logged-in user",
-        )),
-    }
-}
-
-fn since_value(v: &Value) -> Result<Option<u64>, Failure> {
-    match v {
-        Value::Null => Ok(None),
-        v => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| bad("since must be a whole number of 0 or more")),
-    }
+struct Job {
+    request: Request,
+    reply: Reply,
+    arrived: Instant,
 }
 
 /// Checks an event on arrival and queues it; refusals are answered at once.
-pub(crate) fn accept(app: &Shared, ctx: &Arc<Ctx>, event: &str, data: Value, reply: Reply) {
-    let id = data.get("id").cloned();
-    let job = match parse(app, ctx, event, data, reply) {
-        Ok(job) => job,
-        Err((failure, reply)) => {
-            reply.fail(failure, id.as_ref());
-            return;
-        }
+pub(crate) fn accept(svc: &Shared, ctx: &Arc<Ctx>, event: Event, data: &Value, reply: Reply) {
+    let common = Common::of(data);
+    let request = match check(svc, ctx, event, data, &common) {
+        Ok(request) => request,
+        Err(failure) => return reply.fail(failure, common.echo()),
     };
     let start = {
         let mut work = ctx.work.lock().expect("socket work");
         if work.queue.len() >= QUEUE {
             drop(work);
             let failure = Failure::new("rate_limited", "too many requests in flight; slow down");
-            job.into_reply().fail(failure, id.as_ref());
-            return;
+            return reply.fail(failure, common.echo());
         }
         let start = !std::mem::replace(&mut work.running, true);
-        let socket = start.then(|| job.reply().socket.clone());
+        let socket = start.then(|| reply.socket.clone());
         // Boxed: the queue's slots are pointers, whatever the size of a job.
-        work.queue.push_back(Box::new(job));
+        work.queue.push_back(Box::new(Job {
+            request,
+            reply,
+            arrived: Instant::now(),
+        }));
         socket
     };
     if let Some(socket) = start {
-        tokio::spawn(run(app.clone(), socket, ctx.clone()));
+        tokio::spawn(run(svc.clone(), socket, ctx.clone()));
     } else {
         ctx.more.notify_one();
     }
+}
+
+/// The identity claim, the payload and the caller's rate limits, in the order the contract
+/// answers them: a refused send may be retried with the same id, so a malformed one takes no
+/// token; an empty `join_all` (a client's barrier) takes none either.
+fn check(
+    svc: &Shared,
+    ctx: &Ctx,
+    event: Event,
+    data: &Value,
+    common: &Common,
+) -> Result<Request, Failure> {
+    let user = &ctx.session.user_id;
+    common.check_user(user)?;
+    let limit = |buckets: &crate::ratelimit::Buckets, message: &str| {
+        if buckets.take(user) {
+            Ok(())
+        } else {
+            Err(Failure::new("rate_limited", message))
+        }
+    };
+    match event {
+        Event::TestInput => limit(&svc.send_limit, "sending too fast; wait a moment")?,
+        Event::JoinOneChat => limit(&svc.write_limit, "joining rooms too fast; wait a moment")?,
+        Event::JoinAll | Event::UserSendMessage => {}
+    }
+    let request = payload::parse(event, data)?;
+    match event {
+        Event::JoinAll if request.joins_rooms() => {
+            limit(&svc.write_limit, "joining rooms too fast; wait a moment")?;
+        }
+        Event::UserSendMessage => {
+            limit(&svc.send_limit, "sending too fast; retry with the same id")?
+        }
+        _ => {}
+    }
+    Ok(request)
 }
 
 /// Counts a running worker in `/metrics` for as long as it lives.
@@ -134,7 +151,7 @@ impl Drop for Running {
 
 /// Unsubscribes a socket that left from its rooms, unless a worker runs (it does it when it
 /// sees the socket gone).
-pub(crate) fn leave_unless_running(app: &Shared, ctx: &Ctx) {
+pub(crate) fn leave_unless_running(svc: &Shared, ctx: &Ctx) {
     let joined = {
         let mut work = ctx.work.lock().expect("socket work");
         if work.running {
@@ -143,139 +160,17 @@ pub(crate) fn leave_unless_running(app: &Shared, ctx: &Ctx) {
         std::mem::take(&mut work.joined)
     };
     for room in joined {
-        app.rooms.unsubscribe(&room, ctx.id);
-    }
-}
-
-fn parse(
-    app: &Shared,
-    ctx: &Ctx,
-    event: &str,
-    data: Value,
-    reply: Reply,
-) -> Result<Job, (Failure, Reply)> {
-    macro_rules! fail {
-        ($e:expr) => {
-            return Err(($e, reply))
-        };
-    }
-    if let Err(f) = check_user(ctx, &data) {
-        fail!(f);
-    }
-    match event {
-        "test_input" => {
-            if !app.send_limit.take(&ctx.session.user_id) {
-                fail!(Failure::new(
-                    "rate_limited",
-                    "sending too fast; wait a moment"
-                ));
-            }
-            Ok(Job::TestInput { reply })
-        }
-        "join_one_chat" => {
-            if !app.write_limit.take(&ctx.session.user_id) {
-                fail!(Failure::new(
-                    "rate_limited",
-                    "joining rooms too fast; wait a moment"
-                ));
-            }
-            let Some(obj) = data.as_object() else {
-                fail!(bad("join_one_chat needs {\"roomId\", \"since\"}"));
-            };
-            let Some(room) = obj.get("roomId").cloned() else {
-                fail!(bad("roomId is missing"));
-            };
-            let mut since = Map::new();
-            match since_value(obj.get("since").unwrap_or(&Value::Null)) {
-                Ok(Some(s)) => {
-                    if let Some(key) = room.as_str() {
-                        since.insert(key.to_owned(), json!(s));
-                    }
-                }
-                Ok(None) => {}
-                Err(f) => fail!(f),
-            }
-            Ok(Job::Join {
-                rooms: vec![room],
-                since,
-                one: true,
-                reply,
-            })
-        }
-        "join_all" => {
-            if !app.write_limit.take(&ctx.session.user_id) {
-                fail!(Failure::new(
-                    "rate_limited",
-                    "joining rooms too fast; wait a moment"
-                ));
-            }
-            let Some(list) = data.get("roomList").and_then(Value::as_array) else {
-                fail!(bad("join_all needs {\"roomList\": [roomId, ...]}"));
-            };
-            if list.len() > 1000 {
-                fail!(Failure::new(
-                    "too_large",
-                    "at most 1000 rooms in one join_all"
-                ));
-            }
-            let since = match data.get("since") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(_) => fail!(bad("since must be an object {roomId: seq}")),
-            };
-            Ok(Job::Join {
-                rooms: list.clone(),
-                since,
-                one: false,
-                reply,
-            })
-        }
-        "user_send_message" => {
-            let Some(room_id) = data.get("roomId").and_then(Value::as_str) else {
-                fail!(bad("roomId must be a room id"));
-            };
-            let (id, key) = match data.get("id") {
-                Some(Value::String(s)) => (json!(s), s.clone()),
-                Some(Value::Number(n)) => (json!(n), n.to_string()),
-                _ => fail!(bad("id must be the message's own id (a string or number)")),
-            };
-            let Some(text) = data.get("message").and_then(Value::as_str) else {
-                fail!(bad("message must be text"));
-            };
-            match data.get("type") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(t)) if t == "input" => {}
-                Some(_) => fail!(bad("type must be \"input\"")),
-            }
-            if let Err(r) = actors::room::check_text(text) {
-                fail!(actors::Error::Rejected(r).into());
-            }
-            if !app.send_limit.take(&ctx.session.user_id) {
-                fail!(Failure::new(
-                    "rate_limited",
-                    "sending too fast; retry with the same id"
-                ));
-            }
-            Ok(Job::Send {
-                room_id: room_id.to_owned(),
-                id,
-                key,
-                text: text.to_owned(),
-                reply,
-                arrived: std::time::Instant::now(),
-            })
-        }
-        _ => fail!(bad("unknown event")),
+        svc.rooms.unsubscribe(&room, ctx.id);
     }
 }
 
 /// Carries out a socket's jobs in order. Ends when nothing more came for [`LINGER`], or when
 /// the socket left and its queue is empty, unsubscribing it then.
-pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
+async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
     let _counted = Running::count();
     let sink = Arc::new(SocketSink {
         socket: socket.clone(),
-        profiles: app.profiles.clone(),
+        profiles: svc.profiles.clone(),
     });
 
     // socketioxide sends the client its `connect` answer a moment before it marks the socket
@@ -304,39 +199,37 @@ pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
                     () = tokio::time::sleep(LINGER) => {}
                 }
             }
-            if end(&app, &ctx) {
+            if end(&svc, &ctx) {
                 return;
             }
             continue;
         };
-        match *job {
-            Job::TestInput { reply } => {
-                if let Some(ns) = app.io.get().and_then(|io| io.of(NAMESPACE)) {
+        let Job {
+            request,
+            reply,
+            arrived,
+        } = *job;
+        match request {
+            Request::TestInput => {
+                if let Some(ns) = svc.io.get().and_then(|io| io.of(NAMESPACE)) {
                     let _ = Box::pin(ns.emit("test_received", "收到啦")).await;
                 }
                 reply.ok(&json!({"ok": true}));
             }
-            Job::Send {
+            Request::Send {
                 room_id,
                 id,
                 key,
                 text,
-                reply,
-                arrived,
             } => {
                 // Boxed, like the join below: the worker's own future stays small for the
                 // idle socket that holds it, instead of being sized for its largest step.
-                Box::pin(send(&app, &ctx, (room_id, id, key, text), reply, arrived)).await
+                Box::pin(send(&svc, &ctx, (room_id, id, key, text), reply, arrived)).await
             }
-            Job::Join {
-                rooms,
-                since,
-                one,
-                reply,
-            } => {
+            Request::Join { rooms, since, one } => {
                 let mut entries = Vec::with_capacity(rooms.len());
                 for room in rooms {
-                    let entry = Box::pin(join(&app, &ctx, &sink, &room, &since)).await;
+                    let entry = Box::pin(join(&svc, &ctx, &sink, &room, &since)).await;
                     if entry.get("ok") == Some(&Value::Bool(true))
                         && let Some(r) = room.as_str()
                     {
@@ -377,7 +270,7 @@ pub(crate) async fn run(app: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
 /// Ends a worker whose queue is empty (nothing came for [`LINGER`], or the socket left),
 /// giving back the queue's memory; `false`, and nothing changes, when work came meanwhile.
 /// The next event starts another worker.
-fn end(app: &Shared, ctx: &Ctx) -> bool {
+fn end(svc: &Shared, ctx: &Ctx) -> bool {
     let mut work = ctx.work.lock().expect("socket work");
     if !work.queue.is_empty() {
         return false;
@@ -388,32 +281,32 @@ fn end(app: &Shared, ctx: &Ctx) -> bool {
     // A socket that left (before or after the look above: its disconnect may have seen this
     // worker running) is unsubscribed from its rooms.
     if ctx.gone.is_cancelled() {
-        leave_unless_running(app, ctx);
+        leave_unless_running(svc, ctx);
     }
     true
 }
 
 async fn join(
-    app: &Shared,
+    svc: &Shared,
     ctx: &Ctx,
     sink: &Arc<SocketSink>,
     room: &Value,
-    since: &Map<String, Value>,
+    since: &SinceMap,
 ) -> Value {
     let Some(room_id) = room.as_str() else {
-        return json!({"roomId": room, "ok": false, "error": bad("a room id is a string").json()});
+        let error = Failure::bad("a room id is a string").json();
+        return json!({"roomId": room, "ok": false, "error": error});
     };
-    let since = match since.get(room_id).map(since_value) {
-        None => None,
-        Some(Ok(s)) => s,
-        Some(Err(f)) => return json!({"roomId": room, "ok": false, "error": f.json()}),
+    let since = match payload::since_of(since, room_id) {
+        Ok(s) => s,
+        Err(f) => return json!({"roomId": room, "ok": false, "error": f.json()}),
     };
     let subscriber = Subscriber {
         id: ctx.id,
         user_id: ctx.session.user_id.clone(),
         sink: sink.clone(),
     };
-    match app.rooms.subscribe(room_id, subscriber, since).await {
+    match svc.rooms.subscribe(room_id, subscriber, since).await {
         Ok(s) => json!({
             "roomId": room,
             "ok": true,
@@ -438,18 +331,18 @@ struct SendAck<'a> {
 }
 
 async fn send(
-    app: &Shared,
+    svc: &Shared,
     ctx: &Ctx,
     (room_id, id, key, text): (String, Value, String, String),
     reply: Reply,
-    arrived: std::time::Instant,
+    arrived: Instant,
 ) {
     // Hand the message to the room now (keeping this socket's order), and wait for its write
     // elsewhere so the next message can join the same batch.
     let mut attempt = 0;
     let receiver = loop {
         attempt += 1;
-        let room = match app.rooms.room(&room_id).await {
+        let room = match svc.rooms.room(&room_id).await {
             Ok(r) => r,
             Err(e) => return reply.fail(e.into(), Some(&id)),
         };
@@ -459,12 +352,12 @@ async fn send(
             Err(_) => tokio::task::yield_now().await,
         }
     };
-    let app = app.clone();
+    let written = svc.written.clone();
     let user = ctx.session.user_id.clone();
     tokio::spawn(async move {
         match receiver.await {
             Ok(Ok(posted)) => {
-                app.wrote(&user, posted.position);
+                written.wrote(&user, posted.position);
                 let m = &crate::metrics::METRICS;
                 m.messages_acked.inc();
                 m.ack_latency.observe(arrived.elapsed());

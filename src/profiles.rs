@@ -1,0 +1,88 @@
+//! A cache of user profiles (display names and avatars) in front of the `user` table, for
+//! deliveries rendered inside room actors.
+
+use crate::wire::Author;
+use dashmap::DashMap;
+use projections::Reads;
+use std::sync::{Arc, Mutex};
+
+/// A cache of user profiles in front of the `user` table.
+///
+/// Deliveries are rendered inside room actors, which cannot wait: a miss is looked up on the
+/// spot (a point query; with PostgreSQL the thread steps out of the async runtime while it
+/// waits). Misses are rare: a profile never changes once cached.
+pub struct Profiles {
+    cache: DashMap<String, Arc<Author>>,
+    reads: Reads,
+    sqlite: Option<Mutex<rusqlite::Connection>>,
+}
+
+impl Profiles {
+    /// A cache over `reads`; with SQLite, misses use a connection of their own.
+    ///
+    /// # Errors
+    /// When that connection cannot be opened.
+    pub fn new(reads: Reads) -> anyhow::Result<Self> {
+        let sqlite = match &reads {
+            Reads::Sqlite(db) => Some(Mutex::new(db.writer()?)),
+            Reads::Postgres(_) => None,
+        };
+        Ok(Self {
+            cache: DashMap::new(),
+            reads,
+            sqlite,
+        })
+    }
+
+    fn found(&self, user_id: &str, row: Option<projections::UserRow>) -> Arc<Author> {
+        match row {
+            Some(u) => {
+                let a = Arc::new(Author {
+                    id: u.id,
+                    name: u.name,
+                    avatar_image: u.avatar_image,
+                });
+                self.cache.insert(user_id.to_owned(), a.clone());
+                a
+            }
+            None => Arc::new(Author {
+                id: user_id.to_owned(),
+                name: String::new(),
+                avatar_image: String::new(),
+            }),
+        }
+    }
+
+    /// The profile of `user_id`, waiting for the database on a miss (async callers).
+    pub async fn fetch(&self, user_id: &str) -> Arc<Author> {
+        if let Some(a) = self.cache.get(user_id) {
+            return a.clone();
+        }
+        let row = self.reads.user_by_id(user_id).await.ok().flatten();
+        self.found(user_id, row)
+    }
+
+    /// The profile of `user_id` from a context that cannot await (an empty name when the user
+    /// is unknown to the read tables).
+    pub fn get(&self, user_id: &str) -> Arc<Author> {
+        if let Some(a) = self.cache.get(user_id) {
+            return a.clone();
+        }
+        let row = match (&self.sqlite, &self.reads) {
+            (Some(conn), _) => {
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                projections::sqlite::user_by_id(&conn, user_id)
+                    .ok()
+                    .flatten()
+            }
+            (None, reads) => tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(reads.user_by_id(user_id))
+            })
+            .ok()
+            .flatten(),
+        };
+        self.found(user_id, row)
+    }
+}

@@ -1,0 +1,474 @@
+//! The payloads of the client's events, read by serde as `docs/protocol.md` writes them.
+//!
+//! Ids are opaque JSON values: a room id that is not a string is refused for that room only,
+//! when it is joined. Fields the contract does not name are ignored. A field of the wrong
+//! type answers `bad_request` with a message that names it. A payload is read only when it is
+//! a JSON object: serde would also read a struct from an array, by position.
+
+use super::reply::Failure;
+use serde::de::{Deserialize, Deserializer};
+use serde_json::{Number, Value};
+use std::collections::HashMap;
+
+/// Rooms one `join_all` may list.
+pub const MAX_JOIN_ALL: usize = 1000;
+
+/// The events of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `join_all`.
+    JoinAll,
+    /// `join_one_chat`.
+    JoinOneChat,
+    /// `user_send_message`.
+    UserSendMessage,
+    /// `test_input`.
+    TestInput,
+}
+
+impl Event {
+    /// The event called `name`, if the contract has one.
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "join_all" => Self::JoinAll,
+            "join_one_chat" => Self::JoinOneChat,
+            "user_send_message" => Self::UserSendMessage,
+            "test_input" => Self::TestInput,
+            _ => return None,
+        })
+    }
+}
+
+/// A payload field: missing, sent with the type the contract gives it, or sent with another.
+///
+/// A wrong type is kept rather than raised, so that a payload's fields are checked in the
+/// contract's order whatever the order of its keys, and so that a bad `since` of one room of a
+/// `join_all` refuses that room only. (Fields are read from a parsed `Value`, where a value
+/// that fails leaves the rest readable; a streaming deserializer would be left inside it.)
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Field<T> {
+    /// Not in the payload.
+    #[default]
+    Missing,
+    /// Sent with the right type (`null` is sent, not missing).
+    Sent(T),
+    /// Sent with another type.
+    Malformed,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(T::deserialize(d).map_or(Field::Malformed, Field::Sent))
+    }
+}
+
+impl<T> Field<T> {
+    /// The value when it was sent with the right type; `bad_request` with `message` otherwise.
+    fn required(self, message: &str) -> Result<T, Failure> {
+        match self {
+            Field::Sent(v) => Ok(v),
+            Field::Missing | Field::Malformed => Err(Failure::bad(message)),
+        }
+    }
+
+    /// The value sent, `None` when missing; `bad_request` with `message` for a wrong type.
+    fn optional(self, message: &str) -> Result<Option<T>, Failure> {
+        match self {
+            Field::Sent(v) => Ok(Some(v)),
+            Field::Missing => Ok(None),
+            Field::Malformed => Err(Failure::bad(message)),
+        }
+    }
+}
+
+/// What any event's payload may carry besides its own fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Common {
+    /// The sender's claimed identity, kept for compatibility with the original client.
+    #[serde(rename = "userId", default)]
+    pub user_id: Field<Value>,
+    /// A message's own id, echoed in `chat_error`.
+    #[serde(default)]
+    pub id: Field<Value>,
+}
+
+impl Common {
+    /// The common fields of `data` (none when it is not an object).
+    pub fn of(data: &Value) -> Self {
+        object(data).unwrap_or_default()
+    }
+
+    /// Checks the identity claim: a `userId` must be the token's user id as a JSON value (the
+    /// same id as a number, or `null`, is another value).
+    ///
+    /// # Errors
+    /// `forbidden` for any other `userId`.
+    pub fn check_user(&self, user_id: &str) -> Result<(), Failure> {
+        match &self.user_id {
+            Field::Missing => Ok(()),
+            Field::Sent(Value::String(s)) if s == user_id => Ok(()),
+            Field::Sent(_) | Field::Malformed => Err(Failure::new(
+                "forbidden",
+                "userId does not match the logged-in user",
+            )),
+        }
+    }
+
+    /// The id to echo in `chat_error`.
+    pub fn echo(&self) -> Option<&Value> {
+        match &self.id {
+            Field::Sent(id) => Some(id),
+            Field::Missing | Field::Malformed => None,
+        }
+    }
+}
+
+/// Per room, the `seq` a joining client has seen, as it sent it.
+pub type SinceMap = HashMap<String, Field<Option<u64>>>;
+
+const SINCE_SEQ: &str = "since must be a whole number of 0 or more";
+
+/// The `since` of `room_id` in `since`, if one was given.
+///
+/// # Errors
+/// `bad_request` when it is not a whole number of 0 or more.
+pub fn since_of(since: &SinceMap, room_id: &str) -> Result<Option<u64>, Failure> {
+    match since.get(room_id) {
+        None | Some(Field::Missing | Field::Sent(None)) => Ok(None),
+        Some(Field::Sent(Some(seq))) => Ok(Some(*seq)),
+        Some(Field::Malformed) => Err(Failure::bad(SINCE_SEQ)),
+    }
+}
+
+/// A checked event, ready to be carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `join_all` or `join_one_chat`.
+    Join {
+        /// The rooms, as sent.
+        rooms: Vec<Value>,
+        /// Their `since`, as sent.
+        since: SinceMap,
+        /// Whether it is `join_one_chat`, answered with the one room's outcome.
+        one: bool,
+    },
+    /// `user_send_message`.
+    Send {
+        /// The room.
+        room_id: String,
+        /// The message's own id, as sent (echoed in the answer).
+        id: Value,
+        /// The same id as the room's idempotency key (a number as its decimal text).
+        key: String,
+        /// The text, as sent.
+        text: String,
+    },
+    /// `test_input`.
+    TestInput,
+}
+
+impl Request {
+    /// Whether carrying it out joins rooms (counted by the join limit).
+    pub fn joins_rooms(&self) -> bool {
+        matches!(self, Request::Join { rooms, .. } if !rooms.is_empty())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct JoinOneChat {
+    #[serde(rename = "roomId", default)]
+    room_id: Field<Value>,
+    #[serde(default)]
+    since: Field<Option<u64>>,
+}
+
+#[derive(serde::Deserialize)]
+struct JoinAll {
+    #[serde(rename = "roomList", default)]
+    room_list: Field<Vec<Value>>,
+    #[serde(default)]
+    since: Field<Option<SinceMap>>,
+}
+
+/// A message's own id: a string or a number.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MessageId {
+    Text(String),
+    Number(Number),
+}
+
+/// The one message type of the contract.
+#[derive(serde::Deserialize)]
+enum Kind {
+    #[serde(rename = "input")]
+    Input,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct UserSendMessage {
+    #[serde(rename = "roomId", default)]
+    room_id: Field<String>,
+    #[serde(default)]
+    id: Field<MessageId>,
+    #[serde(default)]
+    message: Field<String>,
+    #[serde(rename = "type", default)]
+    kind: Field<Option<Kind>>,
+}
+
+/// `data` read as `T` when it is a JSON object.
+fn object<'a, T: Deserialize<'a>>(data: &'a Value) -> Option<T> {
+    match data {
+        Value::Object(_) => T::deserialize(data).ok(),
+        _ => None,
+    }
+}
+
+/// Reads and checks the payload of `event` (the identity claim aside: see [`Common`]).
+///
+/// # Errors
+/// `bad_request` for a malformed payload, `too_large` for a `join_all` of more than
+/// [`MAX_JOIN_ALL`] rooms or a text over the limit.
+pub fn parse(event: Event, data: &Value) -> Result<Request, Failure> {
+    match event {
+        Event::TestInput => Ok(Request::TestInput),
+        Event::JoinOneChat => {
+            let p: JoinOneChat = object(data)
+                .ok_or_else(|| Failure::bad("join_one_chat needs {\"roomId\", \"since\"}"))?;
+            let room = p.room_id.required("roomId is missing")?;
+            let mut since = SinceMap::new();
+            if let (Some(seq), Some(key)) = (p.since.optional(SINCE_SEQ)?.flatten(), room.as_str())
+            {
+                since.insert(key.to_owned(), Field::Sent(Some(seq)));
+            }
+            Ok(Request::Join {
+                rooms: vec![room],
+                since,
+                one: true,
+            })
+        }
+        Event::JoinAll => {
+            const NEEDS: &str = "join_all needs {\"roomList\": [roomId, ...]}";
+            let p: JoinAll = object(data).ok_or_else(|| Failure::bad(NEEDS))?;
+            let rooms = p.room_list.required(NEEDS)?;
+            if rooms.len() > MAX_JOIN_ALL {
+                return Err(Failure::new(
+                    "too_large",
+                    "at most 1000 rooms in one join_all",
+                ));
+            }
+            let since = p
+                .since
+                .optional("since must be an object {roomId: seq}")?
+                .flatten()
+                .unwrap_or_default();
+            Ok(Request::Join {
+                rooms,
+                since,
+                one: false,
+            })
+        }
+        Event::UserSendMessage => {
+            let p: UserSendMessage = object(data).unwrap_or_default();
+            let room_id = p.room_id.required("roomId must be a room id")?;
+            let (id, key) = match p
+                .id
+                .required("id must be the message's own id (a string or number)")?
+            {
+                MessageId::Text(s) => (Value::String(s.clone()), s),
+                MessageId::Number(n) => {
+                    let key = n.to_string();
+                    (Value::Number(n), key)
+                }
+            };
+            let text = p.message.required("message must be text")?;
+            p.kind.optional("type must be \"input\"")?;
+            actors::room::check_text(&text)
+                .map_err(|r| Failure::from(actors::Error::Rejected(r)))?;
+            Ok(Request::Send {
+                room_id,
+                id,
+                key,
+                text,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused(event: Event, data: Value) -> (&'static str, String) {
+        let f = parse(event, &data).expect_err(&data.to_string());
+        (f.code, f.message)
+    }
+
+    #[test]
+    fn a_message_is_read_with_its_id_as_sent() {
+        let data = json!({"roomId": "r", "id": "m-1", "message": " hi ", "type": "input",
+            "userId": "u", "extra": [1]});
+        assert_eq!(
+            parse(Event::UserSendMessage, &data),
+            Ok(Request::Send {
+                room_id: "r".into(),
+                id: json!("m-1"),
+                key: "m-1".into(),
+                text: " hi ".into(),
+            })
+        );
+        let number = json!({"roomId": "r", "id": 42, "message": "x", "type": null});
+        match parse(Event::UserSendMessage, &number) {
+            Ok(Request::Send { id, key, .. }) => assert_eq!((id, key.as_str()), (json!(42), "42")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_message_names_its_first_fault_in_the_contract_order() {
+        let send = Event::UserSendMessage;
+        for (data, message) in [
+            (json!("just a string"), "roomId must be a room id"),
+            // Positions are not fields.
+            (json!(["r", "m", "text"]), "roomId must be a room id"),
+            (
+                json!({"id": "m", "message": "x"}),
+                "roomId must be a room id",
+            ),
+            // Every field wrong: roomId is named, though "id" comes first among the keys.
+            (
+                json!({"roomId": 5, "id": true, "message": 1, "type": 2}),
+                "roomId must be a room id",
+            ),
+            (
+                json!({"roomId": "r", "id": null, "message": "x"}),
+                "id must be the message's own id (a string or number)",
+            ),
+            (
+                json!({"roomId": "r", "id": ["m"], "message": "x"}),
+                "id must be the message's own id (a string or number)",
+            ),
+            (json!({"roomId": "r", "id": "m"}), "message must be text"),
+            (
+                json!({"roomId": "r", "id": "m", "message": {"text": "x"}}),
+                "message must be text",
+            ),
+            (
+                json!({"roomId": "r", "id": "m", "message": "x", "type": "Input"}),
+                "type must be \"input\"",
+            ),
+        ] {
+            assert_eq!(
+                refused(send, data.clone()),
+                ("bad_request", message.into()),
+                "{data}"
+            );
+        }
+        let blank = json!({"roomId": "r", "id": "m", "message": " \n "});
+        assert_eq!(refused(send, blank).0, "bad_request");
+        let long = json!({"roomId": "r", "id": "m", "message": "a".repeat(4001)});
+        assert_eq!(refused(send, long).0, "too_large");
+    }
+
+    #[test]
+    fn join_one_chat_keeps_the_room_id_opaque() {
+        let join = |data: Value| parse(Event::JoinOneChat, &data);
+        assert_eq!(
+            join(json!({"roomId": "r", "since": 3})),
+            Ok(Request::Join {
+                rooms: vec![json!("r")],
+                since: SinceMap::from([("r".into(), Field::Sent(Some(3)))]),
+                one: true,
+            })
+        );
+        // A room id that is no string is refused when the room is joined, not here.
+        for room in [json!(42), json!(null), json!({"id": "r"})] {
+            match join(json!({"roomId": room, "since": 1})) {
+                Ok(Request::Join { rooms, since, .. }) => {
+                    assert_eq!((rooms, since.len()), (vec![room], 0));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let no_since = join(json!({"roomId": "r", "since": null})).unwrap();
+        assert!(matches!(no_since, Request::Join { since, .. } if since.is_empty()));
+        for since in [json!("abc"), json!(-1), json!(1.5), json!([1])] {
+            assert_eq!(
+                join(json!({"roomId": "r", "since": since}))
+                    .unwrap_err()
+                    .message,
+                "since must be a whole number of 0 or more"
+            );
+        }
+        assert_eq!(
+            join(json!({"since": "x"})).unwrap_err().message,
+            "roomId is missing"
+        );
+        for data in [json!("not an object"), json!(["r"])] {
+            assert_eq!(
+                join(data).unwrap_err().message,
+                "join_one_chat needs {\"roomId\", \"since\"}"
+            );
+        }
+    }
+
+    #[test]
+    fn join_all_refuses_a_bad_since_for_its_room_only() {
+        let data = json!({"roomList": ["a", "b", 7], "since": {"a": 2, "b": "x", "c": []}});
+        let Ok(Request::Join { rooms, since, one }) = parse(Event::JoinAll, &data) else {
+            panic!()
+        };
+        assert_eq!(
+            (rooms, one),
+            (vec![json!("a"), json!("b"), json!(7)], false)
+        );
+        assert_eq!(since_of(&since, "a"), Ok(Some(2)));
+        assert_eq!(since_of(&since, "b").unwrap_err().code, "bad_request");
+        assert_eq!(since_of(&since, "d"), Ok(None));
+
+        let needs = "join_all needs {\"roomList\": [roomId, ...]}";
+        for data in [
+            json!({}),
+            json!({"roomList": "a"}),
+            json!({"roomList": null}),
+            json!("junk"),
+        ] {
+            assert_eq!(refused(Event::JoinAll, data), ("bad_request", needs.into()));
+        }
+        assert_eq!(
+            refused(Event::JoinAll, json!({"roomList": ["a"], "since": [1]})).1,
+            "since must be an object {roomId: seq}"
+        );
+        let many = json!({"roomList": vec!["r"; 1001], "since": 5});
+        assert_eq!(refused(Event::JoinAll, many).0, "too_large");
+        assert!(
+            !parse(Event::JoinAll, &json!({"roomList": []}))
+                .unwrap()
+                .joins_rooms()
+        );
+    }
+
+    #[test]
+    fn user_id_is_compared_by_value() {
+        let user = "4b2f";
+        for (data, allowed) in [
+            (json!({"userId": "4b2f"}), true),
+            (json!({"other": 1}), true),
+            (json!("not an object"), true),
+            (json!({"userId": "4B2F"}), false),
+            (json!({"userId": 4}), false),
+            (json!({"userId": null}), false),
+            (json!({"userId": ["4b2f"]}), false),
+        ] {
+            let checked = Common::of(&data).check_user(user);
+            assert_eq!(checked.is_ok(), allowed, "{data}");
+            if let Err(f) = checked {
+                assert_eq!(f.code, "forbidden");
+            }
+        }
+        assert_eq!(Common::of(&json!({"id": 5})).echo(), Some(&json!(5)));
+        assert_eq!(Common::of(&json!([5])).echo(), None);
+    }
+}
