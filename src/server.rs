@@ -150,6 +150,9 @@ pub fn router(app: &Shared, web_dir: &Path) -> Routes {
         .ping_timeout(Duration::from_secs(10))
         .max_payload(64 * 1024)
         .ws_read_buffer_size(WS_READ_BUFFER)
+        // A socket's token comes in its `auth` payload and nothing reads its request's headers
+        // after the handshake: a session that kept them would hold about 1 KB more.
+        .req_line_only(true)
         .build_layer();
     crate::socket::install(&io, &sockets);
 

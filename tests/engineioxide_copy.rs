@@ -1,77 +1,68 @@
-//! Our copy of engineioxide (`vendor/engineioxide`, `vendor/README.md`) keeps what chatroom does
-//! not use working too. Volatile sends are one: their slot is chatroom's change 7. A plain
-//! socketioxide server (no chatroom code) is driven over raw Engine.IO, by WebSocket and by
-//! long-polling, as any client would.
+//! Our copy of engineioxide (`vendor/engineioxide`, `vendor/README.md`) changes one behaviour,
+//! and only when asked: with `req_line_only`, a session keeps the method, URI and version of its
+//! request and drops the headers and extensions; without it, the whole head stays, as
+//! published. A plain socketioxide server (no chatroom code) is driven over raw Engine.IO, by
+//! WebSocket and by long-polling, and reports what its sockets kept of their requests.
 
 mod plain;
 
 use futures::SinkExt;
+use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// On `burst`, three volatile sends in a row, then (after a pause) a regular `done`. The test
-/// runtime has one thread, so the transport cannot run between the three sends: only the last
-/// is left for it.
-async fn server() -> SocketAddr {
-    let (layer, io) = SocketIo::new_layer();
+/// On `head`, the socket's request as its session kept it: its path, its `host` header (which
+/// every client sends) and how many headers it has.
+async fn server(req_line_only: bool) -> SocketAddr {
+    let (layer, io) = SocketIo::builder()
+        .req_line_only(req_line_only)
+        .build_layer();
     io.ns("/", async |s: SocketRef| {
-        s.on("burst", async |s: SocketRef| {
-            for i in 1..=3 {
-                s.volatile().emit("v", &i).unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            s.emit("done", &()).unwrap();
+        s.on("head", async |s: SocketRef| {
+            let head = s.req_parts();
+            let host = head.headers.get("host").map(|v| v.to_str().unwrap());
+            s.emit(
+                "head",
+                &json!({"path": head.uri.path(), "host": host, "headers": head.headers.len()}),
+            )
+            .unwrap();
         });
     });
     plain::serve(layer).await
 }
 
-#[tokio::test]
-async fn a_volatile_send_reaches_a_websocket_and_only_the_latest_is_kept() {
-    let addr = server().await;
+/// What `head` answers on a WebSocket session.
+async fn over_websocket(addr: SocketAddr) -> Value {
     let mut ws = plain::connect(addr).await;
-
-    ws.send(Message::text(r#"42["burst"]"#)).await.unwrap();
-    assert_eq!(plain::next_text(&mut ws).await, r#"42["v",3]"#);
-    assert_eq!(plain::next_text(&mut ws).await, r#"42["done",null]"#);
-
-    // A later volatile send is delivered too: the slot was emptied, not left stale.
-    ws.send(Message::text(r#"42["burst"]"#)).await.unwrap();
-    assert_eq!(plain::next_text(&mut ws).await, r#"42["v",3]"#);
-    assert_eq!(plain::next_text(&mut ws).await, r#"42["done",null]"#);
+    ws.send(Message::text(r#"42["head"]"#)).await.unwrap();
+    let answer = plain::next_text(&mut ws).await;
+    serde_json::from_str(answer.strip_prefix("42").unwrap()).unwrap()
 }
 
-/// One long-polling GET: the packets it carries (Engine.IO's record separator between them).
-async fn poll(http: &reqwest::Client, base: &str) -> Vec<String> {
-    let body = tokio::time::timeout(
-        Duration::from_secs(5),
-        http.get(base).send().await.unwrap().text(),
-    )
+/// One long-polling GET: the packets it carries, pings left out.
+async fn poll(http: &reqwest::Client, url: &str) -> Vec<String> {
+    let req = http.get(url).send();
+    let body = tokio::time::timeout(Duration::from_secs(5), async {
+        req.await.unwrap().text().await.unwrap()
+    })
     .await
-    .expect("a poll answered within 5 s")
-    .unwrap();
+    .expect("a poll answered within 5 s");
     body.split('\u{1e}')
         .filter(|p| *p != "2")
         .map(str::to_owned)
         .collect()
 }
 
-async fn post(http: &reqwest::Client, base: &str, packet: &str) {
-    let r = http
-        .post(base)
-        .body(packet.to_owned())
-        .send()
-        .await
-        .unwrap();
+async fn post(http: &reqwest::Client, url: &str, packet: &str) {
+    let r = http.post(url).body(packet.to_owned()).send().await.unwrap();
     assert!(r.status().is_success(), "POST {packet}: {}", r.status());
 }
 
-#[tokio::test]
-async fn a_volatile_send_reaches_a_polling_client_and_only_the_latest_is_kept() {
-    let addr = server().await;
+/// What `head` answers on a long-polling session.
+async fn over_polling(addr: SocketAddr) -> Value {
     let http = reqwest::Client::new();
     let open = poll(
         &http,
@@ -80,17 +71,37 @@ async fn a_volatile_send_reaches_a_polling_client_and_only_the_latest_is_kept() 
     .await;
     let open: serde_json::Value = serde_json::from_str(&open[0][1..]).unwrap();
     let sid = open["sid"].as_str().unwrap();
-    let base = format!("http://{addr}/socket.io/?EIO=4&transport=polling&sid={sid}");
-    post(&http, &base, "40").await;
-    assert!(
-        poll(&http, &base).await[0].starts_with("40{"),
-        "Socket.IO connect"
-    );
-
-    post(&http, &base, r#"42["burst"]"#).await;
-    let mut got = Vec::new();
-    while !got.iter().any(|p| p == r#"42["done",null]"#) {
-        got.extend(poll(&http, &base).await);
+    let url = format!("http://{addr}/socket.io/?EIO=4&transport=polling&sid={sid}");
+    post(&http, &url, "40").await;
+    assert!(poll(&http, &url).await[0].starts_with("40{"), "connect");
+    post(&http, &url, r#"42["head"]"#).await;
+    loop {
+        if let Some(answer) = poll(&http, &url).await.first() {
+            return serde_json::from_str(answer.strip_prefix("42").unwrap()).unwrap();
+        }
     }
-    assert_eq!(got, [r#"42["v",3]"#, r#"42["done",null]"#]);
+}
+
+#[tokio::test]
+async fn a_session_keeps_its_request_headers_by_default() {
+    let addr = server(false).await;
+    for answer in [over_websocket(addr).await, over_polling(addr).await] {
+        assert_eq!(answer[0], "head");
+        let kept = &answer[1];
+        assert_eq!(kept["path"], "/socket.io/");
+        assert_eq!(kept["host"], addr.to_string());
+        assert!(kept["headers"].as_u64().unwrap() > 1, "{kept}");
+    }
+}
+
+#[tokio::test]
+async fn with_req_line_only_a_session_keeps_no_headers() {
+    let addr = server(true).await;
+    for answer in [over_websocket(addr).await, over_polling(addr).await] {
+        assert_eq!(answer[0], "head");
+        let kept = &answer[1];
+        assert_eq!(kept["path"], "/socket.io/");
+        assert_eq!(kept["host"], Value::Null);
+        assert_eq!(kept["headers"], 0, "{kept}");
+    }
 }

@@ -87,6 +87,13 @@ pub struct EngineIoConfig {
     /// Allowed transports on this server
     /// It is represented as a bitfield to allow to combine any number of transports easily
     pub transports: u8,
+
+    /// Whether a session keeps only the request line (method, URI and version) of the HTTP
+    /// request that opened it, in [`Socket::req_parts`](crate::Socket::req_parts), rather than
+    /// the whole head. The headers and extensions then are empty.
+    ///
+    /// Defaults to false.
+    pub req_line_only: bool,
 }
 
 impl Default for EngineIoConfig {
@@ -102,6 +109,7 @@ impl Default for EngineIoConfig {
             ws_max_message_size: 64 << 20,
             ws_max_frame_size: 16 << 20,
             transports: TransportType::Polling as u8 | TransportType::Websocket as u8,
+            req_line_only: false,
         }
     }
 }
@@ -251,6 +259,20 @@ impl EngineIoConfigBuilder {
         for transport in transports {
             self.config.transports |= transport as u8;
         }
+        self
+    }
+
+    /// Keep only the request line (method, URI and version) of the HTTP request that opened a
+    /// session, for as long as the session lives, in
+    /// [`Socket::req_parts`](crate::Socket::req_parts). Its headers and extensions are dropped
+    /// once the session is made, so they cannot be read from the socket afterwards.
+    ///
+    /// A request's headers and extensions take about 1 KB per session, which a server that
+    /// reads nothing from them after the handshake keeps for nothing.
+    ///
+    /// Defaults to false: the whole head is kept.
+    pub fn req_line_only(mut self, req_line_only: bool) -> Self {
+        self.config.req_line_only = req_line_only;
         self
     }
 

@@ -14,6 +14,16 @@ use crate::{
 
 type SocketMap<T> = RwLock<HashMap<Sid, Arc<T>>>;
 
+/// The request line (method, URI and version) of a request head, without its headers and
+/// extensions, for [`EngineIoConfig::req_line_only`].
+pub(crate) fn req_line(req: &Parts) -> Parts {
+    let mut head = http::Request::new(());
+    *head.method_mut() = req.method.clone();
+    *head.uri_mut() = req.uri.clone();
+    *head.version_mut() = req.version;
+    head.into_parts().0
+}
+
 /// The [`EngineIo`] struct holds the state of the engine.io server as well as utility methods to manage the state
 pub struct EngineIo<H: EngineIoHandler> {
     /// A map of all the sockets connected to the server
@@ -24,19 +34,6 @@ pub struct EngineIo<H: EngineIoHandler> {
 
     /// The config for the engine.io server
     pub config: EngineIoConfig,
-}
-
-/// chatroom's change: what a session keeps of the request that opened it, for as long as it
-/// lives: the method, the URI and the version. The headers and extensions are left out: they
-/// cost about 1 KB per connection (a header map and its values, and the extensions' map), and
-/// chatroom reads neither once the handshake is done, so `Socket::req_parts` (and socketioxide's
-/// `HttpExtension` extractor) see none of them in this copy.
-pub(crate) fn session_head(req: &Parts) -> Parts {
-    let mut head = http::Request::new(());
-    *head.method_mut() = req.method.clone();
-    *head.uri_mut() = req.uri.clone();
-    *head.version_mut() = req.version;
-    head.into_parts().0
 }
 
 impl<H: EngineIoHandler> EngineIo<H> {
@@ -61,12 +58,17 @@ impl<H: EngineIoHandler> EngineIo<H> {
     ) -> Arc<Socket<H::Data>> {
         let engine = self.clone();
         let close_fn = Box::new(move |sid, reason| engine.close_session(sid, reason));
+        let req = if self.config.req_line_only {
+            req_line(&req)
+        } else {
+            req
+        };
 
         let socket = Socket::new(
             protocol,
             transport,
             &self.config,
-            session_head(&req),
+            req,
             close_fn,
             supports_binary,
         );
@@ -206,5 +208,44 @@ mod tests {
         let socket = engine.get_socket(socket.id).unwrap();
         assert_eq!(socket.protocol, ProtocolVersion::V4);
         assert!(socket.is_http());
+    }
+
+    fn request_head() -> Parts {
+        let mut req = Request::post("/engine.io/?EIO=4&transport=polling")
+            .header("x-token", "secret")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(42u32);
+        req.into_parts().0
+    }
+
+    #[tokio::test]
+    async fn session_keeps_request_head() {
+        let engine = create_engine();
+        let socket = engine.create_session(
+            ProtocolVersion::V4,
+            TransportType::Polling,
+            request_head(),
+            true,
+        );
+        assert_eq!(socket.req_parts.headers["x-token"], "secret");
+        assert_eq!(socket.req_parts.extensions.get::<u32>(), Some(&42));
+    }
+
+    #[tokio::test]
+    async fn session_keeps_request_line_only() {
+        let config = EngineIoConfig::builder().req_line_only(true).build();
+        let engine = Arc::new(EngineIo::new(Arc::new(MockHandler), config));
+        let socket = engine.create_session(
+            ProtocolVersion::V4,
+            TransportType::Polling,
+            request_head(),
+            true,
+        );
+        assert_eq!(socket.req_parts.method, http::Method::POST);
+        assert_eq!(socket.req_parts.uri, "/engine.io/?EIO=4&transport=polling");
+        assert_eq!(socket.req_parts.version, http::Version::HTTP_11);
+        assert!(socket.req_parts.headers.is_empty());
+        assert!(socket.req_parts.extensions.is_empty());
     }
 }

@@ -67,60 +67,24 @@ use std::{
 use crate::{config::EngineIoConfig, errors::Error};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
+use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use futures_util::FutureExt;
 use tokio::sync::{
-    Mutex, Notify,
+    Mutex,
     mpsc::{self, Receiver, error::TrySendError},
+    watch,
 };
 
 pub use engineioxide_core::Sid;
 use tokio_util::sync::CancellationToken;
 
-/// What the internal channel carries: a boxed [`PacketBuf`].
+/// What the internal channels carry: a boxed [`PacketBuf`].
 ///
-/// chatroom's change to engineioxide: a tokio channel allocates its slots 32 at a time when it
-/// is made, and a [`PacketBuf`] is 168 bytes, so every session held about 5.4 KB of empty
-/// slots. Boxed, a slot is a pointer, and a packet costs one small allocation when sent.
-pub(crate) type Queued = Box<PacketBuf>;
-
-/// The latest volatile packets of a session, waiting for its transport.
-///
-/// chatroom's change to engineioxide: this was a tokio `watch` channel, whose shared state (a
-/// lock, a version and nine `Notify`s) was a heap allocation of about 380 bytes per session,
-/// for a feature most servers never use. A slot and a `Notify` in the socket itself do the
-/// same: a send replaces what the transport has not taken yet, and the transport is woken
-/// once for any number of sends since it last looked.
-#[derive(Debug, Default)]
-pub(crate) struct Volatile {
-    latest: std::sync::Mutex<Option<Queued>>,
-    ready: Notify,
-}
-
-impl Volatile {
-    fn latest(&self) -> std::sync::MutexGuard<'_, Option<Queued>> {
-        self.latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn put(&self, packets: Queued) {
-        *self.latest() = Some(packets);
-        self.ready.notify_one();
-    }
-
-    /// Waits for packets sent since the last call, and takes them. Cancel-safe: packets stay
-    /// in the slot until taken, and a dropped wait hands its wake-up on.
-    pub(crate) async fn next(&self) -> Queued {
-        loop {
-            self.ready.notified().await;
-            if let Some(packets) = self.latest().take() {
-                return packets;
-            }
-        }
-    }
-}
+/// A tokio channel allocates its slots 32 at a time as soon as it is created, and a
+/// [`PacketBuf`] is 168 bytes, so every socket held about 5.4 KB of empty slots from its first
+/// moment. Boxed, a slot is a pointer, and each packet sent costs one small allocation.
+pub(crate) type BoxedPacketBuf = Box<PacketBuf>;
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +122,7 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: mpsc::Permit<'a, Queued>,
+    inner: mpsc::Permit<'a, BoxedPacketBuf>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
@@ -199,15 +163,20 @@ impl Permit<'_> {
 
 #[derive(Debug)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<Queued>,
+    pub buffered_rx: Receiver<BoxedPacketBuf>,
     pub peeked_packet: Option<PacketBuf>,
+    pub volatile_rx: watch::Receiver<Option<BoxedPacketBuf>>,
 }
 
 impl InternalRx {
-    fn new(buffered_rx: Receiver<Queued>) -> Self {
+    fn new(
+        buffered_rx: Receiver<BoxedPacketBuf>,
+        volatile_rx: watch::Receiver<Option<BoxedPacketBuf>>,
+    ) -> Self {
         Self {
             buffered_rx,
             peeked_packet: None,
+            volatile_rx,
         }
     }
 }
@@ -252,17 +221,19 @@ where
     pub(crate) internal_rx: Mutex<InternalRx>,
 
     /// Channel to send [PacketBuf] to the internal connection
-    pub(crate) internal_tx: mpsc::Sender<Queued>,
+    pub(crate) internal_tx: mpsc::Sender<BoxedPacketBuf>,
 
-    /// Volatile [PacketBuf]s, which bypass the internal buffer. Only the latest is
-    /// retained; a volatile send overwrites one the transport has not taken yet.
-    pub(crate) volatile: Volatile,
+    /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
+    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
+    /// message is retained; subsequent volatile sends overwrite the previous one.
+    volatile_tx: watch::Sender<Option<BoxedPacketBuf>>,
 
-    /// Tells the heartbeat job (a task of its own) that a Pong (v4 protocol) or a Ping (v3
-    /// protocol) arrived. chatroom's change: a [`Notify`] instead of a channel of capacity 1.
-    /// Both keep at most one unseen signal, but the channel allocated about 0.5 KB per
-    /// connection and the `Notify` lives in the socket.
-    heartbeat: Notify,
+    /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
+    /// which is running in a separate task
+    heartbeat_rx: Mutex<Receiver<()>>,
+    /// Channel to send Ping [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connexion to the heartbeat job
+    /// which is running in a separate task
+    pub(crate) heartbeat_tx: mpsc::Sender<()>,
 
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
@@ -292,6 +263,8 @@ where
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
+        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
+        let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
             id: Sid::new(),
@@ -299,12 +272,13 @@ where
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx)),
+            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
 
-            volatile: Volatile::default(),
+            volatile_tx,
 
-            heartbeat: Notify::new(),
+            heartbeat_rx: Mutex::new(heartbeat_rx),
+            heartbeat_tx,
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -340,30 +314,22 @@ where
     ///
     /// Keep a handle to the job so that it can be aborted when the socket is closed
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
-        // chatroom's change: `CancellationToken::run_until_cancelled_owned` is an async fn
-        // that calls another, and each keeps its own copy of the job's future: the task was
-        // 1,144 bytes for a job of 344. The same race, biased towards the job as before,
-        // holds the job once.
-        tokio::spawn(async move {
-            let cancellation_token = self.cancellation_token.clone();
-            if cancellation_token.is_cancelled() {
-                return;
-            }
-            let _aborted = tokio::select! {
-                biased;
-                result = self.heartbeat_job(interval, timeout) => {
-                    if let Err(_e) = result {
+        let cancellation_token = self.cancellation_token.clone();
+
+        tokio::spawn(
+            cancellation_token
+                .run_until_cancelled_owned(async move {
+                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
                         self.close(DisconnectReason::HeartbeatTimeout);
                         #[cfg(feature = "tracing")]
                         tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
                     }
-                    false
-                }
-                _ = cancellation_token.cancelled() => true,
-            };
-            #[cfg(feature = "tracing")]
-            tracing::debug!(aborted = _aborted, "heartbeat job completed");
-        });
+                })
+                .inspect(|_v| {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
+                }),
+        );
     }
 
     /// Heartbeat is sent every `interval` milliseconds by the client and the server `is` expected to respond within `timeout` milliseconds.
@@ -389,13 +355,18 @@ where
     ///
     /// If the client does not respond within the timeout, the connection is closed.
     async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+        let mut heartbeat_rx = self
+            .heartbeat_rx
+            .try_lock()
+            .expect("Pong rx should be locked only once");
+
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
         let mut interval_tick = tokio::time::interval(interval);
         interval_tick.tick().await;
         // Some clients send the pong packet in first. If that happens, we should consume it.
-        let _ = self.heartbeat.notified().now_or_never();
+        heartbeat_rx.try_recv().ok();
         loop {
             // If we are currently upgrading we should pause the heartbeat process
             if self.is_upgrading() {
@@ -413,9 +384,10 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "waiting for pong");
 
-            tokio::time::timeout(timeout, self.heartbeat.notified())
+            tokio::time::timeout(timeout, heartbeat_rx.recv())
                 .await
-                .map_err(|_| Error::HeartbeatTimeout)?;
+                .map_err(|_| Error::HeartbeatTimeout)?
+                .ok_or(Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
@@ -426,13 +398,19 @@ where
 
     #[cfg(feature = "v3")]
     async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+        let mut heartbeat_rx = self
+            .heartbeat_rx
+            .try_lock()
+            .expect("Pong rx should be locked only once");
+
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
 
         loop {
-            tokio::time::timeout(interval + timeout, self.heartbeat.notified())
+            tokio::time::timeout(interval + timeout, heartbeat_rx.recv())
                 .await
-                .map_err(|_| Error::HeartbeatTimeout)?;
+                .map_err(|_| Error::HeartbeatTimeout)?
+                .ok_or(Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
@@ -440,13 +418,6 @@ where
                 .try_send(Box::new(smallvec![Packet::Pong]))
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
-    }
-
-    /// Tells the heartbeat job that the client answered (or, in v3, pinged). A signal the job
-    /// has not seen yet means the client is already known to be alive, so a second one is
-    /// dropped.
-    pub(crate) fn heartbeat_received(&self) {
-        self.heartbeat.notify_one();
     }
 
     /// Returns true if the [`Socket`] has a websocket [`TransportType`]
@@ -582,8 +553,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile.put(Box::new(packets));
-        true
+        self.volatile_tx.send(Some(Box::new(packets))).is_ok()
     }
 }
 
@@ -595,7 +565,8 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
             .field("internal_tx", &self.internal_tx)
-            .field("heartbeat", &self.heartbeat)
+            .field("heartbeat_rx", &self.heartbeat_rx)
+            .field("heartbeat_tx", &self.heartbeat_tx)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
             .finish()
@@ -643,6 +614,8 @@ where
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
+        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
+        let (volatile_tx, volatile_rx) = watch::channel(None);
 
         let sock = Self {
             id: sid,
@@ -650,12 +623,13 @@ where
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx)),
+            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
 
-            volatile: Volatile::default(),
+            volatile_tx,
 
-            heartbeat: Notify::new(),
+            heartbeat_rx: Mutex::new(heartbeat_rx),
+            heartbeat_tx,
             cancellation_token: CancellationToken::new(),
             close_fn,
 

@@ -250,6 +250,23 @@ impl<A: Adapter> SocketIoBuilder<A> {
         self
     }
 
+    /// Keep only the request line (method, URI and version) of the HTTP request that opened a
+    /// session, for as long as it lives. Its headers and extensions are dropped once the
+    /// engine.io session is made, so [`Socket::req_parts`](crate::socket::Socket::req_parts)
+    /// has none and the [`HttpExtension`](crate::extract::HttpExtension) and
+    /// [`MaybeHttpExtension`](crate::extract::MaybeHttpExtension) extractors find nothing.
+    ///
+    /// A request's headers and extensions take about 1 KB per connection, which a server that
+    /// reads nothing from them (taking what it needs from the auth payload, say) keeps for
+    /// nothing.
+    ///
+    /// Defaults to false: the whole head is kept.
+    #[inline]
+    pub fn req_line_only(mut self, req_line_only: bool) -> Self {
+        self.engine_config_builder = self.engine_config_builder.req_line_only(req_line_only);
+        self
+    }
+
     /// Allowed transports on this server
     ///
     /// The `transports` array should have a size of 1 or 2

@@ -107,7 +107,7 @@ impl From<EIoDisconnectReason> for DisconnectReason {
     }
 }
 
-/// chatroom's change: an event encoded once by [`Socket::encode_event`], for
+/// An event encoded once by [`Socket::encode_event`], to be sent with
 /// [`Socket::emit_encoded`]. Cloning it, or emitting it, shares its bytes.
 #[derive(Debug, Clone)]
 pub struct EncodedEvent {
@@ -526,9 +526,12 @@ impl<A: Adapter> Socket<A> {
         Ok(())
     }
 
-    /// chatroom's change: encodes an event once, for [`Socket::emit_encoded`] to send to many
-    /// sockets of this namespace. [`Socket::emit`] encodes the data and then the packet for
-    /// every socket it is called on, two allocations and two copies of the payload each.
+    /// Encodes an event once, to be sent to any number of sockets of this namespace with
+    /// [`Socket::emit_encoded`].
+    ///
+    /// [`Socket::emit`] serialises its data and then the packet for every socket it is called
+    /// on: two allocations and two copies of the payload each. A server that sends one event
+    /// to many sockets itself, rather than through a room broadcast, encodes it once here.
     pub fn encode_event<T: ?Sized + Serialize>(
         &self,
         event: impl AsRef<str>,
@@ -544,9 +547,10 @@ impl<A: Adapter> Socket<A> {
         })
     }
 
-    /// chatroom's change: emits an event [`Socket::encode_event`] encoded, sharing its bytes.
-    /// Fails like [`Socket::emit`], and with [`SendError::Serialize`] when the event was
-    /// encoded for another namespace.
+    /// Emits an event encoded by [`Socket::encode_event`], sharing its bytes.
+    ///
+    /// Fails as [`Socket::emit`] does, and with [`SendError::Serialize`] when the event was
+    /// encoded for another namespace (nothing is sent then).
     pub fn emit_encoded(&self, event: &EncodedEvent) -> Result<(), SendError> {
         if event.ns != self.ns.path {
             return Err(SendError::Serialize(crate::parser::ParserError::new(

@@ -119,13 +119,14 @@ where
     let payload = {
         let InternalRx {
             buffered_rx,
+            volatile_rx,
             peeked_packet,
         } = &mut *rx;
 
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
         let rx_stream = stream::iter(peeked_packet.take())
-            .chain(rx_stream::EncoderStream::new(buffered_rx, &socket.volatile).map(|b| *b));
+            .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx).map(|packets| *packets));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
@@ -191,7 +192,8 @@ where
                 break;
             }
             Ok(Packet::Pong | Packet::Ping) => {
-                socket.heartbeat_received();
+                // A full channel means that the client is already known to be alive.
+                socket.heartbeat_tx.try_send(()).ok();
                 Ok(())
             }
             Ok(Packet::Message(msg)) => {
@@ -226,10 +228,8 @@ mod rx_stream {
 
     use futures_core::Stream;
     use pin_project_lite::pin_project;
-    use tokio::sync::mpsc;
+    use tokio::sync::{mpsc, watch};
     use tokio_util::sync::ReusableBoxFuture;
-
-    use crate::socket::{Queued, Volatile};
 
     /// [`ReceiverStream`] is a stream that wraps a [`mpsc::Receiver`] by reference.
     /// Allowing to use it as a stream even if it is behind a mutex.
@@ -251,63 +251,89 @@ mod rx_stream {
         }
     }
 
-    /// The volatile packets of a session as a [`Stream`] (chatroom's change: they were a
-    /// `watch` channel, see [`Volatile`]).
-    pub struct VolatileStream<'a> {
-        slot: &'a Volatile,
-        next: ReusableBoxFuture<'a, Queued>,
-    }
+    type WatchFutOutput<'a, T> = (
+        Result<(), watch::error::RecvError>,
+        &'a mut watch::Receiver<T>,
+    );
 
-    impl<'a> VolatileStream<'a> {
-        pub fn new(slot: &'a Volatile) -> Self {
+    /// Wraps a [`watch::Receiver`] into a [`Stream`] by reference.
+    /// Allowing to use it as a stream even if it is behind a mutex.
+    ///
+    /// Inspired by <https://docs.rs/tokio-stream/latest/tokio_stream/wrappers/struct.WatchStream.html>
+    pub struct WatchStream<'a, T> {
+        inner: ReusableBoxFuture<'a, WatchFutOutput<'a, T>>,
+    }
+    impl<'a, T: Send + Sync + 'static> WatchStream<'a, T> {
+        pub fn new(rx: &'a mut watch::Receiver<T>) -> Self {
             Self {
-                slot,
-                next: ReusableBoxFuture::new(slot.next()),
+                inner: ReusableBoxFuture::new(make_future(rx)),
             }
         }
     }
 
-    impl Stream for VolatileStream<'_> {
-        type Item = Queued;
+    async fn make_future<T>(
+        rx: &mut watch::Receiver<T>,
+    ) -> (Result<(), watch::error::RecvError>, &mut watch::Receiver<T>) {
+        let result = rx.changed().await;
+        (result, rx)
+    }
+
+    impl<'a, T: Clone + Send + Sync + 'static> Stream for WatchStream<'a, T> {
+        type Item = T;
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            let packets = ready!(self.next.poll(cx));
-            let slot = self.slot;
-            self.next.set(slot.next());
-            Poll::Ready(Some(packets))
-        }
-    }
-
-    pin_project! {
-        /// Combines a [`VolatileStream`] and a [`ReceiverStream`] into a single [`Stream`].
-        pub struct EncoderStream<'a> {
-            #[pin]
-            volatile: VolatileStream<'a>,
-            #[pin]
-            rx: ReceiverStream<'a, Queued>,
-        }
-    }
-
-    impl<'a> EncoderStream<'a> {
-        pub fn new(rx: &'a mut mpsc::Receiver<Queued>, volatile: &'a Volatile) -> Self {
-            Self {
-                rx: ReceiverStream::new(rx),
-                volatile: VolatileStream::new(volatile),
+            let (result, rx) = ready!(self.inner.poll(cx));
+            match result {
+                Ok(_) => {
+                    let received = (*rx.borrow_and_update()).clone();
+                    self.inner.set(make_future(rx));
+                    Poll::Ready(Some(received))
+                }
+                Err(_) => {
+                    self.inner.set(make_future(rx));
+                    Poll::Ready(None)
+                }
             }
         }
     }
 
-    impl Stream for EncoderStream<'_> {
-        type Item = Queued;
+    impl<T> Unpin for WatchStream<'_, T> {}
+
+    pin_project! {
+        /// Combines a [`WatchStream`] and a [`ReceiverStream`] into a single [`Stream`].
+        pub struct EncoderStream<'a, T> {
+            #[pin]
+            watch: WatchStream<'a, Option<T>>,
+            #[pin]
+            rx: ReceiverStream<'a, T>,
+        }
+    }
+
+    impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
+        pub fn new(
+            rx: &'a mut mpsc::Receiver<T>,
+            watch: &'a mut watch::Receiver<Option<T>>,
+        ) -> Self {
+            Self {
+                rx: ReceiverStream::new(rx),
+                watch: WatchStream::new(watch),
+            }
+        }
+    }
+
+    impl<'a, T: Clone + Send + Sync + 'static> Stream for EncoderStream<'a, T> {
+        type Item = T;
 
         fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
             let this = self.project();
-            // low priority: poll the rx stream first, then the volatile packets,
-            // as the ws transport does
-            // (the volatile stream never ends, so it never ends this one either)
+            // low priority: poll the watch stream first, then the rx stream.
+            // same than with ws transport
             match this.rx.poll_next(cx) {
                 Poll::Ready(v) => Poll::Ready(v),
-                Poll::Pending => this.volatile.poll_next(cx),
+                Poll::Pending => match this.watch.poll_next(cx) {
+                    Poll::Ready(Some(v)) => Poll::Ready(v),
+                    Poll::Ready(None) | Poll::Pending => Poll::Pending,
+                },
             }
         }
     }

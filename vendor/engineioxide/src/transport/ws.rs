@@ -57,20 +57,24 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
     let (parts, body) = req.into_parts();
-    // chatroom's change: the session keeps only this much of its request (see
-    // `session_head`), so the whole head need not be copied for it.
-    let head = crate::engine::session_head(&parts);
     let ws_key = parts
         .headers
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
-    let req = Request::from_parts(parts, body);
 
-    // chatroom's change: the setup (the HTTP upgrade, the handshake and the request it
-    // started from) runs in a boxed future that is freed when it ends, so the task that lives
-    // as long as the connection keeps only what reading the socket needs. Inline, the setup's
-    // state made every connection's task about 3.6 KB.
+    // The upgrade takes the request itself; the session gets a copy of what it keeps.
+    let (req, parts) = if engine.config.req_line_only {
+        let line = crate::engine::req_line(&parts);
+        (Request::from_parts(parts, body), line)
+    } else {
+        (Request::from_parts(parts.clone(), body), parts)
+    };
+
+    // The setup (the HTTP upgrade, the handshake and the request it started from) runs in a
+    // boxed future that is freed when it ends. A future is as large as its largest state, so
+    // with the setup inline the task that lives as long as the connection kept room for all of
+    // it (about 3.6 KB) while it only reads the socket.
     let setup_engine = engine.clone();
     let setup = Box::pin(async move {
         match hyper::upgrade::on(req).await {
@@ -80,7 +84,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
                     hyper_util::rt::TokioIo::new(conn),
                     protocol,
                     sid,
-                    head,
+                    parts,
                 )
                 .await,
             ),
@@ -137,7 +141,7 @@ where
 }
 
 /// The setup of a websocket session: the handshake (or the upgrade from polling), the
-/// heartbeat and the writer task; returns the session and the websocket's reading half.
+/// heartbeat and the writer task. Returns the session and the reading half of the websocket.
 #[cfg_attr(
     feature = "tracing",
     tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
@@ -260,7 +264,8 @@ where
                     break;
                 }
                 Packet::Pong | Packet::Ping => {
-                    socket.heartbeat_received();
+                    // A full channel means that the client is already known to be alive.
+                    socket.heartbeat_tx.try_send(()).ok();
                     Ok::<(), Error>(())
                 }
                 Packet::Message(msg) => {
@@ -293,7 +298,10 @@ where
     Ok(())
 }
 
-/// The websocket message for a packet; `None` for a packet that is not sent.
+/// The websocket message for a packet, `None` for a packet that is not sent.
+///
+/// A plain function rather than inline in the writer: there, each of the three `feed` calls
+/// of each use kept its own state (with the packet) in the writer's future.
 fn packet_to_message(protocol: ProtocolVersion, item: Packet) -> Option<Message> {
     match item {
         Packet::Binary(bin) | Packet::BinaryV3(bin) => {
@@ -338,12 +346,14 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx { buffered_rx, .. } = &mut *internal_rx;
+    let InternalRx {
+        buffered_rx,
+        volatile_rx,
+        ..
+    } = &mut *internal_rx;
 
     // map a packet to a websocket message and feed it to the websocket
     // It is declared as a macro rather than a closure to avoid ownership issues
-    // (chatroom's change: the packet becomes a message in a plain function, so each use of
-    // the macro holds one `feed` across its await rather than three, with the packets.)
     macro_rules! map_fn {
         ($item:ident) => {
             if let Some(msg) = packet_to_message(socket.protocol, $item) {
@@ -362,8 +372,8 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             items = buffered_rx.recv() => {
                 match items {
                     Some(mut packets) => {
-                        // chatroom's change: drained in place rather than iterated by
-                        // value, so no buffer-sized iterator is held across `feed`.
+                        // Drained in place: iterating by value would keep the buffer's
+                        // iterator (184 bytes) in the writer's state across each `feed`.
                         for item in packets.drain(..) {
                             map_fn!(item);
                         }
@@ -377,11 +387,14 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                 }
             }
             _ = socket.cancellation_token.cancelled() => break,
-            mut packets = socket.volatile.next() => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                for item in packets.drain(..) {
-                    map_fn!(item);
+            Ok(()) = volatile_rx.changed() => {
+                let val = volatile_rx.borrow_and_update().clone();
+                if let Some(mut packets) = val {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
+                    for item in packets.drain(..) {
+                        map_fn!(item);
+                    }
                 }
             },
         }

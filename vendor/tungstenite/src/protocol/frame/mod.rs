@@ -99,8 +99,12 @@ where
     }
 }
 
-/// chatroom: the write buffer capacity a connection keeps between flushes.
-const KEEP_OUT_BUFFER: usize = 512;
+/// The capacity of the write buffer that a connection keeps once the buffer is written out.
+///
+/// A larger buffer is given back, so an idle connection does not hold the largest batch of
+/// frames it ever wrote. A small one is kept: freeing it too only leaves holes in the
+/// allocator's pages, and a connection's first frames fit in it.
+const OUT_BUFFER_KEEP_CAPACITY: usize = 512;
 
 /// A codec for WebSocket frames.
 #[derive(Debug)]
@@ -126,7 +130,7 @@ impl FrameCodec {
     /// Create a new frame codec.
     pub(super) fn new(in_buf_len: usize) -> Self {
         Self {
-            // chatroom: made when the first frame is read (see `read_frame`).
+            // Made when a frame is to be read, see `read_frame`.
             in_buffer: BytesMut::new(),
             in_buf_max_read: in_buf_len.max(FrameHeader::MAX_SIZE),
             out_buffer: <_>::default(),
@@ -170,8 +174,6 @@ impl FrameCodec {
         accept_unmasked: bool,
     ) -> Result<Option<Frame>> {
         let max_size = max_size.unwrap_or_else(usize::max_value);
-        // chatroom: the read buffer is given back while the connection has nothing to read
-        // (below), and made again here when it does.
         if self.in_buffer.capacity() == 0 {
             self.in_buffer.reserve(self.in_buf_max_read);
         }
@@ -218,9 +220,9 @@ impl FrameCodec {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    // chatroom: an idle connection holds no read buffer. Nothing more to read
-                    // now and no frame begun: give the buffer back until data comes.
-                    if e.kind() == io::ErrorKind::WouldBlock
+                    // Nothing more to read for now and no frame begun: an idle connection
+                    // holds no read buffer until data comes.
+                    if e.kind() == IoErrorKind::WouldBlock
                         && self.header.is_none()
                         && self.in_buffer.is_empty()
                     {
@@ -309,10 +311,7 @@ impl FrameCodec {
             }
             self.out_buffer.drain(0..len);
         }
-        // chatroom: an idle connection holds no large write buffer. A Vec keeps the capacity
-        // of the largest batch of frames it ever held; a small one is kept (freeing it only
-        // leaves holes in the allocator's pages), a large one given back.
-        if self.out_buffer.capacity() > KEEP_OUT_BUFFER {
+        if self.out_buffer.capacity() > OUT_BUFFER_KEEP_CAPACITY {
             self.out_buffer = Vec::new();
         }
 
