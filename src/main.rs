@@ -25,10 +25,9 @@ fn main() -> anyhow::Result<()> {
 
 /// Turns transparent huge pages off for this process. mimalloc asks the kernel for them on its
 /// arenas (`madvise(MADV_HUGEPAGE)`), and a huge page is resident in full, 2 MiB, as soon as
-/// any byte of it is touched: with 10,000 idle sockets the server was about 35 MB larger with
-/// them, and its growth per socket was 1 to 2 KiB higher and noisier, while closed-loop
-/// throughput showed no difference either way (`docs/benchmarks.md`, late evening of
-/// 2026-11-26).
+/// any byte of it is touched. A server of many idle sockets touches a little of many pages, so
+/// huge pages make it larger for no gain in throughput (the idle scenario of
+/// `docs/benchmarks.md` measures the memory per socket).
 #[cfg(target_os = "linux")]
 fn huge_pages_off() -> std::io::Result<()> {
     rustix::thread::disable_transparent_huge_pages(true).map_err(std::io::Error::from)

@@ -221,8 +221,8 @@ async fn handshake(
             _ => {}
         }
     }
-    // A join_all sent right after the namespace's answer can be lost by the server (its
-    // handlers may not be registered yet, see docs/benchmarks.md); a client retries, so do we.
+    // A join_all whose ack does not come in time is sent again, as a client would: a lost ack
+    // must not stall a run of thousands of sockets.
     let mut attempt = 0u64;
     while !spec.rooms.is_empty() {
         *stage = "waiting for the join_all ack";

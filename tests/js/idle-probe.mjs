@@ -1,5 +1,5 @@
 // Idle sockets as the official client makes them: the server's memory per socket
-// (docs/benchmarks.md, 4 December 2026, 05:40 UTC onward). Not a test; run by hand:
+// (the idle scenario of docs/benchmarks.md). Not a test; run by hand:
 //
 //   node idle-probe.mjs <server url> <server pid> [sockets=10000] [users=400]
 //                       [transports=polling,websocket] [opened at once=100]
