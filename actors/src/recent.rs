@@ -41,8 +41,8 @@ struct Entry {
 }
 
 /// The newest messages of a room, in `seq` order with no gaps.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(from = "Saved", into = "Saved")]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "Saved")]
 pub struct Recent {
     /// The `seq` of `entries[0]`.
     first_seq: u64,
@@ -60,10 +60,27 @@ impl PartialEq for Recent {
 impl Eq for Recent {}
 
 /// What a snapshot holds of [`Recent`]: the map is rebuilt from the entries.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Saved {
     first_seq: u64,
     entries: VecDeque<Entry>,
+}
+
+/// [`Saved`] as written: borrowed, since a full window is large and a snapshot must not copy it.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    first_seq: u64,
+    entries: &'a VecDeque<Entry>,
+}
+
+impl Serialize for Recent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SavedRef {
+            first_seq: self.first_seq,
+            entries: &self.entries,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl From<Saved> for Recent {
@@ -76,15 +93,6 @@ impl From<Saved> for Recent {
             first_seq: saved.first_seq,
             entries: saved.entries,
             by_key,
-        }
-    }
-}
-
-impl From<Recent> for Saved {
-    fn from(recent: Recent) -> Self {
-        Self {
-            first_seq: recent.first_seq,
-            entries: recent.entries,
         }
     }
 }

@@ -32,11 +32,15 @@ pub(crate) const CHANNEL: &str = "chatroom_log";
 const MAX_GROUP: usize = 1024;
 
 /// One append, waiting for the writer.
-pub(crate) struct WriteRequest {
-    pub(crate) stream: String,
-    pub(crate) expected: Expected,
-    pub(crate) events: Vec<NewEvent>,
-    pub(crate) reply: oneshot::Sender<Result<Vec<Recorded>, Error>>,
+pub struct WriteRequest {
+    /// The stream appended to.
+    pub stream: String,
+    /// What the caller expects the stream to be at.
+    pub expected: Expected,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+    /// Where the answer goes once the group is committed.
+    pub reply: oneshot::Sender<Result<Vec<Recorded>, Error>>,
 }
 
 /// The error with its causes: a database error's own text ("db error") says nothing of what
@@ -95,7 +99,7 @@ pub(crate) async fn writer_loop(
 }
 
 /// The newest event of each of a group's streams.
-pub(crate) const HEADS_OF: &str = "select s.id, e.version, e.hash from unnest($1::text[]) as s(id)
+pub const HEADS_OF: &str = "select s.id, e.version, e.hash from unnest($1::text[]) as s(id)
      cross join lateral (
          select version, hash from event where stream_id = s.id
          order by version desc limit 1
@@ -114,14 +118,15 @@ const INSERT: &str = "insert into event (stream_id, version, event_id, event_typ
 /// The listeners' wake-up, with the log's newest position and the writer's id: under the
 /// append lock that position is the group's last event, so it needs no answer from the insert
 /// and goes out with it.
-pub(crate) const NOTIFY: &str =
+pub const NOTIFY: &str =
     "select pg_notify($1, (select max(position) from event)::text || ' ' || $2)";
 
 /// The heads (version and hash of the last event) of the streams this process's writer last
 /// read or wrote. They may be stale: another process may have appended since.
 #[derive(Default)]
-pub(crate) struct Known {
-    pub(crate) heads: HashMap<String, (u64, [u8; 32])>,
+pub struct Known {
+    /// Stream to (version, hash) of its last event as this writer last saw it.
+    pub heads: HashMap<String, (u64, [u8; 32])>,
 }
 
 /// Streams whose heads the writer keeps at most; past that it forgets them all and reads
@@ -136,7 +141,8 @@ impl Known {
         self.heads.insert(stream.to_owned(), head);
     }
 
-    pub(crate) fn learn_results(&mut self, results: &[Result<Vec<Recorded>, Error>]) {
+    /// Learns the heads that a group's successful appends left.
+    pub fn learn_results(&mut self, results: &[Result<Vec<Recorded>, Error>]) {
         for recs in results.iter().flatten() {
             if let Some(last) = recs.last() {
                 self.learn(&last.stream_id, (last.version, last.hash));
@@ -191,7 +197,7 @@ pub async fn release_after_failure(client: deadpool_postgres::Client) {
 /// still to prepare would go out after those polled with it, the commit before the insert.
 /// (A statement given as text is parsed again each time, one more round trip per statement
 /// while holding the lock.)
-pub(crate) struct Statements {
+pub struct Statements {
     begin: tokio_postgres::Statement,
     lock: tokio_postgres::Statement,
     heads_of: tokio_postgres::Statement,
@@ -201,7 +207,11 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    pub(crate) async fn prepare(client: &deadpool_postgres::Client) -> Result<Self, Error> {
+    /// Prepares them on `client` (once per connection: they come from its statement cache).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the database refuses one.
+    pub async fn prepare(client: &deadpool_postgres::Client) -> Result<Self, Error> {
         let statement = |sql: &'static str| async move {
             client.prepare_cached(sql).await.map_err(unavailable)
         };
@@ -322,7 +332,10 @@ fn answers(
 
 /// The group in one round trip on the known heads; `None`, having written nothing, when a
 /// head is unknown, an expected version does not match the known one, or the insert collides.
-pub(crate) async fn write_known(
+///
+/// # Errors
+/// [`Error::Unavailable`] when the database fails; nothing of the group is stored.
+pub async fn write_known(
     client: &deadpool_postgres::Client,
     st: &Statements,
     group: &[WriteRequest],
@@ -379,7 +392,10 @@ pub(crate) async fn write_known(
 }
 
 /// The group in two round trips, reading the heads of its streams under the lock.
-pub(crate) async fn write_read(
+///
+/// # Errors
+/// [`Error::Unavailable`] or [`Error::Corrupt`]; nothing of the group is stored.
+pub async fn write_read(
     client: &deadpool_postgres::Client,
     st: &Statements,
     group: &[WriteRequest],

@@ -19,16 +19,11 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-/// For this crate's own tests: the server that `CHATROOM_TEST_DATABASE_URL` named when they
-/// were built, the build that also decided which of them are ignored (`build.rs`).
-///
-/// # Panics
-/// When it named none: only an ignored test run with `--ignored` gets here.
-#[cfg(test)]
-pub(crate) fn admin_url() -> &'static str {
-    option_env!("CHATROOM_TEST_DATABASE_URL")
-        .filter(|url| !url.is_empty())
-        .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL")
+/// The PostgreSQL log's writer, for its own tests (`events/tests/postgres_writer.rs`).
+pub mod postgres_writer {
+    pub use crate::postgres_writer::{
+        HEADS_OF, Known, NOTIFY, Statements, WriteRequest, write_known, write_read,
+    };
 }
 
 /// A new database on the PostgreSQL server at `admin` (a URL whose user may create
