@@ -12,7 +12,8 @@
 //! command is decided (the actor's callers wait for a join before posting).
 #![no_main]
 
-use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, RECENT, Rejection, State};
+use actors::recent::WINDOW_MESSAGES;
+use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
 use arbitrary::Arbitrary;
 use events::Event;
 use events::event::{MemberJoined, RoomCreated};
@@ -205,10 +206,10 @@ impl Room {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    // Beyond RECENT messages the room forgets old ids and the log answers their retries;
-    // inputs stay well below that.
+    // Past its window the room forgets old ids, and a retry of one is a new message; inputs
+    // stay well inside the window.
     let mut room = Room::new();
-    for op in ops.iter().take(RECENT / 2) {
+    for op in ops.iter().take(WINDOW_MESSAGES / 2) {
         match command(op) {
             Some(c) => room.run(&c),
             None => room.flush(),
