@@ -1,9 +1,9 @@
 //! The read tables in PostgreSQL: the sink that applies [`Change`]s with the checkpoint in the
 //! same transaction; the queries the server answers from them are in `queries`.
 
+use crate::error::{Error, pg};
 use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
-use crate::sqlite::Error;
 use deadpool_postgres::{GenericClient, Pool};
 use events::migrate::Migration;
 use events::{Event, Recorded};
@@ -24,10 +24,6 @@ pub const SEARCH_MIGRATION: Migration = Migration {
     name: "search_text",
     sql: include_str!("../../migrations/postgres/0004_search_text.sql"),
 };
-
-pub(crate) fn pg(e: impl std::fmt::Display) -> Error {
-    Error::Task(format!("postgres: {e}"))
-}
 
 /// The checkpoint of `projection`.
 ///

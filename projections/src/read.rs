@@ -137,14 +137,14 @@ impl Reads {
                 .await
             }
             Reads::Postgres(p) => {
-                let c = p.get().await.map_err(postgres::pg)?;
+                let c = p.get().await.map_err(crate::error::pg)?;
                 let member: bool = c
                     .query_one(
                         "select exists(select 1 from room_member where room_id = $1 and user_id = $2)",
                         &[&room_id, &user_id],
                     )
                     .await
-                    .map_err(postgres::pg)?
+                    .map_err(crate::error::pg)?
                     .get(0);
                 drop(c);
                 if !member {
@@ -163,7 +163,7 @@ impl Reads {
         match self {
             Reads::Sqlite(db) => db.with(move |c| sqlite::checkpoint(c, projection)).await,
             Reads::Postgres(p) => {
-                let c = p.get().await.map_err(postgres::pg)?;
+                let c = p.get().await.map_err(crate::error::pg)?;
                 postgres::checkpoint(&c, projection).await
             }
         }

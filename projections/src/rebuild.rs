@@ -15,7 +15,8 @@
 //! The live table is never touched before the switch, so an interrupted rebuild leaves it as
 //! it was.
 
-use crate::postgres::{self, pg};
+use crate::error::pg;
+use crate::postgres;
 use crate::projection::{Projection, Target};
 use crate::read::Reads;
 use crate::sqlite::{self, Error};

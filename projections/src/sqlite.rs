@@ -9,6 +9,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use crate::error::Error;
+
 mod queries;
 pub use queries::{
     RecordRow, RoomRow, UserRow, is_member, messages, room_by_code, room_by_id, rooms_of, search,
@@ -28,40 +30,6 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/read/0002_search_text.sql"),
     },
 ];
-
-/// Errors of the read database.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// SQLite failed.
-    #[error("read database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// An event in the log could not be decoded.
-    #[error("undecodable event at position {position}: {reason}")]
-    Decode {
-        /// Where.
-        position: u64,
-        /// Why.
-        reason: String,
-    },
-    /// The blocking task failed.
-    #[error("read database task: {0}")]
-    Task(String),
-    /// A stored checkpoint is behind the position a batch was read after, so applying the
-    /// batch would skip the events in between: the database lost commits (crashed before
-    /// flushing commits that did not wait for the flush, or restored or failed over to a copy
-    /// that was behind). Nothing is applied; read the log again from the stored checkpoint.
-    #[error(
-        "the stored checkpoint {checkpoint} is at {stored}, behind {after}, where the batch starts: the database lost commits"
-    )]
-    Behind {
-        /// Which checkpoint.
-        checkpoint: String,
-        /// Where it is stored.
-        stored: u64,
-        /// Where the batch was read after.
-        after: u64,
-    },
-}
 
 /// The read database: a file, a writer connection per worker, and a pool of readers.
 #[derive(Clone)]

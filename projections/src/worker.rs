@@ -235,7 +235,7 @@ async fn lowest_checkpoint(
     pool: &deadpool_postgres::Pool,
     projections: &[Projection],
 ) -> Result<u64, Error> {
-    let c = pool.get().await.map_err(crate::postgres::pg)?;
+    let c = pool.get().await.map_err(crate::error::pg)?;
     let mut lowest = u64::MAX;
     for p in projections {
         lowest = lowest.min(crate::postgres::checkpoint(&c, *p).await?);
@@ -292,11 +292,11 @@ async fn try_lead(
     pool: &deadpool_postgres::Pool,
     projection: Projection,
 ) -> Result<Option<deadpool_postgres::Object>, Error> {
-    let conn = pool.get().await.map_err(crate::postgres::pg)?;
+    let conn = pool.get().await.map_err(crate::error::pg)?;
     let won: bool = conn
         .query_one("select pg_try_advisory_lock($1)", &[&lock_key(projection)])
         .await
-        .map_err(crate::postgres::pg)?
+        .map_err(crate::error::pg)?
         .get(0);
     Ok(won.then_some(conn))
 }

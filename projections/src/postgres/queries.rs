@@ -1,8 +1,8 @@
 //! The queries the server answers from the PostgreSQL read tables, returning the rows the
 //! SQLite queries return.
 
-use super::pg;
-use crate::sqlite::{Error, RecordRow, RoomRow, UserRow};
+use crate::error::{Error, pg};
+use crate::sqlite::{RecordRow, RoomRow, UserRow};
 use deadpool_postgres::Pool;
 
 fn user_row(r: &tokio_postgres::Row) -> UserRow {

@@ -1,7 +1,7 @@
 //! The queries the server answers from the SQLite read tables, and the rows they return
 //! (the PostgreSQL queries return the same rows).
 
-use super::Error;
+use crate::error::Error;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A `user` row.
