@@ -131,21 +131,18 @@ pub fn answer_written(
 pub fn recheck(parked: Vec<Parked>, room: &State, position: u64) -> Vec<Parked> {
     let mut rest = Vec::with_capacity(parked.len());
     for p in parked {
-        match p {
-            Parked::Join {
-                ref user_id,
-                replies,
-            } if room.members.contains(user_id) => {
+        // One look-up in the window per parked post: its answer, if the other writer stored it.
+        let stored = match &p {
+            Parked::Post { message_id, .. } => room.recent(message_id),
+            Parked::Join { .. } => None,
+        };
+        match (p, stored) {
+            (Parked::Join { user_id, replies }, _) if room.members.contains(&user_id) => {
                 for reply in replies {
                     let _ = reply.send(Ok(Joined { position }));
                 }
             }
-            Parked::Post {
-                ref message_id,
-                replies,
-                ..
-            } if room.recent(message_id).is_some() => {
-                let (seq, time_ms) = room.recent(message_id).expect("checked by the guard");
+            (Parked::Post { replies, .. }, Some((seq, time_ms))) => {
                 for r in replies {
                     let _ = r.send(Ok(Posted {
                         seq,
@@ -155,7 +152,7 @@ pub fn recheck(parked: Vec<Parked>, room: &State, position: u64) -> Vec<Parked> 
                     }));
                 }
             }
-            p => rest.push(p),
+            (p, _) => rest.push(p),
         }
     }
     rest

@@ -21,8 +21,7 @@ fn settings() -> Settings {
 async fn postgres_url() -> String {
     let admin = std::env::var("CHATROOM_TEST_DATABASE_URL")
         .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
-    let [ids, no_ids] = events::postgres::ID_INDEX_MIGRATIONS;
-    events::testing::scratch_database(&admin, &[events::postgres::MIGRATION, ids, no_ids]).await
+    events::testing::scratch_database(&admin, &events::postgres::LOG_MIGRATIONS).await
 }
 
 async fn new_room(rooms: &Rooms) -> String {

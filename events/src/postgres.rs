@@ -48,6 +48,11 @@ pub const ID_INDEX_MIGRATIONS: [Migration; 2] = [
     },
 ];
 
+/// The log's migrations in order, for a database that holds only the log (the server's full
+/// list interleaves the read tables' and the sessions' migrations with these).
+pub const LOG_MIGRATIONS: [Migration; 3] =
+    [MIGRATION, ID_INDEX_MIGRATIONS[0], ID_INDEX_MIGRATIONS[1]];
+
 /// A [`Store`] in PostgreSQL.
 pub struct PostgresStore {
     pool: Pool,

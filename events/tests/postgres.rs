@@ -12,9 +12,7 @@ use std::time::Duration;
 use support::{admin, admin_url, joined};
 
 async fn fresh_url() -> String {
-    let [ids, no_ids] = events::postgres::ID_INDEX_MIGRATIONS;
-    events::testing::scratch_database(&admin_url(), &[events::postgres::MIGRATION, ids, no_ids])
-        .await
+    events::testing::scratch_database(&admin_url(), &events::postgres::LOG_MIGRATIONS).await
 }
 
 #[cfg(not(no_test_postgres))]
