@@ -2,11 +2,12 @@
 import { httpErrorText } from './errors.js'
 
 export class ApiError extends Error {
-  constructor(status, serverMessage, context) {
+  constructor(status, serverMessage, context, code = '') {
     super(httpErrorText(status, serverMessage, context))
     this.status = status
     this.serverMessage = serverMessage || ''
     this.context = context
+    this.code = code // part 2 errors name their kind too ("conflict", "forbidden", ...)
   }
 }
 
@@ -46,7 +47,8 @@ async function request(method, path, body, context, { auth = true, timeoutMs = 2
     json = null
   }
   if (!res.ok) {
-    const err = new ApiError(res.status, json && typeof json.message === 'string' ? json.message : '', context)
+    const message = json && typeof json.message === 'string' ? json.message : ''
+    const err = new ApiError(res.status, message, context, json && typeof json.code === 'string' ? json.code : '')
     if (res.status === 401 && auth) onUnauthorized(err)
     throw err
   }
@@ -59,6 +61,12 @@ export const api = {
   login: (username, password) =>
     request('POST', '/api/login', { username, password }, 'login', { auth: false }),
   userInfo: () => request('GET', '/api/user/info', undefined, 'session'),
+  // any of {name, avatarImage}
+  updateUserInfo: (changes) => request('PATCH', '/api/user/info', changes, 'profile', { timeoutMs: 60000 }),
+  changePassword: (oldPassword, newPassword) =>
+    request('POST', '/api/user/password', { oldPassword, newPassword }, 'password'),
+  exportData: () => request('GET', '/api/user/export', undefined, 'export', { timeoutMs: 60000 }),
+  deleteAccount: (password) => request('DELETE', '/api/user', { password }, 'delete-account'),
   logout: () => request('POST', '/api/logout', undefined, 'logout'),
   createRoom: (name, description, avatarImage) =>
     request('POST', '/api/room/create', { name, description, avatarImage }, 'create', { timeoutMs: 60000 }),

@@ -31,6 +31,7 @@ export function socketErrorText(error, context) {
 }
 
 // context: 'login' | 'register' | 'session' | 'rooms' | 'create' | 'join' | 'history' | 'logout'
+//   | 'profile' | 'password' | 'export' | 'delete-account'
 const HTTP_BY_CONTEXT = {
   login: {
     400: 'Enter a username and a password of 8 to 128 characters.',
@@ -52,6 +53,24 @@ const HTTP_BY_CONTEXT = {
     400: 'That is not a valid join code. A join code has 32 letters and digits (0-9, a-f).',
     404: 'No room has this join code. Check it with the person who gave it to you.',
     403: 'You are not allowed to join this room.',
+  },
+  profile: {
+    400: 'Check your profile: a name of 1 to 64 characters without control characters, and a PNG, JPEG, GIF or WebP picture.',
+    409: 'That name is already taken (names ignore upper and lower case). Pick another one.',
+    413: 'That picture is too large: the limit is 1 MiB.',
+  },
+  password: {
+    400: 'Choose a new password of 8 to 128 characters.',
+    403: 'Your current password is wrong, so it was not changed.',
+    429: 'Too many attempts. Wait a moment and try again.',
+  },
+  export: {
+    404: 'Your data could not be found on the server.',
+  },
+  'delete-account': {
+    400: 'Enter your password to delete your account.',
+    403: 'That password is wrong. Your account was not deleted.',
+    429: 'Too many attempts. Wait a moment and try again.',
   },
   history: {
     400: 'The message history could not be loaded (bad request).',

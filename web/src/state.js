@@ -1,5 +1,5 @@
 // The client's state, which the components render, and the small helpers every part of the
-// store shares: the toast, ids and their comparison, text length.
+// store shares: the toast, ids and their comparison, text length, people's current names.
 import { reactive } from 'vue'
 import { setToken } from './api.js'
 
@@ -26,6 +26,7 @@ export const state = reactive({
   conn: 'idle', // idle | connecting | online | offline
   connError: '',
   chats: {}, // roomId -> chat (see newChat)
+  people: {}, // userId -> {name, avatarImage}: the newest seen (see notePerson)
   toast: null, // {text, kind}
 })
 
@@ -60,4 +61,23 @@ export const sameId = (a, b) => a != null && b != null && key(a) === key(b)
 
 export function codePoints(text) {
   return [...text].length
+}
+
+/* ---------------------------------------------------------------- people */
+
+// A message shows its author's current name and avatar. The server sends them with every
+// delivery, so the newest one seen for a user replaces what older messages in memory carry:
+// after a rename, the next message or join of that user renames them everywhere on the page.
+export function notePerson(user) {
+  if (!user || user.id == null) return
+  const k = key(user.id)
+  const name = typeof user.name === 'string' ? user.name : ''
+  const avatarImage = user.avatarImage || ''
+  const known = state.people[k]
+  if (!known || known.name !== name || known.avatarImage !== avatarImage) state.people[k] = { name, avatarImage }
+}
+
+export function personOf(user) {
+  if (!user) return { name: '?', avatarImage: '' }
+  return (user.id != null && state.people[key(user.id)]) || { name: user.name, avatarImage: user.avatarImage || '' }
 }

@@ -5,7 +5,7 @@ import { reactive, markRaw } from 'vue'
 import { io } from 'socket.io-client'
 import { api, setToken, setUnauthorizedHandler, ApiError } from './api.js'
 import { socketErrorText } from './errors.js'
-import { state, TOKEN_KEY, USER_KEY, key, sameId, newId, showToast } from './state.js'
+import { state, TOKEN_KEY, USER_KEY, key, sameId, newId, showToast, notePerson } from './state.js'
 import {
   chatOf,
   roomById,
@@ -16,7 +16,7 @@ import {
   resetTimelines,
 } from './timeline.js'
 
-export { state, PAGE, MAX_TEXT, showToast, dismissToast, newId, sameId, codePoints } from './state.js'
+export { state, PAGE, MAX_TEXT, showToast, dismissToast, newId, sameId, codePoints, personOf } from './state.js'
 export { chatOf, roomById, openRoom, retryHistory, hasOlder, loadOlder } from './timeline.js'
 
 const ACK_TIMEOUT = 15000
@@ -40,7 +40,8 @@ function saveSession(token, user) {
   }
 }
 
-function clearSession(reason) {
+// Ends the session on this page; `reason` stays on the login screen until dismissed.
+export function clearSession(reason, kind = 'error') {
   if (socket) {
     socket.removeAllListeners()
     socket.disconnect()
@@ -51,6 +52,7 @@ function clearSession(reason) {
   state.roomsLoaded = false
   state.roomsError = ''
   state.chats = {}
+  state.people = {}
   state.activeRoomId = null
   state.conn = 'idle'
   state.connError = ''
@@ -60,13 +62,20 @@ function clearSession(reason) {
   inboxTimer = null
   inbox = []
   if (location.hash) history.replaceState(null, '', location.pathname + location.search)
-  if (reason) showToast(reason, 'error', 0)
+  if (reason) showToast(reason, kind, 0)
   else state.toast = null
 }
 
 setUnauthorizedHandler(() => {
   if (state.token) clearSession('Your session has expired. Please log in again.')
 })
+
+// The account's profile as the server now has it (after a rename or a new avatar).
+export function setUser(user) {
+  if (!state.token || !user) return
+  saveSession(state.token, user)
+  notePerson({ id: user.userId, name: user.name, avatarImage: user.avatar_image || '' })
+}
 
 export async function register(username, password) {
   const data = await api.register(username, password)
@@ -113,7 +122,7 @@ export async function boot() {
   start()
   try {
     const data = await api.userInfo()
-    if (data && data.userInfo) saveSession(state.token, data.userInfo)
+    if (data && data.userInfo) setUser(data.userInfo)
   } catch (e) {
     // 401 is handled by the unauthorized handler; otherwise the server is unreachable: keep going
   }
@@ -376,6 +385,7 @@ function onJoinNotice(n) {
   if (!room) return
   const chat = chatOf(n.roomId)
   const mine = state.user && n.user && sameId(n.user.id, state.user.userId)
+  if (n.user) notePerson(n.user)
   if (mine) {
     if (!chat.showOwnJoin) return
     chat.showOwnJoin = false

@@ -1,7 +1,7 @@
 // One timeline per room: the confirmed messages in seq order, never twice and without holes
 // (a hole is fetched over REST), and the history pages read over REST.
 import { api } from './api.js'
-import { state, PAGE, key, sameId, showToast } from './state.js'
+import { state, PAGE, key, sameId, showToast, notePerson } from './state.js'
 
 let gapFilling = new Set()
 
@@ -68,6 +68,7 @@ export function addMessages(roomId, list, { live = false } = {}) {
   const fresh = list.map(normalizeMessage).filter((m) => Number.isFinite(m.seq))
   if (!fresh.length) return added
   fresh.sort((a, b) => a.seq - b.seq)
+  for (const m of fresh) notePerson(m.user)
   const last = arr.length ? arr[arr.length - 1].seq : -Infinity
   if (fresh[0].seq > last) {
     // the common case: newer than everything we have
