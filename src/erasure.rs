@@ -128,13 +128,30 @@ async fn finish(app: &App, user_id: &str, avatar: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Lets the embedded read tables' write-ahead log go, so that no file keeps rows as they
-/// were before the erasure.
-async fn scrub_files(app: &App) {
-    if let projections::Reads::Sqlite(db) = &app.read
-        && let Err(e) = db.truncate_wal().await
-    {
-        tracing::warn!(error = %e, "could not truncate the read tables' write-ahead log");
+/// Lets go of the rows as they were before the erasure: the embedded read tables' write-ahead
+/// log is truncated (`secure_delete` zeroed them in the database); in PostgreSQL, `vacuum`
+/// removes the dead row versions of the tables that held the person's data.
+pub(crate) async fn scrub_files(app: &App) {
+    match &app.read {
+        projections::Reads::Sqlite(db) => {
+            if let Err(e) = db.truncate_wal().await {
+                tracing::warn!(error = %e, "could not truncate the read tables' write-ahead log");
+            }
+        }
+        projections::Reads::Postgres(pool) => {
+            let vacuum = async {
+                pool.get()
+                    .await?
+                    .batch_execute(
+                        "vacuum \"user\", room_record, room_member, credential, subject_key",
+                    )
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = vacuum.await {
+                tracing::warn!(error = %e, "could not vacuum the tables of an erased user");
+            }
+        }
     }
 }
 

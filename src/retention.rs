@@ -30,11 +30,7 @@ pub async fn apply(app: &App, days: u32) -> Result<(), Error> {
         .map_err(|e| Error::Unavailable(e.to_string()))?;
     if destroyed > 0 || scrubbed > 0 {
         tracing::info!(days, destroyed, scrubbed, "retention applied");
-        if let projections::Reads::Sqlite(db) = &app.read
-            && let Err(e) = db.truncate_wal().await
-        {
-            tracing::warn!(error = %e, "could not truncate the read tables' write-ahead log");
-        }
+        crate::erasure::scrub_files(app).await;
     }
     Ok(())
 }

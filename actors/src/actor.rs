@@ -459,16 +459,11 @@ impl RoomActor {
         while !state.parked.is_empty() {
             let now = events::now_ms();
             let sealed =
-                match batch::seal_texts(&state.parked, &state.room_id, now, &self.settings.keys)
-                    .await
-                {
-                    Ok(sealed) => sealed,
-                    Err(e) => {
-                        tracing::warn!(room = %state.room_id, error = %e, "sealing failed");
-                        self.fail_all(state, &e.to_string());
-                        return;
-                    }
-                };
+                batch::seal_texts(&mut state.parked, &state.room_id, now, &self.settings.keys)
+                    .await;
+            if state.parked.is_empty() {
+                return;
+            }
             let batch = batch::events_of(&state.parked, &state.room, now, sealed);
             let expected = Expected::Exact(state.room.version);
             match self.store.append(&state.stream, expected, batch).await {

@@ -36,28 +36,37 @@ pub enum Parked {
 }
 
 /// The texts of the posts in `parked`, in order, sealed for their authors in `room_id` in the
-/// period of `now`.
-///
-/// # Errors
-/// When a key cannot be had from the key store.
+/// period of `now`. A post whose text cannot be sealed (the key store failed, or its author
+/// was just erased and their keys destroyed) is answered with the error and taken out, so it
+/// does not fail the others.
 pub async fn seal_texts(
-    parked: &[Parked],
+    parked: &mut Vec<Parked>,
     room_id: &str,
     now: i64,
     keys: &Keys,
-) -> Result<Vec<Sealed>, events::keys::Error> {
+) -> Vec<Sealed> {
     let mut sealed = Vec::with_capacity(parked.len());
-    for p in parked {
-        if let Parked::Post { user_id, text, .. } = p {
+    let mut kept = Vec::with_capacity(parked.len());
+    for p in std::mem::take(parked) {
+        if let Parked::Post { user_id, text, .. } = &p {
             let subject = Subject::Text {
                 user: user_id.clone(),
                 room: room_id.to_owned(),
                 period: period_of(now),
             };
-            sealed.push(keys.seal(&subject, text).await?);
+            match keys.seal(&subject, text).await {
+                Ok(s) => sealed.push(s),
+                Err(e) => {
+                    tracing::warn!(room = room_id, error = %e, "a message could not be sealed");
+                    fail(p, &e.to_string());
+                    continue;
+                }
+            }
         }
+        kept.push(p);
     }
-    Ok(sealed)
+    *parked = kept;
+    sealed
 }
 
 /// The events of `parked`, in order, with the seqs that follow `room`'s last one and the
