@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 
 /// Body of `PATCH /api/user/info`: at least one field.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InfoChange {
     /// A new name: 1 to 64 characters after trimming, unique ignoring case.
     name: Option<String>,
