@@ -7,6 +7,7 @@ use crate::ratelimit::Buckets;
 use crate::socket::Registry;
 use actors::Rooms;
 use events::Store;
+use events::keys::Keys;
 use projections::{Reads, Workers};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub struct App {
     pub rooms: Rooms,
     /// The read tables.
     pub read: Reads,
+    /// The key store.
+    pub keys: Arc<Keys>,
+    /// The server-wide retention limit in days, if any.
+    pub retention_days: Option<u32>,
     /// The projection workers.
     pub workers: Workers,
     /// Login sessions.

@@ -18,11 +18,18 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The sessions database's migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "session",
-    sql: include_str!("../migrations/sqlite/session/0001_session.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "session",
+        sql: include_str!("../migrations/sqlite/session/0001_session.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "credential",
+        sql: include_str!("../migrations/sqlite/session/0002_credential.sql"),
+    },
+];
 
 /// Hashes a password with argon2id and a random salt (slow on purpose: call off the runtime).
 pub fn hash_password(password: &str) -> String {
@@ -75,14 +82,14 @@ struct Cached {
     checked: Instant,
 }
 
-enum Db {
+pub(crate) enum Db {
     Sqlite(Mutex<Connection>),
     Postgres(deadpool_postgres::Pool),
 }
 
 /// The session store, with a short-lived cache in front of the database.
 pub struct Sessions {
-    db: Db,
+    pub(crate) db: Db,
     ttl: Duration,
     cache: DashMap<[u8; 32], Cached>,
 }
@@ -155,7 +162,7 @@ impl Sessions {
         Ok((token, session))
     }
 
-    fn remember(&self, hash: [u8; 32], session: Option<Session>) {
+    pub(crate) fn remember(&self, hash: [u8; 32], session: Option<Session>) {
         if self.cache.len() > 100_000 {
             self.cache.clear();
         }

@@ -143,4 +143,8 @@ pub struct Serve {
     /// Stop a room's actor after this many seconds without use.
     #[arg(long, env = "CHATROOM_ROOM_IDLE_SECS", default_value_t = 300)]
     pub room_idle_secs: u64,
+    /// Make messages older than this many days unreadable (history, search, replay, and the
+    /// log itself, by destroying their keys), checked every 10 minutes; 0: keep them.
+    #[arg(long, env = "CHATROOM_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
 }

@@ -5,19 +5,37 @@ use crate::wire::Author;
 use dashmap::DashMap;
 use projections::Reads;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a cached profile is used before it is read again: everyone sees a change within
+/// this time, on every process.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// A cache of user profiles in front of the `user` table.
 ///
 /// Deliveries are rendered inside room actors, which cannot wait: a miss is looked up on the
 /// spot (a point query; with PostgreSQL the thread steps out of the async runtime while it
-/// waits). Misses are rare: a profile never changes once cached.
+/// waits). A profile changes (a rename, a new avatar, an erasure, perhaps on another
+/// process), so an entry is trusted for [`FRESH`] only: then it is read again.
 pub struct Profiles {
-    cache: DashMap<String, Arc<Author>>,
+    cache: DashMap<String, (Arc<Author>, Instant)>,
     reads: Reads,
     sqlite: Option<Mutex<rusqlite::Connection>>,
 }
 
 impl Profiles {
+    fn fresh(&self, user_id: &str) -> Option<Arc<Author>> {
+        self.cache
+            .get(user_id)
+            .filter(|e| e.1.elapsed() < FRESH)
+            .map(|e| e.0.clone())
+    }
+
+    /// Forgets what is cached of `user_id` (this process changed it).
+    pub fn forget(&self, user_id: &str) {
+        self.cache.remove(user_id);
+    }
+
     /// A cache over `reads`; with SQLite, misses use a connection of their own.
     ///
     /// # Errors
@@ -42,7 +60,8 @@ impl Profiles {
                     name: u.name,
                     avatar_image: u.avatar_image,
                 });
-                self.cache.insert(user_id.to_owned(), a.clone());
+                self.cache
+                    .insert(user_id.to_owned(), (a.clone(), Instant::now()));
                 a
             }
             None => Arc::new(Author {
@@ -55,8 +74,8 @@ impl Profiles {
 
     /// The profile of `user_id`, waiting for the database on a miss (async callers).
     pub async fn fetch(&self, user_id: &str) -> Arc<Author> {
-        if let Some(a) = self.cache.get(user_id) {
-            return a.clone();
+        if let Some(a) = self.fresh(user_id) {
+            return a;
         }
         let row = self.reads.user_by_id(user_id).await.ok().flatten();
         self.found(user_id, row)
@@ -65,8 +84,8 @@ impl Profiles {
     /// The profile of `user_id` from a context that cannot await (an empty name when the user
     /// is unknown to the read tables).
     pub fn get(&self, user_id: &str) -> Arc<Author> {
-        if let Some(a) = self.cache.get(user_id) {
-            return a.clone();
+        if let Some(a) = self.fresh(user_id) {
+            return a;
         }
         let row = match (&self.sqlite, &self.reads) {
             (Some(conn), _) => {

@@ -44,6 +44,28 @@ pub struct State {
     pub app: Shared,
     storage: Storage,
     follower: Option<tokio::task::JoinHandle<()>>,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+/// Keeps the key store in step: every second, forgets the keys kept in memory when another
+/// process destroyed keys; at start (once the read tables have caught up with the log) and
+/// every [`crate::erasure::SWEEP_EVERY`], finishes erasures and applies the retention limit.
+async fn upkeep(app: Shared) {
+    let head = app.store.head().borrow().to_owned();
+    app.wait_for(head).await;
+    let mut last_sweep: Option<std::time::Instant> = None;
+    loop {
+        if last_sweep.is_none_or(|t| t.elapsed() >= crate::erasure::SWEEP_EVERY) {
+            if let Err(e) = crate::erasure::sweep(&app).await {
+                tracing::warn!(error = %e, "the erasure and retention sweep failed; retrying");
+            }
+            last_sweep = Some(std::time::Instant::now());
+        }
+        if let Err(e) = app.keys.refresh().await {
+            tracing::warn!(error = %e, "could not check the key store for destroyed keys");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Opens the store and starts the projections and the room actors: the state a router
@@ -53,16 +75,20 @@ pub struct State {
 /// When the data folder or the store cannot be set up.
 pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     let storage = Storage::open(&cfg.store).await?;
+    crate::storage::ensure_format(&*storage.store).await?;
     let media_dir = cfg.store.data_dir.join("media");
     std::fs::create_dir_all(&media_dir).context("creating the media folder")?;
     let store: Arc<dyn Store> = Arc::new(crate::metrics::Metered(storage.store.clone()));
-    let workers = Workers::start(store.clone(), storage.reads.clone())
+    let workers = Workers::start(store.clone(), storage.reads.clone(), storage.keys.clone())
         .await
         .context("starting the projections")?;
     let rooms = actors::Rooms::start(
         store.clone(),
-        actors::Settings::new(Duration::from_secs(cfg.room_idle_secs.max(1)))
-            .with_snapshots(storage.snapshots(&cfg.store)?),
+        actors::Settings::new(
+            Duration::from_secs(cfg.room_idle_secs.max(1)),
+            storage.keys.clone(),
+        )
+        .with_snapshots(storage.snapshots(&cfg.store)?),
     )
     .await
     .context("starting the room supervisor")?;
@@ -73,6 +99,8 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
         rooms: rooms.clone(),
         profiles: Arc::new(Profiles::new(storage.reads.clone())?),
         read: storage.reads.clone(),
+        keys: storage.keys.clone(),
+        retention_days: (cfg.retention_days > 0).then_some(cfg.retention_days),
         workers,
         sessions: Arc::new(sessions),
         throttle: Default::default(),
@@ -94,10 +122,12 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     let follower = storage
         .shared
         .then(|| tokio::spawn(follow_log(store, rooms)));
+    let upkeep = tokio::spawn(upkeep(app.clone()));
     Ok(State {
         app,
         storage,
         follower,
+        upkeep,
     })
 }
 
@@ -112,6 +142,7 @@ impl State {
         if let Some(f) = self.follower {
             f.abort();
         }
+        self.upkeep.abort();
         self.app.rooms.shutdown().await;
         self.app.workers.shutdown().await;
         self.storage.close();

@@ -4,15 +4,17 @@
 use crate::auth::Sessions;
 use crate::config::StoreArgs;
 use anyhow::Context;
+use events::event::{LOG_FORMAT, LOG_STREAM, LogStarted};
+use events::keys::Keys;
 use events::migrate::Migration;
 use events::snapshot::{PostgresSnapshots, Snapshots, SqliteSnapshots};
-use events::{PostgresStore, SqliteStore, Store};
+use events::{Event, Expected, NewEvent, PostgresStore, SqliteStore, Store};
 use projections::{ReadDb, Reads};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 7] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 9] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -20,6 +22,8 @@ pub const POSTGRES_MIGRATIONS: [Migration; 7] = [
     events::snapshot::POSTGRES_MIGRATION,
     events::postgres::ID_INDEX_MIGRATIONS[0],
     events::postgres::ID_INDEX_MIGRATIONS[1],
+    events::keys::POSTGRES_MIGRATION,
+    projections::postgres::SEALED_MIGRATION,
 ];
 
 /// The opened data.
@@ -28,6 +32,8 @@ pub struct Storage {
     pub store: Arc<dyn Store>,
     /// The read tables.
     pub reads: Reads,
+    /// The key store, beside the read tables.
+    pub keys: Arc<Keys>,
     /// Whether other processes may write the same log (PostgreSQL): rooms must then follow
     /// the log for what others wrote.
     pub shared: bool,
@@ -60,6 +66,78 @@ pub async fn migrate_postgres(url: &str) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// The key store in the data folder (`keys.db`).
+fn open_keys(data: &std::path::Path) -> anyhow::Result<Keys> {
+    Keys::open_file(&data.join("keys.db")).context("opening the key store (keys.db)")
+}
+
+/// The key store in PostgreSQL.
+async fn postgres_keys(pool: &deadpool_postgres::Pool) -> anyhow::Result<Keys> {
+    Keys::postgres(pool.clone())
+        .await
+        .context("opening the key store in PostgreSQL")
+}
+
+/// What the log's first event says of the rules it was written under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// No event yet.
+    Empty,
+    /// Today's: personal data sealed.
+    Current,
+    /// Written by an earlier version: `chatroom upgrade` first.
+    Old,
+}
+
+/// Reads the log's format from its first event.
+///
+/// # Errors
+/// When the log cannot be read.
+pub async fn format(store: &dyn Store) -> anyhow::Result<Format> {
+    let first = store.read_all(0, 1).await.context("reading the log")?;
+    Ok(match first.first() {
+        None => Format::Empty,
+        Some(rec) => match rec.decode() {
+            Ok(Event::LogStarted(s)) if s.format == LOG_FORMAT => Format::Current,
+            _ => Format::Old,
+        },
+    })
+}
+
+/// Makes sure the log follows today's rules: an empty log gets its [`LogStarted`] event; a
+/// log written by an earlier version is refused, naming the command that upgrades it.
+///
+/// # Errors
+/// An old log, or a log that cannot be read or written.
+pub async fn ensure_format(store: &dyn Store) -> anyhow::Result<()> {
+    for _ in 0..3 {
+        match format(store).await? {
+            Format::Current => return Ok(()),
+            Format::Old => anyhow::bail!(
+                "this log was written by an earlier version of chatroom, which kept personal \
+                 data in clear; run `chatroom upgrade` (with the same storage options) to copy it \
+                 into a log under today's rules, then start the server again"
+            ),
+            Format::Empty => {
+                let started = Event::LogStarted(LogStarted { format: LOG_FORMAT });
+                match store
+                    .append(
+                        LOG_STREAM,
+                        Expected::NoStream,
+                        vec![NewEvent::new(&started)],
+                    )
+                    .await
+                {
+                    // Another process started the log at the same moment: read it again.
+                    Ok(_) | Err(events::Error::Conflict { .. }) => {}
+                    Err(e) => return Err(e).context("starting the log"),
+                }
+            }
+        }
+    }
+    anyhow::bail!("the log's first event is not where it was written")
+}
+
 impl Storage {
     /// Opens the store named by `args`, creating and migrating what is missing.
     ///
@@ -82,6 +160,7 @@ impl Storage {
                 Ok(Self {
                     store: sqlite.clone(),
                     reads: Reads::Sqlite(read),
+                    keys: Arc::new(open_keys(data)?),
                     shared: false,
                     backend: Backend::Sqlite(sqlite),
                 })
@@ -97,6 +176,7 @@ impl Storage {
                 Ok(Self {
                     store: pg.clone(),
                     reads: Reads::Postgres(pool.clone()),
+                    keys: Arc::new(postgres_keys(&pool).await?),
                     shared: true,
                     backend: Backend::Postgres(pg, pool),
                 })
@@ -113,11 +193,12 @@ impl Storage {
                 .await
                 .context("connecting the event log to EventStoreDB")?,
         );
-        let (reads, pool) = match &args.database_url {
+        let (reads, pool, keys) = match &args.database_url {
             Some(db) => {
                 migrate_postgres(db).await?;
                 let pool = events::postgres::pool(db, 16).context("PostgreSQL pool")?;
-                (Reads::Postgres(pool.clone()), Some(pool))
+                let keys = postgres_keys(&pool).await?;
+                (Reads::Postgres(pool.clone()), Some(pool), keys)
             }
             None => (
                 Reads::Sqlite(
@@ -125,11 +206,13 @@ impl Storage {
                         .context("opening the read tables")?,
                 ),
                 None,
+                open_keys(&args.data_dir)?,
             ),
         };
         Ok(Self {
             store: esdb.clone(),
             reads,
+            keys: Arc::new(keys),
             shared: true,
             backend: Backend::Esdb(esdb, pool),
         })

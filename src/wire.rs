@@ -149,8 +149,11 @@ pub struct Message<'a> {
     pub room_id: &'a str,
     /// Who sent it.
     pub user: &'a Author,
-    /// The text, exactly as sent.
+    /// The text, exactly as sent; empty when `deleted`.
     pub message: &'a str,
+    /// Whether this is a placeholder whose text is gone: its author's account was erased, or
+    /// it passed the retention limit. Its `seq` stays.
+    pub deleted: bool,
     /// Always `"input"`.
     #[serde(rename = "type")]
     #[schema(example = "input")]
@@ -173,6 +176,7 @@ pub fn record(r: &RecordRow) -> Value {
         room_id: &r.room_id,
         user: &author,
         message: &r.message,
+        deleted: r.deleted,
         kind: "input",
         time: time(r.time),
     })

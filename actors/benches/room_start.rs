@@ -91,7 +91,8 @@ async fn main() {
         fill(&store, &room, size).await;
         let rooms = Rooms::start(
             store.clone(),
-            Settings::new(Duration::from_millis(200)).with_snapshots(snapshots.clone()),
+            Settings::new(Duration::from_millis(200), events::testing::keys())
+                .with_snapshots(snapshots.clone()),
         )
         .await
         .unwrap();

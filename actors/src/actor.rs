@@ -19,6 +19,7 @@ use crate::delivery::{Delivery, JoinNotice, Message, Subscriber};
 use crate::room::{self, Command, Decision, Rejection, State};
 use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
 use events::event::room_stream;
+use events::keys::Keys;
 use events::{Event, Expected, Snapshot, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
@@ -106,7 +107,7 @@ impl Actor for RoomActor {
         };
         self.restore(&mut state).await;
         let from = state.room.version;
-        catch_up(&*self.store, &mut state, false).await?;
+        catch_up(&*self.store, &self.settings.keys, &mut state, false).await?;
         let read = state.room.version - from;
         let starts = &self.starts;
         let how = if from > 0 {
@@ -159,7 +160,7 @@ impl Actor for RoomActor {
             }
             Msg::Observe { version } => {
                 if version > state.room.version
-                    && let Err(e) = catch_up(&*self.store, state, true).await
+                    && let Err(e) = catch_up(&*self.store, &self.settings.keys, state, true).await
                 {
                     tracing::warn!(room = %state.room_id, error = %e, "catching up failed");
                 }
@@ -182,7 +183,7 @@ impl Actor for RoomActor {
                             position: state.last_position,
                         }));
                     }
-                    Ok(Decision::Append(_)) => {
+                    Ok(Decision::Append(_) | Decision::Post(_)) => {
                         // Joins of one user racing each other: one event, every caller
                         // answered by it.
                         let twin = state.parked.iter_mut().find_map(|p| match p {
@@ -233,7 +234,7 @@ impl Actor for RoomActor {
                             position: state.last_position,
                         }));
                     }
-                    Ok(Decision::Append(_)) => {
+                    Ok(Decision::Post(_) | Decision::Append(_)) => {
                         // The same id twice in one batch: both wait for the one write.
                         let twin = state.parked.iter_mut().find_map(|p| match p {
                             Parked::Post {
@@ -293,6 +294,7 @@ fn schedule_flush(myself: &ActorRef<Msg>, state: &mut RoomState) -> bool {
 /// messages found are also sent to subscribers (they were written by another process).
 async fn catch_up(
     store: &dyn Store,
+    keys: &Keys,
     state: &mut RoomState,
     deliver: bool,
 ) -> Result<(), events::Error> {
@@ -309,12 +311,13 @@ async fn catch_up(
             state.last_position = rec.position;
             state.last_hash = rec.hash;
             if deliver && let Event::MessagePosted(m) = event {
+                let text = open_text(keys, &m).await?;
                 let msg = Message::new(
                     state.room_id.clone(),
                     m.seq,
                     m.message_id,
                     m.user_id,
-                    m.text,
+                    text,
                     rec.recorded_at,
                 );
                 fan_out(state, &Delivery::Message(Arc::new(msg)));
@@ -324,6 +327,16 @@ async fn catch_up(
             return Ok(());
         }
     }
+}
+
+/// The text of `m`, `None` when its key was destroyed (its author erased, or past retention).
+async fn open_text(
+    keys: &Keys,
+    m: &events::event::MessagePosted,
+) -> Result<Option<String>, events::Error> {
+    keys.open(&m.subject(), &m.text)
+        .await
+        .map_err(|e| events::Error::Unavailable(e.to_string()))
 }
 
 /// Sends a delivery to every subscriber; those that cannot keep up are dropped and told.
@@ -444,7 +457,14 @@ impl RoomActor {
         // Conflicts (another writer) are retried a bounded number of times.
         let mut conflicts = 0;
         while !state.parked.is_empty() {
-            let batch = batch::events_of(&state.parked, &state.room, events::now_ms());
+            let now = events::now_ms();
+            let sealed =
+                batch::seal_texts(&mut state.parked, &state.room_id, now, &self.settings.keys)
+                    .await;
+            if state.parked.is_empty() {
+                return;
+            }
+            let batch = batch::events_of(&state.parked, &state.room, now, sealed);
             let expected = Expected::Exact(state.room.version);
             match self.store.append(&state.stream, expected, batch).await {
                 Ok(recorded) => {
@@ -465,7 +485,7 @@ impl RoomActor {
                     // Another writer (another process) got there first: fold its events in,
                     // deliver them, and check the parked commands again (a retry it stored
                     // is now in the window) before writing the rest.
-                    if let Err(e) = catch_up(&*self.store, state, true).await {
+                    if let Err(e) = catch_up(&*self.store, &self.settings.keys, state, true).await {
                         self.fail_all(state, &e.to_string());
                         return;
                     }
@@ -495,7 +515,7 @@ impl RoomActor {
     ) -> Result<Subscribed, Error> {
         // Another process may have written since we last looked: be current before comparing
         // `since` with the room's newest seq.
-        catch_up(&*self.store, state, true)
+        catch_up(&*self.store, &self.settings.keys, state, true)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         if !state.room.exists {
@@ -555,12 +575,15 @@ impl RoomActor {
                 if let Ok(Event::MessagePosted(m)) = rec.decode()
                     && m.seq > since
                 {
+                    let text = open_text(&self.settings.keys, &m)
+                        .await
+                        .map_err(|e| Error::Unavailable(e.to_string()))?;
                     let msg = Message::new(
                         state.room_id.clone(),
                         m.seq,
                         m.message_id,
                         m.user_id,
-                        m.text,
+                        text,
                         rec.recorded_at,
                     );
                     if !subscriber.sink.deliver(&Delivery::Message(Arc::new(msg))) {

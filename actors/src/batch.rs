@@ -5,6 +5,8 @@
 use crate::command::{Error, Joined, Posted};
 use crate::delivery::{Delivery, Message};
 use crate::room::State;
+use events::keys::Keys;
+use events::seal::{Sealed, Subject, period_of};
 use events::{Event, NewEvent, Recorded};
 use ractor::RpcReplyPort;
 use std::sync::Arc;
@@ -33,11 +35,46 @@ pub enum Parked {
     },
 }
 
-/// The events of `parked`, in order, with the seqs that follow `room`'s last one. Every
-/// event gets a new id: ids name events, and the room, not the log, keeps client ids unique
-/// within its window.
-pub fn events_of(parked: &[Parked], room: &State, now: i64) -> Vec<NewEvent> {
+/// The texts of the posts in `parked`, in order, sealed for their authors in `room_id` in the
+/// period of `now`. A post whose text cannot be sealed (the key store failed, or its author
+/// was just erased and their keys destroyed) is answered with the error and taken out, so it
+/// does not fail the others.
+pub async fn seal_texts(
+    parked: &mut Vec<Parked>,
+    room_id: &str,
+    now: i64,
+    keys: &Keys,
+) -> Vec<Sealed> {
+    let mut sealed = Vec::with_capacity(parked.len());
+    let mut kept = Vec::with_capacity(parked.len());
+    for p in std::mem::take(parked) {
+        if let Parked::Post { user_id, text, .. } = &p {
+            let subject = Subject::Text {
+                user: user_id.clone(),
+                room: room_id.to_owned(),
+                period: period_of(now),
+            };
+            match keys.seal(&subject, text).await {
+                Ok(s) => sealed.push(s),
+                Err(e) => {
+                    tracing::warn!(room = room_id, error = %e, "a message could not be sealed");
+                    fail(p, &e.to_string());
+                    continue;
+                }
+            }
+        }
+        kept.push(p);
+    }
+    *parked = kept;
+    sealed
+}
+
+/// The events of `parked`, in order, with the seqs that follow `room`'s last one and the
+/// texts [`seal_texts`] sealed at `now`. Every event gets a new id: ids name events, and the
+/// room, not the log, keeps client ids unique within its window.
+pub fn events_of(parked: &[Parked], room: &State, now: i64, sealed: Vec<Sealed>) -> Vec<NewEvent> {
     let mut seq = room.last_seq;
+    let mut sealed = sealed.into_iter();
     parked
         .iter()
         .map(|p| {
@@ -45,7 +82,6 @@ pub fn events_of(parked: &[Parked], room: &State, now: i64) -> Vec<NewEvent> {
                 Parked::Post {
                     user_id,
                     message_id,
-                    text,
                     ..
                 } => {
                     seq += 1;
@@ -54,8 +90,9 @@ pub fn events_of(parked: &[Parked], room: &State, now: i64) -> Vec<NewEvent> {
                         seq,
                         message_id: message_id.clone(),
                         user_id: user_id.clone(),
-                        text: text.clone(),
+                        text: sealed.next().expect("one sealed text per post"),
                         kind: "input".into(),
+                        period: period_of(now),
                     })
                 }
                 Parked::Join { user_id, .. } => Event::MemberJoined(events::event::MemberJoined {
@@ -89,7 +126,7 @@ pub fn answer_written(
         };
         room.apply(&event, rec.version, rec.recorded_at);
         match (p, event) {
-            (Parked::Post { replies, .. }, Event::MessagePosted(m)) => {
+            (Parked::Post { replies, text, .. }, Event::MessagePosted(m)) => {
                 let posted = Posted {
                     seq: m.seq,
                     time_ms: rec.recorded_at,
@@ -107,7 +144,7 @@ pub fn answer_written(
                     m.seq,
                     m.message_id,
                     m.user_id,
-                    m.text,
+                    Some(text),
                     rec.recorded_at,
                 ))));
             }

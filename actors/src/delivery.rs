@@ -18,8 +18,10 @@ pub struct Message {
     pub message_id: String,
     /// The author.
     pub user_id: String,
-    /// The text as sent.
+    /// The text as sent; empty when `deleted`.
     pub text: String,
+    /// Whether the text is gone (its author erased, or past retention): a placeholder.
+    pub deleted: bool,
     /// Milliseconds since the epoch.
     pub time_ms: i64,
     /// Its rendering, made by the first sink that needs it.
@@ -27,13 +29,14 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message with an empty render slot.
+    /// A message with an empty render slot; `text` is `None` for a placeholder whose text is
+    /// gone.
     pub fn new(
         room_id: Arc<str>,
         seq: u64,
         message_id: String,
         user_id: String,
-        text: String,
+        text: Option<String>,
         time_ms: i64,
     ) -> Self {
         Self {
@@ -41,7 +44,8 @@ impl Message {
             seq,
             message_id,
             user_id,
-            text,
+            deleted: text.is_none(),
+            text: text.unwrap_or_default(),
             time_ms,
             rendered: OnceLock::new(),
         }

@@ -4,7 +4,7 @@
 
 use crate::recent::Recent;
 use events::Event;
-use events::event::{MemberJoined, MessagePosted};
+use events::event::MemberJoined;
 use std::collections::HashSet;
 
 /// Longest message text, in Unicode code points, after trimming.
@@ -52,8 +52,10 @@ pub enum Rejection {
 /// What a decision produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Append these events.
+    /// Append this event.
     Append(Event),
+    /// Post the message as `seq` (the actor seals its text as it appends it).
+    Post(u64),
     /// Nothing to do: already true (a second join) or already stored (a retried post, with
     /// the first `seq`).
     AlreadyDone(Option<u64>),
@@ -101,12 +103,16 @@ impl State {
             Event::MemberJoined(j) => {
                 self.members.insert(j.user_id.clone());
             }
+            Event::MemberLeft(l) => {
+                self.members.remove(&l.user_id);
+            }
             Event::MessagePosted(m) => {
                 self.last_seq = m.seq;
                 self.window
                     .remember(m.seq, &m.message_id, version, recorded_at);
             }
-            Event::UserNameClaimed(_) | Event::UserRegistered(_) => {}
+            // Events of other streams.
+            _ => {}
         }
     }
 
@@ -189,14 +195,7 @@ pub fn decide(state: &State, next_seq: u64, command: &Command) -> Result<Decisio
             if let Some((seq, _)) = state.recent(message_id) {
                 return Ok(Decision::AlreadyDone(Some(seq)));
             }
-            Ok(Decision::Append(Event::MessagePosted(MessagePosted {
-                room_id: state.room_id.clone(),
-                seq: next_seq,
-                message_id: message_id.clone(),
-                user_id: user_id.clone(),
-                text: text.clone(),
-                kind: "input".into(),
-            })))
+            Ok(Decision::Post(next_seq))
         }
     }
 }
@@ -205,17 +204,9 @@ pub fn decide(state: &State, next_seq: u64, command: &Command) -> Result<Decisio
 mod tests {
     //! Given events, when a command, then events (or a refusal).
     use super::*;
-    use events::event::RoomCreated;
 
     fn created() -> Event {
-        Event::RoomCreated(RoomCreated {
-            room_id: "r".into(),
-            name: "Lobby".into(),
-            description: String::new(),
-            owner: "owner".into(),
-            avatar_image: String::new(),
-            join_code: "0".repeat(32),
-        })
+        events::testing::created("r", "owner")
     }
 
     fn joined(user: &str) -> Event {
@@ -226,13 +217,17 @@ mod tests {
     }
 
     fn posted(seq: u64, user: &str, id: &str) -> Event {
-        Event::MessagePosted(MessagePosted {
+        Event::MessagePosted(events::event::MessagePosted {
             room_id: "r".into(),
             seq,
             message_id: id.into(),
             user_id: user.into(),
-            text: format!("text {seq}"),
+            text: events::testing::seal(
+                &events::seal::Subject::User(user.into()),
+                &format!("text {seq}"),
+            ),
             kind: "input".into(),
+            period: 0,
         })
     }
 
@@ -276,14 +271,7 @@ mod tests {
         let s = given(&[created()]);
         assert_eq!(
             when(&s, post("owner", "m1", "hello")),
-            Ok(Decision::Append(Event::MessagePosted(MessagePosted {
-                room_id: "r".into(),
-                seq: 1,
-                message_id: "m1".into(),
-                user_id: "owner".into(),
-                text: "hello".into(),
-                kind: "input".into(),
-            })))
+            Ok(Decision::Post(1))
         );
     }
 
@@ -303,7 +291,7 @@ mod tests {
         let s = given(&[created(), joined("bob")]);
         assert!(matches!(
             when(&s, post("bob", "1", "hi")),
-            Ok(Decision::Append(_))
+            Ok(Decision::Post(1))
         ));
     }
 
@@ -330,7 +318,7 @@ mod tests {
             posted(2, "bob", "b"),
         ]);
         match when(&s, post("bob", "c", "x")) {
-            Ok(Decision::Append(Event::MessagePosted(m))) => assert_eq!(m.seq, 3),
+            Ok(Decision::Post(seq)) => assert_eq!(seq, 3),
             other => panic!("{other:?}"),
         }
         assert_eq!(s.version_of(1), Some(2));
@@ -356,7 +344,7 @@ mod tests {
         let max = format!("  {}  ", "é".repeat(MAX_TEXT_CHARS));
         assert!(matches!(
             when(&s, post("owner", "1", &max)),
-            Ok(Decision::Append(_))
+            Ok(Decision::Post(1))
         ));
         assert_eq!(when(&s, post("owner", "", "hi")), Err(Rejection::BadId));
         assert_eq!(
@@ -379,7 +367,7 @@ mod tests {
         }
         assert!(matches!(
             when(&s, post("owner", "old", "again")),
-            Ok(Decision::Append(Event::MessagePosted(m))) if m.seq == last + 1
+            Ok(Decision::Post(seq)) if seq == last + 1
         ));
         assert_eq!(
             when(&s, post("owner", "id2", "again")),

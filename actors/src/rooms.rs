@@ -11,7 +11,8 @@ use crate::delivery::Subscriber;
 use crate::room::Rejection;
 use crate::settings::{Settings, Starts};
 use dashmap::DashMap;
-use events::event::{MemberJoined, RoomCreated, room_stream};
+use events::event::{MemberJoined, RoomCreated, join_code_hash, room_stream};
+use events::seal::Subject;
 use events::{Event, Expected, NewEvent, Store};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent,
@@ -280,13 +281,21 @@ impl Rooms {
     pub async fn create(&self, room: NewRoom) -> Result<Created, command::Error> {
         let room_id = uuid::Uuid::now_v7().to_string();
         let now = events::now_ms();
+        let join_code = self
+            .inner
+            .settings
+            .keys
+            .seal(&Subject::Room(room_id.clone()), &room.join_code)
+            .await
+            .map_err(unavailable)?;
         let created = Event::RoomCreated(RoomCreated {
             room_id: room_id.clone(),
             name: room.name,
             description: room.description,
             owner: room.owner.clone(),
             avatar_image: room.avatar_image,
-            join_code: room.join_code,
+            join_code_hash: join_code_hash(&room.join_code),
+            join_code,
         });
         let joined = Event::MemberJoined(MemberJoined {
             room_id: room_id.clone(),

@@ -1,6 +1,7 @@
 //! How room actors run: idle stop, snapshots, and the counters of how they started.
 
 use events::Snapshots;
+use events::keys::Keys;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,9 @@ pub struct Settings {
     /// Where the room's state is snapshotted, so that starting the room again reads only the
     /// events after its newest snapshot. `None`: every start reads the whole stream.
     pub snapshots: Option<Arc<dyn Snapshots>>,
+    /// The key store: message texts are sealed with it before they are appended and opened
+    /// with it when they are replayed from the log.
+    pub keys: Arc<Keys>,
 }
 
 /// How room actors started (counters for metrics).
@@ -32,11 +36,12 @@ pub struct Starts {
 pub const SNAPSHOT_EVERY: u64 = 1000;
 
 impl Settings {
-    /// No snapshots; stop after `idle_after` with nothing to do.
-    pub fn new(idle_after: Duration) -> Self {
+    /// No snapshots; stop after `idle_after` with nothing to do; seal with `keys`.
+    pub fn new(idle_after: Duration, keys: Arc<Keys>) -> Self {
         Self {
             idle_after,
             snapshots: None,
+            keys,
         }
     }
 

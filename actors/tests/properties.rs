@@ -214,7 +214,7 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
 }
 
 fn settings() -> Settings {
-    Settings::new(Duration::from_secs(60))
+    Settings::new(Duration::from_secs(60), events::testing::keys())
 }
 
 async fn read_room(store: &dyn Store, room_id: &str) -> Vec<Event> {

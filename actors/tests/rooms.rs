@@ -45,7 +45,7 @@ impl Collect {
 }
 
 fn settings() -> Settings {
-    Settings::new(Duration::from_secs(60))
+    Settings::new(Duration::from_secs(60), events::testing::keys())
 }
 
 async fn setup() -> (Arc<dyn Store>, Rooms, String) {
@@ -283,9 +283,12 @@ async fn a_subscriber_that_cannot_keep_up_is_dropped_and_told() {
 #[tokio::test]
 async fn idle_rooms_stop_and_come_back_from_the_log() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let rooms = Rooms::start(store.clone(), Settings::new(Duration::from_millis(100)))
-        .await
-        .unwrap();
+    let rooms = Rooms::start(
+        store.clone(),
+        Settings::new(Duration::from_millis(100), events::testing::keys()),
+    )
+    .await
+    .unwrap();
     let room = rooms
         .create(NewRoom {
             name: "x".into(),

@@ -53,7 +53,8 @@ async fn stopped_room(store: &Arc<Watched>, messages: u64) -> Stopped {
     let snapshots = Arc::new(MemorySnapshots::new());
     let rooms = Rooms::start(
         store.clone(),
-        Settings::new(Duration::from_millis(100)).with_snapshots(snapshots.clone()),
+        Settings::new(Duration::from_millis(100), events::testing::keys())
+            .with_snapshots(snapshots.clone()),
     )
     .await
     .unwrap();
@@ -154,7 +155,8 @@ async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
         .unwrap();
     let rooms = Rooms::start(
         short.clone(),
-        Settings::new(Duration::from_secs(60)).with_snapshots(snapshots.clone()),
+        Settings::new(Duration::from_secs(60), events::testing::keys())
+            .with_snapshots(snapshots.clone()),
     )
     .await
     .unwrap();
@@ -176,7 +178,7 @@ async fn a_snapshot_the_log_does_not_vouch_for_is_ignored() {
     long.reset_counts();
     let rooms = Rooms::start(
         long.clone(),
-        Settings::new(Duration::from_secs(60)).with_snapshots(forged),
+        Settings::new(Duration::from_secs(60), events::testing::keys()).with_snapshots(forged),
     )
     .await
     .unwrap();

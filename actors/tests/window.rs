@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn settings() -> Settings {
-    Settings::new(Duration::from_secs(60))
+    Settings::new(Duration::from_secs(60), events::testing::keys())
 }
 
 /// A fresh, migrated database on the server `CHATROOM_TEST_DATABASE_URL` names.
@@ -98,14 +98,7 @@ async fn past_the_window_is_a_new_message(store: Arc<dyn Store>) {
     let room = format!("old-{}", uuid::Uuid::new_v4().simple());
     let stream = room_stream(&room);
     let long_ago = events::now_ms() - WINDOW_AGE_MS - 60_000;
-    let created = Event::RoomCreated(RoomCreated {
-        room_id: room.clone(),
-        name: "old".into(),
-        description: String::new(),
-        owner: "owner".into(),
-        avatar_image: String::new(),
-        join_code: "4".repeat(32),
-    });
+    let created = events::testing::created(&room, "owner");
     store
         .append(
             &stream,
@@ -119,14 +112,10 @@ async fn past_the_window_is_a_new_message(store: Arc<dyn Store>) {
     while seq < total {
         let batch: Vec<NewEvent> = (seq + 1..=total.min(seq + 2_000))
             .map(|s| {
-                let m = Event::MessagePosted(MessagePosted {
-                    room_id: room.clone(),
-                    seq: s,
-                    message_id: format!("m{s}"),
-                    user_id: "owner".into(),
-                    text: "then".into(),
-                    kind: "input".into(),
-                });
+                let mut m = events::testing::posted(&room, s, "owner", "then");
+                if let Event::MessagePosted(p) = &mut m {
+                    p.message_id = format!("m{s}");
+                }
                 let sent = if s == 1 {
                     long_ago - WINDOW_AGE_MS - 1
                 } else {

@@ -19,8 +19,12 @@ fn message(room: &str, seq: u64) -> NewEvent {
         seq,
         message_id: format!("m{seq}"),
         user_id: "u".into(),
-        text: format!("hello {seq}"),
+        text: crate::seal::Key([7; 32]).seal(
+            &crate::seal::Subject::User("u".into()),
+            &format!("hello {seq}"),
+        ),
         kind: "input".into(),
+        period: 0,
     }))
 }
 
@@ -146,7 +150,11 @@ pub async fn read_stream_from_version(store: Arc<dyn Store>) {
             .is_empty()
     );
     match read[0].decode().unwrap() {
-        Event::MessagePosted(m) => assert_eq!((m.seq, m.text.as_str()), (4, "hello 4")),
+        Event::MessagePosted(m) => {
+            let key = crate::seal::Key([7; 32]);
+            let text = key.open(&crate::seal::Subject::User("u".into()), &m.text);
+            assert_eq!((m.seq, text.as_deref()), (4, Some("hello 4")));
+        }
         other => panic!("decoded {other:?}"),
     }
 }

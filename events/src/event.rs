@@ -1,45 +1,118 @@
 //! The facts of chatroom. Each event carries who, what, and the ids it is about; the time is
-//! in the envelope. Streams: `user-<id>`, `username-<lowercase name>` (uniqueness of names),
-//! `room-<id>`.
+//! in the envelope. Streams: `log` (its first event says which rules the log follows),
+//! `user-<id>`, `username-<name hash>` (uniqueness of names, see
+//! [`Keys::name_hash`](crate::keys::Keys::name_hash)), `room-<id>`.
+//!
+//! Personal data (names, avatars, message texts, join codes) is only ever [`Sealed`] here, under
+//! the key of its [`Subject`]; see [`crate::seal`]. Password hashes are not in the log at all.
 
+use crate::seal::{Sealed, Subject};
 use serde::{Deserialize, Serialize};
+
+/// The rules a log written today follows: personal data sealed, no credentials. A log whose
+/// first event is not [`LogStarted`] of this format was written by an earlier version and is
+/// upgraded by `chatroom upgrade`.
+pub const LOG_FORMAT: u32 = 2;
+
+/// The stream of [`Event::LogStarted`].
+pub const LOG_STREAM: &str = "log";
 
 /// Every event chatroom records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A user name was claimed for a user id (stream `username-<lowercase name>`).
+    /// The log's first event (stream `log`): the rules it follows.
+    LogStarted(LogStarted),
+    /// A user name was claimed for a user id (stream `username-<name hash>`).
     UserNameClaimed(UserNameClaimed),
+    /// A user name was let go (rename or erasure) and may be claimed again.
+    UserNameReleased(UserNameReleased),
     /// A user registered (stream `user-<id>`).
     UserRegistered(UserRegistered),
+    /// A user changed their name.
+    UserRenamed(UserRenamed),
+    /// A user changed their avatar.
+    AvatarChanged(AvatarChanged),
+    /// A user changed their password (the hash lives in the credentials table).
+    PasswordChanged(PasswordChanged),
+    /// A user was erased: their keys are destroyed and may never be used again.
+    UserErased(UserErased),
     /// A room was created (stream `room-<id>`, always its first event).
     RoomCreated(RoomCreated),
     /// A user became a member of a room.
     MemberJoined(MemberJoined),
+    /// A member left a room (today: because their account was erased).
+    MemberLeft(MemberLeft),
     /// A member posted a message; `seq` is its gap-free position in the room.
     MessagePosted(MessagePosted),
 }
 
-/// Payload of [`Event::UserNameClaimed`].
+/// Payload of [`Event::LogStarted`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStarted {
+    /// [`LOG_FORMAT`] when it was written.
+    pub format: u32,
+}
+
+/// Payload of [`Event::UserNameClaimed`], schema version 2 (version 1 held the name in clear).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserNameClaimed {
     /// The user who holds the name.
     pub user_id: String,
-    /// The name as typed.
-    pub name: String,
 }
 
-/// Payload of [`Event::UserRegistered`].
+/// Payload of [`Event::UserNameReleased`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNameReleased {
+    /// The user who held the name.
+    pub user_id: String,
+}
+
+/// Payload of [`Event::UserRegistered`], schema version 2 (version 1 held the name in clear
+/// and the password's hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistered {
     /// The new user's id.
     pub user_id: String,
-    /// The name as registered (case kept).
-    pub name: String,
-    /// The argon2id PHC string of the password; never the password itself.
-    pub password_hash: String,
+    /// The name as registered (case kept), sealed for [`Subject::User`].
+    pub name: Sealed,
 }
 
-/// Payload of [`Event::RoomCreated`].
+/// Payload of [`Event::UserRenamed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRenamed {
+    /// The user.
+    pub user_id: String,
+    /// The new name, sealed for [`Subject::User`].
+    pub name: Sealed,
+}
+
+/// Payload of [`Event::AvatarChanged`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarChanged {
+    /// The user.
+    pub user_id: String,
+    /// Path of the new avatar under `/media/`, or empty, sealed for [`Subject::User`].
+    pub avatar: Sealed,
+}
+
+/// Payload of [`Event::PasswordChanged`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    /// The user.
+    pub user_id: String,
+}
+
+/// Payload of [`Event::UserErased`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserErased {
+    /// The user.
+    pub user_id: String,
+    /// Whether an operator erased them (`chatroom erase-user`) rather than they themselves.
+    pub by_operator: bool,
+}
+
+/// Payload of [`Event::RoomCreated`], schema version 2 (version 1 held the join code in
+/// clear).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomCreated {
     /// The room's id.
@@ -52,8 +125,10 @@ pub struct RoomCreated {
     pub owner: String,
     /// Path of the avatar under `/media/`, or empty.
     pub avatar_image: String,
-    /// The join code: 32 lowercase hex characters from a random source.
-    pub join_code: String,
+    /// [`join_code_hash`] of the join code: how a code finds its room.
+    pub join_code_hash: [u8; 32],
+    /// The join code, sealed for [`Subject::Room`], so members can be shown it again.
+    pub join_code: Sealed,
 }
 
 /// Payload of [`Event::MemberJoined`].
@@ -65,8 +140,17 @@ pub struct MemberJoined {
     pub user_id: String,
 }
 
-/// Payload of [`Event::MessagePosted`], schema version 2 (version 1 had no `kind`; see
-/// [`codec`](crate::codec) for its upcaster).
+/// Payload of [`Event::MemberLeft`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLeft {
+    /// The room left.
+    pub room_id: String,
+    /// The member who left.
+    pub user_id: String,
+}
+
+/// Payload of [`Event::MessagePosted`], schema version 3 (versions 1 and 2 held the text in
+/// clear; see [`codec`](crate::codec)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagePosted {
     /// The room posted to.
@@ -77,11 +161,30 @@ pub struct MessagePosted {
     pub message_id: String,
     /// The author.
     pub user_id: String,
-    /// The text exactly as sent.
-    pub text: String,
+    /// The text exactly as sent, sealed for [`MessagePosted::subject`].
+    pub text: Sealed,
     /// What kind of message it is: `"input"` (typed text) is the only kind today; a new kind
     /// needs no new schema version.
     pub kind: String,
+    /// The [`period`](crate::seal::period_of) of its time, which names its key.
+    pub period: i64,
+}
+
+impl MessagePosted {
+    /// The subject its text is sealed for.
+    pub fn subject(&self) -> Subject {
+        Subject::Text {
+            user: self.user_id.clone(),
+            room: self.room_id.clone(),
+            period: self.period,
+        }
+    }
+}
+
+/// The SHA-256 of a join code: 128 random bits need no slower hash.
+pub fn join_code_hash(code: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(code.as_bytes()).into()
 }
 
 /// The kind of every message written before kinds were recorded.
@@ -91,11 +194,32 @@ impl Event {
     /// The event's type name as stored in the envelope.
     pub fn type_name(&self) -> &'static str {
         match self {
+            Event::LogStarted(_) => "LogStarted",
             Event::UserNameClaimed(_) => "UserNameClaimed",
+            Event::UserNameReleased(_) => "UserNameReleased",
             Event::UserRegistered(_) => "UserRegistered",
+            Event::UserRenamed(_) => "UserRenamed",
+            Event::AvatarChanged(_) => "AvatarChanged",
+            Event::PasswordChanged(_) => "PasswordChanged",
+            Event::UserErased(_) => "UserErased",
             Event::RoomCreated(_) => "RoomCreated",
             Event::MemberJoined(_) => "MemberJoined",
+            Event::MemberLeft(_) => "MemberLeft",
             Event::MessagePosted(_) => "MessagePosted",
+        }
+    }
+
+    /// The event's one sealed field and the subject it is sealed for, if it has one.
+    pub fn sealed(&self) -> Option<(Subject, &Sealed)> {
+        match self {
+            Event::UserRegistered(UserRegistered { user_id, name })
+            | Event::UserRenamed(UserRenamed { user_id, name }) => {
+                Some((Subject::User(user_id.clone()), name))
+            }
+            Event::AvatarChanged(a) => Some((Subject::User(a.user_id.clone()), &a.avatar)),
+            Event::RoomCreated(r) => Some((Subject::Room(r.room_id.clone()), &r.join_code)),
+            Event::MessagePosted(m) => Some((m.subject(), &m.text)),
+            _ => None,
         }
     }
 }
@@ -105,9 +229,10 @@ pub fn user_stream(user_id: &str) -> String {
     format!("user-{user_id}")
 }
 
-/// The stream that makes a user name unique, ignoring case.
-pub fn username_stream(name: &str) -> String {
-    format!("username-{}", name.to_lowercase())
+/// The stream that makes a user name unique, ignoring case, named by the name's
+/// [`Keys::name_hash`](crate::keys::Keys::name_hash).
+pub fn username_stream(name_hash: &str) -> String {
+    format!("username-{name_hash}")
 }
 
 /// The stream of a room.

@@ -24,10 +24,12 @@ pub mod envelope;
 #[cfg(feature = "eventstoredb")]
 pub mod esdb;
 pub mod event;
+pub mod keys;
 mod memory;
 pub mod migrate;
 pub mod postgres;
 mod postgres_writer;
+pub mod seal;
 pub mod snapshot;
 mod sqlite;
 pub mod store;

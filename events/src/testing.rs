@@ -176,12 +176,25 @@ impl Store for Watched {
     }
 }
 
-/// `UserRegistered` for `user_id` named `name`, with a stand-in password hash.
+/// The key store the event builders below seal with: one in memory for the whole test
+/// process, so that whatever a test folds or projects opens what they sealed.
+pub fn keys() -> std::sync::Arc<crate::keys::Keys> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<crate::keys::Keys>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::sync::Arc::new(crate::keys::Keys::memory()))
+        .clone()
+}
+
+/// Seals `clear` for `subject` with [`keys`] (an in-memory store never waits).
+pub fn seal(subject: &crate::seal::Subject, clear: &str) -> crate::seal::Sealed {
+    futures::executor::block_on(keys().seal(subject, clear)).expect("the test key store seals")
+}
+
+/// `UserRegistered` for `user_id` named `name`.
 pub fn registered(user_id: &str, name: &str) -> Event {
     Event::UserRegistered(UserRegistered {
         user_id: user_id.into(),
-        name: name.into(),
-        password_hash: format!("hash of {user_id}"),
+        name: seal(&crate::seal::Subject::User(user_id.into()), name),
     })
 }
 
@@ -194,7 +207,11 @@ pub fn created(room_id: &str, owner: &str) -> Event {
         description: format!("about {room_id}"),
         owner: owner.into(),
         avatar_image: String::new(),
-        join_code: format!("{room_id:0>32}"),
+        join_code_hash: crate::event::join_code_hash(&format!("{room_id:0>32}")),
+        join_code: seal(
+            &crate::seal::Subject::Room(room_id.into()),
+            &format!("{room_id:0>32}"),
+        ),
     })
 }
 
@@ -214,8 +231,16 @@ pub fn posted(room_id: &str, seq: u64, user_id: &str, text: &str) -> Event {
         seq,
         message_id: format!("{room_id}-m{seq}"),
         user_id: user_id.into(),
-        text: text.into(),
+        text: seal(
+            &crate::seal::Subject::Text {
+                user: user_id.into(),
+                room: room_id.into(),
+                period: 0,
+            },
+            text,
+        ),
         kind: "input".into(),
+        period: 0,
     })
 }
 

@@ -29,3 +29,6 @@ pub use projection::{ALL, Change, Projection, Target};
 pub use read::Reads;
 pub use sqlite::{ReadDb, RecordRow, RoomRow, UserRow};
 pub use worker::Workers;
+
+/// The name an erased user reads as.
+pub const DELETED_USER: &str = "Deleted user";

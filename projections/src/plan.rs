@@ -19,9 +19,15 @@
 //!   user within the batch is dropped here, so that the first one's row stays (as one by one)
 //!   and a multi-row insert need not resolve conflicts among its own rows.
 //!
-//! Which projection emits what: `user` only [`Change::InsertUser`], `room_member` only
-//! [`Change::InsertMember`], `room_record` only [`Change::InsertRecord`], and `room`
-//! [`Change::InsertRoom`], [`Change::CountMember`] and [`Change::TouchRoom`].
+//! - The rare changes of users and members ([`Change::UpdateUser`], [`Change::EraseUser`],
+//!   [`Change::ScrubRecords`], [`Change::RemoveMember`]) stay among the inserts in log order,
+//!   after the insert of the row they change.
+//!
+//! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`] and
+//! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`] and
+//! [`Change::RemoveMember`]; `room_record` [`Change::InsertRecord`] and
+//! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::CountMember`],
+//! [`Change::UncountMember`] and [`Change::TouchRoom`].
 
 use crate::projection::Change;
 use std::collections::{HashMap, HashSet};
@@ -62,6 +68,7 @@ impl Plan {
         for change in changes {
             let (room_id, members_delta, seq, time) = match change {
                 Change::CountMember { room_id, time } => (room_id, 1, None, time),
+                Change::UncountMember { room_id, time } => (room_id, -1, None, time),
                 Change::TouchRoom { room_id, seq, time } => (room_id, 0, Some(seq as i64), time),
                 Change::InsertRoom { ref id, .. } => {
                     // Updates before the room's insert found no row (see the module).
@@ -81,7 +88,14 @@ impl Plan {
                     }
                     continue;
                 }
-                Change::InsertUser { .. } | Change::InsertRecord { .. } => {
+                // The rare changes of one user or member keep their place among the inserts:
+                // each follows the insert of the row it changes.
+                Change::InsertUser { .. }
+                | Change::InsertRecord { .. }
+                | Change::UpdateUser { .. }
+                | Change::EraseUser { .. }
+                | Change::ScrubRecords { .. }
+                | Change::RemoveMember { .. } => {
                     inserts.push(change);
                     continue;
                 }
@@ -237,8 +251,7 @@ mod tests {
     fn other_inserts_keep_their_order() {
         let user = |id: &str| Change::InsertUser {
             id: id.into(),
-            name: id.into(),
-            password_hash: String::new(),
+            name: Some(id.into()),
             created_at: 1,
         };
         let record = |seq: u64| Change::InsertRecord {
@@ -248,6 +261,7 @@ mod tests {
             user_id: "u".into(),
             message: "hi".into(),
             search_text: "hi".into(),
+            deleted: false,
             time: 1,
             event_id: [seq as u8; 16],
             position: seq,

@@ -5,11 +5,12 @@ use crate::error::{Error, pg};
 use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
 use deadpool_postgres::{GenericClient, Pool};
+use events::keys::Keys;
 use events::migrate::Migration;
 use events::{Event, Recorded};
 
 mod queries;
-pub(crate) use queries::{member_messages, room_by, rooms_of, search, user_by};
+pub(crate) use queries::{member_messages, messages_by, room_by, rooms_of, search, user_by};
 
 /// The read tables' migration for PostgreSQL.
 pub const MIGRATION: Migration = Migration {
@@ -23,6 +24,13 @@ pub const SEARCH_MIGRATION: Migration = Migration {
     version: 4,
     name: "search_text",
     sql: include_str!("../../migrations/postgres/0004_search_text.sql"),
+};
+
+/// The read tables of log format 2 and the credential table, for PostgreSQL.
+pub const SEALED_MIGRATION: Migration = Migration {
+    version: 9,
+    name: "sealed_log",
+    sql: include_str!("../../migrations/postgres/0009_sealed_log.sql"),
 };
 
 /// The checkpoint of `projection`.
@@ -95,6 +103,7 @@ async fn lock_checkpoints(
 /// [`Error::Behind`], database errors or an undecodable event; nothing of the batch is applied
 /// then.
 pub async fn commit_batch(
+    keys: &Keys,
     pool: &Pool,
     projections: &[Projection],
     target: Target,
@@ -102,7 +111,7 @@ pub async fn commit_batch(
     batch: &[Recorded],
 ) -> Result<Vec<u64>, Error> {
     let client = pool.get().await.map_err(pg)?;
-    let applied = apply_on(&client, projections, target, after, batch, true).await;
+    let applied = apply_on(keys, &client, projections, target, after, batch, true).await;
     if applied.is_err() {
         events::postgres::release_after_failure(client).await;
     }
@@ -115,13 +124,14 @@ pub async fn commit_batch(
 /// # Errors
 /// [`Error::Behind`], database errors or an undecodable event.
 pub async fn apply_in_transaction(
+    keys: &Keys,
     tx: &impl GenericClient,
     projections: &[Projection],
     target: Target,
     after: u64,
     batch: &[Recorded],
 ) -> Result<Vec<u64>, Error> {
-    apply_on(tx, projections, target, after, batch, false).await
+    apply_on(keys, tx, projections, target, after, batch, false).await
 }
 
 const CREATE_CHECKPOINTS: &str = "insert into projection_checkpoint (projection, position)
@@ -151,6 +161,7 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// trip is sent: statements polled together go out in the order given, while one still to
 /// be prepared would wait for its preparation and go out after the others, the commit first.
 async fn apply_on(
+    keys: &Keys,
     c: &impl GenericClient,
     projections: &[Projection],
     target: Target,
@@ -191,18 +202,29 @@ async fn apply_on(
             position: rec.position,
             reason: e.to_string(),
         })?;
+        let clear = match event.sealed() {
+            Some((subject, sealed)) => {
+                keys.open(&subject, sealed)
+                    .await
+                    .map_err(|e| Error::Decode {
+                        position: rec.position,
+                        reason: e.to_string(),
+                    })?
+            }
+            None => None,
+        };
         for (projection, at) in projections.iter().zip(at.iter_mut()) {
             if rec.position <= *at {
                 continue;
             }
-            changes.extend(projection.changes(rec, &event));
+            changes.extend(projection.changes(rec, &event, clear.as_deref()));
             *at = rec.position;
         }
     }
     // The projections write disjoint tables, so applying them event by event gives the rows
     // that applying them one after the other would.
     let plan = Plan::new(changes);
-    let columns = Columns::of(&plan);
+    let columns = Columns::of(&plan, target);
     let positions: Vec<i64> = at.iter().map(|a| *a as i64).collect();
     let mut statements = columns.statements(target);
     statements.push((MOVE_CHECKPOINTS.to_owned(), vec![&names, &positions]));
@@ -233,25 +255,68 @@ struct Columns<'a> {
     members: Members<'a>,
     records: Records<'a>,
     updates: Updates<'a>,
+    /// The rare changes, one statement each.
+    rare: Vec<(String, Vec<Param<'a>>)>,
 }
 
 impl<'a> Columns<'a> {
-    fn of(plan: &'a Plan) -> Self {
+    fn of(plan: &'a Plan, target: Target) -> Self {
         let mut c = Columns::default();
         for change in &plan.inserts {
             match change {
                 Change::InsertUser {
                     id,
                     name,
-                    password_hash,
                     created_at,
                 } => {
                     c.users.id.push(id);
-                    c.users.name.push(name);
-                    c.users.name_lower.push(name.to_lowercase());
-                    c.users.password_hash.push(password_hash);
+                    c.users
+                        .name
+                        .push(name.as_deref().unwrap_or(crate::DELETED_USER));
+                    c.users
+                        .name_lower
+                        .push(name.as_deref().map(str::to_lowercase));
                     c.users.created_at.push(*created_at);
                 }
+                Change::UpdateUser {
+                    id,
+                    name,
+                    avatar_image,
+                } => c.rare.push((
+                    format!(
+                        "update {} set name = coalesce($2, name),
+                                       name_lower = coalesce(lower($2), name_lower),
+                                       avatar_image = coalesce($3, avatar_image)
+                         where id = $1 and erased_at is null",
+                        quoted(target, "user")
+                    ),
+                    vec![id, name, avatar_image],
+                )),
+                Change::EraseUser { id, time } => c.rare.push((
+                    format!(
+                        "update {} set name = '{}', name_lower = null, avatar_image = '',
+                                       erased_at = $2
+                         where id = $1",
+                        quoted(target, "user"),
+                        crate::DELETED_USER
+                    ),
+                    vec![id, time],
+                )),
+                Change::ScrubRecords { user_id } => c.rare.push((
+                    format!(
+                        "update {} set message = '', search_text = '', deleted = true
+                         where user_id = $1",
+                        target.table("room_record")
+                    ),
+                    vec![user_id],
+                )),
+                Change::RemoveMember { room_id, user_id } => c.rare.push((
+                    format!(
+                        "delete from {} where room_id = $1 and user_id = $2",
+                        target.table("room_member")
+                    ),
+                    vec![room_id, user_id],
+                )),
                 Change::InsertRoom {
                     id,
                     name,
@@ -285,10 +350,12 @@ impl<'a> Columns<'a> {
                     user_id,
                     message,
                     search_text,
+                    deleted,
                     time,
                     event_id,
                     position,
                 } => {
+                    c.records.deleted.push(*deleted);
                     c.records.room_id.push(room_id);
                     c.records.seq.push(*seq as i64);
                     c.records.message_id.push(message_id);
@@ -300,7 +367,9 @@ impl<'a> Columns<'a> {
                     c.records.search_text.push(search_text);
                 }
                 // Plan::new keeps the room updates out of the inserts.
-                Change::CountMember { .. } | Change::TouchRoom { .. } => {}
+                Change::CountMember { .. }
+                | Change::UncountMember { .. }
+                | Change::TouchRoom { .. } => {}
             }
         }
         for u in &plan.rooms {
@@ -325,18 +394,11 @@ impl<'a> Columns<'a> {
         if !users.id.is_empty() {
             out.push((
                 format!(
-                    "insert into \"{}\" (id, name, name_lower, password_hash, created_at)
-                     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                                          $5::int8[])",
-                    target.table("user")
+                    "insert into {} (id, name, name_lower, created_at)
+                     select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[])",
+                    quoted(target, "user")
                 ),
-                vec![
-                    &users.id,
-                    &users.name,
-                    &users.name_lower,
-                    &users.password_hash,
-                    &users.created_at,
-                ],
+                vec![&users.id, &users.name, &users.name_lower, &users.created_at],
             ));
         }
         if !rooms.id.is_empty() {
@@ -378,10 +440,10 @@ impl<'a> Columns<'a> {
             out.push((
                 format!(
                     "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                     event_id, position, search_text)
+                                     event_id, position, search_text, deleted)
                      select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
                                           $5::text[], $6::int8[], $7::bytea[], $8::int8[],
-                                          $9::text[])",
+                                          $9::text[], $10::bool[])",
                     target.table("room_record")
                 ),
                 vec![
@@ -394,8 +456,13 @@ impl<'a> Columns<'a> {
                     &records.event_id,
                     &records.position,
                     &records.search_text,
+                    &records.deleted,
                 ],
             ));
+        }
+        // After the inserts, in log order: each follows the insert of the row it changes.
+        for (sql, params) in &self.rare {
+            out.push((sql.clone(), params.clone()));
         }
         if !updates.id.is_empty() {
             // One row per room (Plan::new), so each room is updated once; `greatest` ignores
@@ -436,8 +503,7 @@ struct Updates<'a> {
 struct Users<'a> {
     id: Vec<&'a str>,
     name: Vec<&'a str>,
-    name_lower: Vec<String>,
-    password_hash: Vec<&'a str>,
+    name_lower: Vec<Option<String>>,
     created_at: Vec<i64>,
 }
 
@@ -473,4 +539,10 @@ struct Records<'a> {
     event_id: Vec<&'a [u8]>,
     position: Vec<i64>,
     search_text: Vec<&'a str>,
+    deleted: Vec<bool>,
+}
+
+/// `table` of `target`, quoted (`user` is a reserved word in PostgreSQL).
+fn quoted(target: Target, table: &str) -> String {
+    format!("\"{}\"", target.table(table))
 }

@@ -9,12 +9,45 @@ pub enum Change {
     InsertUser {
         /// Id.
         id: String,
-        /// Name as registered.
-        name: String,
-        /// Argon2id hash.
-        password_hash: String,
+        /// Name as registered; `None` when its key is gone (the user was erased).
+        name: Option<String>,
         /// Milliseconds since the epoch.
         created_at: i64,
+    },
+    /// A user's new name or avatar (`None`: unchanged, or its key is gone).
+    UpdateUser {
+        /// Id.
+        id: String,
+        /// New name.
+        name: Option<String>,
+        /// New avatar path.
+        avatar_image: Option<String>,
+    },
+    /// A user erased: the row keeps only the id, reads as "Deleted user", frees the name.
+    EraseUser {
+        /// Id.
+        id: String,
+        /// Time of the erasure.
+        time: i64,
+    },
+    /// Every message of an erased user becomes a placeholder without text.
+    ScrubRecords {
+        /// The author.
+        user_id: String,
+    },
+    /// A member's row goes.
+    RemoveMember {
+        /// Room.
+        room_id: String,
+        /// Member.
+        user_id: String,
+    },
+    /// One member fewer in `room`.
+    UncountMember {
+        /// Room.
+        room_id: String,
+        /// Time of the leave.
+        time: i64,
     },
     /// A new `room` row.
     InsertRoom {
@@ -68,10 +101,12 @@ pub enum Change {
         message_id: String,
         /// Author.
         user_id: String,
-        /// Text.
+        /// Text; empty for a placeholder.
         message: String,
         /// [`search_text`] of the text.
         search_text: String,
+        /// Whether its text is gone (key destroyed): a placeholder.
+        deleted: bool,
         /// Time.
         time: i64,
         /// Id of the event it came from.
@@ -169,15 +204,41 @@ impl Projection {
         ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// The row changes `event` (recorded as `rec`) causes in this projection.
-    pub fn changes(self, rec: &Recorded, event: &Event) -> Vec<Change> {
+    /// The row changes `event` (recorded as `rec`) causes in this projection; `clear` is its
+    /// sealed field ([`Event::sealed`]) opened, `None` when that has no key any more.
+    pub fn changes(self, rec: &Recorded, event: &Event, clear: Option<&str>) -> Vec<Change> {
         let time = rec.recorded_at;
+        let clear = clear.map(str::to_owned);
         match (self, event) {
             (Projection::User, Event::UserRegistered(u)) => vec![Change::InsertUser {
                 id: u.user_id.clone(),
-                name: u.name.clone(),
-                password_hash: u.password_hash.clone(),
+                name: clear,
                 created_at: time,
+            }],
+            (Projection::User, Event::UserRenamed(u)) => vec![Change::UpdateUser {
+                id: u.user_id.clone(),
+                name: clear,
+                avatar_image: None,
+            }],
+            (Projection::User, Event::AvatarChanged(u)) => vec![Change::UpdateUser {
+                id: u.user_id.clone(),
+                name: None,
+                avatar_image: clear,
+            }],
+            (Projection::User, Event::UserErased(u)) => vec![Change::EraseUser {
+                id: u.user_id.clone(),
+                time,
+            }],
+            (Projection::RoomRecord, Event::UserErased(u)) => vec![Change::ScrubRecords {
+                user_id: u.user_id.clone(),
+            }],
+            (Projection::RoomMember, Event::MemberLeft(l)) => vec![Change::RemoveMember {
+                room_id: l.room_id.clone(),
+                user_id: l.user_id.clone(),
+            }],
+            (Projection::Room, Event::MemberLeft(l)) => vec![Change::UncountMember {
+                room_id: l.room_id.clone(),
+                time,
             }],
             (Projection::Room, Event::RoomCreated(r)) => vec![Change::InsertRoom {
                 id: r.room_id.clone(),
@@ -185,7 +246,8 @@ impl Projection {
                 description: r.description.clone(),
                 owner: r.owner.clone(),
                 avatar_image: r.avatar_image.clone(),
-                room_hash_id: r.join_code.clone(),
+                // The room's key is never destroyed; a code that does not open is not shown.
+                room_hash_id: clear.unwrap_or_default(),
                 time,
             }],
             (Projection::Room, Event::MemberJoined(j)) => vec![Change::CountMember {
@@ -207,8 +269,9 @@ impl Projection {
                 seq: m.seq,
                 message_id: m.message_id.clone(),
                 user_id: m.user_id.clone(),
-                message: m.text.clone(),
-                search_text: search_text(&m.text),
+                search_text: clear.as_deref().map(search_text).unwrap_or_default(),
+                deleted: clear.is_none(),
+                message: clear.unwrap_or_default(),
                 time,
                 event_id: *rec.event_id.as_bytes(),
                 position: rec.position,
@@ -222,7 +285,7 @@ impl Projection {
 mod tests {
     use super::*;
     use events::NewEvent;
-    use events::event::{MemberJoined, MessagePosted};
+    use events::event::MemberJoined;
 
     fn recorded(event: &Event, position: u64) -> Recorded {
         let n = NewEvent::with_id(uuid::Uuid::nil(), event, 42);
@@ -247,36 +310,29 @@ mod tests {
         });
         let rec = recorded(&e, 5);
         assert_eq!(
-            Projection::Room.changes(&rec, &e),
+            Projection::Room.changes(&rec, &e, None),
             [Change::CountMember {
                 room_id: "r".into(),
                 time: 42
             }]
         );
         assert_eq!(
-            Projection::RoomMember.changes(&rec, &e),
+            Projection::RoomMember.changes(&rec, &e, None),
             [Change::InsertMember {
                 room_id: "r".into(),
                 user_id: "u".into(),
                 joined_at: 42
             }]
         );
-        assert!(Projection::User.changes(&rec, &e).is_empty());
-        assert!(Projection::RoomRecord.changes(&rec, &e).is_empty());
+        assert!(Projection::User.changes(&rec, &e, None).is_empty());
+        assert!(Projection::RoomRecord.changes(&rec, &e, None).is_empty());
     }
 
     #[test]
     fn a_message_becomes_a_record_with_its_position() {
-        let e = Event::MessagePosted(MessagePosted {
-            room_id: "r".into(),
-            seq: 3,
-            message_id: "m".into(),
-            user_id: "u".into(),
-            text: "<b>hi</b>".into(),
-            kind: "input".into(),
-        });
+        let e = events::testing::posted("r", 3, "u", "<b>hi</b>");
         let rec = recorded(&e, 9);
-        match &Projection::RoomRecord.changes(&rec, &e)[..] {
+        match &Projection::RoomRecord.changes(&rec, &e, Some("<b>hi</b>"))[..] {
             [
                 Change::InsertRecord {
                     seq: 3,

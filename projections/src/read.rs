@@ -85,6 +85,78 @@ impl Reads {
         }
     }
 
+    /// The ids of every erased user.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn erased_users(&self) -> Result<Vec<String>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                db.with(|c| {
+                    let mut s =
+                        c.prepare_cached("select id from user where erased_at is not null")?;
+                    let ids = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    Ok(ids)
+                })
+                .await
+            }
+            Reads::Postgres(p) => Ok(p
+                .get()
+                .await
+                .map_err(crate::error::pg)?
+                .query("select id from \"user\" where erased_at is not null", &[])
+                .await
+                .map_err(crate::error::pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()),
+        }
+    }
+
+    /// Turns every message older than `cutoff` (ms) into a placeholder (retention); how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn scrub_before(&self, cutoff: i64) -> Result<u64, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                db.with_writer(move |c| {
+                    Ok(c.execute(
+                        "update room_record set message = '', search_text = '', deleted = 1
+                         where time < ?1 and deleted = 0",
+                        [cutoff],
+                    )? as u64)
+                })
+                .await
+            }
+            Reads::Postgres(p) => p
+                .get()
+                .await
+                .map_err(crate::error::pg)?
+                .execute(
+                    "update room_record set message = '', search_text = '', deleted = true
+                     where time < $1 and not deleted",
+                    &[&cutoff],
+                )
+                .await
+                .map_err(crate::error::pg),
+        }
+    }
+
+    /// Every message `user_id` wrote, in every room, oldest first (for their export).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn messages_by(&self, user_id: &str) -> Result<Vec<RecordRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let user = user_id.to_owned();
+                db.with(move |c| sqlite::messages_by(c, &user)).await
+            }
+            Reads::Postgres(p) => postgres::messages_by(p, user_id).await,
+        }
+    }
+
     /// A page of a room's history, or `None` when `user_id` is not a member.
     ///
     /// # Errors

@@ -21,6 +21,7 @@ use crate::projection::{Projection, Target};
 use crate::read::Reads;
 use crate::sqlite::{self, Error};
 use events::Store;
+use events::keys::Keys;
 use std::sync::Arc;
 
 /// Events per transaction while filling.
@@ -165,6 +166,7 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
 }
 
 async fn apply_shadow(
+    keys: &Arc<Keys>,
     reads: &Reads,
     projection: Projection,
     after: u64,
@@ -172,13 +174,15 @@ async fn apply_shadow(
 ) -> Result<u64, Error> {
     match reads {
         Reads::Sqlite(db) => {
+            let keys = keys.clone();
             db.with_writer(move |c| {
-                sqlite::commit_batch(c, &[projection], Target::Shadow, &batch).map(|at| at[0])
+                sqlite::commit_batch(&keys, c, &[projection], Target::Shadow, &batch)
+                    .map(|at| at[0])
             })
             .await
         }
         Reads::Postgres(pool) => {
-            postgres::commit_batch(pool, &[projection], Target::Shadow, after, &batch)
+            postgres::commit_batch(keys, pool, &[projection], Target::Shadow, after, &batch)
                 .await
                 .map(|at| at[0])
         }
@@ -194,6 +198,7 @@ async fn apply_shadow(
 pub async fn fill(
     reads: &Reads,
     store: &Arc<dyn Store>,
+    keys: &Arc<Keys>,
     projection: Projection,
     mut progress: impl FnMut(Progress),
 ) -> Result<u64, Error> {
@@ -212,14 +217,16 @@ pub async fn fill(
         let next = match batch.last().map(|r| r.position) {
             None => Vec::new(),
             Some(last) if short => {
-                at = apply_shadow(reads, projection, after, batch)
+                at = apply_shadow(keys, reads, projection, after, batch)
                     .await?
                     .max(last);
                 Vec::new()
             }
             Some(last) => {
-                let (applied, next) =
-                    tokio::join!(apply_shadow(reads, projection, after, batch), read(last));
+                let (applied, next) = tokio::join!(
+                    apply_shadow(keys, reads, projection, after, batch),
+                    read(last)
+                );
                 at = applied?.max(last);
                 next?
             }
@@ -243,6 +250,7 @@ pub async fn fill(
 pub async fn switch(
     reads: &Reads,
     store: &Arc<dyn Store>,
+    keys: &Arc<Keys>,
     projection: Projection,
 ) -> Result<u64, Error> {
     let live = projection.table().to_owned();
@@ -250,6 +258,7 @@ pub async fn switch(
     match reads {
         Reads::Sqlite(db) => {
             let store = store.clone();
+            let keys = keys.clone();
             let handle = tokio::runtime::Handle::current();
             db.with_writer(move |c| {
                 // Immediate: the write lock, so the server's worker waits between batches.
@@ -261,9 +270,14 @@ pub async fn switch(
                         .map_err(|e| Error::Task(e.to_string()))?;
                     let Some(last) = batch.last() else { break };
                     let next = last.position;
-                    at = sqlite::apply_in_transaction(&tx, &[projection], Target::Shadow, &batch)?
-                        [0]
-                    .max(next);
+                    at = sqlite::apply_in_transaction(
+                        &keys,
+                        &tx,
+                        &[projection],
+                        Target::Shadow,
+                        &batch,
+                    )?[0]
+                        .max(next);
                 }
                 let indexes: Vec<String> = {
                     let mut s = tx.prepare(
@@ -315,8 +329,15 @@ pub async fn switch(
                     .map_err(|e| Error::Task(e.to_string()))?;
                 let Some(last) = batch.last() else { break };
                 let next = last.position;
-                at = postgres::apply_in_transaction(&tx, &[projection], Target::Shadow, at, &batch)
-                    .await?[0]
+                at = postgres::apply_in_transaction(
+                    keys,
+                    &tx,
+                    &[projection],
+                    Target::Shadow,
+                    at,
+                    &batch,
+                )
+                .await?[0]
                     .max(next);
             }
             // Give the shadow's indexes the live ones' names, matched by definition.

@@ -3,6 +3,7 @@
 
 use crate::plan::Plan;
 use crate::projection::{Change, Projection, Target};
+use events::keys::Keys;
 use events::migrate::{self, Migration};
 use events::{Event, Recorded};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -13,8 +14,8 @@ pub use crate::error::Error;
 
 mod queries;
 pub use queries::{
-    RecordRow, RoomRow, UserRow, is_member, messages, room_by_code, room_by_id, rooms_of, search,
-    user_by_id, user_by_name,
+    RecordRow, RoomRow, UserRow, is_member, messages, messages_by, room_by_code, room_by_id,
+    rooms_of, search, user_by_id, user_by_name,
 };
 
 /// The read tables' migrations, in order.
@@ -28,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "search_text",
         sql: include_str!("../../migrations/sqlite/read/0002_search_text.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "sealed_log",
+        sql: include_str!("../../migrations/sqlite/read/0003_sealed_log.sql"),
     },
 ];
 
@@ -48,7 +54,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
          pragma synchronous = normal;
          pragma busy_timeout = 10000;
          pragma cache_size = -32768;
-         pragma foreign_keys = off;",
+         pragma foreign_keys = off;
+         pragma secure_delete = on;",
     )
 }
 
@@ -91,6 +98,19 @@ impl ReadDb {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Empties the write-ahead log into the database and truncates it, so that no file keeps
+    /// rows as they were before an erasure (`secure_delete` zeroes them in the database).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn truncate_wal(&self) -> Result<(), Error> {
+        self.with_writer(|c| {
+            c.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// A new read-write connection (for a worker).
@@ -170,6 +190,7 @@ pub fn checkpoint_of(conn: &Connection, name: &str) -> Result<u64, Error> {
 /// # Errors
 /// SQLite errors or an undecodable event; nothing of the batch is applied then.
 pub fn commit_batch(
+    keys: &Keys,
     conn: &mut Connection,
     projections: &[Projection],
     target: Target,
@@ -178,7 +199,7 @@ pub fn commit_batch(
     // Immediate: take the write lock up front. A deferred transaction that reads first and
     // then writes fails at once with "database is locked" when another worker writes between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let at = apply_in_transaction(&tx, projections, target, batch)?;
+    let at = apply_in_transaction(keys, &tx, projections, target, batch)?;
     tx.commit()?;
     Ok(at)
 }
@@ -192,6 +213,7 @@ pub fn commit_batch(
 /// # Errors
 /// SQLite errors or an undecodable event.
 pub fn apply_in_transaction(
+    keys: &Keys,
     tx: &Connection,
     projections: &[Projection],
     target: Target,
@@ -211,11 +233,12 @@ pub fn apply_in_transaction(
             position: rec.position,
             reason: e.to_string(),
         })?;
+        let clear = open_sealed(keys, rec, &event)?;
         for (projection, at) in projections.iter().zip(at.iter_mut()) {
             if rec.position <= *at {
                 continue;
             }
-            changes.extend(projection.changes(rec, &event));
+            changes.extend(projection.changes(rec, &event, clear.as_deref()));
             *at = rec.position;
         }
     }
@@ -251,27 +274,81 @@ pub fn apply_in_transaction(
     Ok(at)
 }
 
+/// The sealed field of `event` opened with `keys`, `None` when its key is gone. The key store
+/// beside SQLite read tables is SQLite too, which never waits: it is asked from this
+/// synchronous transaction without a runtime.
+fn open_sealed(keys: &Keys, rec: &Recorded, event: &Event) -> Result<Option<String>, Error> {
+    let Some((subject, sealed)) = event.sealed() else {
+        return Ok(None);
+    };
+    futures::executor::block_on(keys.open(&subject, sealed)).map_err(|e| Error::Decode {
+        position: rec.position,
+        reason: e.to_string(),
+    })
+}
+
 /// Applies one of a plan's inserts.
 fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::Result<()> {
     match change {
         Change::InsertUser {
             id,
             name,
-            password_hash,
             created_at,
         } => {
             tx.prepare_cached(&format!(
-                "insert into {} (id, name, name_lower, password_hash, created_at)
-                 values (?1, ?2, ?3, ?4, ?5)",
+                "insert into {} (id, name, name_lower, created_at) values (?1, ?2, ?3, ?4)",
                 target.table("user")
             ))?
             .execute(params![
                 id,
-                name,
-                name.to_lowercase(),
-                password_hash,
+                name.as_deref().unwrap_or(crate::DELETED_USER),
+                name.as_deref().map(str::to_lowercase),
                 created_at
             ])?;
+        }
+        Change::UpdateUser {
+            id,
+            name,
+            avatar_image,
+        } => {
+            tx.prepare_cached(&format!(
+                "update {} set name = coalesce(?2, name),
+                               name_lower = coalesce(lower(?2), name_lower),
+                               avatar_image = coalesce(?3, avatar_image)
+                 where id = ?1 and erased_at is null",
+                target.table("user")
+            ))?
+            .execute(params![id, name, avatar_image])?;
+            // SQLite's lower() folds ASCII only: keep the fold the names are looked up by.
+            if let Some(name) = name {
+                tx.prepare_cached(&format!(
+                    "update {} set name_lower = ?2 where id = ?1 and erased_at is null",
+                    target.table("user")
+                ))?
+                .execute(params![id, name.to_lowercase()])?;
+            }
+        }
+        Change::EraseUser { id, time } => {
+            tx.prepare_cached(&format!(
+                "update {} set name = ?2, name_lower = null, avatar_image = '', erased_at = ?3
+                 where id = ?1",
+                target.table("user")
+            ))?
+            .execute(params![id, crate::DELETED_USER, time])?;
+        }
+        Change::ScrubRecords { user_id } => {
+            tx.prepare_cached(&format!(
+                "update {} set message = '', search_text = '', deleted = 1 where user_id = ?1",
+                target.table("room_record")
+            ))?
+            .execute(params![user_id])?;
+        }
+        Change::RemoveMember { room_id, user_id } => {
+            tx.prepare_cached(&format!(
+                "delete from {} where room_id = ?1 and user_id = ?2",
+                target.table("room_member")
+            ))?
+            .execute(params![room_id, user_id])?;
         }
         Change::InsertRoom {
             id,
@@ -319,14 +396,15 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
             user_id,
             message,
             search_text,
+            deleted,
             time,
             event_id,
             position,
         } => {
             tx.prepare_cached(&format!(
                 "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                          event_id, position, search_text)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          event_id, position, search_text, deleted)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 target.table("room_record")
             ))?
             .execute(params![
@@ -338,11 +416,12 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
                 time,
                 event_id.as_slice(),
                 *position as i64,
-                search_text
+                search_text,
+                deleted
             ])?;
         }
         // `Plan::new` keeps the room updates out of the inserts.
-        Change::CountMember { .. } | Change::TouchRoom { .. } => {}
+        Change::CountMember { .. } | Change::UncountMember { .. } | Change::TouchRoom { .. } => {}
     }
     Ok(())
 }

@@ -16,6 +16,7 @@
 use crate::projection::{ALL, Projection, Target};
 use crate::read::Reads;
 use crate::sqlite::{self, Error, ReadDb};
+use events::keys::Keys;
 use events::{Store, Subscription};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +48,11 @@ impl Workers {
     ///
     /// # Errors
     /// When a checkpoint cannot be read.
-    pub async fn start(store: Arc<dyn Store>, reads: Reads) -> Result<Self, Error> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        reads: Reads,
+        keys: Arc<Keys>,
+    ) -> Result<Self, Error> {
         let (stop, _) = watch::channel(false);
         let mut checkpoints = HashMap::new();
         // In the order of `ALL`.
@@ -62,12 +67,14 @@ impl Workers {
             // One process, one write connection: the projections follow the log together.
             Reads::Sqlite(db) => vec![tokio::spawn(follow_together(
                 store.clone(),
+                keys.clone(),
                 db.clone(),
                 senders,
                 stop.subscribe(),
             ))],
             Reads::Postgres(pool) => vec![tokio::spawn(lead_together(
                 store.clone(),
+                keys.clone(),
                 pool.clone(),
                 senders,
                 stop.subscribe(),
@@ -133,6 +140,7 @@ const STANDBY: Duration = Duration::from_millis(100);
 /// the others. `checkpoints` are in the order of [`ALL`].
 async fn lead_together(
     store: Arc<dyn Store>,
+    keys: Arc<Keys>,
     pool: deadpool_postgres::Pool,
     checkpoints: Vec<watch::Sender<u64>>,
     mut stop: watch::Receiver<bool>,
@@ -191,7 +199,7 @@ async fn lead_together(
         };
         let small = batch.len() < SMALL;
         let Some(applied) = retrying("all", &mut stop, || {
-            apply_live(&pool, &projections, after, &batch)
+            apply_live(&keys, &pool, &projections, after, &batch)
         })
         .await
         else {
@@ -218,12 +226,13 @@ async fn lead_together(
 /// (the database lost commits) is not retried: it is answered `Ok(Err(..))`, and the caller
 /// reads the log again from the stored checkpoints.
 async fn apply_live(
+    keys: &Keys,
     pool: &deadpool_postgres::Pool,
     projections: &[Projection],
     after: u64,
     batch: &[events::Recorded],
 ) -> Result<Result<Vec<u64>, Error>, Error> {
-    match crate::postgres::commit_batch(pool, projections, Target::Live, after, batch).await {
+    match crate::postgres::commit_batch(keys, pool, projections, Target::Live, after, batch).await {
         Ok(applied) => Ok(Ok(applied)),
         Err(behind @ Error::Behind { .. }) => Ok(Err(behind)),
         Err(e) => Err(e),
@@ -305,6 +314,7 @@ async fn try_lead(
 /// from the log once and applied to all the tables in one transaction.
 async fn follow_together(
     store: Arc<dyn Store>,
+    keys: Arc<Keys>,
     db: ReadDb,
     checkpoints: Vec<watch::Sender<u64>>,
     mut stop: watch::Receiver<bool>,
@@ -316,7 +326,8 @@ async fn follow_together(
         let batch: Arc<[events::Recorded]> = batch.into();
         let Some(applied) = retrying("all", &mut stop, || {
             let batch = batch.clone();
-            db.with_writer(move |c| sqlite::commit_batch(c, &ALL, Target::Live, &batch))
+            let keys = keys.clone();
+            db.with_writer(move |c| sqlite::commit_batch(&keys, c, &ALL, Target::Live, &batch))
         })
         .await
         else {

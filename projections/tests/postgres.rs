@@ -246,7 +246,14 @@ fn sqlite_rows(log: &[Recorded], size: usize) -> Dump {
     let mut conn = db.writer().unwrap();
     for p in ALL {
         for chunk in log.chunks(size) {
-            sqlite::commit_batch(&mut conn, &[p], Target::Live, chunk).unwrap();
+            sqlite::commit_batch(
+                &events::testing::keys(),
+                &mut conn,
+                &[p],
+                Target::Live,
+                chunk,
+            )
+            .unwrap();
         }
     }
     dump_sqlite(&conn)
@@ -347,14 +354,28 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
         empty_read_tables(&pool).await;
         for p in ALL {
             for chunk in log.chunks(size) {
-                postgres::commit_batch(&pool, &[p], Target::Live, read_after(&log, chunk), chunk)
-                    .await
-                    .unwrap();
-            }
-            // A batch read again (after a crash between read and commit) is skipped.
-            postgres::commit_batch(&pool, &[p], Target::Live, 0, &log[..size.min(50)])
+                postgres::commit_batch(
+                    &events::testing::keys(),
+                    &pool,
+                    &[p],
+                    Target::Live,
+                    read_after(&log, chunk),
+                    chunk,
+                )
                 .await
                 .unwrap();
+            }
+            // A batch read again (after a crash between read and commit) is skipped.
+            postgres::commit_batch(
+                &events::testing::keys(),
+                &pool,
+                &[p],
+                Target::Live,
+                0,
+                &log[..size.min(50)],
+            )
+            .await
+            .unwrap();
         }
         assert_same(
             &dump_pg(&pool).await,
@@ -380,6 +401,7 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
         // The projections stand at different positions (one ahead, one behind by a batch
         // read again): each applies every event once.
         postgres::commit_batch(
+            &events::testing::keys(),
             &pool,
             &[Projection::Room],
             Target::Live,
@@ -388,14 +410,28 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
         )
         .await
         .unwrap();
-        postgres::commit_batch(&pool, &[Projection::User], Target::Live, 0, &log[..10])
-            .await
-            .unwrap();
+        postgres::commit_batch(
+            &events::testing::keys(),
+            &pool,
+            &[Projection::User],
+            Target::Live,
+            0,
+            &log[..10],
+        )
+        .await
+        .unwrap();
         for chunk in log.chunks(size) {
             let after = read_after(&log, chunk);
-            let at = postgres::commit_batch(&pool, &ALL, Target::Live, after, chunk)
-                .await
-                .unwrap();
+            let at = postgres::commit_batch(
+                &events::testing::keys(),
+                &pool,
+                &ALL,
+                Target::Live,
+                after,
+                chunk,
+            )
+            .await
+            .unwrap();
             let last = chunk.last().unwrap().position;
             assert_eq!(at.len(), ALL.len());
             assert!(at.iter().all(|a| *a >= last), "{at:?} after {last}");
@@ -421,9 +457,13 @@ async fn the_workers_of_one_process_read_each_batch_of_the_log_once() {
     let store: Arc<dyn Store> = counting.clone();
     // The whole log (fewer events than a batch) is there before the workers start: each
     // projection's worker reading it for itself read it four times.
-    let workers = Workers::start(store, Reads::Postgres(pool.clone()))
-        .await
-        .unwrap();
+    let workers = Workers::start(
+        store,
+        Reads::Postgres(pool.clone()),
+        events::testing::keys(),
+    )
+    .await
+    .unwrap();
     let head = log.last().unwrap().position;
     assert!(workers.wait_for(head, Duration::from_secs(30)).await);
     workers.shutdown().await;
@@ -444,14 +484,30 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
     let pool = fresh_pool().await;
     let (_, log) = seeded_store().await;
     let (first, rest) = log.split_at(log.len() / 2);
-    postgres::commit_batch(&pool, &ALL, Target::Live, 0, first)
-        .await
-        .unwrap();
+    postgres::commit_batch(
+        &events::testing::keys(),
+        &pool,
+        &ALL,
+        Target::Live,
+        0,
+        first,
+    )
+    .await
+    .unwrap();
     // The database loses the projections' commits.
     empty_read_tables(&pool).await;
     // Applied over the gap, the first half would be missing for good.
     let after = first.last().unwrap().position;
-    match postgres::commit_batch(&pool, &ALL, Target::Live, after, rest).await {
+    match postgres::commit_batch(
+        &events::testing::keys(),
+        &pool,
+        &ALL,
+        Target::Live,
+        after,
+        rest,
+    )
+    .await
+    {
         Err(projections::sqlite::Error::Behind {
             stored, after: a, ..
         }) => assert_eq!((stored, a), (0, after)),
@@ -460,13 +516,21 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
     assert_eq!(checkpoints(&pool).await, [0; 4], "nothing applied");
     assert_eq!(dump_pg(&pool).await, reference(&[]), "nothing applied");
     // Read again from the stored checkpoint, the whole log applies.
-    postgres::commit_batch(&pool, &ALL, Target::Live, 0, &log)
+    postgres::commit_batch(&events::testing::keys(), &pool, &ALL, Target::Live, 0, &log)
         .await
         .unwrap();
     assert_same(&dump_pg(&pool).await, &reference(&log), "applied again");
     // A rebuild's batch is held to the same check.
     assert!(matches!(
-        postgres::commit_batch(&pool, &[Projection::User], Target::Shadow, after, rest).await,
+        postgres::commit_batch(
+            &events::testing::keys(),
+            &pool,
+            &[Projection::User],
+            Target::Shadow,
+            after,
+            rest
+        )
+        .await,
         Err(projections::sqlite::Error::Behind { .. })
     ));
 }
@@ -479,9 +543,13 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
 async fn workers_read_the_log_again_when_the_database_lost_their_commits() {
     let pool = fresh_pool().await;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let workers = Workers::start(store.clone(), Reads::Postgres(pool.clone()))
-        .await
-        .unwrap();
+    let workers = Workers::start(
+        store.clone(),
+        Reads::Postgres(pool.clone()),
+        events::testing::keys(),
+    )
+    .await
+    .unwrap();
     let events = history();
     let (first, rest) = events.split_at(events.len() / 2);
     append(&*store, first.to_vec()).await;
@@ -517,7 +585,9 @@ async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
     let reads = Reads::Postgres(pool.clone());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     // The workers follow the log as it grows, in batches of whatever has arrived.
-    let workers = Workers::start(store.clone(), reads.clone()).await.unwrap();
+    let workers = Workers::start(store.clone(), reads.clone(), events::testing::keys())
+        .await
+        .unwrap();
     let events = history();
     let head = events.len() as u64;
     let feeder = {
@@ -540,8 +610,15 @@ async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
     // Rebuilt into the shadow tables while the workers run, then switched over.
     for p in ALL {
         assert_eq!(rebuild::prepare(&reads, p, false).await.unwrap(), 0);
-        rebuild::fill(&reads, &store, p, |_| {}).await.unwrap();
-        assert_eq!(rebuild::switch(&reads, &store, p).await.unwrap(), head);
+        rebuild::fill(&reads, &store, &events::testing::keys(), p, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            rebuild::switch(&reads, &store, &events::testing::keys(), p)
+                .await
+                .unwrap(),
+            head
+        );
     }
     assert_same(&dump_pg(&pool).await, &expected, "rebuilt");
     assert_eq!(checkpoints(&pool).await, [head; 4]);
@@ -581,7 +658,7 @@ async fn a_batch_with_a_failing_row_applies_nothing() {
     let log = store.read_all(0, usize::MAX).await.unwrap();
     for p in [Projection::Room, Projection::RoomRecord] {
         assert!(
-            postgres::commit_batch(&pool, &[p], Target::Live, 0, &log)
+            postgres::commit_batch(&events::testing::keys(), &pool, &[p], Target::Live, 0, &log)
                 .await
                 .is_err()
         );

@@ -32,7 +32,9 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
     let path = dir.path().join("read.db");
     let db = ReadDb::open(&path).unwrap();
     let reads = Reads::Sqlite(db.clone());
-    let workers = Workers::start(store.clone(), reads.clone()).await.unwrap();
+    let workers = Workers::start(store.clone(), reads.clone(), events::testing::keys())
+        .await
+        .unwrap();
     assert!(workers.wait_for(12_002, Duration::from_secs(30)).await);
     workers.shutdown().await;
     let live_before = count(&path, "select count(*) from room_record");
@@ -42,7 +44,11 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
     let flaky: Arc<dyn Store> = Arc::new(Watched::new(store.clone()).interrupting_log_read(2));
     let p = Projection::RoomRecord;
     assert_eq!(rebuild::prepare(&reads, p, false).await.unwrap(), 0);
-    assert!(rebuild::fill(&reads, &flaky, p, |_| {}).await.is_err());
+    assert!(
+        rebuild::fill(&reads, &flaky, &events::testing::keys(), p, |_| {})
+            .await
+            .is_err()
+    );
     let partway = rebuild::pending(&reads, p).await.unwrap().unwrap();
     assert!(partway > 0 && partway < 12_002, "{partway}");
     assert_eq!(
@@ -63,7 +69,9 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
     assert_eq!(rebuild::prepare(&reads, p, false).await.unwrap(), partway);
     // Start over: back to 0.
     assert_eq!(rebuild::prepare(&reads, p, true).await.unwrap(), 0);
-    rebuild::fill(&reads, &store, p, |_| {}).await.unwrap();
+    rebuild::fill(&reads, &store, &events::testing::keys(), p, |_| {})
+        .await
+        .unwrap();
     // Traffic after the fill is picked up by the switch.
     store
         .append(
@@ -73,7 +81,9 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
         )
         .await
         .unwrap();
-    let at = rebuild::switch(&reads, &store, p).await.unwrap();
+    let at = rebuild::switch(&reads, &store, &events::testing::keys(), p)
+        .await
+        .unwrap();
     assert_eq!(at, 12_003);
     assert_eq!(count(&path, "select count(*) from room_record"), 12_001);
     assert_eq!(
@@ -93,7 +103,9 @@ async fn an_interrupted_rebuild_leaves_the_live_table_and_resumes_or_restarts() 
         1
     );
     // The live worker carries on from the switched checkpoint without applying twice.
-    let workers = Workers::start(store.clone(), reads.clone()).await.unwrap();
+    let workers = Workers::start(store.clone(), reads.clone(), events::testing::keys())
+        .await
+        .unwrap();
     seed_one(&*store, 12_002).await;
     assert!(workers.wait_for(12_004, Duration::from_secs(10)).await);
     assert_eq!(count(&path, "select count(*) from room_record"), 12_002);

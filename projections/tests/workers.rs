@@ -36,9 +36,13 @@ async fn workers_build_every_table_and_survive_a_restart() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let head = seed(&*store).await;
     let db = ReadDb::open(dir.path().join("read.db")).unwrap();
-    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
-        .await
-        .unwrap();
+    let workers = Workers::start(
+        store.clone(),
+        projections::Reads::Sqlite(db.clone()),
+        events::testing::keys(),
+    )
+    .await
+    .unwrap();
     assert!(workers.wait_for(head, Duration::from_secs(10)).await);
     let (user, rooms, page, member) = db
         .with(|c| {
@@ -69,9 +73,13 @@ async fn workers_build_every_table_and_survive_a_restart() {
         )
         .await
         .unwrap();
-    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
-        .await
-        .unwrap();
+    let workers = Workers::start(
+        store.clone(),
+        projections::Reads::Sqlite(db.clone()),
+        events::testing::keys(),
+    )
+    .await
+    .unwrap();
     assert!(workers.wait_for(head + 1, Duration::from_secs(10)).await);
     assert!(workers.positions().iter().all(|(_, p)| *p == head + 1));
     let latest = db
@@ -97,7 +105,16 @@ async fn a_batch_applies_whole_or_not_at_all() {
         [],
     )
     .unwrap();
-    assert!(sqlite::commit_batch(&mut conn, &[p], Target::Live, &all).is_err());
+    assert!(
+        sqlite::commit_batch(
+            &events::testing::keys(),
+            &mut conn,
+            &[p],
+            Target::Live,
+            &all
+        )
+        .is_err()
+    );
     assert_eq!(sqlite::checkpoint(&conn, p).unwrap(), 0);
     let n: i64 = conn
         .query_row("select count(*) from room_record", [], |r| r.get(0))
@@ -118,14 +135,30 @@ async fn projections_at_different_checkpoints_each_apply_every_event_once() {
     let db = ReadDb::open(dir.path().join("read.db")).unwrap();
     let log = store.read_all(0, 100).await.unwrap();
     db.with_writer(move |c| {
-        sqlite::commit_batch(c, &[Projection::User], Target::Live, &log)?;
-        sqlite::commit_batch(c, &[Projection::RoomRecord], Target::Live, &log)
+        sqlite::commit_batch(
+            &events::testing::keys(),
+            c,
+            &[Projection::User],
+            Target::Live,
+            &log,
+        )?;
+        sqlite::commit_batch(
+            &events::testing::keys(),
+            c,
+            &[Projection::RoomRecord],
+            Target::Live,
+            &log,
+        )
     })
     .await
     .unwrap();
-    let workers = Workers::start(store.clone(), projections::Reads::Sqlite(db.clone()))
-        .await
-        .unwrap();
+    let workers = Workers::start(
+        store.clone(),
+        projections::Reads::Sqlite(db.clone()),
+        events::testing::keys(),
+    )
+    .await
+    .unwrap();
     assert!(workers.wait_for(head, Duration::from_secs(10)).await);
     let (user, rooms, page, member) = db
         .with(|c| {

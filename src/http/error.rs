@@ -12,6 +12,7 @@ use serde::Serialize;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -20,6 +21,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            code: None,
+        }
+    }
+
+    /// The same error carrying a part 2 error code (`"code"` in the body, as the socket's).
+    pub fn code(self, code: &'static str) -> Self {
+        Self {
+            code: Some(code),
+            ..self
         }
     }
 
@@ -75,13 +85,24 @@ impl From<projections::sqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::metrics::rejected_status(self.status);
-        let body = Envelope {
+        let body = ErrorBody {
             status: self.status.as_u16(),
             message: &self.message,
             data: Null,
+            code: self.code,
         };
         (self.status, Json(body)).into_response()
     }
+}
+
+/// An error's body: the envelope, with part 2's error code when there is one.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: u16,
+    message: &'a str,
+    data: Null,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
 }
 
 /// A success in the contract's envelope.

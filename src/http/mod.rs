@@ -1,6 +1,7 @@
 //! The HTTP side: the REST API under `/api`, uploaded media under `/media`, the web page at
 //! `/`, and `/healthz`.
 
+mod account;
 mod error;
 mod extract;
 mod linger;
@@ -32,7 +33,10 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(users::register))
         .routes(routes!(users::login))
         .routes(routes!(users::logout))
-        .routes(routes!(users::info))
+        .routes(routes!(users::info, account::patch_info))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::export))
+        .routes(routes!(account::delete))
         .routes(routes!(rooms::create))
         .routes(routes!(rooms::list))
         .routes(routes!(rooms::join))

@@ -33,11 +33,11 @@ pub struct SessionData<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserData<'a> {
     #[serde(rename = "userInfo")]
-    user_info: UserInfo<'a>,
+    pub(crate) user_info: UserInfo<'a>,
 }
 
 /// Checks a user name as the contract counts it and returns it trimmed.
-fn check_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let n = name.chars().count();
     if n == 0 || n > 64 {
@@ -53,7 +53,7 @@ fn check_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(8..=128).contains(&n) {
         return Err(ApiError::bad_request(
@@ -63,7 +63,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn session_answer(
+pub(crate) async fn session_answer(
     app: &Shared,
     status: StatusCode,
     message: &str,
@@ -112,22 +112,31 @@ pub async fn register(
     let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
         .await
         .map_err(ApiError::unavailable)?;
-    let registered = match actors::users::register(&*app.store, &name, &hash).await {
-        Ok(r) => r,
-        Err(actors::users::Error::NameTaken) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "that user name is taken",
-            ));
+    // The credential first: a user in the log always has one (a crash in between leaves
+    // only a credential nobody can use).
+    let user_id = actors::users::new_id();
+    app.sessions
+        .set_password(&user_id, &hash)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let position = match actors::users::register(&*app.store, &app.keys, &user_id, &name).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = app.sessions.forget_password(&user_id).await;
+            return Err(match e {
+                actors::users::Error::NameTaken => {
+                    ApiError::new(StatusCode::CONFLICT, "that user name is taken").code("conflict")
+                }
+                e => ApiError::unavailable(e),
+            });
         }
-        Err(e) => return Err(ApiError::unavailable(e)),
     };
-    app.wrote(&registered.user_id, registered.position);
-    app.wait_for(registered.position).await;
+    app.wrote(&user_id, position);
+    app.wait_for(position).await;
     let user = projections::UserRow {
-        id: registered.user_id,
+        id: user_id,
         name,
-        password_hash: String::new(),
+        erased: false,
         avatar_image: String::new(),
     };
     session_answer(&app, StatusCode::CREATED, "registered", &user).await
@@ -161,10 +170,15 @@ pub async fn login(
     };
     // On an error the attempt is dropped: its slot comes back, nothing counts.
     let user = app.read.user_by_name(&name).await?;
-    let hash = user.as_ref().map_or_else(
-        || crate::auth::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
+    let stored = match &user {
+        Some(u) => app
+            .sessions
+            .password_of(&u.id)
+            .await
+            .map_err(ApiError::unavailable)?,
+        None => None,
+    };
+    let hash = stored.unwrap_or_else(|| crate::auth::dummy_hash().to_owned());
     let password = c.password;
     let matches =
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))

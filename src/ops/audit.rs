@@ -1,9 +1,12 @@
-//! `chatroom audit`: a room's or a user's history, straight from the log, streamed.
+//! `chatroom audit`: a room's or a user's history, straight from the log, streamed; sealed
+//! fields are opened with the key store where their keys remain ("(erased)" where not), and
+//! join codes are never printed.
 
 use super::times::parse_time;
 use crate::config::{Audit, Format};
 use crate::storage::Storage;
-use events::event::{room_stream, user_stream, username_stream};
+use events::event::{join_code_hash, room_stream, user_stream, username_stream};
+use events::keys::Keys;
 use events::{Event, Recorded, Store};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -14,30 +17,53 @@ const PAGE: usize = 1000;
 
 struct Names<'a> {
     store: &'a dyn Store,
+    keys: &'a Keys,
     known: HashMap<String, String>,
 }
 
 impl Names<'_> {
-    /// A user's registered name, from their own stream.
+    /// A user's name as the log last gives it, opened with the key store: "Deleted user"
+    /// once they are erased.
     async fn of(&mut self, user_id: &str) -> anyhow::Result<String> {
         if let Some(n) = self.known.get(user_id) {
             return Ok(n.clone());
         }
-        let name = match self
-            .store
-            .read_stream(&user_stream(user_id), 1, 1)
-            .await?
-            .first()
-        {
-            Some(rec) => match rec.decode()? {
-                Event::UserRegistered(u) => u.name,
-                _ => String::new(),
-            },
-            None => String::new(),
-        };
+        let mut name = String::new();
+        let mut from = 1;
+        loop {
+            let page = self
+                .store
+                .read_stream(&user_stream(user_id), from, PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.version + 1;
+            for rec in &page {
+                let event = rec.decode()?;
+                if matches!(event, Event::UserRegistered(_) | Event::UserRenamed(_)) {
+                    name = opened(self.keys, &event).await?;
+                }
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
         self.known.insert(user_id.to_owned(), name.clone());
         Ok(name)
     }
+}
+
+/// What an audit shows of a sealed field: its text when the key store still has its key, else
+/// that it was erased.
+const ERASED: &str = "(erased)";
+
+async fn opened(keys: &Keys, event: &Event) -> anyhow::Result<String> {
+    let Some((subject, sealed)) = event.sealed() else {
+        return Ok(String::new());
+    };
+    Ok(keys
+        .open(&subject, sealed)
+        .await?
+        .unwrap_or_else(|| ERASED.to_owned()))
 }
 
 /// One line of output.
@@ -50,42 +76,78 @@ struct Line {
     what: String,
 }
 
-fn describe(event: &Event) -> (Option<String>, Option<String>, Option<u64>, String) {
-    match event {
-        Event::UserNameClaimed(c) => (
+/// What an event says, for a person: sealed fields opened where their keys remain; join codes
+/// and credentials are never shown.
+async fn describe(
+    keys: &Keys,
+    event: &Event,
+) -> anyhow::Result<(Option<String>, Option<String>, Option<u64>, String)> {
+    let clear = opened(keys, event).await?;
+    let user = |u: &String| Some(u.clone());
+    Ok(match event {
+        Event::LogStarted(l) => (
             None,
-            Some(c.user_id.clone()),
             None,
-            format!("claimed the name {:?}", c.name),
+            None,
+            format!("log started (format {})", l.format),
         ),
+        Event::UserNameClaimed(c) => (None, user(&c.user_id), None, "claimed a name".into()),
+        Event::UserNameReleased(c) => (None, user(&c.user_id), None, "let a name go".into()),
         Event::UserRegistered(u) => (
             None,
-            Some(u.user_id.clone()),
+            user(&u.user_id),
             None,
-            format!("registered as {:?}", u.name),
+            format!("registered as {clear:?}"),
+        ),
+        Event::UserRenamed(u) => (
+            None,
+            user(&u.user_id),
+            None,
+            format!("renamed to {clear:?}"),
+        ),
+        Event::AvatarChanged(u) => (
+            None,
+            user(&u.user_id),
+            None,
+            format!("changed avatar to {clear:?}"),
+        ),
+        Event::PasswordChanged(u) => (None, user(&u.user_id), None, "changed password".into()),
+        Event::UserErased(u) => (
+            None,
+            user(&u.user_id),
+            None,
+            if u.by_operator {
+                "erased by an operator"
+            } else {
+                "erased their account"
+            }
+            .into(),
         ),
         Event::RoomCreated(r) => (
             Some(r.room_id.clone()),
-            Some(r.owner.clone()),
+            user(&r.owner),
             None,
-            format!(
-                "created room {:?} ({:?}), join code {}",
-                r.name, r.description, r.join_code
-            ),
+            format!("created room {:?} ({:?})", r.name, r.description),
         ),
         Event::MemberJoined(j) => (
             Some(j.room_id.clone()),
-            Some(j.user_id.clone()),
+            user(&j.user_id),
             None,
-            "joined".to_owned(),
+            "joined".into(),
+        ),
+        Event::MemberLeft(j) => (
+            Some(j.room_id.clone()),
+            user(&j.user_id),
+            None,
+            "left".into(),
         ),
         Event::MessagePosted(m) => (
             Some(m.room_id.clone()),
-            Some(m.user_id.clone()),
+            user(&m.user_id),
             Some(m.seq),
-            m.text.clone(),
+            clear,
         ),
-    }
+    })
 }
 
 struct Out<W: Write> {
@@ -210,13 +272,33 @@ async fn resolve_room(storage: &Storage, arg: &str) -> anyhow::Result<String> {
         for rec in page {
             if rec.event_type == "RoomCreated"
                 && let Event::RoomCreated(r) = rec.decode()?
-                && r.join_code == arg
+                && r.join_code_hash == join_code_hash(arg)
             {
                 return Ok(r.room_id);
             }
         }
     }
     anyhow::bail!("no room has the id or join code {arg:?}")
+}
+
+/// Finds the user named by an id or a name (the name's holder today, or its last holder).
+pub async fn resolve_user(storage: &Storage, arg: &str) -> anyhow::Result<String> {
+    if storage
+        .store
+        .stream_version(&user_stream(arg))
+        .await?
+        .is_some()
+    {
+        return Ok(arg.to_owned());
+    }
+    let stream = username_stream(&storage.keys.name_hash(arg));
+    let mut holder = None;
+    for rec in storage.store.read_stream(&stream, 1, PAGE).await? {
+        if let Event::UserNameClaimed(c) = rec.decode()? {
+            holder = Some(c.user_id);
+        }
+    }
+    holder.ok_or_else(|| anyhow::anyhow!("no user has the id or name {arg:?}"))
 }
 
 /// Runs `chatroom audit`.
@@ -233,8 +315,10 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
         w: std::io::BufWriter::new(stdout.lock()),
         format: args.format,
     };
+    let keys = storage.keys.clone();
     let mut names = Names {
         store: &*store,
+        keys: &keys,
         known: HashMap::new(),
     };
     let in_window = |t: i64| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u);
@@ -269,7 +353,7 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                 if !in_window(rec.recorded_at) {
                     continue;
                 }
-                let (room_id, user_id, seq, what) = describe(&event);
+                let (room_id, user_id, seq, what) = describe(&keys, &event).await?;
                 let user_name = match &user_id {
                     Some(u) => Some(names.of(u).await?),
                     None => None,
@@ -299,13 +383,7 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
             )?;
         }
     } else if let Some(user) = &args.user {
-        let claim = store
-            .read_stream(&username_stream(user.trim()), 1, 1)
-            .await?;
-        let user_id = match claim.first().map(Recorded::decode).transpose()? {
-            Some(Event::UserNameClaimed(c)) => c.user_id,
-            _ => anyhow::bail!("no user is called {user:?}"),
-        };
+        let user_id = resolve_user(&storage, user).await?;
         let mut after = 0;
         loop {
             let page = store.read_all(after, 5000).await?;
@@ -316,7 +394,7 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                     continue;
                 }
                 let event = rec.decode()?;
-                let (room_id, actor, seq, what) = describe(&event);
+                let (room_id, actor, seq, what) = describe(&keys, &event).await?;
                 if actor.as_deref() != Some(user_id.as_str()) {
                     continue;
                 }

@@ -60,12 +60,18 @@ pub async fn rebuild(args: StoreArgs, name: Option<String>, restart: bool) -> an
         }
         let mut bar = Bar::new(format!("rebuilding {}", p.name()), from);
         let mut last = (from, 0);
-        rebuild::fill(&storage.reads, &storage.store, p, |progress| {
-            bar.update(progress.at, progress.head);
-            last = (progress.at, progress.head);
-        })
+        rebuild::fill(
+            &storage.reads,
+            &storage.store,
+            &storage.keys,
+            p,
+            |progress| {
+                bar.update(progress.at, progress.head);
+                last = (progress.at, progress.head);
+            },
+        )
         .await?;
-        let at = rebuild::switch(&storage.reads, &storage.store, p).await?;
+        let at = rebuild::switch(&storage.reads, &storage.store, &storage.keys, p).await?;
         bar.finish(at, at.max(last.1));
         println!(
             "{}: rebuilt from the log up to position {at} ({:.0} events/s) and switched over",

@@ -58,6 +58,19 @@ impl Registry {
         }
     }
 
+    /// Disconnects every socket of `user_id` on this process.
+    pub fn disconnect_user(&self, user_id: &str) {
+        let doomed: Vec<SocketRef> = self
+            .open
+            .iter()
+            .filter(|e| e.value().1.user_id == user_id)
+            .map(|e| e.value().0.clone())
+            .collect();
+        for s in doomed {
+            let _ = s.disconnect();
+        }
+    }
+
     /// Disconnects sockets whose session expired or was revoked (possibly by another
     /// process).
     pub async fn sweep(&self, sessions: &Sessions) {

@@ -27,6 +27,7 @@ fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
         room_id: &m.room_id,
         user: &author,
         message: &m.text,
+        deleted: m.deleted,
         kind: "input",
         time: wire::time(m.time_ms),
     };

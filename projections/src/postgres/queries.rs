@@ -9,7 +9,7 @@ fn user_row(r: &tokio_postgres::Row) -> UserRow {
     UserRow {
         id: r.get(0),
         name: r.get(1),
-        password_hash: r.get(2),
+        erased: r.get(2),
         avatar_image: r.get(3),
     }
 }
@@ -38,8 +38,9 @@ pub(crate) async fn user_by(
     value: &str,
 ) -> Result<Option<UserRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
-    let sql =
-        format!("select id, name, password_hash, avatar_image from \"user\" where {column} = $1");
+    let sql = format!(
+        "select id, name, erased_at is not null, avatar_image from \"user\" where {column} = $1"
+    );
     Ok(c.query_opt(&sql, &[&value])
         .await
         .map_err(pg)?
@@ -85,6 +86,7 @@ fn record_row(r: &tokio_postgres::Row) -> RecordRow {
         user_avatar: r.get(5),
         message: r.get(6),
         time: r.get(7),
+        deleted: r.get(8),
     }
 }
 
@@ -111,7 +113,7 @@ pub(crate) async fn member_messages(
     let rows = c
         .query(
             "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time
+                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
              from room_record rr left join \"user\" u on u.id = rr.user_id
              where rr.room_id = $1 and rr.seq < $2
              order by rr.seq desc limit $3",
@@ -135,11 +137,30 @@ pub(crate) async fn search(
     let rows = c
         .query(
             "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time
+                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
              from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and rr.search_text like $2 escape '\\'
+             where rr.room_id = $1 and not rr.deleted and rr.search_text like $2 escape '\\'
              order by rr.seq desc limit $3",
             &[&room_id, &pattern, &(limit as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows.iter().map(record_row).collect())
+}
+
+/// Every message of `user_id`, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn messages_by(pool: &Pool, user_id: &str) -> Result<Vec<RecordRow>, Error> {
+    let client = pool.get().await.map_err(pg)?;
+    let rows = client
+        .query(
+            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
+             from room_record rr left join \"user\" u on u.id = rr.user_id
+             where rr.user_id = $1 order by rr.time, rr.room_id, rr.seq",
+            &[&user_id],
         )
         .await
         .map_err(pg)?;

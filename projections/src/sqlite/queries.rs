@@ -11,8 +11,8 @@ pub struct UserRow {
     pub id: String,
     /// Name as registered.
     pub name: String,
-    /// Argon2id hash.
-    pub password_hash: String,
+    /// Whether the user was erased (the name then reads as "Deleted user").
+    pub erased: bool,
     /// Avatar path or empty.
     pub avatar_image: String,
 }
@@ -57,17 +57,19 @@ pub struct RecordRow {
     pub user_name: String,
     /// Author avatar.
     pub user_avatar: String,
-    /// Text.
+    /// Text; empty for a placeholder.
     pub message: String,
     /// Time, ms.
     pub time: i64,
+    /// Whether the text is gone: a placeholder.
+    pub deleted: bool,
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        password_hash: r.get(2)?,
+        erased: r.get(2)?,
         avatar_image: r.get(3)?,
     })
 }
@@ -79,7 +81,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, Error> {
     Ok(conn
         .prepare_cached(
-            "select id, name, password_hash, avatar_image from user where name_lower = ?1",
+            "select id, name, erased_at is not null, avatar_image from user where name_lower = ?1",
         )?
         .query_row([name.to_lowercase()], user_row)
         .optional()?)
@@ -91,7 +93,9 @@ pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, Er
 /// SQLite errors.
 pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error> {
     Ok(conn
-        .prepare_cached("select id, name, password_hash, avatar_image from user where id = ?1")?
+        .prepare_cached(
+            "select id, name, erased_at is not null, avatar_image from user where id = ?1",
+        )?
         .query_row([id], user_row)
         .optional()?)
 }
@@ -176,6 +180,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
         user_avatar: r.get(5)?,
         message: r.get(6)?,
         time: r.get(7)?,
+        deleted: r.get(8)?,
     })
 }
 
@@ -192,7 +197,7 @@ pub fn messages(
     let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
     let mut s = conn.prepare_cached(
         "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time
+                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
          from room_record rr left join user u on u.id = rr.user_id
          where rr.room_id = ?1 and rr.seq < ?2
          order by rr.seq desc limit ?3",
@@ -219,11 +224,28 @@ pub fn search(
     let pattern = crate::projection::like_pattern(query);
     let mut s = conn.prepare_cached(
         "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time
+                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
          from room_record rr left join user u on u.id = rr.user_id
-         where rr.room_id = ?1 and rr.search_text like ?2 escape '\\'
+         where rr.room_id = ?1 and not rr.deleted and rr.search_text like ?2 escape '\\'
          order by rr.seq desc limit ?3",
     )?;
     let rows = s.query_map(params![room_id, pattern, limit as i64], record_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every message of `user_id`, oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn messages_by(conn: &Connection, user_id: &str) -> Result<Vec<RecordRow>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
+         from room_record rr left join user u on u.id = rr.user_id
+         where rr.user_id = ?1 order by rr.time, rr.room_id, rr.seq",
+    )?;
+    let rows = stmt
+        .query_map([user_id], record_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

@@ -7,34 +7,13 @@
 //! server wrote.
 
 use crate::event::{
-    Event, INPUT, MemberJoined, MessagePosted, RoomCreated, UserNameClaimed, UserRegistered,
+    AvatarChanged, Event, LogStarted, MemberJoined, MemberLeft, MessagePosted, PasswordChanged,
+    RoomCreated, UserErased, UserNameClaimed, UserNameReleased, UserRegistered, UserRenamed,
 };
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-/// `MessagePosted` as schema version 1 wrote it: no `kind`.
-#[derive(Debug, Deserialize)]
-struct MessagePostedV1 {
-    room_id: String,
-    seq: u64,
-    message_id: String,
-    user_id: String,
-    text: String,
-}
-
-impl From<MessagePostedV1> for MessagePosted {
-    fn from(v1: MessagePostedV1) -> Self {
-        Self {
-            room_id: v1.room_id,
-            seq: v1.seq,
-            message_id: v1.message_id,
-            user_id: v1.user_id,
-            text: v1.text,
-            // Version 1 only ever stored typed text.
-            kind: INPUT.to_owned(),
-        }
-    }
-}
+pub mod legacy;
 
 /// Why a stored payload could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +24,17 @@ pub enum DecodeError {
     /// The type is known but this schema version is not.
     #[error("unknown schema version {version} of {event_type}")]
     UnknownVersion {
+        /// Type name.
+        event_type: String,
+        /// Schema version found.
+        version: u16,
+    },
+    /// An event of a schema version that held personal data in clear: the log was written by
+    /// an earlier version and must be upgraded (`chatroom upgrade`) before it is served.
+    #[error(
+        "{event_type} v{version} was written by an earlier version of chatroom: run `chatroom upgrade`"
+    )]
+    Legacy {
         /// Type name.
         event_type: String,
         /// Schema version found.
@@ -69,12 +59,12 @@ fn config() -> bincode::config::Configuration {
 /// Limit on a payload's decoded size, so hostile bytes cannot ask for huge allocations.
 const DECODE_LIMIT: usize = 16 * 1024 * 1024;
 
-fn enc<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn enc<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising plain structs of strings and integers cannot fail.
     bincode::serde::encode_to_vec(value, config()).expect("event payloads always encode")
 }
 
-fn dec<T: DeserializeOwned>(
+pub(crate) fn dec<T: DeserializeOwned>(
     event_type: &str,
     version: u16,
     bytes: &[u8],
@@ -96,8 +86,10 @@ fn dec<T: DeserializeOwned>(
 /// The schema version written today for each event type.
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
-        "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" => 1,
-        "MessagePosted" => 2,
+        "LogStarted" | "UserNameReleased" | "UserRenamed" | "AvatarChanged" | "PasswordChanged"
+        | "UserErased" | "MemberJoined" | "MemberLeft" => 1,
+        "UserNameClaimed" | "UserRegistered" | "RoomCreated" => 2,
+        "MessagePosted" => 3,
         _ => 0,
     }
 }
@@ -105,10 +97,17 @@ pub fn current_version(event_type: &str) -> u16 {
 /// Encodes an event as (type name, schema version, payload bytes).
 pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
     let bytes = match event {
+        Event::LogStarted(p) => enc(p),
         Event::UserNameClaimed(p) => enc(p),
+        Event::UserNameReleased(p) => enc(p),
         Event::UserRegistered(p) => enc(p),
+        Event::UserRenamed(p) => enc(p),
+        Event::AvatarChanged(p) => enc(p),
+        Event::PasswordChanged(p) => enc(p),
+        Event::UserErased(p) => enc(p),
         Event::RoomCreated(p) => enc(p),
         Event::MemberJoined(p) => enc(p),
+        Event::MemberLeft(p) => enc(p),
         Event::MessagePosted(p) => enc(p),
     };
     let name = event.type_name();
@@ -118,25 +117,36 @@ pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
 /// Decodes a stored payload, upcasting older schema versions to today's types.
 ///
 /// # Errors
-/// [`DecodeError`] when the type or version is unknown or the bytes are malformed.
+/// [`DecodeError`] when the type or version is unknown, when it is a version that held
+/// personal data in clear ([`DecodeError::Legacy`]: see [`legacy`]), or the bytes are
+/// malformed.
 pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, DecodeError> {
     let t = event_type;
-    let event = match (t, version) {
-        ("UserNameClaimed", 1) => {
-            Event::UserNameClaimed(dec::<UserNameClaimed>(t, version, bytes)?)
+    let v = version;
+    let event = match (t, v) {
+        ("LogStarted", 1) => Event::LogStarted(dec::<LogStarted>(t, v, bytes)?),
+        ("UserNameClaimed", 2) => Event::UserNameClaimed(dec::<UserNameClaimed>(t, v, bytes)?),
+        ("UserNameReleased", 1) => Event::UserNameReleased(dec::<UserNameReleased>(t, v, bytes)?),
+        ("UserRegistered", 2) => Event::UserRegistered(dec::<UserRegistered>(t, v, bytes)?),
+        ("UserRenamed", 1) => Event::UserRenamed(dec::<UserRenamed>(t, v, bytes)?),
+        ("AvatarChanged", 1) => Event::AvatarChanged(dec::<AvatarChanged>(t, v, bytes)?),
+        ("PasswordChanged", 1) => Event::PasswordChanged(dec::<PasswordChanged>(t, v, bytes)?),
+        ("UserErased", 1) => Event::UserErased(dec::<UserErased>(t, v, bytes)?),
+        ("RoomCreated", 2) => Event::RoomCreated(dec::<RoomCreated>(t, v, bytes)?),
+        ("MemberJoined", 1) => Event::MemberJoined(dec::<MemberJoined>(t, v, bytes)?),
+        ("MemberLeft", 1) => Event::MemberLeft(dec::<MemberLeft>(t, v, bytes)?),
+        ("MessagePosted", 3) => Event::MessagePosted(dec::<MessagePosted>(t, v, bytes)?),
+        _ if legacy::is_legacy(t, v) => {
+            return Err(DecodeError::Legacy {
+                event_type: t.to_owned(),
+                version: v,
+            });
         }
-        ("UserRegistered", 1) => Event::UserRegistered(dec::<UserRegistered>(t, version, bytes)?),
-        ("RoomCreated", 1) => Event::RoomCreated(dec::<RoomCreated>(t, version, bytes)?),
-        ("MemberJoined", 1) => Event::MemberJoined(dec::<MemberJoined>(t, version, bytes)?),
-        ("MessagePosted", 1) => {
-            Event::MessagePosted(dec::<MessagePostedV1>(t, version, bytes)?.into())
-        }
-        ("MessagePosted", 2) => Event::MessagePosted(dec::<MessagePosted>(t, version, bytes)?),
         _ if current_version(t) == 0 => return Err(DecodeError::UnknownType(t.to_owned())),
         _ => {
             return Err(DecodeError::UnknownVersion {
                 event_type: t.to_owned(),
-                version,
+                version: v,
             });
         }
     };
@@ -146,17 +156,37 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, Dec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seal::{Key, Subject};
 
     fn all() -> Vec<Event> {
+        let key = Key::random();
+        let user = Subject::User("u1".into());
         vec![
+            Event::LogStarted(LogStarted { format: 2 }),
             Event::UserNameClaimed(UserNameClaimed {
                 user_id: "u1".into(),
-                name: "Ann".into(),
+            }),
+            Event::UserNameReleased(UserNameReleased {
+                user_id: "u1".into(),
             }),
             Event::UserRegistered(UserRegistered {
                 user_id: "u1".into(),
-                name: "Ann".into(),
-                password_hash: "$argon2id$...".into(),
+                name: key.seal(&user, "Ann"),
+            }),
+            Event::UserRenamed(UserRenamed {
+                user_id: "u1".into(),
+                name: key.seal(&user, "Anna"),
+            }),
+            Event::AvatarChanged(AvatarChanged {
+                user_id: "u1".into(),
+                avatar: key.seal(&user, "/media/a.png"),
+            }),
+            Event::PasswordChanged(PasswordChanged {
+                user_id: "u1".into(),
+            }),
+            Event::UserErased(UserErased {
+                user_id: "u1".into(),
+                by_operator: true,
             }),
             Event::RoomCreated(RoomCreated {
                 room_id: "r1".into(),
@@ -164,9 +194,14 @@ mod tests {
                 description: "".into(),
                 owner: "u1".into(),
                 avatar_image: "/media/a.png".into(),
-                join_code: "0123456789abcdef0123456789abcdef".into(),
+                join_code_hash: crate::event::join_code_hash("0123"),
+                join_code: key.seal(&Subject::Room("r1".into()), "0123"),
             }),
             Event::MemberJoined(MemberJoined {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+            }),
+            Event::MemberLeft(MemberLeft {
                 room_id: "r1".into(),
                 user_id: "u2".into(),
             }),
@@ -175,39 +210,11 @@ mod tests {
                 seq: 7,
                 message_id: "m-1".into(),
                 user_id: "u2".into(),
-                text: "héllo <b>".into(),
+                text: key.seal(&user, "héllo <b>"),
                 kind: "input".into(),
+                period: 3,
             }),
         ]
-    }
-
-    #[test]
-    fn version_1_messages_are_upcast() {
-        #[derive(Serialize)]
-        struct V1<'a> {
-            room_id: &'a str,
-            seq: u64,
-            message_id: &'a str,
-            user_id: &'a str,
-            text: &'a str,
-        }
-        let bytes = enc(&V1 {
-            room_id: "r",
-            seq: 3,
-            message_id: "m",
-            user_id: "u",
-            text: "old",
-        });
-        let Event::MessagePosted(m) = decode("MessagePosted", 1, &bytes).unwrap() else {
-            panic!("not a message");
-        };
-        assert_eq!(
-            (m.seq, m.text.as_str(), m.kind.as_str()),
-            (3, "old", "input")
-        );
-        // The same bytes are not a valid version 2 payload: versions are not guessed.
-        assert!(decode("MessagePosted", 2, &bytes).is_err());
-        assert_eq!(current_version("MessagePosted"), 2);
     }
 
     #[test]
@@ -215,7 +222,23 @@ mod tests {
         for event in all() {
             let (name, version, bytes) = encode(&event);
             assert_eq!(name, event.type_name());
+            assert_eq!(version, current_version(name));
             assert_eq!(decode(name, version, &bytes).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn versions_with_personal_data_in_clear_ask_for_an_upgrade() {
+        for (t, v) in [
+            ("UserNameClaimed", 1),
+            ("UserRegistered", 1),
+            ("RoomCreated", 1),
+            ("MessagePosted", 1),
+            ("MessagePosted", 2),
+        ] {
+            let e = decode(t, v, &[]).unwrap_err();
+            assert!(matches!(e, DecodeError::Legacy { .. }), "{t} v{v}: {e}");
+            assert!(e.to_string().contains("chatroom upgrade"));
         }
     }
 
@@ -230,13 +253,13 @@ mod tests {
             Err(DecodeError::UnknownVersion { .. })
         ));
         assert!(matches!(
-            decode("MessagePosted", 1, &[0xff, 0xff, 0xff]),
+            decode("MessagePosted", 3, &[0xff, 0xff, 0xff]),
             Err(DecodeError::Malformed { .. })
         ));
-        let (_, _, mut bytes) = encode(&all()[4]);
+        let (_, _, mut bytes) = encode(all().last().unwrap());
         bytes.push(0);
         assert!(matches!(
-            decode("MessagePosted", 1, &bytes),
+            decode("MessagePosted", 3, &bytes),
             Err(DecodeError::Malformed { .. })
         ));
     }
