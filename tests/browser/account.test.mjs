@@ -145,7 +145,8 @@ test('a person manages their account from the web page', async (t) => {
     const got = await until('the message on the plain socket', () => listener.got.find((m) => m.message === 'After the rename'))
     assert.equal(got.user.name, 'Alice Liddell')
     // bob's page shows her current name on her earlier message too
-    await bob.page.locator('.msg-author', { hasText: /^Alice Liddell$/ }).waitFor({ timeout: T })
+    const earlier = bob.page.locator('.msg', { hasText: 'Before the rename' })
+    await earlier.locator('.msg-author', { hasText: /^Alice Liddell$/ }).waitFor({ timeout: T })
     assert.equal(await bob.page.locator('.msg-author', { hasText: /^Alice$/ }).count(), 0)
   })
 
