@@ -39,6 +39,111 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Erase a user named by id or current name: everything `DELETE /api/user` does. With the
+    /// embedded store, stop the server first; with PostgreSQL, servers may keep running.
+    EraseUser(EraseUser),
+    /// Legal holds: keep the keys that erasure and retention would destroy.
+    Hold {
+        /// What to do.
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Back up or restore the key store (without it, no sealed text of the log can be read).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `chatroom erase-user`.
+#[derive(Debug, Clone, Args)]
+pub struct EraseUser {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The user's id, or their current name (any case).
+    pub user: String,
+}
+
+/// The retention limit the servers run with, for the commands that carry it out or report on
+/// it.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// As `serve --retention-days`: messages older than this many days are past the limit;
+    /// 0: no limit.
+    #[arg(long, env = "CHATROOM_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
+}
+
+/// `chatroom hold ...`.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold on a room's or a user's keys and print its id.
+    Add(HoldAdd),
+    /// Lift a hold, then carry out at once the erasures and expiries it kept pending.
+    Remove {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The retention limit to carry out.
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// The hold's id, as `hold add` printed it.
+        id: String,
+    },
+    /// Every hold: what it covers, why, since when, and what is pending under it.
+    List {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The retention limit whose expiries count as pending.
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
+}
+
+/// `chatroom hold add`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("covers").required(true).args(["room", "user"])))]
+pub struct HoldAdd {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Hold every key of this room (the texts written in it), by id.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Hold every key of this user (name, avatar, texts), by id or current name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Why (kept in the key store, never in the log).
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// `chatroom keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write every key, hold and the name secret to a new file (a SQLite key store).
+    Backup {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file to write; it must not exist.
+        file: PathBuf,
+    },
+    /// Add back what a backup holds and the key store lacks, then destroy again at once the
+    /// keys of users erased since the backup (and of texts past the retention limit).
+    Restore {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The retention limit to carry out.
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// The backup file.
+        file: PathBuf,
+    },
 }
 
 /// `chatroom projections ...`.

@@ -13,7 +13,8 @@
 //! - [`ratelimit`]: per-user rate limits (governor).
 //! - [`metrics`]: counters for `/metrics` (Prometheus text format, prometheus-client).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
-//! - [`ops`]: the operator commands (audit, verify, projections status and rebuild).
+//! - [`ops`]: the operator commands (audit, verify, projections status and rebuild, erasure,
+//!   legal holds, key store backup and restore).
 //! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
 
@@ -58,6 +59,26 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
                 name,
                 restart,
             } => ops::rebuild(store, name, restart).await,
+        },
+        config::Command::EraseUser(args) => ops::erase_user(args).await,
+        config::Command::Hold { command } => match command {
+            config::HoldCommand::Add(args) => ops::hold_add(args).await,
+            config::HoldCommand::Remove {
+                store,
+                retention,
+                id,
+            } => ops::hold_remove(store, retention, id).await,
+            config::HoldCommand::List { store, retention } => {
+                ops::hold_list(store, retention).await
+            }
+        },
+        config::Command::Keys { command } => match command {
+            config::KeysCommand::Backup { store, file } => ops::keys_backup(store, &file).await,
+            config::KeysCommand::Restore {
+                store,
+                retention,
+                file,
+            } => ops::keys_restore(store, retention, &file).await,
         },
         config::Command::Migrate(args) => match &args.database_url {
             Some(url) => {

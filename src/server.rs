@@ -45,6 +45,44 @@ pub struct State {
     storage: Storage,
     follower: Option<tokio::task::JoinHandle<()>>,
     upkeep: tokio::task::JoinHandle<()>,
+    /// Held while the state lives: see [`lock_data_dir`].
+    _lock: Option<std::fs::File>,
+}
+
+/// Keeps a second process off an embedded store: its log, read tables and key store are
+/// each one process's, which keeps in memory what it has read of them (the log's head, the
+/// keys). An operator command that needs a server's state (`erase-user`, `hold remove`,
+/// `keys restore`) takes the same lock, so it refuses to run beside a server instead of
+/// working behind its back. The lock is the kernel's: it goes with the process, however it
+/// ends.
+fn lock_data_dir(store: &crate::config::StoreArgs) -> anyhow::Result<Option<std::fs::File>> {
+    #[cfg(feature = "eventstoredb")]
+    let shared = store.database_url.is_some() || store.eventstore_url.is_some();
+    #[cfg(not(feature = "eventstoredb"))]
+    let shared = store.database_url.is_some();
+    if shared {
+        return Ok(None);
+    }
+    let dir = &store.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data folder {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("chatroom.lock"))
+        .context("opening the data folder's lock file")?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another chatroom process (a server, or a command like this one) is using the \
+             embedded store in {}: stop it first",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).context("locking the data folder (chatroom.lock)")
+        }
+    }
 }
 
 /// Keeps the key store in step: every second, forgets the keys kept in memory when another
@@ -72,8 +110,10 @@ async fn upkeep(app: Shared) {
 /// serves.
 ///
 /// # Errors
-/// When the data folder or the store cannot be set up.
+/// When the data folder or the store cannot be set up, or another process uses the embedded
+/// store ([`lock_data_dir`]).
 pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
+    let lock = lock_data_dir(&cfg.store)?;
     let storage = Storage::open(&cfg.store).await?;
     crate::storage::ensure_format(&*storage.store).await?;
     let media_dir = cfg.store.data_dir.join("media");
@@ -128,6 +168,7 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
         storage,
         follower,
         upkeep,
+        _lock: lock,
     })
 }
 
@@ -135,6 +176,11 @@ impl State {
     /// Whether other processes may write the same log.
     pub fn shared(&self) -> bool {
         self.storage.shared
+    }
+
+    /// The opened data, for the operator commands that run on a server's state.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Stops the room actors and the projections and flushes the log.

@@ -1,5 +1,6 @@
 //! The operator commands of the real binary: verify on untouched and altered logs, audit of a
-//! log written by schema version 1, and a rebuild on it.
+//! log written by schema version 1, and a rebuild on it; the retention limit with a legal
+//! hold on a room, `hold list` and `hold remove`.
 
 mod common;
 
@@ -315,4 +316,158 @@ fn the_server_runs_without_transparent_huge_pages() {
         .expect("the kernel reports THP_enabled (Linux 5.0 and later)")
         .trim();
     assert_eq!(thp, "0", "THP_enabled of the server process");
+}
+
+/// Appends message `seq` of `room` by `user` at `time` straight to the log of a stopped
+/// server, sealed under the folder's own key store, as a server would have written it then.
+async fn post_at(data: &Path, room: &str, seq: u64, user: &str, text: &str, time: i64) {
+    use events::event::{Event, MessagePosted, room_stream};
+    use events::{Expected, NewEvent, Store};
+    let keys = events::keys::Keys::open_file(&data.join("keys.db")).unwrap();
+    let period = events::seal::period_of(time);
+    let subject = events::seal::Subject::Text {
+        user: user.to_owned(),
+        room: room.to_owned(),
+        period,
+    };
+    let posted = Event::MessagePosted(MessagePosted {
+        room_id: room.to_owned(),
+        seq,
+        message_id: format!("old-{seq}"),
+        user_id: user.to_owned(),
+        text: keys.seal(&subject, text).await.unwrap(),
+        kind: "input".into(),
+        period,
+    });
+    let store = events::SqliteStore::open(data.join("events.db")).unwrap();
+    store
+        .append(
+            &room_stream(room),
+            Expected::Any,
+            vec![NewEvent::with_id(uuid::Uuid::new_v4(), &posted, time)],
+        )
+        .await
+        .unwrap();
+    store.close();
+}
+
+/// The texts of a room's messages in an audit, by seq.
+fn audited_texts(data: &Path, room: &str) -> Vec<(u64, String)> {
+    let (code, out, err) = chatroom(&["audit", "--room", room, "--format", "json"], data);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["type"] == "MessagePosted")
+        .map(|l| {
+            (
+                l["seq"].as_u64().unwrap(),
+                l["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_turns_old_messages_into_placeholders_and_a_room_hold_keeps_their_keys() {
+    let mut first = Server::start(&[]);
+    let mut ann = first.client();
+    let me = ann.register(&unique("ann")).await;
+    let user = me["userId"].as_str().unwrap().to_owned();
+    let held = ann.create_room("held").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let free = ann.create_room("free").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(first.terminate().success());
+    let data = first.data.clone();
+    let now = events::now_ms();
+    for room in [&held, &free] {
+        post_at(
+            &data,
+            room,
+            1,
+            &user,
+            "Three days old",
+            now - 3 * 86_400_000,
+        )
+        .await;
+        post_at(&data, room, 2, &user, "Written today", now).await;
+    }
+    let (code, hold, err) = chatroom(
+        &["hold", "add", "--room", &held, "--reason", "case 12"],
+        &data,
+    );
+    assert_eq!(code, 0, "{err}");
+    let hold = hold.trim().to_owned();
+    let (code, _, err) = chatroom(
+        &["hold", "add", "--room", "no-such-room", "--reason", "x"],
+        &data,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no room has the id"), "{err}");
+
+    let mut server = Server::start_on(&data, &["--retention-days", "1"]);
+    let mut reader = server.client();
+    reader.token = ann.token.clone();
+    for room in [&held, &free] {
+        let path = format!("/api/room/{room}/messages");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let messages = loop {
+            let page = reader.call("GET", &path, None).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let messages = page.data()["messages"].as_array().unwrap().clone();
+            if messages.len() == 2 && messages[0]["deleted"] == true {
+                break messages;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the old message of {room} is still readable: {messages:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        // What people see follows the limit at once, held or not.
+        assert_eq!(
+            (&messages[0]["message"], &messages[0]["seq"]),
+            (&json!(""), &json!(1))
+        );
+        assert_eq!(
+            (&messages[1]["message"], &messages[1]["deleted"]),
+            (&json!("Written today"), &json!(false))
+        );
+    }
+    assert!(server.terminate().success());
+
+    // The free room's old key is gone; the held room's stays for the operator.
+    assert_eq!(
+        audited_texts(&data, &free),
+        [(1, "(erased)".into()), (2, "Written today".into())]
+    );
+    assert_eq!(
+        audited_texts(&data, &held),
+        [(1, "Three days old".into()), (2, "Written today".into())]
+    );
+    let (_, listed, _) = chatroom(&["hold", "list", "--retention-days", "1"], &data);
+    assert!(listed.contains(&format!("{hold}  room {held}")), "{listed}");
+    assert!(listed.contains("reason \"case 12\""), "{listed}");
+    assert!(
+        listed.contains("pending: 1 text keys of this room past the 1-day retention limit"),
+        "{listed}"
+    );
+
+    let (code, _, err) = chatroom(&["hold", "remove", "no-such-hold"], &data);
+    assert_ne!(code, 0);
+    assert!(err.contains("no hold has the id"), "{err}");
+    let (code, out, err) = chatroom(&["hold", "remove", &hold, "--retention-days", "1"], &data);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        audited_texts(&data, &held),
+        [(1, "(erased)".into()), (2, "Written today".into())]
+    );
+    let (_, listed, _) = chatroom(&["hold", "list", "--retention-days", "1"], &data);
+    assert_eq!(listed, "no legal holds\n");
+    let (code, out, _) = chatroom(&["verify"], &data);
+    assert_eq!(code, 0, "{out}");
 }

@@ -1,13 +1,21 @@
-//! Operator commands: audit replay, tamper evidence, projection status and rebuild. Each
-//! works on the embedded store or PostgreSQL, whether or not a server is running on it.
+//! Operator commands: audit replay, tamper evidence, projection status and rebuild, which
+//! work on the embedded store or PostgreSQL whether or not a server is running on it; and
+//! erasure, legal holds and the key store's backup, of which those that change the data
+//! (`erase-user`, `hold remove`, `keys restore`) need the embedded store's server stopped.
 
 mod audit;
+mod erase;
+mod hold;
+mod keys;
 mod progress;
 mod rebuild;
 mod times;
 mod verify;
 
 pub use audit::audit;
+pub use erase::erase_user;
+pub use hold::{hold_add, hold_list, hold_remove};
+pub use keys::{backup as keys_backup, restore as keys_restore};
 pub use rebuild::{rebuild, status};
 pub use times::parse_time;
 pub use verify::verify;
