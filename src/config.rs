@@ -33,6 +33,9 @@ pub enum Command {
     /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
     /// event that does not match.
     Verify(StoreArgs),
+    /// Copy a log written by an earlier version (personal data in clear) into a new log under
+    /// today's rules, keeping the old one aside until you remove it. Stop the server first.
+    Upgrade(StoreArgs),
     /// Inspect or rebuild the read tables.
     Projections {
         /// What to do.

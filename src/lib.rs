@@ -14,7 +14,7 @@
 //! - [`metrics`]: counters for `/metrics` (Prometheus text format, prometheus-client).
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
 //! - [`ops`]: the operator commands (audit, verify, projections status and rebuild, erasure,
-//!   legal holds, key store backup and restore).
+//!   legal holds, key store backup and restore, upgrade).
 //! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
 
@@ -47,6 +47,13 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         config::Command::Audit(args) => ops::audit(args).await,
         config::Command::Verify(args) => {
             let code = ops::verify(args).await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        config::Command::Upgrade(args) => {
+            let code = ops::upgrade(args).await?;
             if code != 0 {
                 std::process::exit(code);
             }

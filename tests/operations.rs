@@ -1,6 +1,7 @@
 //! The operator commands of the real binary: verify on untouched and altered logs, audit of a
 //! log written by schema version 1, and a rebuild on it; the retention limit with a legal
-//! hold on a room, `hold list` and `hold remove`.
+//! hold on a room, `hold list` and `hold remove`; the upgrade of an altered old log and of an
+//! interrupted one.
 
 mod common;
 
@@ -470,4 +471,77 @@ async fn retention_turns_old_messages_into_placeholders_and_a_room_hold_keeps_th
     assert_eq!(listed, "no legal holds\n");
     let (code, out, _) = chatroom(&["verify"], &data);
     assert_eq!(code, 0, "{out}");
+}
+
+fn a606a83() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-a606a83"),
+        dir.path(),
+    );
+    dir
+}
+
+/// Every file of a folder with its bytes.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn upgrade_refuses_an_altered_old_log_and_changes_nothing() {
+    let data = a606a83();
+    tamper(
+        data.path(),
+        "update event set recorded_at = recorded_at + 1 where position = 9",
+    );
+    let before = contents(data.path());
+    let (code, out, err) = chatroom(&["upgrade"], data.path());
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("TAMPERED: "), "{out}");
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert!(contents(data.path()) == before, "the folder is as it was");
+}
+
+#[test]
+fn an_interrupted_upgrade_is_finished_or_started_over_by_the_next_run() {
+    // Interrupted during the copy: the partial new log is thrown away.
+    let data = a606a83();
+    std::fs::write(data.path().join("events-upgrading.db"), b"half a log").unwrap();
+    let (code, out, err) = chatroom(&["upgrade"], data.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!data.path().join("events-upgrading.db").exists());
+    let done = data.path().to_path_buf();
+
+    // Interrupted once the new log was complete, before the old files were moved aside.
+    let again = a606a83();
+    for (from, to) in [
+        ("events.db", "events-upgraded.db"),
+        ("keys.db", "keys.db"),
+        ("sessions.db", "sessions.db"),
+    ] {
+        std::fs::copy(done.join(from), again.path().join(to)).unwrap();
+    }
+    let (code, out, err) = chatroom(&["upgrade"], again.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("finishing an upgrade"), "{out}");
+    for kept in ["events-format-1.db", "read-format-1.db"] {
+        assert!(again.path().join(kept).exists(), "{kept}");
+    }
+    assert!(!again.path().join("events-upgraded.db").exists());
+    let (code, out, _) = chatroom(&["verify"], again.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: 11 events verified"), "{out}");
+    let (_, out, _) = chatroom(&["upgrade"], again.path());
+    assert!(out.contains("already in today's format"), "{out}");
 }

@@ -1,7 +1,8 @@
 //! Operator commands: audit replay, tamper evidence, projection status and rebuild, which
-//! work on the embedded store or PostgreSQL whether or not a server is running on it; and
+//! work on the embedded store or PostgreSQL whether or not a server is running on it;
 //! erasure, legal holds and the key store's backup, of which those that change the data
-//! (`erase-user`, `hold remove`, `keys restore`) need the embedded store's server stopped.
+//! (`erase-user`, `hold remove`, `keys restore`) need the embedded store's server stopped; and
+//! the upgrade of a log written by an earlier version (with the server stopped).
 
 mod audit;
 mod erase;
@@ -10,6 +11,7 @@ mod keys;
 mod progress;
 mod rebuild;
 mod times;
+mod upgrade;
 mod verify;
 
 pub use audit::audit;
@@ -18,4 +20,5 @@ pub use hold::{hold_add, hold_list, hold_remove};
 pub use keys::{backup as keys_backup, restore as keys_restore};
 pub use rebuild::{rebuild, status};
 pub use times::parse_time;
+pub use upgrade::upgrade;
 pub use verify::verify;

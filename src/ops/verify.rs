@@ -3,6 +3,7 @@
 use super::progress::Bar;
 use crate::config::StoreArgs;
 use crate::storage::Storage;
+use events::codec::{DecodeError, legacy};
 use events::envelope::GENESIS;
 use std::collections::HashMap;
 
@@ -60,7 +61,7 @@ pub async fn check(
                      the event (or one before it in the stream) was altered"
                         .to_owned(),
                 )
-            } else if let Err(err) = e.decode() {
+            } else if let Err(err) = decodes(&e) {
                 Some(format!("its payload does not decode: {err}"))
             } else {
                 None
@@ -82,6 +83,18 @@ pub async fn check(
         on_page(after);
     }
     Ok((count, None))
+}
+
+/// Whether an event's payload reads, as today's event or as one of a log of an earlier format
+/// (which `chatroom upgrade` verifies before it copies it).
+fn decodes(e: &events::Recorded) -> Result<(), DecodeError> {
+    match e.decode() {
+        Ok(_) => Ok(()),
+        Err(DecodeError::Legacy { .. }) => {
+            legacy::decode(&e.event_type, e.schema_version, &e.payload).map(|_| ())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Runs `chatroom verify`: exit status 0 when clean, 1 naming the first bad event.

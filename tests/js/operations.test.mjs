@@ -2,12 +2,14 @@
 // while clients chat and read, with no failed request and no missed message; the audit of a
 // room matches what clients saw; a schema-1 log keeps working beside schema-2 events;
 // `erase-user` by name and by id, backups of the log and of the key store from before an
-// erasure restored after it, and a legal hold on a user. Runs on the embedded store, and on
+// erasure restored after it, and a legal hold on a user; a data folder or database of an
+// earlier version is refused by serve and upgraded by `chatroom upgrade` with nothing lost and
+// nothing personal left in clear in the new log. Runs on the embedded store, and on
 // PostgreSQL when CHATROOM_TEST_DATABASE_URL is set.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execSync } from 'node:child_process';
+import { execFile, execFileSync, execSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -208,9 +210,24 @@ test('a log written by schema version 1 keeps working: old and new events side b
   }
 });
 
+/** What a raw search of the log's bytes finds of `needles`: the new log, or `schema`'s. */
+function inTheLog(server, needles, schema = 'public') {
+  if (!server.databaseUrl) {
+    const file = schema === 'public' ? 'events.db' : 'events-format-1.db';
+    const bytes = readFileSync(path.join(server.dataDir, file));
+    return needles.filter((n) => bytes.includes(Buffer.from(n)));
+  }
+  return needles.filter((n) => {
+    const sql = `select count(*) from ${schema}.event
+      where position(convert_to('${n}', 'UTF8') in payload) > 0 or strpos(stream_id, '${n}') > 0`;
+    const found = execFileSync('psql', [server.databaseUrl, '-tA', '-c', sql]).toString().trim();
+    return found !== '0';
+  });
+}
+
 for (const [label, pg] of stores) {
   const skip = label === 'PostgreSQL' && !ADMIN ? 'CHATROOM_TEST_DATABASE_URL is not set' : false;
-  test(`data written with the event-id index upgrades with nothing lost (${label})`, { skip, timeout: 60_000 }, async () => {
+  test(`data written by an earlier version is refused by serve and upgraded with nothing lost (${label})`, { skip, timeout: 90_000 }, async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'chatroom-a606a83-'));
     cpSync(path.join(here, '../fixtures/data-a606a83'), dataDir, { recursive: true });
     let databaseUrl = null;
@@ -218,39 +235,56 @@ for (const [label, pg] of stores) {
       databaseUrl = freshDatabase();
       execSync(`psql "${databaseUrl}" -q -v ON_ERROR_STOP=1 -f "${path.join(here, '../fixtures/pg-a606a83.sql')}"`, { stdio: ['ignore', 'ignore', 'inherit'] });
     }
-    const server = await startServer({ dataDir, args: databaseUrl ? ['--database-url', databaseUrl] : [] });
-    server.databaseUrl = databaseUrl;
+    const server = { dataDir, databaseUrl };
+    const store = ['--data-dir', dataDir, ...(databaseUrl ? ['--database-url', databaseUrl] : [])];
+    let live = null;
     try {
-      if (pg) {
-        const left = execSync(`psql "${databaseUrl}" -tA -c "select count(*) from pg_class where relname like 'event_id%' or relname in ('event_id_state')"`).toString().trim();
-        assert.equal(left, '0', 'migration 7 drops the index tables');
-        const fns = execSync(`psql "${databaseUrl}" -tA -c "select count(*) from pg_proc where proname like 'event_id_%'"`).toString().trim();
-        assert.equal(fns, '0', 'and its functions');
-      } else {
-        assert.equal(existsSync(path.join(dataDir, 'events-ids.db')), false, 'events-ids.db is removed');
+      await assert.rejects(
+        run(BIN, ['serve', '--listen', '127.0.0.1:0', ...store], { env: { ...process.env, RUST_LOG: 'warn' }, timeout: 30_000 }),
+        (e) => e.code !== 0 && !e.killed && /chatroom upgrade/.test(e.stderr),
+        'serve refuses the old log, naming the command',
+      );
+      const secrets = ['three', 'Ann', 'username-ann', '$argon2id'];
+      assert.deepEqual(inTheLog(server, secrets), secrets, 'the old log holds them in clear');
+
+      const upgraded = await chatroom(['upgrade'], server);
+      assert.match(upgraded.stdout, /upgraded the log .* 10 events copied \(2 users, 1 rooms, 3 messages\)/);
+      assert.match(upgraded.stdout, pg ? /drop schema chatroom_format_1 cascade/ : /events-format-1\.db/);
+      assert.deepEqual(inTheLog(server, secrets), [], 'the new log holds no name, text or password hash in clear');
+      assert.deepEqual(inTheLog(server, secrets, pg ? 'chatroom_format_1' : 'old'), secrets, 'the old log is kept as it was');
+      if (!pg) {
+        for (const kept of ['events-format-1.db', 'read-format-1.db']) assert.ok(existsSync(path.join(dataDir, kept)), kept);
+        assert.equal(existsSync(path.join(dataDir, 'snapshots.db')), false, 'snapshots are removed');
       }
-      const ann = await login(server.url, 'Ann', 'password-ann');
-      const bob = await login(server.url, 'bob', 'password-bob');
-      const [room] = (await api(server.url, 'GET', '/api/room/list', { token: ann.token })).body.data.roomList;
+      const again = await chatroom(['upgrade'], server);
+      assert.match(again.stdout, /already in today's format/);
+
+      live = await startServer({ dataDir, args: databaseUrl ? ['--database-url', databaseUrl] : [] });
+      // The read tables start empty and are filled from the new log.
+      const lags = ['user', 'room', 'room_member', 'room_record'].map((p) => `chatroom_projection_lag{projection="${p}"}`);
+      await waitFor(async () => (await Promise.all(lags.map((l) => metric(live.url, l)))).every((n) => n === 0));
+      const ann = await login(live.url, 'Ann', 'password-ann');
+      const bob = await login(live.url, 'bob', 'password-bob');
+      const [room] = (await api(live.url, 'GET', '/api/room/list', { token: ann.token })).body.data.roomList;
       assert.equal(room.name, 'Before the window');
-      assert.deepEqual((await fullHistory(server.url, bob.token, room.id)).map((m) => [m.seq, m.id, m.message]),
+      assert.deepEqual((await fullHistory(live.url, bob.token, room.id)).map((m) => [m.seq, m.id, m.message]),
         [[1, 'up-1', 'one'], [2, 'up-2', 'two'], [3, 'up-3', 'three']]);
-      const sa = await connect(server.url, ann.token, ['websocket']);
-      const sb = await connect(server.url, bob.token, ['websocket']);
+      const sa = await connect(live.url, ann.token, ['websocket']);
+      const sb = await connect(live.url, bob.token, ['websocket']);
       for (const s of [sa, sb]) await emitAck(s, 'join_all', { roomList: [room.id] });
-      // A retry of a message the old version stored answers its first seq, from the window
-      // the room folded back from its stream.
+      // A retry of a message the old version stored answers its first seq.
       const retry = await emitAck(sb, 'user_send_message', { roomId: room.id, id: 'up-2', message: 'two', type: 'input' });
       assert.deepEqual([retry.ok, retry.seq, retry.duplicate], [true, 2, true]);
       const next = await send(sa, room.id, 'after the upgrade', 'up-4');
       assert.equal(next.seq, 4);
       await waitFor(() => messagesIn(sb, room.id).some((m) => m.seq === 4));
       closeAll(sa, sb);
-      await server.stop();
+      await live.stop();
       const { stdout } = await chatroom(['verify'], server);
-      assert.match(stdout, /^ok: /);
+      assert.match(stdout, /^ok: 12 events verified/);
     } finally {
-      await server.cleanup();
+      await live?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 }
