@@ -4,7 +4,8 @@
 //! `cargo bench -p actors --bench room_start` (sizes: `ROOM_START_SIZES=10000,100000`).
 
 use actors::{Rooms, Settings};
-use events::event::{MemberJoined, MessagePosted, RoomCreated, room_stream};
+use events::event::{MemberJoined, MessagePosted, RoomCreated, join_code_hash, room_stream};
+use events::seal::{Subject, period_of};
 use events::snapshot::SqliteSnapshots;
 use events::{Event, Expected, NewEvent, Snapshots, SqliteStore, Store};
 use std::sync::Arc;
@@ -20,7 +21,8 @@ async fn fill(store: &SqliteStore, room: &str, messages: u64) {
         description: String::new(),
         owner: "u0".into(),
         avatar_image: String::new(),
-        join_code: "3".repeat(32),
+        join_code_hash: join_code_hash(&"3".repeat(32)),
+        join_code: events::testing::seal(&Subject::Room(room.into()), &"3".repeat(32)),
     }))];
     for m in 1..MEMBERS {
         first.push(NewEvent::new(&Event::MemberJoined(MemberJoined {
@@ -40,15 +42,25 @@ async fn fill(store: &SqliteStore, room: &str, messages: u64) {
             .map(|i| {
                 let s = seq + i + 1;
                 let id = format!("m{s}");
+                let user_id = format!("u{}", s as usize % MEMBERS);
+                let subject = Subject::Text {
+                    user: user_id.clone(),
+                    room: room.into(),
+                    period: period_of(now),
+                };
                 NewEvent::with_id(
                     uuid::Uuid::new_v4(),
                     &Event::MessagePosted(MessagePosted {
                         room_id: room.into(),
                         seq: s,
                         message_id: id,
-                        user_id: format!("u{}", s as usize % MEMBERS),
-                        text: "a message of an ordinary length, about sixty characters".into(),
+                        user_id,
+                        text: events::testing::seal(
+                            &subject,
+                            "a message of an ordinary length, about sixty characters",
+                        ),
                         kind: "input".into(),
+                        period: period_of(now),
                     }),
                     now,
                 )

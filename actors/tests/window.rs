@@ -8,7 +8,7 @@
 
 use actors::recent::{WINDOW_AGE_MS, WINDOW_MESSAGES};
 use actors::{NewRoom, Rooms, Settings};
-use events::event::{MessagePosted, RoomCreated, room_stream};
+use events::event::room_stream;
 use events::{Event, Expected, NewEvent, PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;

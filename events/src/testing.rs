@@ -190,6 +190,16 @@ pub fn seal(subject: &crate::seal::Subject, clear: &str) -> crate::seal::Sealed 
     futures::executor::block_on(keys().seal(subject, clear)).expect("the test key store seals")
 }
 
+/// Opens with [`keys`] what [`seal`] (or anything sealing with [`keys`]) sealed for `subject`;
+/// `None` when its key is gone.
+///
+/// # Panics
+/// When the bytes do not open with the subject's key: they were changed or sealed for another.
+pub fn open(subject: &crate::seal::Subject, sealed: &crate::seal::Sealed) -> Option<String> {
+    futures::executor::block_on(keys().open(subject, sealed))
+        .expect("the sealed bytes open with their subject's key")
+}
+
 /// `UserRegistered` for `user_id` named `name`.
 pub fn registered(user_id: &str, name: &str) -> Event {
     Event::UserRegistered(UserRegistered {

@@ -16,7 +16,8 @@ use actors::recent::WINDOW_MESSAGES;
 use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
 use arbitrary::Arbitrary;
 use events::Event;
-use events::event::{MemberJoined, RoomCreated};
+use events::event::{MemberJoined, MessagePosted, RoomCreated, join_code_hash};
+use events::seal::{Key, Subject};
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, HashSet};
 
@@ -79,11 +80,15 @@ struct Room {
     /// seq to the stream version it was written at.
     versions: Vec<u64>,
     members: HashSet<String>,
+    /// Seals the texts of posts, as the actor does before it writes them.
+    key: Key,
 }
 
 impl Room {
     fn new() -> Self {
         let mut state = State::new("r");
+        let key = Key::random();
+        let code = "0".repeat(32);
         state.apply(
             &Event::RoomCreated(RoomCreated {
                 room_id: "r".into(),
@@ -91,7 +96,8 @@ impl Room {
                 description: String::new(),
                 owner: "owner".into(),
                 avatar_image: String::new(),
-                join_code: "0".repeat(32),
+                join_code_hash: join_code_hash(&code),
+                join_code: key.seal(&Subject::Room("r".into()), &code),
             }),
             1,
             0,
@@ -103,6 +109,7 @@ impl Room {
             ids: HashMap::new(),
             versions: Vec::new(),
             members: HashSet::from(["owner".to_owned()]),
+            key,
         }
     }
 
@@ -112,6 +119,8 @@ impl Room {
             match &event {
                 Event::MessagePosted(m) => {
                     assert_eq!(m.seq, self.state.last_seq + 1, "seq gap or repeat");
+                    let text = self.key.open(&m.subject(), &m.text);
+                    assert!(room::check_text(&text.expect("the text opens")).is_ok());
                     assert!(self.members.contains(&m.user_id), "a non-member's post");
                     self.versions.push(self.stream_len);
                 }
@@ -173,17 +182,29 @@ impl Room {
                     message_id,
                     text,
                 },
-                Ok(Decision::Append(Event::MessagePosted(m))),
+                Ok(Decision::Post(seq)),
             ) => {
                 assert!(
                     self.members.contains(user_id),
                     "a non-member's post accepted"
                 );
                 assert!(room::check_text(text).is_ok());
-                assert_eq!(
-                    (&m.user_id, &m.message_id, &m.text),
-                    (user_id, message_id, text)
-                );
+                let m = MessagePosted {
+                    room_id: "r".into(),
+                    seq,
+                    message_id: message_id.clone(),
+                    user_id: user_id.clone(),
+                    text: self.key.seal(
+                        &Subject::Text {
+                            user: user_id.clone(),
+                            room: "r".into(),
+                            period: 0,
+                        },
+                        text,
+                    ),
+                    kind: "input".into(),
+                    period: 0,
+                };
                 if self
                     .waiting
                     .iter()

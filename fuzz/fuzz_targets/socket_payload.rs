@@ -14,15 +14,16 @@
 //!
 //! Nothing may panic, and: a `userId` passes only when it is the logged-in user's id;
 //! `check_text` accepts exactly the texts of 1 to 4000 code points after trimming, and a
-//! message is taken in only then; an accepted post stores the text exactly as sent (markup and
-//! SQL are data, never rewritten) under the logged-in user and the next seq; a `userId` that is
-//! not a member never gets a post accepted.
+//! message is taken in only then; an accepted post gets the next seq and its text, sealed for
+//! the logged-in user, opens exactly as sent (markup and SQL are data, never rewritten); a
+//! `userId` that is not a member never gets a post accepted.
 #![no_main]
 
 use actors::room::{self, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
 use chatroom::socket::payload::{self, Common, Request};
 use events::Event;
-use events::event::{MemberJoined, RoomCreated};
+use events::event::{MemberJoined, RoomCreated, join_code_hash};
+use events::seal::{Key, Subject, period_of};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use socketioxide_core::Str;
@@ -40,7 +41,8 @@ fn room() -> State {
         description: String::new(),
         owner: "owner".into(),
         avatar_image: String::new(),
-        join_code: "0".repeat(32),
+        join_code_hash: join_code_hash(&"0".repeat(32)),
+        join_code: Key::random().seal(&Subject::Room("r".into()), &"0".repeat(32)),
     });
     let joined = Event::MemberJoined(MemberJoined {
         room_id: "r".into(),
@@ -84,11 +86,22 @@ fn send_message(data: &Value, request: Result<Request, chatroom::socket::Failure
         text: text.clone(),
     };
     match room::decide(&state, next, &post(ME)) {
-        Ok(Decision::Append(Event::MessagePosted(m))) => {
-            assert_eq!(m.text, text, "text stored as sent");
-            assert_eq!(m.user_id, ME);
-            assert_eq!(m.message_id, key);
-            assert_eq!(m.seq, next);
+        Ok(Decision::Post(seq)) => {
+            assert_eq!(seq, next);
+            // The actor seals the text for the author as it writes the post: it must open
+            // exactly as sent.
+            let subject = Subject::Text {
+                user: ME.into(),
+                room: room_id.clone(),
+                period: period_of(events::now_ms()),
+            };
+            let sealing = Key::random();
+            let sealed = sealing.seal(&subject, &text);
+            assert_eq!(
+                sealing.open(&subject, &sealed).as_deref(),
+                Some(text.as_str()),
+                "text stored as sent"
+            );
         }
         Ok(other) => panic!("a first post decided {other:?}"),
         Err(Rejection::BadId) => assert!(key.is_empty() || key.chars().count() > 128),

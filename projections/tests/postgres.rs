@@ -33,6 +33,7 @@ async fn fresh_pool() -> Pool {
             events::postgres::MIGRATION,
             postgres::MIGRATION,
             postgres::SEARCH_MIGRATION,
+            postgres::SEALED_MIGRATION,
         ],
     )
     .await;
@@ -114,6 +115,7 @@ enum Cell {
     Text(String),
     Int(i64),
     Bytes(Vec<u8>),
+    Null,
 }
 
 #[derive(Clone, Copy)]
@@ -121,6 +123,10 @@ enum Kind {
     T,
     I,
     B,
+    /// An integer or null.
+    N,
+    /// A flag: boolean in PostgreSQL, 0 or 1 in SQLite.
+    F,
 }
 
 /// A read table: its name, columns and key.
@@ -134,9 +140,9 @@ const TABLES: [Table; 4] = [
             ("id", Kind::T),
             ("name", Kind::T),
             ("name_lower", Kind::T),
-            ("password_hash", Kind::T),
             ("avatar_image", Kind::T),
             ("created_at", Kind::I),
+            ("erased_at", Kind::N),
         ],
         "id",
     ),
@@ -177,6 +183,7 @@ const TABLES: [Table; 4] = [
             ("event_id", Kind::B),
             ("position", Kind::I),
             ("search_text", Kind::T),
+            ("deleted", Kind::F),
         ],
         "room_id, seq",
     ),
@@ -204,6 +211,8 @@ async fn dump_pg(pool: &Pool) -> Dump {
                         Kind::T => Cell::Text(r.get(i)),
                         Kind::I => Cell::Int(r.get(i)),
                         Kind::B => Cell::Bytes(r.get(i)),
+                        Kind::N => r.get::<_, Option<i64>>(i).map_or(Cell::Null, Cell::Int),
+                        Kind::F => Cell::Int(r.get::<_, bool>(i).into()),
                     })
                     .collect()
             })
@@ -227,6 +236,8 @@ fn dump_sqlite(conn: &rusqlite::Connection) -> Dump {
                             Kind::T => Cell::Text(r.get(i)?),
                             Kind::I => Cell::Int(r.get(i)?),
                             Kind::B => Cell::Bytes(r.get(i)?),
+                            Kind::N => r.get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int),
+                            Kind::F => Cell::Int(r.get(i)?),
                         })
                     })
                     .collect()
