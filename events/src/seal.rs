@@ -1,6 +1,6 @@
 //! Sealed personal data: what the log holds of a name, an avatar or a message text.
 //!
-//! Personal data enters the log only sealed with XChaCha20-Poly1305 under a key of its
+//! Personal data enters the log only sealed with AES-256-GCM under a key of its
 //! [`Subject`], kept outside the log in the key store ([`crate::keys`]). Destroying a subject's
 //! key turns every copy of what was sealed under it, in the log and in every backup of the log,
 //! into noise, while the hash chain (which covers the sealed bytes) still verifies. This is
@@ -13,8 +13,8 @@
 //!   retention limit, whichever comes first;
 //! - a room ([`Subject::Room`]): the sealed copy of its join code.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -101,17 +101,17 @@ impl Key {
 
     /// Seals `clear` for `subject`.
     pub fn seal(&self, subject: &Subject, clear: &str) -> Sealed {
-        let nonce: [u8; 24] = rand::random();
+        let nonce: [u8; 12] = rand::random();
         let aad = subject.to_string();
-        let bytes = XChaCha20Poly1305::new(&self.0.into())
+        let bytes = Aes256Gcm::new(&self.0.into())
             .encrypt(
-                &XNonce::from(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: clear.as_bytes(),
                     aad: aad.as_bytes(),
                 },
             )
-            .expect("XChaCha20-Poly1305 encrypts any text shorter than 256 GiB");
+            .expect("AES-256-GCM encrypts any text shorter than 64 GiB");
         Sealed { nonce, bytes }
     }
 
@@ -119,9 +119,9 @@ impl Key {
     /// this key for this subject, or were changed.
     pub fn open(&self, subject: &Subject, sealed: &Sealed) -> Option<String> {
         let aad = subject.to_string();
-        let clear = XChaCha20Poly1305::new(&self.0.into())
+        let clear = Aes256Gcm::new(&self.0.into())
             .decrypt(
-                &XNonce::from(sealed.nonce),
+                &Nonce::from(sealed.nonce),
                 Payload {
                     msg: &sealed.bytes,
                     aad: aad.as_bytes(),
@@ -133,10 +133,12 @@ impl Key {
 }
 
 /// A sealed text as the log stores it: a random nonce and the ciphertext with its tag.
+/// Random 96-bit nonces are safe for up to 2^32 seals under one key; a key seals one user's
+/// texts in one room for one period, or one user's names and avatars, far fewer.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
-    /// The XChaCha20 nonce, random per seal.
-    pub nonce: [u8; 24],
+    /// The GCM nonce, random per seal.
+    pub nonce: [u8; 12],
     /// Ciphertext followed by the Poly1305 tag.
     pub bytes: Vec<u8>,
 }
