@@ -101,14 +101,18 @@ impl Key {
 
     /// Seals `clear` for `subject`.
     pub fn seal(&self, subject: &Subject, clear: &str) -> Sealed {
+        self.seal_named(&subject.to_string(), clear)
+    }
+
+    /// [`Key::seal`] given the subject's name (its `Display`), which is the associated data.
+    pub(crate) fn seal_named(&self, subject: &str, clear: &str) -> Sealed {
         let nonce: [u8; 12] = rand::random();
-        let aad = subject.to_string();
         let bytes = Aes256Gcm::new(&self.0.into())
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
                     msg: clear.as_bytes(),
-                    aad: aad.as_bytes(),
+                    aad: subject.as_bytes(),
                 },
             )
             .expect("AES-256-GCM encrypts any text shorter than 64 GiB");
@@ -118,13 +122,17 @@ impl Key {
     /// Opens what [`Key::seal`] sealed for `subject`; `None` when the bytes were not sealed by
     /// this key for this subject, or were changed.
     pub fn open(&self, subject: &Subject, sealed: &Sealed) -> Option<String> {
-        let aad = subject.to_string();
+        self.open_named(&subject.to_string(), sealed)
+    }
+
+    /// [`Key::open`] given the subject's name.
+    pub(crate) fn open_named(&self, subject: &str, sealed: &Sealed) -> Option<String> {
         let clear = Aes256Gcm::new(&self.0.into())
             .decrypt(
                 &Nonce::from(sealed.nonce),
                 Payload {
                     msg: &sealed.bytes,
-                    aad: aad.as_bytes(),
+                    aad: subject.as_bytes(),
                 },
             )
             .ok()?;

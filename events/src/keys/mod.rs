@@ -219,8 +219,10 @@ impl Keys {
     /// When the key store cannot be written, or the subject's key was destroyed (nothing may
     /// be sealed for an erased subject).
     pub async fn seal(&self, subject: &Subject, clear: &str) -> Result<Sealed, Error> {
-        let key = self.key_for_sealing(subject).await?;
-        Ok(key.seal(subject, clear))
+        // The subject's name is both the cache's key and the seal's associated data: made once.
+        let name = subject.to_string();
+        let key = self.sealing_key(subject, &name).await?;
+        Ok(key.seal_named(&name, clear))
     }
 
     /// The key that [`Keys::seal`] uses, created and stored if the subject has none.
@@ -228,31 +230,31 @@ impl Keys {
     /// # Errors
     /// As [`Keys::seal`].
     pub async fn key_for_sealing(&self, subject: &Subject) -> Result<Arc<Key>, Error> {
-        let name = subject.to_string();
-        if let Some(found) = self.cache.get(&name).map(|k| k.clone()) {
+        self.sealing_key(subject, &subject.to_string()).await
+    }
+
+    async fn sealing_key(&self, subject: &Subject, name: &str) -> Result<Arc<Key>, Error> {
+        if let Some(found) = self.cache.get(name).map(|k| k.clone()) {
             return found.ok_or_else(|| Error(format!("the key of {name} was destroyed")));
         }
         let fresh = Key::random();
         let now = crate::now_ms();
-        let stored: Vec<u8> = match &self.db {
+        // Of two processes creating the key at once, the first insert wins and both read it.
+        match &self.db {
             Db::Sqlite(_) => {
-                let conn = self.conn().expect("sqlite");
-                conn.execute(
-                    "insert or ignore into subject_key (subject, user_id, room_id, period, key, created_at)
-                     values (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![name, subject.user(), subject.room(), subject.period(), fresh.0.as_slice(), now],
-                )
-                .map_err(err)?;
-                conn.query_row(
-                    "select key from subject_key where subject = ?1",
-                    params![name],
-                    |r| r.get(0),
-                )
-                .map_err(err)?
+                self.conn()
+                    .expect("sqlite")
+                    .execute(
+                        "insert or ignore into subject_key (subject, user_id, room_id, period, key, created_at)
+                         values (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![name, subject.user(), subject.room(), subject.period(), fresh.0.as_slice(), now],
+                    )
+                    .map_err(err)?;
             }
             Db::Postgres(pool) => {
-                let client = pool.get().await.map_err(err)?;
-                client
+                pool.get()
+                    .await
+                    .map_err(err)?
                     .execute(
                         "insert into subject_key (subject, user_id, room_id, period, key, created_at)
                          values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
@@ -260,15 +262,13 @@ impl Keys {
                     )
                     .await
                     .map_err(err)?;
-                client
-                    .query_one("select key from subject_key where subject = $1", &[&name])
-                    .await
-                    .map_err(err)?
-                    .get(0)
             }
-        };
-        let key = Arc::new(key_of(&stored)?);
-        self.remember(name, Some(key.clone()));
+        }
+        let key = self
+            .stored(name)
+            .await?
+            .ok_or_else(|| Error(format!("the key of {name} was destroyed")))?;
+        self.remember(name.to_owned(), Some(key.clone()));
         Ok(key)
     }
 
@@ -277,10 +277,20 @@ impl Keys {
     /// # Errors
     /// When the key store cannot be read.
     pub async fn key(&self, subject: &Subject) -> Result<Option<Arc<Key>>, Error> {
-        let name = subject.to_string();
-        if let Some(found) = self.cache.get(&name).map(|k| k.clone()) {
+        self.key_named(&subject.to_string()).await
+    }
+
+    async fn key_named(&self, name: &str) -> Result<Option<Arc<Key>>, Error> {
+        if let Some(found) = self.cache.get(name).map(|k| k.clone()) {
             return Ok(found);
         }
+        let key = self.stored(name).await?;
+        self.remember(name.to_owned(), key.clone());
+        Ok(key)
+    }
+
+    /// The key stored under `name`, read from the database.
+    async fn stored(&self, name: &str) -> Result<Option<Arc<Key>>, Error> {
         let stored: Option<Vec<u8>> = match &self.db {
             Db::Sqlite(_) => self
                 .conn()
@@ -301,9 +311,7 @@ impl Keys {
                 .map_err(err)?
                 .map(|r| r.get(0)),
         };
-        let key = stored.map(|k| key_of(&k)).transpose()?.map(Arc::new);
-        self.remember(name, key.clone());
-        Ok(key)
+        Ok(stored.map(|k| key_of(&k)).transpose()?.map(Arc::new))
     }
 
     /// Opens what was sealed for `subject`: `None` when its key was destroyed.
@@ -312,12 +320,13 @@ impl Keys {
     /// When the key store cannot be read, or the key exists and the bytes do not open with it
     /// (they were changed).
     pub async fn open(&self, subject: &Subject, sealed: &Sealed) -> Result<Option<String>, Error> {
-        match self.key(subject).await? {
+        let name = subject.to_string();
+        match self.key_named(&name).await? {
             None => Ok(None),
             Some(key) => key
-                .open(subject, sealed)
+                .open_named(&name, sealed)
                 .map(Some)
-                .ok_or_else(|| Error(format!("sealed bytes of {subject} do not open"))),
+                .ok_or_else(|| Error(format!("sealed bytes of {name} do not open"))),
         }
     }
 
