@@ -281,16 +281,17 @@ impl<'a> Columns<'a> {
                 Change::UpdateUser {
                     id,
                     name,
+                    name_lower,
                     avatar_image,
                 } => c.rare.push((
                     format!(
                         "update {} set name = coalesce($2, name),
-                                       name_lower = coalesce(lower($2), name_lower),
-                                       avatar_image = coalesce($3, avatar_image)
+                                       name_lower = coalesce($3, name_lower),
+                                       avatar_image = coalesce($4, avatar_image)
                          where id = $1 and erased_at is null",
                         quoted(target, "user")
                     ),
-                    vec![id, name, avatar_image],
+                    vec![id, name, name_lower, avatar_image],
                 )),
                 Change::EraseUser { id, time } => c.rare.push((
                     format!(

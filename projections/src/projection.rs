@@ -20,6 +20,8 @@ pub enum Change {
         id: String,
         /// New name.
         name: Option<String>,
+        /// The new name lower-cased, as names are looked up (the same fold on every engine).
+        name_lower: Option<String>,
         /// New avatar path.
         avatar_image: Option<String>,
     },
@@ -217,12 +219,14 @@ impl Projection {
             }],
             (Projection::User, Event::UserRenamed(u)) => vec![Change::UpdateUser {
                 id: u.user_id.clone(),
+                name_lower: clear.as_deref().map(str::to_lowercase),
                 name: clear,
                 avatar_image: None,
             }],
             (Projection::User, Event::AvatarChanged(u)) => vec![Change::UpdateUser {
                 id: u.user_id.clone(),
                 name: None,
+                name_lower: None,
                 avatar_image: clear,
             }],
             (Projection::User, Event::UserErased(u)) => vec![Change::EraseUser {

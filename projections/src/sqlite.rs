@@ -309,24 +309,17 @@ fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::R
         Change::UpdateUser {
             id,
             name,
+            name_lower,
             avatar_image,
         } => {
             tx.prepare_cached(&format!(
                 "update {} set name = coalesce(?2, name),
-                               name_lower = coalesce(lower(?2), name_lower),
-                               avatar_image = coalesce(?3, avatar_image)
+                               name_lower = coalesce(?3, name_lower),
+                               avatar_image = coalesce(?4, avatar_image)
                  where id = ?1 and erased_at is null",
                 target.table("user")
             ))?
-            .execute(params![id, name, avatar_image])?;
-            // SQLite's lower() folds ASCII only: keep the fold the names are looked up by.
-            if let Some(name) = name {
-                tx.prepare_cached(&format!(
-                    "update {} set name_lower = ?2 where id = ?1 and erased_at is null",
-                    target.table("user")
-                ))?
-                .execute(params![id, name.to_lowercase()])?;
-            }
+            .execute(params![id, name, name_lower, avatar_image])?;
         }
         Change::EraseUser { id, time } => {
             tx.prepare_cached(&format!(
