@@ -43,8 +43,8 @@ pub struct RoomCreated {
     pub join_code: String,
 }
 
-/// `MessagePosted` v1 (no `kind`) and v2.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `MessagePosted` v2, and v1 (no `kind`) upcast to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MessagePosted {
     /// The room.
     pub room_id: String,
@@ -69,14 +69,18 @@ struct MessagePostedV1 {
     text: String,
 }
 
-#[derive(Deserialize)]
-struct MessagePostedV2 {
-    room_id: String,
-    seq: u64,
-    message_id: String,
-    user_id: String,
-    text: String,
-    kind: String,
+impl From<MessagePostedV1> for MessagePosted {
+    fn from(m: MessagePostedV1) -> Self {
+        Self {
+            room_id: m.room_id,
+            seq: m.seq,
+            message_id: m.message_id,
+            user_id: m.user_id,
+            text: m.text,
+            // Version 1 only ever stored typed text.
+            kind: crate::event::INPUT.to_owned(),
+        }
+    }
 }
 
 /// An event of a log before format 2.
@@ -117,28 +121,8 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Legacy, De
         ("UserRegistered", 1) => Legacy::UserRegistered(dec(t, v, bytes)?),
         ("RoomCreated", 1) => Legacy::RoomCreated(dec(t, v, bytes)?),
         ("MemberJoined", 1) => Legacy::MemberJoined(dec(t, v, bytes)?),
-        ("MessagePosted", 1) => {
-            let m: MessagePostedV1 = dec(t, v, bytes)?;
-            Legacy::MessagePosted(MessagePosted {
-                room_id: m.room_id,
-                seq: m.seq,
-                message_id: m.message_id,
-                user_id: m.user_id,
-                text: m.text,
-                kind: crate::event::INPUT.to_owned(),
-            })
-        }
-        ("MessagePosted", 2) => {
-            let m: MessagePostedV2 = dec(t, v, bytes)?;
-            Legacy::MessagePosted(MessagePosted {
-                room_id: m.room_id,
-                seq: m.seq,
-                message_id: m.message_id,
-                user_id: m.user_id,
-                text: m.text,
-                kind: m.kind,
-            })
-        }
+        ("MessagePosted", 1) => Legacy::MessagePosted(dec::<MessagePostedV1>(t, v, bytes)?.into()),
+        ("MessagePosted", 2) => Legacy::MessagePosted(dec(t, v, bytes)?),
         _ => {
             return Err(DecodeError::UnknownVersion {
                 event_type: t.to_owned(),
