@@ -45,12 +45,7 @@ impl Profiles {
             let (cache, reads, id) = (self.cache.clone(), self.reads.clone(), user_id.to_owned());
             runtime.spawn(async move {
                 if let Ok(Some(u)) = reads.user_by_id(&id).await {
-                    let a = Arc::new(Author {
-                        id: u.id,
-                        name: u.name,
-                        avatar_image: u.avatar_image,
-                    });
-                    cache.insert(id, (a, Instant::now()));
+                    cache.insert(id, (author(u), Instant::now()));
                 }
             });
         }
@@ -81,11 +76,7 @@ impl Profiles {
     fn found(&self, user_id: &str, row: Option<projections::UserRow>) -> Arc<Author> {
         match row {
             Some(u) => {
-                let a = Arc::new(Author {
-                    id: u.id,
-                    name: u.name,
-                    avatar_image: u.avatar_image,
-                });
+                let a = author(u);
                 self.cache
                     .insert(user_id.to_owned(), (a.clone(), Instant::now()));
                 a
@@ -130,4 +121,12 @@ impl Profiles {
         };
         self.found(user_id, row)
     }
+}
+
+fn author(u: projections::UserRow) -> Arc<Author> {
+    Arc::new(Author {
+        id: u.id,
+        name: u.name,
+        avatar_image: u.avatar_image,
+    })
 }
