@@ -49,43 +49,38 @@ pub async fn upgrade(args: StoreArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// What happened to a log that was looked at.
-enum Checked {
-    /// Already today's format, or empty: nothing to do.
-    Nothing(String),
-    /// The old log fails verification: the message says where.
-    Tampered(String),
-    /// The old log verifies: this many events.
-    Verified(u64),
-}
-
-/// Looks at the old log: whether it needs an upgrade, and whether it verifies.
-async fn check(old: &dyn Store, whose: &str) -> anyhow::Result<Checked> {
-    match crate::storage::format(old).await? {
+/// Looks at the old log: whether it needs an upgrade, and whether it verifies. `Ok(events)`
+/// when it is an old log that verifies; else what was found is printed and the command's exit
+/// code comes back: 0 when there is nothing to upgrade, 1 when the old log fails verification.
+async fn check(old: &dyn Store, whose: &str) -> anyhow::Result<Result<u64, i32>> {
+    let nothing = match crate::storage::format(old).await? {
         crate::storage::Format::Current => {
-            return Ok(Checked::Nothing(format!(
-                "{whose} is already in today's format ({LOG_FORMAT}): nothing to upgrade"
-            )));
+            format!("{whose} is already in today's format ({LOG_FORMAT}): nothing to upgrade")
         }
-        crate::storage::Format::Empty => {
-            return Ok(Checked::Nothing(format!(
-                "{whose} holds no event yet: nothing to upgrade (the server starts it under \
-                 today's rules)"
-            )));
-        }
-        crate::storage::Format::Old => {}
+        crate::storage::Format::Empty => format!(
+            "{whose} holds no event yet: nothing to upgrade (the server starts it under \
+             today's rules)"
+        ),
+        crate::storage::Format::Old => String::new(),
+    };
+    if !nothing.is_empty() {
+        println!("{nothing}");
+        return Ok(Err(0));
     }
     let head = *old.head().borrow();
     let mut bar = Bar::new("verifying the old log", 0);
     let (count, finding) = super::verify::check(old, |at| bar.update(at, head)).await?;
     bar.finish(head, head);
     Ok(match finding {
-        None => Checked::Verified(count),
-        Some(f) => Checked::Tampered(format!(
-            "TAMPERED: event {} at position {} (stream {}, version {}): {}\n\
-             the old log fails verification, so it was not upgraded; nothing was changed",
-            f.event_id, f.position, f.stream, f.version, f.problem
-        )),
+        None => Ok(count),
+        Some(f) => {
+            println!(
+                "TAMPERED: event {} at position {} (stream {}, version {}): {}\n\
+                 the old log fails verification, so it was not upgraded; nothing was changed",
+                f.event_id, f.position, f.stream, f.version, f.problem
+            );
+            Err(1)
+        }
     })
 }
 

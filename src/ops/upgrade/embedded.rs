@@ -6,7 +6,7 @@
 //! removed (its hashes name the old log's events), and the new log becomes `events.db`. A run
 //! that finds `events-upgraded.db` finishes those renames.
 
-use super::{Checked, Copied, NewLog, check, copy};
+use super::{Copied, NewLog, check, copy};
 use crate::auth::Sessions;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -52,15 +52,8 @@ pub async fn upgrade(dir: &Path) -> anyhow::Result<i32> {
     checkpoint_old(&log)?;
     let old = OldLog::open(&log)?;
     let total = match check(&old, &format!("the log in {}", dir.display())).await? {
-        Checked::Nothing(what) => {
-            println!("{what}");
-            return Ok(0);
-        }
-        Checked::Tampered(what) => {
-            println!("{what}");
-            return Ok(1);
-        }
-        Checked::Verified(count) => count,
+        Ok(events) => events,
+        Err(code) => return Ok(code),
     };
     for kept in [OLD_LOG, OLD_READ] {
         if dir.join(kept).exists() {

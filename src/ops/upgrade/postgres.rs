@@ -5,7 +5,7 @@
 //! into [`OLD`] and every object of the staging schema into `public`. A crash before that
 //! commit leaves `public` as it was, and the next run starts the staging schema over.
 
-use super::{Checked, NewLog, check, copy};
+use super::{NewLog, check, copy};
 use crate::auth::Sessions;
 use anyhow::{Context, bail};
 use events::{PostgresStore, Recorded};
@@ -30,15 +30,8 @@ pub async fn upgrade(url: &str) -> anyhow::Result<i32> {
         .await
         .context("connecting to the old log")?;
     let total = match check(&old, "the log in this database").await? {
-        Checked::Nothing(what) => {
-            println!("{what}");
-            return Ok(0);
-        }
-        Checked::Tampered(what) => {
-            println!("{what}");
-            return Ok(1);
-        }
-        Checked::Verified(count) => count,
+        Ok(events) => events,
+        Err(code) => return Ok(code),
     };
     if schema_exists(&admin, OLD).await? {
         bail!(
