@@ -98,6 +98,7 @@ pub fn events_of(parked: &[Parked], room: &State, now: i64, sealed: Vec<Sealed>)
                 Parked::Join { user_id, .. } => Event::MemberJoined(events::event::MemberJoined {
                     room_id: room.room_id.clone(),
                     user_id: user_id.clone(),
+                    invite: None,
                 }),
             };
             NewEvent::with_id(Uuid::new_v4(), &event, now)

@@ -177,6 +177,7 @@ pub fn decide(state: &State, next_seq: u64, command: &Command) -> Result<Decisio
                 Ok(Decision::Append(Event::MemberJoined(MemberJoined {
                     room_id: state.room_id.clone(),
                     user_id: user_id.clone(),
+                    invite: None,
                 })))
             }
         }
@@ -213,6 +214,7 @@ mod tests {
         Event::MemberJoined(MemberJoined {
             room_id: "r".into(),
             user_id: user.into(),
+            invite: None,
         })
     }
 

@@ -300,6 +300,7 @@ impl Rooms {
         let joined = Event::MemberJoined(MemberJoined {
             room_id: room_id.clone(),
             user_id: room.owner,
+            invite: None,
         });
         let recorded = self
             .inner
