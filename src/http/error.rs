@@ -88,7 +88,7 @@ impl From<projections::sqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::metrics::rejected_status(self.status);
-        let body = ErrorBody {
+        let body = Envelope {
             status: self.status.as_u16(),
             message: &self.message,
             data: Null,
@@ -98,22 +98,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error's body: the envelope, with part 2's error code when there is one.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: u16,
-    message: &'a str,
-    data: Null,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'static str>,
-}
-
 /// A success in the contract's envelope.
 pub fn ok(status: StatusCode, message: &str, data: impl Serialize) -> Response {
     let body = Envelope {
         status: status.as_u16(),
         message,
         data,
+        code: None,
     };
     (status, Json(body)).into_response()
 }
