@@ -212,11 +212,11 @@ pub async fn join(
         .read
         .room_of_code(&events::event::join_code_hash(&code))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no room has this join code"))?;
-    let joined = app
-        .rooms
-        .join(&room_id, &s.user_id, events::event::join_code_hash(&code))
-        .await?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "no room has this join code").code("not_found")
+        })?;
+    let hash = events::event::join_code_hash(&code);
+    let joined = app.rooms.join(&room_id, &s.user_id, hash).await?;
     app.wrote(&s.user_id, joined.position);
     app.wait_for(joined.position).await;
     let room = own_room(&app, &room_id, &s.user_id).await?;
