@@ -72,7 +72,7 @@ async function inList(user, roomId) {
 }
 
 describe('room list and members list', () => {
-  it('the room list carries kind, role, archived, last_seq, last_read_seq, unread, retention_days', async () => {
+  it('the room list carries kind, role, archived, last_seq, retention_days', async () => {
     const { room, owner, a1, m1 } = await community();
     const s = await connect(url, owner.token);
     open.push(s);

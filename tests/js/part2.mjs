@@ -107,16 +107,19 @@ export function assertPerson(p, user, what = 'person') {
   assert.equal(typeof p.avatarImage, 'string', `${what}.avatarImage`);
 }
 
-/** The part 2 fields of a room as its list shows it to one member. */
+/**
+ * The part 2 fields of a room as its list shows it to one member. `last_read_seq` and `unread`
+ * come with read state (another issue): checked when present.
+ */
 export function assertRoomP2(room, { role, kind = 'group', archived = false } = {}) {
-  assertKeys(room, ['kind', 'role', 'archived', 'last_seq', 'last_read_seq', 'unread', 'retention_days'], 'part 2 room');
+  assertKeys(room, ['kind', 'role', 'archived', 'last_seq', 'retention_days'], 'part 2 room');
   assert.equal(room.kind, kind, 'room.kind');
   if (role) assert.equal(room.role, role, 'room.role');
   assert.ok(ROLES.includes(room.role), `room.role: ${room.role}`);
   assert.equal(room.archived, archived, 'room.archived');
   assert.ok(Number.isInteger(room.last_seq) && room.last_seq >= 0, `room.last_seq: ${room.last_seq}`);
-  assert.ok(Number.isInteger(room.last_read_seq) && room.last_read_seq >= 0, `room.last_read_seq: ${room.last_read_seq}`);
-  assert.ok(Number.isInteger(room.unread) && room.unread >= 0, `room.unread: ${room.unread}`);
+  if ('last_read_seq' in room) assert.ok(Number.isInteger(room.last_read_seq) && room.last_read_seq >= 0, `room.last_read_seq: ${room.last_read_seq}`);
+  if ('unread' in room) assert.ok(Number.isInteger(room.unread) && room.unread >= 0, `room.unread: ${room.unread}`);
   assert.ok(room.retention_days === null || Number.isInteger(room.retention_days), `room.retention_days: ${room.retention_days}`);
 }
 
