@@ -148,7 +148,7 @@ pub(crate) async fn scrub_files(app: &App) {
 }
 
 /// Finishes every erasure the read tables know of (keys the key store still holds of erased
-/// users, credentials, avatars) and applies the retention limit. Keys that a hold keeps stay.
+/// users, credentials, avatars) and applies the retention limits. Keys that a hold keeps stay.
 ///
 /// # Errors
 /// When the storage fails.
@@ -166,8 +166,6 @@ pub async fn sweep(app: &App) -> Result<(), Error> {
         }
         finish(app, &user, "").await?;
     }
-    if let Some(days) = app.retention_days {
-        crate::retention::apply(app, days).await?;
-    }
+    crate::retention::apply(app, app.retention_days).await?;
     Ok(())
 }
