@@ -72,7 +72,11 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
         let erase = actors::room::Command::Erase {
             user_id: user_id.to_owned(),
         };
-        let applied = app.rooms.command(&room.id, erase).await.map_err(unavailable)?;
+        let applied = app
+            .rooms
+            .command(&room.id, erase)
+            .await
+            .map_err(unavailable)?;
         last = last.max(applied.position);
     }
     finish(app, user_id, &user.avatar_image).await?;
