@@ -32,6 +32,15 @@ export function assertP2Error(res, status, codes, what = '') {
   return res.body;
 }
 
+/**
+ * Assert the 403 of a part 1 members-only call (history, search) for someone removed from the
+ * room. Part 1's calls need not carry `code`; when one does, it must be a fitting one.
+ */
+export function assertRemoved(res, what = '') {
+  assertError(res, 403, what);
+  if ('code' in res.body) assert.ok(['not_member', 'banned', 'forbidden'].includes(res.body.code), `${what}: code ${res.body.code}`);
+}
+
 const r = (roomId) => `/api/room/${encodeURIComponent(roomId)}`;
 const m = (roomId, userId) => `${r(roomId)}/members/${encodeURIComponent(userId)}`;
 
