@@ -372,6 +372,38 @@ describe('resume by sinceVersion', () => {
   });
 });
 
+describe('invites take versions that members are not sent', () => {
+  it('creating and revoking invites reach no member, live or in a replay; a resume across them recovers', async () => {
+    const [owner, admin, bob] = await registerMany(url, 3, 'Iv');
+    const room = await createRoom(url, owner.token);
+    for (const u of [admin, bob]) await joinRoom(url, u.token, room.room_hash_id);
+    memberData(await gov.role(url, owner.token, room.id, admin.id, 'admin'), 'promote');
+    const sb = await watch(bob, [room.id]);
+    const before = await send(sb, room.id, 'before the invites');
+    await waitFor(() => messagesIn(sb, room.id).some((m) => m.seq === before.seq));
+    const seen = changes(sb, room.id).at(-1).data.version;
+    const one = assertOk(await gov.createInvite(url, admin.token, room.id, { maxUses: 2 }), 201, 'invite').invite;
+    const two = assertOk(await gov.createInvite(url, admin.token, room.id, {}), 201, 'invite').invite;
+    await okNull(gov.revoke(url, admin.token, room.id, two.id), 'revoke');
+    const after = await fence(sb, room.id, [sb]);
+
+    const live = changes(sb, room.id);
+    assert.deepEqual(live.map((e) => e.data.message ?? e.data.type), ['before the invites', 'fence']);
+    const v = live.at(-1).data.version;
+    assert.ok(v > seen + 1, `the invites took versions (${seen} then ${v})`);
+    const { s: r0 } = await resumeOne(bob, room.id, { sinceVersion: 0 });
+    const { s: rs, entry } = await resumeOne(bob, room.id, { sinceVersion: seen + 1 }, ['polling']);
+    assertEntry(entry, { roomId: room.id, lastVersion: v, recovered: true });
+    await fence(sb, room.id, [r0, rs]);
+    assert.deepEqual(changes(rs, room.id).map((e) => e.data.message), ['fence', 'fence'], 'from inside the skipped versions: the next change on');
+    assert.ok(changes(r0, room.id).some((e) => e.data.seq === after.seq));
+    for (const s of [sb, r0, rs]) {
+      const text = JSON.stringify(s.log);
+      for (const code of [one.code, two.code]) assert.ok(!text.includes(code), 'an invite code reached a plain member');
+    }
+  });
+});
+
 describe('resume cap by version', () => {
   let owner;
   let bob;
