@@ -239,7 +239,7 @@ describe('kick', () => {
     const { room, owner, a1, m1, m2, outsider } = await community();
     const w = await watch(m2, room.id);
     const before = await snapshot(owner.token, room.id);
-    for (const reason of ['x'.repeat(501), ` ${'y'.repeat(501)} `, 5, true, { text: 'no' }, ['a']]) {
+    for (const reason of ['x'.repeat(501), ` ${'y'.repeat(501)} `, '😀'.repeat(501), 5, true, { text: 'no' }, ['a']]) {
       assertP2Error(await gov.kick(url, a1.token, room.id, m1.id, { reason }), 400, 'bad_request', `reason ${JSON.stringify(reason).slice(0, 20)}`);
     }
     assertP2Error(await gov.kick(url, a1.token, room.id, outsider.id, {}), 404, 'not_found', 'kick a non-member');
@@ -254,6 +254,8 @@ describe('kick', () => {
     assertP2Error(await gov.kick(url, a1.token, room.id, m1.id, {}), 404, 'not_found', 'kicking again');
     await joinRoom(url, m1.token, room.room_hash_id);
     await okNull(gov.kick(url, owner.token, room.id, m1.id), 'kick without a body');
+    await joinRoom(url, m1.token, room.room_hash_id);
+    await okNull(gov.kick(url, owner.token, room.id, m1.id, { reason: '😀'.repeat(500) }), 'characters are code points: 500 emoji');
     await okNull(gov.kick(url, owner.token, room.id, m2.id, {}), 'kick with no reason');
     assertNoneHolds(reason);
   });
