@@ -217,6 +217,34 @@ describe('removal takes effect at once', () => {
   }
 });
 
+describe('a removal racing the removed user\'s own posts', () => {
+  it('every post acked ok comes before the kick; the rest are refused not_member', async () => {
+    const [owner, victim, other] = await registerMany(url, 3, 'Race');
+    const room = await createRoom(url, owner.token);
+    for (const u of [victim, other]) await joinRoom(url, u.token, room.room_hash_id);
+    const sw = await watch(other, [room.id]);
+    const sv = await watch(victim, [room.id]);
+    const pending = [];
+    let kick;
+    for (let i = 0; i < 300; i += 1) {
+      pending.push(emitAck(sv, 'user_send_message', { roomId: room.id, id: newMsgId(), message: `race ${i}`, type: 'input' }));
+      if (i === 100) kick = gov.kick(url, owner.token, room.id, victim.id, {});
+    }
+    await okNull(kick, 'kick');
+    const acks = await Promise.all(pending);
+    const kicked = await waitRoomEvent(sw, room.id, 'kicked');
+    for (const ack of acks.filter((a) => !a.ok)) assert.equal(ack.error.code, 'not_member', JSON.stringify(ack));
+    const okSeqs = new Set(acks.filter((a) => a.ok).map((a) => a.seq));
+    await fence(sw, room.id, [sw]);
+    const seen = messagesIn(sw, room.id).filter((m) => m.user.id === victim.id);
+    assert.deepEqual(seen.map((m) => m.seq).sort((x, y) => x - y), [...okSeqs].sort((x, y) => x - y), 'exactly the acked posts were delivered');
+    for (const m of seen) assert.ok(m.version < kicked.version, `post ${m.seq} (version ${m.version}) after the kick (version ${kicked.version})`);
+    const last = roomLog(sv, room.id).at(-1);
+    assert.equal(last.event, 'room_event', `the victim's last event: ${JSON.stringify(last)}`);
+    assert.equal(last.data.type, 'kicked');
+  });
+});
+
 describe('resume by sinceVersion', () => {
   for (const transports of TRANSPORTS) {
     it(`replays every missed change in order, before live events (${transports})`, async () => {
