@@ -351,6 +351,7 @@ async fn post_at(data: &Path, room: &str, seq: u64, user: &str, text: &str, time
         text: keys.seal(&subject, text).await.unwrap(),
         kind: "input".into(),
         period,
+        reply_to: None,
     });
     let store = events::SqliteStore::open(data.join("events.db")).unwrap();
     store

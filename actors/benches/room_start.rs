@@ -62,6 +62,7 @@ async fn fill(store: &SqliteStore, room: &str, messages: u64) {
                         ),
                         kind: "input".into(),
                         period: period_of(now),
+                        reply_to: None,
                     }),
                     now,
                 )

@@ -75,6 +75,7 @@ pub fn events_of(parked: &[Parked], room: &State, now: i64, sealed: Vec<Sealed>)
                 text,
                 kind: "input".into(),
                 period: period_of(now),
+                reply_to: None,
             });
             NewEvent::with_id(Uuid::new_v4(), &event, now)
         })

@@ -289,6 +289,7 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
                     text: events::testing::seal(&subject, text),
                     kind: "input".into(),
                     period: 0,
+                    reply_to: None,
                 }))
             }
             _ => None,

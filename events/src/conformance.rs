@@ -25,6 +25,7 @@ fn message(room: &str, seq: u64) -> NewEvent {
         ),
         kind: "input".into(),
         period: 0,
+        reply_to: None,
     }))
 }
 

@@ -252,6 +252,7 @@ pub fn posted(room_id: &str, seq: u64, user_id: &str, text: &str) -> Event {
         ),
         kind: "input".into(),
         period: 0,
+        reply_to: None,
     })
 }
 

@@ -199,6 +199,7 @@ impl Room {
                             user: user_id.clone(),
                             room: "r".into(),
                             period: 0,
+                            reply_to: None,
                         },
                         text,
                     ),

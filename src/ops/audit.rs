@@ -19,9 +19,41 @@ struct Names<'a> {
     store: &'a dyn Store,
     keys: &'a Keys,
     known: HashMap<String, String>,
+    /// Per room and seq, the stream version of the event that holds the message's text as it
+    /// stood (its post or latest edit): what an edit or deletion replaced is read from there,
+    /// so no text is held in memory.
+    texts: HashMap<(String, u64), u64>,
 }
 
 impl Names<'_> {
+    /// Notes where the current text of each message is, as the audit reads the log.
+    fn saw(&mut self, rec: &Recorded, event: &Event) {
+        match event {
+            Event::MessagePosted(m) => {
+                self.texts.insert((m.room_id.clone(), m.seq), rec.version);
+            }
+            Event::MessageEdited(m) => {
+                self.texts.insert((m.room_id.clone(), m.seq), rec.version);
+            }
+            _ => {}
+        }
+    }
+
+    /// The text of message `seq` of `room_id` before the event being described.
+    async fn text_before(&self, keys: &Keys, room_id: &str, seq: u64) -> anyhow::Result<String> {
+        let Some(&version) = self.texts.get(&(room_id.to_owned(), seq)) else {
+            return Ok(String::new());
+        };
+        let page = self
+            .store
+            .read_stream(&room_stream(room_id), version, 1)
+            .await?;
+        match page.first() {
+            Some(rec) => opened(keys, &rec.decode()?).await,
+            None => Ok(String::new()),
+        }
+    }
+
     /// A user's name as the log last gives it, opened with the key store: "Deleted user"
     /// once they are erased.
     async fn of(&mut self, user_id: &str) -> anyhow::Result<String> {
@@ -88,6 +120,25 @@ struct Said {
     what: String,
 }
 
+/// An act on someone: "<verb> <id> (<name>)" plus whatever follows.
+async fn act_on(
+    names: &mut Names<'_>,
+    room: &str,
+    by: Option<&String>,
+    whom: &str,
+    verb: &str,
+    rest: String,
+) -> anyhow::Result<Said> {
+    let name = names.of(whom).await?;
+    Ok(Said {
+        room_id: Some(room.to_owned()),
+        user_id: by.cloned(),
+        what: format!("{verb} {whom} ({name:?}){rest}"),
+        target: Some(whom.to_owned()),
+        seq: None,
+    })
+}
+
 async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::Result<Said> {
     let clear = opened(keys, event).await?;
     let said = |room: Option<&String>, user: Option<&String>, what: String| Said {
@@ -96,23 +147,6 @@ async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::
         target: None,
         seq: None,
         what,
-    };
-    // An act on someone: "<verb> <id> (<name>)" plus whatever follows.
-    let on = |room: &String, by: Option<&String>, whom: &String, verb: &str, rest: String| {
-        let room = room.clone();
-        let by = by.cloned();
-        let whom = whom.clone();
-        let verb = verb.to_owned();
-        async move {
-            let name = names.of(&whom).await?;
-            anyhow::Ok(Said {
-                room_id: Some(room),
-                user_id: by,
-                what: format!("{verb} {whom} ({name:?}){rest}"),
-                target: Some(whom),
-                seq: None,
-            })
-        }
     };
     let reason = |sealed: bool| {
         if sealed {
@@ -165,14 +199,15 @@ async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::
         Event::MemberLeft(j) => said(Some(&j.room_id), Some(&j.user_id), "left".into()),
         Event::MemberKicked(k) => {
             let r = reason(k.reason.is_some());
-            on(&k.room_id, Some(&k.by), &k.user_id, "kicked", r).await?
+            act_on(names, &k.room_id, Some(&k.by), &k.user_id, "kicked", r).await?
         }
         Event::MemberBanned(b) => {
             let r = format!("{}{}", until(b.until), reason(b.reason.is_some()));
-            on(&b.room_id, Some(&b.by), &b.user_id, "banned", r).await?
+            act_on(names, &b.room_id, Some(&b.by), &b.user_id, "banned", r).await?
         }
         Event::MemberUnbanned(l) => {
-            on(
+            act_on(
+                names,
                 &l.room_id,
                 Some(&l.by),
                 &l.user_id,
@@ -183,10 +218,11 @@ async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::
         }
         Event::MemberMuted(m) => {
             let r = until(Some(m.until));
-            on(&m.room_id, Some(&m.by), &m.user_id, "muted", r).await?
+            act_on(names, &m.room_id, Some(&m.by), &m.user_id, "muted", r).await?
         }
         Event::MemberUnmuted(l) => {
-            on(
+            act_on(
+                names,
                 &l.room_id,
                 Some(&l.by),
                 &l.user_id,
@@ -202,7 +238,7 @@ async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::
             } else {
                 "passed the erased owner's room: changed the role of"
             };
-            on(&c.room_id, c.by.as_ref(), &c.user_id, verb, r).await?
+            act_on(names, &c.room_id, c.by.as_ref(), &c.user_id, verb, r).await?
         }
         Event::RoomUpdated(u) => {
             let mut parts = Vec::new();
@@ -265,6 +301,44 @@ async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::
         Event::MessagePosted(m) => Said {
             seq: Some(m.seq),
             ..said(Some(&m.room_id), Some(&m.user_id), clear)
+        },
+        Event::MessageEdited(m) => {
+            let before = names.text_before(keys, &m.room_id, m.seq).await?;
+            Said {
+                seq: Some(m.seq),
+                ..said(
+                    Some(&m.room_id),
+                    Some(&m.user_id),
+                    format!("edited #{} from {before:?} to {clear:?}", m.seq),
+                )
+            }
+        }
+        Event::MessageDeleted(d) => {
+            let before = names.text_before(keys, &d.room_id, d.seq).await?;
+            Said {
+                seq: Some(d.seq),
+                ..said(
+                    Some(&d.room_id),
+                    Some(&d.by),
+                    format!("deleted #{} (it said {before:?})", d.seq),
+                )
+            }
+        }
+        Event::ReactionAdded(r) => Said {
+            seq: Some(r.seq),
+            ..said(
+                Some(&r.room_id),
+                Some(&r.user_id),
+                format!("reacted {:?} to #{}", r.emoji, r.seq),
+            )
+        },
+        Event::ReactionRemoved(r) => Said {
+            seq: Some(r.seq),
+            ..said(
+                Some(&r.room_id),
+                Some(&r.user_id),
+                format!("took back {:?} from #{}", r.emoji, r.seq),
+            )
         },
     })
 }
@@ -439,6 +513,7 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
         store: &*store,
         keys: &keys,
         known: HashMap::new(),
+        texts: HashMap::new(),
     };
     let in_window = |t: i64| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u);
     out.header()?;
@@ -478,9 +553,11 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                     _ => {}
                 }
                 if !in_window(rec.recorded_at) {
+                    names.saw(&rec, &event);
                     continue;
                 }
                 let said = describe(&keys, &mut names, &event).await?;
+                names.saw(&rec, &event);
                 let user_name = match &said.user_id {
                     Some(u) => Some(names.of(u).await?),
                     None => None,
@@ -517,11 +594,13 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
             let Some(last) = page.last() else { break };
             after = last.position;
             for rec in page {
+                let event = rec.decode()?;
                 if !in_window(rec.recorded_at) {
+                    names.saw(&rec, &event);
                     continue;
                 }
-                let event = rec.decode()?;
                 let said = describe(&keys, &mut names, &event).await?;
+                names.saw(&rec, &event);
                 let me = Some(user_id.as_str());
                 if said.user_id.as_deref() != me && said.target.as_deref() != me {
                     continue;

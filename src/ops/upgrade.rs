@@ -243,6 +243,7 @@ async fn transform(
                 user_id: m.user_id,
                 text,
                 kind: m.kind,
+                reply_to: None,
                 period,
             });
             (stream, event)

@@ -34,6 +34,7 @@ fn posted(seq: u64, user: &str, id: &str) -> Event {
         text: sealed(user, &format!("text {seq}")),
         kind: "input".into(),
         period: 0,
+        reply_to: None,
     })
 }
 

@@ -8,9 +8,9 @@
 
 use crate::event::{
     Archival, AvatarChanged, Event, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted,
-    LogStarted, MemberBanned, MemberJoined, MemberKicked, MemberLeft, MemberMuted, MessagePosted,
-    PasswordChanged, RoleChanged, RoomCreated, RoomUpdated, UserErased, UserNameClaimed,
-    UserNameReleased, UserRegistered, UserRenamed,
+    LogStarted, MemberBanned, MemberJoined, MemberKicked, MemberLeft, MemberMuted, MessageDeleted,
+    MessageEdited, MessagePosted, PasswordChanged, Reaction, RoleChanged, RoomCreated, RoomUpdated,
+    UserErased, UserNameClaimed, UserNameReleased, UserRegistered, UserRenamed,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -91,9 +91,10 @@ pub fn current_version(event_type: &str) -> u16 {
         "LogStarted" | "UserNameReleased" | "UserRenamed" | "AvatarChanged" | "PasswordChanged"
         | "UserErased" | "MemberLeft" | "MemberKicked" | "MemberBanned" | "MemberUnbanned"
         | "MemberMuted" | "MemberUnmuted" | "RoleChanged" | "RoomUpdated" | "RoomArchived"
-        | "RoomUnarchived" | "JoinCodeRotated" | "InviteCreated" | "InviteRevoked" => 1,
+        | "RoomUnarchived" | "JoinCodeRotated" | "InviteCreated" | "InviteRevoked"
+        | "MessageEdited" | "MessageDeleted" | "ReactionAdded" | "ReactionRemoved" => 1,
         "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" => 2,
-        "MessagePosted" => 3,
+        "MessagePosted" => 4,
         _ => 0,
     }
 }
@@ -103,6 +104,18 @@ pub fn current_version(event_type: &str) -> u16 {
 struct MemberJoinedV1 {
     room_id: String,
     user_id: String,
+}
+
+/// `MessagePosted` version 3, before replies.
+#[derive(serde::Deserialize)]
+struct MessagePostedV3 {
+    room_id: String,
+    seq: u64,
+    message_id: String,
+    user_id: String,
+    text: crate::seal::Sealed,
+    kind: String,
+    period: i64,
 }
 
 /// Encodes an event as (type name, schema version, payload bytes).
@@ -130,6 +143,9 @@ pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
         Event::InviteCreated(p) => enc(p),
         Event::InviteRevoked(p) => enc(p),
         Event::MessagePosted(p) => enc(p),
+        Event::MessageEdited(p) => enc(p),
+        Event::MessageDeleted(p) => enc(p),
+        Event::ReactionAdded(p) | Event::ReactionRemoved(p) => enc(p),
     };
     let name = event.type_name();
     (name, current_version(name), bytes)
@@ -176,7 +192,24 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, Dec
         ("JoinCodeRotated", 1) => Event::JoinCodeRotated(dec::<JoinCodeRotated>(t, v, bytes)?),
         ("InviteCreated", 1) => Event::InviteCreated(dec::<InviteCreated>(t, v, bytes)?),
         ("InviteRevoked", 1) => Event::InviteRevoked(dec::<InviteRevoked>(t, v, bytes)?),
-        ("MessagePosted", 3) => Event::MessagePosted(dec::<MessagePosted>(t, v, bytes)?),
+        ("MessagePosted", 3) => {
+            let m = dec::<MessagePostedV3>(t, v, bytes)?;
+            Event::MessagePosted(MessagePosted {
+                room_id: m.room_id,
+                seq: m.seq,
+                message_id: m.message_id,
+                user_id: m.user_id,
+                text: m.text,
+                kind: m.kind,
+                period: m.period,
+                reply_to: None,
+            })
+        }
+        ("MessagePosted", 4) => Event::MessagePosted(dec::<MessagePosted>(t, v, bytes)?),
+        ("MessageEdited", 1) => Event::MessageEdited(dec::<MessageEdited>(t, v, bytes)?),
+        ("MessageDeleted", 1) => Event::MessageDeleted(dec::<MessageDeleted>(t, v, bytes)?),
+        ("ReactionAdded", 1) => Event::ReactionAdded(dec::<Reaction>(t, v, bytes)?),
+        ("ReactionRemoved", 1) => Event::ReactionRemoved(dec::<Reaction>(t, v, bytes)?),
         _ if legacy::is_legacy(t, v) => {
             return Err(DecodeError::Legacy {
                 event_type: t.to_owned(),
@@ -326,6 +359,31 @@ mod tests {
                 text: key.seal(&user, "héllo <b>"),
                 kind: "input".into(),
                 period: 3,
+                reply_to: Some(6),
+            }),
+            Event::MessageEdited(MessageEdited {
+                room_id: "r1".into(),
+                seq: 7,
+                user_id: "u2".into(),
+                text: key.seal(&user, "hello"),
+                period: 3,
+            }),
+            Event::MessageDeleted(MessageDeleted {
+                room_id: "r1".into(),
+                seq: 7,
+                by: "u1".into(),
+            }),
+            Event::ReactionAdded(Reaction {
+                room_id: "r1".into(),
+                seq: 7,
+                user_id: "u1".into(),
+                emoji: "👍".into(),
+            }),
+            Event::ReactionRemoved(Reaction {
+                room_id: "r1".into(),
+                seq: 7,
+                user_id: "u1".into(),
+                emoji: ":tada:".into(),
             }),
         ]
     }
@@ -362,6 +420,43 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_version_three_answers_nothing() {
+        let key = Key::random();
+        let v3 = MessagePostedV3 {
+            room_id: "r1".into(),
+            seq: 2,
+            message_id: "m".into(),
+            user_id: "u2".into(),
+            text: key.seal(&Subject::User("u2".into()), "hi"),
+            kind: "input".into(),
+            period: 1,
+        };
+        #[derive(serde::Serialize)]
+        struct Same<'a>(
+            &'a str,
+            u64,
+            &'a str,
+            &'a str,
+            &'a crate::seal::Sealed,
+            &'a str,
+            i64,
+        );
+        let bytes = enc(&Same(
+            &v3.room_id,
+            v3.seq,
+            &v3.message_id,
+            &v3.user_id,
+            &v3.text,
+            &v3.kind,
+            v3.period,
+        ));
+        let Event::MessagePosted(m) = decode("MessagePosted", 3, &bytes).unwrap() else {
+            panic!("a message")
+        };
+        assert_eq!((m.seq, m.reply_to, m.text), (2, None, v3.text));
+    }
+
+    #[test]
     fn versions_with_personal_data_in_clear_ask_for_an_upgrade() {
         for (t, v) in [
             ("UserNameClaimed", 1),
@@ -390,10 +485,14 @@ mod tests {
             decode("MessagePosted", 3, &[0xff, 0xff, 0xff]),
             Err(DecodeError::Malformed { .. })
         ));
-        let (_, _, mut bytes) = encode(all().last().unwrap());
+        let message = all()
+            .into_iter()
+            .find(|e| matches!(e, Event::MessagePosted(_)))
+            .unwrap();
+        let (_, _, mut bytes) = encode(&message);
         bytes.push(0);
         assert!(matches!(
-            decode("MessagePosted", 3, &bytes),
+            decode("MessagePosted", 4, &bytes),
             Err(DecodeError::Malformed { .. })
         ));
     }

@@ -10,7 +10,9 @@ use crate::seal::{Sealed, Subject};
 use serde::{Deserialize, Serialize};
 
 mod governance;
+mod messages;
 pub use governance::*;
+pub use messages::*;
 
 /// The rules a log written today follows: personal data sealed, no credentials. A log whose
 /// first event is not [`LogStarted`] of this format was written by an earlier version and is
@@ -71,6 +73,14 @@ pub enum Event {
     InviteRevoked(InviteRevoked),
     /// A member posted a message; `seq` is its gap-free position in the room.
     MessagePosted(MessagePosted),
+    /// An author changed their message's text.
+    MessageEdited(MessageEdited),
+    /// A message was deleted: a placeholder from now on.
+    MessageDeleted(MessageDeleted),
+    /// A member reacted to a message.
+    ReactionAdded(Reaction),
+    /// A member took a reaction back.
+    ReactionRemoved(Reaction),
 }
 
 /// Payload of [`Event::LogStarted`].
@@ -179,8 +189,8 @@ pub struct MemberLeft {
     pub user_id: String,
 }
 
-/// Payload of [`Event::MessagePosted`], schema version 3 (versions 1 and 2 held the text in
-/// clear; see [`codec`](crate::codec)).
+/// Payload of [`Event::MessagePosted`], schema version 4 (version 3 had no `reply_to`;
+/// versions 1 and 2 held the text in clear; see [`codec`](crate::codec)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagePosted {
     /// The room posted to.
@@ -198,6 +208,8 @@ pub struct MessagePosted {
     pub kind: String,
     /// The [`period`](crate::seal::period_of) of its time, which names its key.
     pub period: i64,
+    /// The `seq` of the message of the same room it answers, if any.
+    pub reply_to: Option<u64>,
 }
 
 impl MessagePosted {
@@ -248,6 +260,10 @@ impl Event {
             Event::InviteCreated(_) => "InviteCreated",
             Event::InviteRevoked(_) => "InviteRevoked",
             Event::MessagePosted(_) => "MessagePosted",
+            Event::MessageEdited(_) => "MessageEdited",
+            Event::MessageDeleted(_) => "MessageDeleted",
+            Event::ReactionAdded(_) => "ReactionAdded",
+            Event::ReactionRemoved(_) => "ReactionRemoved",
         }
     }
 
@@ -273,6 +289,7 @@ impl Event {
                 ..
             }) => Some((Subject::User(by.clone()), reason)),
             Event::MessagePosted(m) => Some((m.subject(), &m.text)),
+            Event::MessageEdited(m) => Some((m.subject(), &m.text)),
             _ => None,
         }
     }
