@@ -99,6 +99,7 @@ export async function loadMembers(roomId) {
     for (const m of (data && data.members) || []) putMember(roomId, m)
     p.loaded = true
     p.error = ''
+    countMembers(roomId, 0)
   } catch (e) {
     p.error = e.message
   } finally {
