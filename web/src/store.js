@@ -514,6 +514,8 @@ async function transmit(p) {
   } else {
     p.status = 'failed'
     p.error = socketErrorText(res && res.error, 'send')
+    // a mute this page had not heard of: the members list has its end, for the composer
+    if (res && res.error && res.error.code === 'muted') loadMembers(p.roomId)
   }
 }
 
