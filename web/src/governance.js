@@ -69,13 +69,15 @@ function sortMembers(p) {
   p.list.sort((a, b) => RANK[a.role] - RANK[b.role] || a.order - b.order)
 }
 
+// `member` may be partial ({id, role}); someone new to the list needs at least a name.
 function putMember(roomId, member) {
   if (!member || member.id == null) return
   const p = membersOf(roomId)
-  notePerson(member)
+  const named = typeof member.name === 'string'
+  if (named) notePerson(member)
   const i = p.list.findIndex((m) => sameId(m.id, member.id))
   if (i >= 0) p.list[i] = { ...p.list[i], ...member }
-  else p.list.push({ role: 'member', mutedUntil: null, online: false, ...member, order: p.joins++ })
+  else if (named) p.list.push({ role: 'member', mutedUntil: null, online: false, ...member, order: p.joins++ })
   if (member.role && isMe(member.id)) setMyRole(roomId, member.role)
   sortMembers(p)
 }
@@ -174,14 +176,16 @@ function forgetBan(roomId, userId) {
 
 /* ---------------------------------------------------------------- settings, leaving */
 
-// Fields of the room as the server now has it; the caller's own ones (role, unread) are kept.
 function patchRoom(roomId, fields) {
   const i = state.rooms.findIndex((r) => sameId(r.id, roomId))
   if (i >= 0) state.rooms[i] = { ...state.rooms[i], ...fields }
 }
 
+// The fields of a room every member shares; the caller's own (role, read marker, unread) are
+// kept as this page knows them, since another member's change carries none.
 function roomFields(room) {
-  const { role, last_read_seq: lastRead, unread, ...shared } = room || {}
+  const shared = { ...room }
+  for (const own of ['role', 'last_read_seq', 'unread']) delete shared[own]
   return shared
 }
 
@@ -339,10 +343,10 @@ export function applyRoomEvent(ev) {
       break
     case 'muted':
     case 'unmuted':
-      putMember(ev.roomId, { id: userId, mutedUntil: ev.type === 'muted' ? ev.until || null : null })
+      putMember(ev.roomId, { ...ev.user, mutedUntil: ev.type === 'muted' ? ev.until || null : null })
       break
     case 'role_changed':
-      putMember(ev.roomId, { id: userId, role: ev.role })
+      putMember(ev.roomId, { ...ev.user, role: ev.role })
       if (ev.role === 'owner') patchRoom(ev.roomId, { owner: userId })
       break
     case 'updated':
