@@ -4,16 +4,16 @@
 //! The erasure is first an event of the log (`UserErased`), so that it outlives every backup
 //! of the key store: once it is durable, the person's keys are destroyed (all but those a
 //! legal hold keeps), their credential deleted, their tokens revoked and sockets closed, their
-//! memberships ended (`MemberLeft` in each room), their avatar file removed; the projections
+//! memberships ended (through each room's actor: `MemberLeft`, and an owner's room passed to
+//! the longest-standing admin, else member, or archived when nobody is left), their avatar
+//! file removed; the projections
 //! turn their row into "Deleted user" and their messages into placeholders. A crash anywhere
 //! after the event is finished by [`sweep`], which every server runs at start and every few
-//! minutes: it destroys again any key whose user the log says was erased (a key store restored
+//! minutes: it ends memberships left behind and destroys again any key whose user the log says was erased (a key store restored
 //! from an old backup brings them back only until then).
 
 use crate::app::App;
-use events::event::{MemberLeft, room_stream};
 use events::keys::Destroy;
-use events::{Event, Expected, NewEvent};
 use std::time::Duration;
 
 /// How often the sweep runs (erasures left undone, retention).
@@ -66,22 +66,14 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
     )
     .await
     .map_err(unavailable)?;
-    // The room actors fold these in at their next append (an expected-version conflict).
+    // Through each room's actor, which passes an owner's room on (or archives it) and tells
+    // the room's subscribers at once.
     for room in &rooms {
-        let left = Event::MemberLeft(MemberLeft {
-            room_id: room.id.clone(),
+        let erase = actors::room::Command::Erase {
             user_id: user_id.to_owned(),
-        });
-        let recorded = app
-            .store
-            .append(
-                &room_stream(&room.id),
-                Expected::Any,
-                vec![NewEvent::new(&left)],
-            )
-            .await
-            .map_err(unavailable)?;
-        last = last.max(recorded[0].position);
+        };
+        let applied = app.rooms.command(&room.id, erase).await.map_err(unavailable)?;
+        last = last.max(applied.position);
     }
     finish(app, user_id, &user.avatar_image).await?;
     app.wait_for(last).await;
@@ -162,6 +154,16 @@ pub(crate) async fn scrub_files(app: &App) {
 /// When the storage fails.
 pub async fn sweep(app: &App) -> Result<(), Error> {
     for user in app.read.erased_users().await.map_err(unavailable)? {
+        // A crash after `UserErased` may have left memberships behind.
+        for room in app.read.rooms_of(&user).await.map_err(unavailable)? {
+            let erase = actors::room::Command::Erase {
+                user_id: user.clone(),
+            };
+            app.rooms
+                .command(&room.id, erase)
+                .await
+                .map_err(unavailable)?;
+        }
         finish(app, &user, "").await?;
     }
     if let Some(days) = app.retention_days {

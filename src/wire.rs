@@ -144,6 +144,9 @@ pub struct Message<'a> {
     pub id: &'a str,
     /// The message's position in its room: 1, 2, 3, ... with no gaps.
     pub seq: u64,
+    /// The room's version at this delivery (live and replayed messages; history has none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     /// The room's id.
     #[serde(rename = "roomId")]
     pub room_id: &'a str,
@@ -173,6 +176,7 @@ pub fn record(r: &RecordRow) -> Value {
     serde_json::to_value(Message {
         id: &r.message_id,
         seq: r.seq,
+        version: None,
         room_id: &r.room_id,
         user: &author,
         message: &r.message,

@@ -28,6 +28,7 @@ async fn fill(store: &SqliteStore, room: &str, messages: u64) {
         first.push(NewEvent::new(&Event::MemberJoined(MemberJoined {
             room_id: room.into(),
             user_id: format!("u{m}"),
+            invite: None,
         })));
     }
     let mut version = store

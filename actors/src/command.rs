@@ -1,7 +1,7 @@
 //! What a room actor is asked and what it answers: its messages and their results.
 
 use crate::delivery::Subscriber;
-use crate::room::Rejection;
+use crate::room::{Command, Rejection};
 use ractor::RpcReplyPort;
 
 /// Why a room command failed.
@@ -31,12 +31,16 @@ pub struct Posted {
     pub position: u64,
 }
 
-/// Result of a join.
+/// Result of a command other than a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Joined {
-    /// Global position of the join event, or of the room's newest event when the user was
-    /// already a member; a reader that waits for this position sees the membership.
+pub struct Applied {
+    /// Global position of its last event, or of the room's newest event when it changed
+    /// nothing; a reader that waits for this position sees its effect.
     pub position: u64,
+    /// The room's version after it.
+    pub version: u64,
+    /// Whether it appended anything.
+    pub changed: bool,
 }
 
 /// Result of a subscribe.
@@ -44,21 +48,35 @@ pub struct Joined {
 pub struct Subscribed {
     /// Newest seq at the time of the answer.
     pub last_seq: u64,
-    /// Whether everything after `since` was delivered (false without `since`).
+    /// The room's version at the time of the answer.
+    pub last_version: u64,
+    /// Whether everything after the resume point was delivered (false without one).
     pub recovered: bool,
 }
 
-/// Most messages replayed on resume; beyond that the client reloads history instead.
+/// Where a subscriber resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing to replay.
+    No,
+    /// Every message after this seq.
+    Seq(u64),
+    /// Every change after this version.
+    Version(u64),
+}
+
+/// Most messages (or changes) replayed on resume; beyond that the client reloads history
+/// instead.
 pub const MAX_REPLAY: u64 = 1000;
 
 /// Messages of a room actor.
 pub enum Msg {
-    /// Make a user a member.
-    Join {
-        /// Who.
-        user_id: String,
-        /// Answer.
-        reply: RpcReplyPort<Result<Joined, Error>>,
+    /// Anything but a post: written alone, after the posts already waiting.
+    Command {
+        /// What.
+        command: Command,
+        /// Answer, once durable.
+        reply: RpcReplyPort<Result<Applied, Error>>,
     },
     /// Post a message.
     Post {
@@ -71,12 +89,12 @@ pub enum Msg {
         /// Answer, once durable.
         reply: RpcReplyPort<Result<Posted, Error>>,
     },
-    /// Subscribe a sink, replaying what it missed after `since`, then send a join notice.
+    /// Subscribe a sink, replaying what it missed, then send a join notice.
     Subscribe {
         /// The sink.
         subscriber: Subscriber,
-        /// Last seq the subscriber saw.
-        since: Option<u64>,
+        /// Where it resumes.
+        resume: Resume,
         /// Answer.
         reply: RpcReplyPort<Result<Subscribed, Error>>,
     },

@@ -14,6 +14,9 @@ pub struct Message {
     pub room_id: Arc<str>,
     /// Position in the room.
     pub seq: u64,
+    /// The room's version at this change (its post, or, in a replay by version, the change
+    /// replayed).
+    pub version: u64,
     /// The client's id for it.
     pub message_id: String,
     /// The author.
@@ -34,6 +37,7 @@ impl Message {
     pub fn new(
         room_id: Arc<str>,
         seq: u64,
+        version: u64,
         message_id: String,
         user_id: String,
         text: Option<String>,
@@ -42,6 +46,7 @@ impl Message {
         Self {
             room_id,
             seq,
+            version,
             message_id,
             user_id,
             deleted: text.is_none(),
@@ -59,6 +64,8 @@ pub struct JoinNotice {
     pub room_id: Arc<str>,
     /// Who joined.
     pub user_id: String,
+    /// The room's version when they opened it.
+    pub version: u64,
     /// Its rendering, made by the first sink that needs it: a room of thousands of
     /// subscribers that thousands of sockets join renders each notice once.
     pub rendered: RenderSlot,
@@ -66,13 +73,117 @@ pub struct JoinNotice {
 
 impl JoinNotice {
     /// A notice with an empty render slot.
-    pub fn new(room_id: Arc<str>, user_id: String) -> Self {
+    pub fn new(room_id: Arc<str>, user_id: String, version: u64) -> Self {
         Self {
             room_id,
             user_id,
+            version,
             rendered: OnceLock::new(),
         }
     }
+}
+
+/// What kind of change a [`RoomEvent`] is (its wire name by [`Change::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A member joined.
+    Joined,
+    /// A member left (or was erased).
+    Left,
+    /// A member was kicked.
+    Kicked,
+    /// A user was banned.
+    Banned,
+    /// A ban was lifted.
+    Unbanned,
+    /// A member was muted.
+    Muted,
+    /// A mute was lifted.
+    Unmuted,
+    /// A role changed.
+    RoleChanged,
+    /// Settings changed (or the join code was rotated).
+    Updated,
+    /// The room became read-only.
+    Archived,
+    /// The room became writable.
+    Unarchived,
+}
+
+impl Change {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Joined => "joined",
+            Change::Left => "left",
+            Change::Kicked => "kicked",
+            Change::Banned => "banned",
+            Change::Unbanned => "unbanned",
+            Change::Muted => "muted",
+            Change::Unmuted => "unmuted",
+            Change::RoleChanged => "role_changed",
+            Change::Updated => "updated",
+            Change::Archived => "archived",
+            Change::Unarchived => "unarchived",
+        }
+    }
+
+    /// Whether it ends the membership of its `user`.
+    pub fn removes(self) -> bool {
+        matches!(self, Change::Left | Change::Kicked | Change::Banned)
+    }
+}
+
+/// A room as its members see it, carried by an `updated` change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Owner, if it has one.
+    pub owner: Option<String>,
+    /// Avatar path or empty.
+    pub avatar_image: String,
+    /// The standing join code ("" if it cannot be opened).
+    pub join_code: String,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Last changed (ms).
+    pub updated_at: i64,
+    /// Members.
+    pub member_count: u64,
+    /// Read-only.
+    pub archived: bool,
+    /// Newest seq.
+    pub last_seq: u64,
+    /// The room's own retention.
+    pub retention_days: Option<u32>,
+}
+
+/// A change of a room's membership or settings, as delivered (`room_event`).
+#[derive(Debug)]
+pub struct RoomEvent {
+    /// The room.
+    pub room_id: Arc<str>,
+    /// The room's version at this change.
+    pub version: u64,
+    /// What changed.
+    pub change: Change,
+    /// The member it is about.
+    pub user: Option<String>,
+    /// Who did it (`None`: the user themselves, or the server).
+    pub by: Option<String>,
+    /// A new role.
+    pub role: Option<events::event::Role>,
+    /// End of a ban or mute (ms); `None` on a ban: until lifted.
+    pub until: Option<i64>,
+    /// The room after an `updated`.
+    pub room: Option<RoomView>,
+    /// Its rendering, made by the first sink that needs it.
+    pub rendered: RenderSlot,
 }
 
 /// Something a room sends to its subscribers.
@@ -82,6 +193,8 @@ pub enum Delivery {
     Message(Arc<Message>),
     /// A user opened the room on a socket.
     Joined(Arc<JoinNotice>),
+    /// Membership or settings changed.
+    Event(Arc<RoomEvent>),
 }
 
 /// A subscriber's end of a room: usually one socket.

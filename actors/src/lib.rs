@@ -17,6 +17,7 @@
 
 pub mod actor;
 pub mod batch;
+pub mod changes;
 pub mod command;
 pub mod delivery;
 pub mod recent;
@@ -26,7 +27,9 @@ pub mod settings;
 pub mod users;
 
 pub use actor::RoomActor;
-pub use command::{Error, Joined, Posted, Subscribed};
-pub use delivery::{Delivery, JoinNotice, Message, RenderSlot, Sink, Subscriber};
+pub use command::{Applied, Error, Posted, Resume, Subscribed};
+pub use delivery::{
+    Delivery, JoinNotice, Message, RenderSlot, RoomEvent, RoomView, Sink, Subscriber,
+};
 pub use rooms::{Created, NewRoom, Room, Rooms};
 pub use settings::{SNAPSHOT_EVERY, Settings, Starts};

@@ -6,9 +6,9 @@
 //! starts a fresh actor from the log; when one stops (idle) it forgets it.
 
 use crate::actor::{Args, RoomActor, Subscribers};
-use crate::command::{self, Joined, Msg, Posted, Subscribed};
+use crate::command::{self, Applied, Msg, Posted, Resume, Subscribed};
 use crate::delivery::Subscriber;
-use crate::room::Rejection;
+use crate::room::{Command, Rejection};
 use crate::settings::{Settings, Starts};
 use dashmap::DashMap;
 use events::event::{MemberJoined, RoomCreated, join_code_hash, room_stream};
@@ -300,6 +300,7 @@ impl Rooms {
         let joined = Event::MemberJoined(MemberJoined {
             room_id: room_id.clone(),
             user_id: room.owner,
+            invite: None,
         });
         let recorded = self
             .inner
@@ -321,14 +322,35 @@ impl Rooms {
         })
     }
 
-    /// Makes `user_id` a member of `room_id`.
+    /// Has the room decide and write `command` (anything but a post) and waits until it is
+    /// durable.
     ///
     /// # Errors
-    /// `NotFound`, or `Unavailable`.
-    pub async fn join(&self, room_id: &str, user_id: &str) -> Result<Joined, command::Error> {
-        let user_id = user_id.to_owned();
-        self.call(room_id, |reply| Msg::Join { user_id, reply })
+    /// The room's rejection, or `Unavailable`.
+    pub async fn command(
+        &self,
+        room_id: &str,
+        command: Command,
+    ) -> Result<Applied, command::Error> {
+        self.call(room_id, |reply| Msg::Command { command, reply })
             .await
+    }
+
+    /// Makes `user_id` a member of `room_id` with the code whose hash is `code_hash`.
+    ///
+    /// # Errors
+    /// The room's rejection (banned, gone, archived), or `Unavailable`.
+    pub async fn join(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        code_hash: [u8; 32],
+    ) -> Result<Applied, command::Error> {
+        let command = Command::Join {
+            user_id: user_id.to_owned(),
+            code_hash,
+        };
+        self.command(room_id, command).await
     }
 
     /// Posts a message and waits until it is durable.
@@ -346,7 +368,7 @@ impl Rooms {
         rx.await.map_err(|_| unavailable("the room stopped"))?
     }
 
-    /// Subscribes a sink to a room, replaying after `since`.
+    /// Subscribes a sink to a room, replaying what it missed.
     ///
     /// # Errors
     /// `NotFound`, `NotMember`, or `Unavailable`.
@@ -354,11 +376,11 @@ impl Rooms {
         &self,
         room_id: &str,
         subscriber: Subscriber,
-        since: Option<u64>,
+        resume: Resume,
     ) -> Result<Subscribed, command::Error> {
         self.call(room_id, |reply| Msg::Subscribe {
             subscriber,
-            since,
+            resume,
             reply,
         })
         .await

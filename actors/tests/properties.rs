@@ -57,7 +57,10 @@ fn text() -> impl Strategy<Value = String> {
 
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        1 => user().prop_map(|user_id| Command::Join { user_id }),
+        1 => user().prop_map(|user_id| Command::Join {
+            user_id,
+            code_hash: join_code_hash(JOIN_CODE)
+        }),
         4 => (user(), message_id(), text()).prop_map(|(user_id, message_id, text)| {
             Command::Post { user_id, message_id, text }
         }),
@@ -159,13 +162,13 @@ impl Model {
 
     fn step(&mut self, command: &Command) -> Result<Decision, Rejection> {
         match command {
-            Command::Join { user_id } => {
+            Command::Join { user_id, .. } => {
                 if !self.members.insert(user_id.clone()) {
                     return Ok(Decision::AlreadyDone(None));
                 }
                 let event = joined(&self.room_id, user_id);
                 self.appended.push(fact(&event));
-                Ok(Decision::Append(event))
+                Ok(Decision::Append(vec![event]))
             }
             Command::Post {
                 user_id,
@@ -201,6 +204,7 @@ impl Model {
                 });
                 Ok(Decision::Post(self.last_seq))
             }
+            other => unreachable!("only joins and posts are generated, not {other:?}"),
         }
     }
 }
@@ -247,7 +251,10 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
     const ROOM: &str = "r";
     let mut state = State::new(ROOM);
     for command in commands.iter().take(3) {
-        prop_assert_eq!(room::decide(&state, 1, command), Err(Rejection::NotFound));
+        prop_assert_eq!(
+            room::decide(&state, 1, 0, command),
+            Err(Rejection::NotFound)
+        );
     }
     let mut stream = vec![created(ROOM), joined(ROOM, OWNER)];
     for (i, event) in stream.iter().enumerate() {
@@ -256,10 +263,10 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
     let mut model = Model::new(ROOM);
     for command in commands {
         let expected = model.step(command);
-        let got = room::decide(&state, state.last_seq + 1, command);
+        let got = room::decide(&state, state.last_seq + 1, 0, command);
         prop_assert_eq!(&got, &expected, "for {:?}", command);
         let event = match (got, command) {
-            (Ok(Decision::Append(event)), _) => Some(event),
+            (Ok(Decision::Append(mut events)), _) if events.len() == 1 => events.pop(),
             // What the actor appends for a post: its text sealed for the author.
             (
                 Ok(Decision::Post(seq)),
@@ -370,10 +377,11 @@ async fn actors_keep_the_invariants(commands: Vec<Command>) -> Result<(), TestCa
             }
             // A join is awaited, as clients do before posting; the posts sent before it are
             // ahead of it in the mailbox.
-            Command::Join { user_id } => {
-                let answer = rooms.join(&room_id, user_id).await;
+            Command::Join { user_id, code_hash } => {
+                let answer = rooms.join(&room_id, user_id, *code_hash).await;
                 prop_assert!(answer.is_ok(), "join answered {:?}", answer);
             }
+            other => unreachable!("only joins and posts are generated, not {other:?}"),
         }
     }
     for (command, expected, answer) in waiting {

@@ -7,7 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
+use actors::Resume;
 use common::wait_until;
+
+/// The hash of the join code the tests' rooms are made with.
+fn code_hash() -> [u8; 32] {
+    events::event::join_code_hash(&"0".repeat(32))
+}
 
 #[derive(Default)]
 struct Collect {
@@ -38,7 +44,7 @@ impl Collect {
             .iter()
             .filter_map(|d| match d {
                 Delivery::Message(m) => Some(m.seq),
-                Delivery::Joined(_) => None,
+                Delivery::Joined(_) | Delivery::Event(_) => None,
             })
             .collect()
     }
@@ -76,7 +82,7 @@ async fn concurrent_posts_get_gap_free_seqs_and_subscribers_see_them_in_order() 
                 user_id: "owner".into(),
                 sink: sink.clone(),
             },
-            None,
+            Resume::No,
         )
         .await
         .unwrap();
@@ -143,13 +149,16 @@ async fn members_only_and_joining_twice_is_harmless() {
         sink,
     };
     assert_eq!(
-        rooms.subscribe(&room, sub.clone(), None).await.unwrap_err(),
+        rooms
+            .subscribe(&room, sub.clone(), Resume::No)
+            .await
+            .unwrap_err(),
         Error::Rejected(Rejection::NotMember)
     );
-    rooms.join(&room, "bob").await.unwrap();
-    rooms.join(&room, "bob").await.unwrap();
+    rooms.join(&room, "bob", code_hash()).await.unwrap();
+    rooms.join(&room, "bob", code_hash()).await.unwrap();
     assert_eq!(rooms.post(&room, "bob", "1", "hi").await.unwrap().seq, 1);
-    rooms.subscribe(&room, sub, None).await.unwrap();
+    rooms.subscribe(&room, sub, Resume::No).await.unwrap();
     assert_eq!(
         rooms
             .post("no-such-room", "bob", "1", "hi")
@@ -198,16 +207,25 @@ async fn resume_replays_what_was_missed_then_goes_live() {
         user_id: "owner".into(),
         sink: sink.clone(),
     };
-    let s = rooms.subscribe(&room, sub(1), Some(7)).await.unwrap();
+    let s = rooms
+        .subscribe(&room, sub(1), Resume::Seq(7))
+        .await
+        .unwrap();
     assert_eq!((s.last_seq, s.recovered), (10, true));
     rooms.post(&room, "owner", "m11", "x").await.unwrap();
     wait_until(|| sink.seqs().len() == 4).await;
     assert_eq!(sink.seqs(), [8, 9, 10, 11]);
-    let s = rooms.subscribe(&room, sub(2), Some(11)).await.unwrap();
+    let s = rooms
+        .subscribe(&room, sub(2), Resume::Seq(11))
+        .await
+        .unwrap();
     assert!(s.recovered);
-    let s = rooms.subscribe(&room, sub(3), Some(50)).await.unwrap();
+    let s = rooms
+        .subscribe(&room, sub(3), Resume::Seq(50))
+        .await
+        .unwrap();
     assert!(!s.recovered);
-    let s = rooms.subscribe(&room, sub(4), None).await.unwrap();
+    let s = rooms.subscribe(&room, sub(4), Resume::No).await.unwrap();
     assert!(!s.recovered);
 }
 
@@ -229,7 +247,7 @@ async fn resume_past_the_cap_replays_nothing() {
                 user_id: "owner".into(),
                 sink: sink.clone(),
             },
-            Some(1),
+            Resume::Seq(1),
         )
         .await
         .unwrap();
@@ -243,7 +261,7 @@ async fn resume_past_the_cap_replays_nothing() {
                 user_id: "owner".into(),
                 sink: sink.clone(),
             },
-            Some(2),
+            Resume::Seq(2),
         )
         .await
         .unwrap();
@@ -266,7 +284,7 @@ async fn a_subscriber_that_cannot_keep_up_is_dropped_and_told() {
                 user_id: "owner".into(),
                 sink: slow.clone(),
             },
-            None,
+            Resume::No,
         )
         .await
         .unwrap();
@@ -356,7 +374,7 @@ async fn a_failed_room_is_restarted_from_the_log_and_its_subscribers_told() {
                 user_id: "owner".into(),
                 sink: bystander.clone(),
             },
-            None,
+            Resume::No,
         )
         .await
         .unwrap();
@@ -368,7 +386,7 @@ async fn a_failed_room_is_restarted_from_the_log_and_its_subscribers_told() {
                 user_id: "owner".into(),
                 sink: Arc::new(Exploding),
             },
-            None,
+            Resume::No,
         )
         .await
         .unwrap();
@@ -395,7 +413,7 @@ async fn two_registries_on_one_log_never_share_a_seq_and_see_each_other() {
             user_id: "owner".into(),
             sink: sink.clone(),
         },
-        None,
+        Resume::No,
     )
     .await
     .unwrap();
@@ -438,7 +456,7 @@ async fn racing_joins_of_one_user_write_one_event() {
         let rooms = handle.clone();
         let room = room.clone();
         tasks.push(tokio::spawn(async move {
-            rooms.join(&room, "bob").await.unwrap()
+            rooms.join(&room, "bob", code_hash()).await.unwrap()
         }));
     }
     for t in tasks {
@@ -488,7 +506,10 @@ async fn every_subscriber_gets_the_same_join_notice_and_message() {
     let (_, rooms, room) = setup().await;
     let sinks: Vec<Arc<Collect>> = (0..3).map(|_| Arc::new(Collect::default())).collect();
     for (n, sink) in sinks.iter().enumerate() {
-        rooms.join(&room, &format!("u{n}")).await.unwrap();
+        rooms
+            .join(&room, &format!("u{n}"), code_hash())
+            .await
+            .unwrap();
         rooms
             .subscribe(
                 &room,
@@ -497,7 +518,7 @@ async fn every_subscriber_gets_the_same_join_notice_and_message() {
                     user_id: format!("u{n}"),
                     sink: sink.clone(),
                 },
-                None,
+                Resume::No,
             )
             .await
             .unwrap();

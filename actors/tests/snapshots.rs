@@ -11,6 +11,11 @@ use std::time::Duration;
 mod common;
 use common::wait_until;
 
+/// The hash of the join code the tests' rooms are made with.
+fn code_hash() -> [u8; 32] {
+    events::event::join_code_hash(&"2".repeat(32))
+}
+
 fn counting() -> Arc<Watched> {
     Arc::new(Watched::new(Arc::new(MemoryStore::new())))
 }
@@ -27,7 +32,7 @@ async fn room_with(rooms: &Rooms, messages: u64) -> String {
         .await
         .unwrap()
         .room_id;
-    rooms.join(&room, "guest").await.unwrap();
+    rooms.join(&room, "guest", code_hash()).await.unwrap();
     for i in 1..=messages {
         let posted = rooms
             .post(&room, "owner", &format!("m{i}"), "hello")

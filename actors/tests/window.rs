@@ -13,6 +13,11 @@ use events::{Event, Expected, NewEvent, PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The hash of the join code the tests' rooms are made with.
+fn code_hash() -> [u8; 32] {
+    events::event::join_code_hash(&"3".repeat(32))
+}
+
 fn settings() -> Settings {
     Settings::new(Duration::from_secs(60), events::testing::keys())
 }
@@ -36,7 +41,7 @@ async fn new_room(rooms: &Rooms) -> String {
         .await
         .unwrap()
         .room_id;
-    rooms.join(&room, "guest").await.unwrap();
+    rooms.join(&room, "guest", code_hash()).await.unwrap();
     room
 }
 

@@ -454,6 +454,7 @@ mod tests {
         NewEvent::new(&Event::MemberJoined(MemberJoined {
             room_id: "r".into(),
             user_id: format!("u{n}"),
+            invite: None,
         }))
     }
 

@@ -230,6 +230,7 @@ pub fn joined(room_id: &str, user_id: &str) -> Event {
     Event::MemberJoined(MemberJoined {
         room_id: room_id.into(),
         user_id: user_id.into(),
+        invite: None,
     })
 }
 

@@ -124,6 +124,7 @@ async fn the_wal_is_checkpointed_and_stays_bounded_while_the_store_runs() {
                             NewEvent::new(&Event::MemberJoined(events::event::MemberJoined {
                                 room_id: format!("r{w}"),
                                 user_id: format!("{payload}{n}"),
+                                invite: None,
                             }))
                         })
                         .collect();

@@ -311,6 +311,7 @@ mod tests {
         let e = Event::MemberJoined(MemberJoined {
             room_id: "r".into(),
             user_id: "u".into(),
+            invite: None,
         });
         let rec = recorded(&e, 5);
         assert_eq!(

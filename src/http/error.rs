@@ -58,15 +58,18 @@ impl ApiError {
 
 impl From<actors::Error> for ApiError {
     fn from(e: actors::Error) -> Self {
-        use actors::room::Rejection;
         match e {
-            actors::Error::Rejected(Rejection::NotFound) => {
-                Self::new(StatusCode::NOT_FOUND, "no such room")
+            actors::Error::Rejected(r) => {
+                let code = r.code();
+                let status = match code {
+                    "not_found" => StatusCode::NOT_FOUND,
+                    "not_member" | "forbidden" | "banned" | "muted" => StatusCode::FORBIDDEN,
+                    "gone" => StatusCode::GONE,
+                    "archived" | "conflict" => StatusCode::CONFLICT,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Self::new(status, r.to_string()).code(code)
             }
-            actors::Error::Rejected(Rejection::NotMember) => {
-                Self::new(StatusCode::FORBIDDEN, "you are not a member of this room")
-            }
-            actors::Error::Rejected(r) => Self::bad_request(r.to_string()),
             actors::Error::Busy => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "this room is too busy right now; retry shortly",

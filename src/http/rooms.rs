@@ -201,7 +201,10 @@ pub async fn join(
         .room_by_code(&code)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no room has this join code"))?;
-    let joined = app.rooms.join(&room.id, &s.user_id).await?;
+    let joined = app
+        .rooms
+        .join(&room.id, &s.user_id, events::event::join_code_hash(&code))
+        .await?;
     app.wrote(&s.user_id, joined.position);
     app.wait_for(joined.position).await;
     let room = room_row(&app, &room.id).await?;

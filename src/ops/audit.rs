@@ -78,44 +78,70 @@ struct Line {
 
 /// What an event says, for a person: sealed fields opened where their keys remain; join codes
 /// and credentials are never shown.
-async fn describe(
-    keys: &Keys,
-    event: &Event,
-) -> anyhow::Result<(Option<String>, Option<String>, Option<u64>, String)> {
+struct Said {
+    room_id: Option<String>,
+    /// Who did it.
+    user_id: Option<String>,
+    /// Whom a moderator's or owner's act was about.
+    target: Option<String>,
+    seq: Option<u64>,
+    what: String,
+}
+
+async fn describe(keys: &Keys, names: &mut Names<'_>, event: &Event) -> anyhow::Result<Said> {
     let clear = opened(keys, event).await?;
-    let user = |u: &String| Some(u.clone());
+    let said = |room: Option<&String>, user: Option<&String>, what: String| Said {
+        room_id: room.cloned(),
+        user_id: user.cloned(),
+        target: None,
+        seq: None,
+        what,
+    };
+    // An act on someone: "<verb> <id> (<name>)" plus whatever follows.
+    let on = |room: &String, by: Option<&String>, whom: &String, verb: &str, rest: String| {
+        let room = room.clone();
+        let by = by.cloned();
+        let whom = whom.clone();
+        let verb = verb.to_owned();
+        async move {
+            let name = names.of(&whom).await?;
+            anyhow::Ok(Said {
+                room_id: Some(room),
+                user_id: by,
+                what: format!("{verb} {whom} ({name:?}){rest}"),
+                target: Some(whom),
+                seq: None,
+            })
+        }
+    };
+    let reason = |sealed: bool| {
+        if sealed {
+            format!(", reason {clear:?}")
+        } else {
+            String::new()
+        }
+    };
+    let until = |t: Option<i64>| match t {
+        Some(t) => format!(" until {}", crate::wire::time(t)),
+        None => " until lifted".to_owned(),
+    };
     Ok(match event {
-        Event::LogStarted(l) => (
+        Event::LogStarted(l) => said(None, None, format!("log started (format {})", l.format)),
+        Event::UserNameClaimed(c) => said(None, Some(&c.user_id), "claimed a name".into()),
+        Event::UserNameReleased(c) => said(None, Some(&c.user_id), "let a name go".into()),
+        Event::UserRegistered(u) => {
+            said(None, Some(&u.user_id), format!("registered as {clear:?}"))
+        }
+        Event::UserRenamed(u) => said(None, Some(&u.user_id), format!("renamed to {clear:?}")),
+        Event::AvatarChanged(u) => said(
             None,
-            None,
-            None,
-            format!("log started (format {})", l.format),
-        ),
-        Event::UserNameClaimed(c) => (None, user(&c.user_id), None, "claimed a name".into()),
-        Event::UserNameReleased(c) => (None, user(&c.user_id), None, "let a name go".into()),
-        Event::UserRegistered(u) => (
-            None,
-            user(&u.user_id),
-            None,
-            format!("registered as {clear:?}"),
-        ),
-        Event::UserRenamed(u) => (
-            None,
-            user(&u.user_id),
-            None,
-            format!("renamed to {clear:?}"),
-        ),
-        Event::AvatarChanged(u) => (
-            None,
-            user(&u.user_id),
-            None,
+            Some(&u.user_id),
             format!("changed avatar to {clear:?}"),
         ),
-        Event::PasswordChanged(u) => (None, user(&u.user_id), None, "changed password".into()),
-        Event::UserErased(u) => (
+        Event::PasswordChanged(u) => said(None, Some(&u.user_id), "changed password".into()),
+        Event::UserErased(u) => said(
             None,
-            user(&u.user_id),
-            None,
+            Some(&u.user_id),
             if u.by_operator {
                 "erased by an operator"
             } else {
@@ -123,30 +149,123 @@ async fn describe(
             }
             .into(),
         ),
-        Event::RoomCreated(r) => (
-            Some(r.room_id.clone()),
-            user(&r.owner),
-            None,
+        Event::RoomCreated(r) => said(
+            Some(&r.room_id),
+            Some(&r.owner),
             format!("created room {:?} ({:?})", r.name, r.description),
         ),
-        Event::MemberJoined(j) => (
-            Some(j.room_id.clone()),
-            user(&j.user_id),
-            None,
-            "joined".into(),
+        Event::MemberJoined(j) => said(
+            Some(&j.room_id),
+            Some(&j.user_id),
+            match &j.invite {
+                Some(i) => format!("joined with invite {i}"),
+                None => "joined".into(),
+            },
         ),
-        Event::MemberLeft(j) => (
-            Some(j.room_id.clone()),
-            user(&j.user_id),
-            None,
-            "left".into(),
+        Event::MemberLeft(j) => said(Some(&j.room_id), Some(&j.user_id), "left".into()),
+        Event::MemberKicked(k) => {
+            let r = reason(k.reason.is_some());
+            on(&k.room_id, Some(&k.by), &k.user_id, "kicked", r).await?
+        }
+        Event::MemberBanned(b) => {
+            let r = format!("{}{}", until(b.until), reason(b.reason.is_some()));
+            on(&b.room_id, Some(&b.by), &b.user_id, "banned", r).await?
+        }
+        Event::MemberUnbanned(l) => {
+            on(
+                &l.room_id,
+                Some(&l.by),
+                &l.user_id,
+                "unbanned",
+                String::new(),
+            )
+            .await?
+        }
+        Event::MemberMuted(m) => {
+            let r = until(Some(m.until));
+            on(&m.room_id, Some(&m.by), &m.user_id, "muted", r).await?
+        }
+        Event::MemberUnmuted(l) => {
+            on(
+                &l.room_id,
+                Some(&l.by),
+                &l.user_id,
+                "unmuted",
+                String::new(),
+            )
+            .await?
+        }
+        Event::RoleChanged(c) => {
+            let r = format!(" to {}", c.role.as_str());
+            let verb = if c.by.is_some() {
+                "changed the role of"
+            } else {
+                "passed the erased owner's room: changed the role of"
+            };
+            on(&c.room_id, c.by.as_ref(), &c.user_id, verb, r).await?
+        }
+        Event::RoomUpdated(u) => {
+            let mut parts = Vec::new();
+            if let Some(n) = &u.name {
+                parts.push(format!("name {n:?}"));
+            }
+            if let Some(d) = &u.description {
+                parts.push(format!("description {d:?}"));
+            }
+            if let Some(a) = &u.avatar_image {
+                parts.push(format!("avatar {a:?}"));
+            }
+            if let Some(r) = &u.retention_days {
+                parts.push(match r {
+                    Some(d) => format!("retention {d} days"),
+                    None => "retention off".into(),
+                });
+            }
+            said(
+                Some(&u.room_id),
+                Some(&u.by),
+                format!("updated the room: {}", parts.join(", ")),
+            )
+        }
+        Event::RoomArchived(a) => said(
+            Some(&a.room_id),
+            a.by.as_ref(),
+            if a.by.is_some() {
+                "archived the room"
+            } else {
+                "archived the room: nobody is left in it"
+            }
+            .into(),
         ),
-        Event::MessagePosted(m) => (
-            Some(m.room_id.clone()),
-            user(&m.user_id),
-            Some(m.seq),
-            clear,
+        Event::RoomUnarchived(a) => said(
+            Some(&a.room_id),
+            a.by.as_ref(),
+            "unarchived the room".into(),
         ),
+        Event::JoinCodeRotated(r) => said(
+            Some(&r.room_id),
+            Some(&r.by),
+            "rotated the join code".into(),
+        ),
+        Event::InviteCreated(i) => said(
+            Some(&i.room_id),
+            Some(&i.by),
+            format!(
+                "created invite {} (max uses {}, expires {})",
+                i.invite_id,
+                i.max_uses.map_or("unlimited".to_owned(), |m| m.to_string()),
+                i.expires_at.map_or("never".to_owned(), crate::wire::time)
+            ),
+        ),
+        Event::InviteRevoked(i) => said(
+            Some(&i.room_id),
+            Some(&i.by),
+            format!("revoked invite {}", i.invite_id),
+        ),
+        Event::MessagePosted(m) => Said {
+            seq: Some(m.seq),
+            ..said(Some(&m.room_id), Some(&m.user_id), clear)
+        },
     })
 }
 
@@ -344,6 +463,14 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                         let n = names.of(&j.user_id).await?;
                         members.insert(j.user_id.clone(), n);
                     }
+                    Event::MemberLeft(events::event::MemberLeft { user_id, .. })
+                    | Event::MemberKicked(events::event::MemberKicked { user_id, .. })
+                    | Event::MemberBanned(events::event::MemberBanned { user_id, .. }) => {
+                        members.remove(user_id);
+                    }
+                    Event::RoomUpdated(events::event::RoomUpdated { name: Some(n), .. }) => {
+                        name = n.clone()
+                    }
                     Event::MessagePosted(m) => {
                         last_seq = m.seq;
                         messages += 1;
@@ -353,18 +480,18 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                 if !in_window(rec.recorded_at) {
                     continue;
                 }
-                let (room_id, user_id, seq, what) = describe(&keys, &event).await?;
-                let user_name = match &user_id {
+                let said = describe(&keys, &mut names, &event).await?;
+                let user_name = match &said.user_id {
                     Some(u) => Some(names.of(u).await?),
                     None => None,
                 };
                 out.line(&Line {
                     rec,
-                    room_id,
-                    user_id,
+                    room_id: said.room_id,
+                    user_id: said.user_id,
                     user_name,
-                    seq,
-                    what,
+                    seq: said.seq,
+                    what: said.what,
                 })?;
             }
         }
@@ -394,18 +521,22 @@ pub async fn audit(args: Audit) -> anyhow::Result<()> {
                     continue;
                 }
                 let event = rec.decode()?;
-                let (room_id, actor, seq, what) = describe(&keys, &event).await?;
-                if actor.as_deref() != Some(user_id.as_str()) {
+                let said = describe(&keys, &mut names, &event).await?;
+                let me = Some(user_id.as_str());
+                if said.user_id.as_deref() != me && said.target.as_deref() != me {
                     continue;
                 }
-                let user_name = Some(names.of(&user_id).await?);
+                let user_name = match &said.user_id {
+                    Some(u) => Some(names.of(u).await?),
+                    None => None,
+                };
                 out.line(&Line {
                     rec,
-                    room_id,
-                    user_id: actor,
+                    room_id: said.room_id,
+                    user_id: said.user_id,
                     user_name,
-                    seq,
-                    what,
+                    seq: said.seq,
+                    what: said.what,
                 })?;
             }
         }

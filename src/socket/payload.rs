@@ -127,17 +127,32 @@ impl Common {
 pub type SinceMap = HashMap<String, Field<Option<u64>>>;
 
 const SINCE_SEQ: &str = "since must be a whole number of 0 or more";
+const SINCE_VERSION: &str = "sinceVersion must be a whole number of 0 or more";
 
-/// The `since` of `room_id` in `since`, if one was given.
+fn entry_of(map: &SinceMap, room_id: &str, error: &str) -> Result<Option<u64>, Failure> {
+    match map.get(room_id) {
+        None | Some(Field::Missing | Field::Sent(None)) => Ok(None),
+        Some(Field::Sent(Some(n))) => Ok(Some(*n)),
+        Some(Field::Malformed) => Err(Failure::bad(error)),
+    }
+}
+
+/// Where `room_id` resumes: its `sinceVersion` if one was given (it wins), else its `since`.
 ///
 /// # Errors
-/// `bad_request` when it is not a whole number of 0 or more.
-pub fn since_of(since: &SinceMap, room_id: &str) -> Result<Option<u64>, Failure> {
-    match since.get(room_id) {
-        None | Some(Field::Missing | Field::Sent(None)) => Ok(None),
-        Some(Field::Sent(Some(seq))) => Ok(Some(*seq)),
-        Some(Field::Malformed) => Err(Failure::bad(SINCE_SEQ)),
+/// `bad_request` when the one that counts is not a whole number of 0 or more.
+pub fn resume_of(
+    since: &SinceMap,
+    since_version: &SinceMap,
+    room_id: &str,
+) -> Result<actors::Resume, Failure> {
+    if let Some(v) = entry_of(since_version, room_id, SINCE_VERSION)? {
+        return Ok(actors::Resume::Version(v));
     }
+    Ok(match entry_of(since, room_id, SINCE_SEQ)? {
+        Some(seq) => actors::Resume::Seq(seq),
+        None => actors::Resume::No,
+    })
 }
 
 /// A checked event, ready to be carried out.
@@ -149,6 +164,8 @@ pub enum Request {
         rooms: Vec<Value>,
         /// Their `since`, as sent.
         since: SinceMap,
+        /// Their `sinceVersion`, as sent (it wins over `since`).
+        since_version: SinceMap,
         /// Whether it is `join_one_chat`, answered with the one room's outcome.
         one: bool,
     },
@@ -180,6 +197,8 @@ struct JoinOneChat {
     room_id: Field<Value>,
     #[serde(default)]
     since: Field<Option<u64>>,
+    #[serde(rename = "sinceVersion", default)]
+    since_version: Field<Option<u64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -188,6 +207,8 @@ struct JoinAll {
     room_list: Field<Vec<Value>>,
     #[serde(default)]
     since: Field<Option<SinceMap>>,
+    #[serde(rename = "sinceVersion", default)]
+    since_version: Field<Option<SinceMap>>,
 }
 
 /// A message's own id: a string or a number.
@@ -242,9 +263,17 @@ pub fn parse(event: Event, data: &Value) -> Result<Request, Failure> {
             {
                 since.insert(key.to_owned(), Field::Sent(Some(seq)));
             }
+            let mut since_version = SinceMap::new();
+            if let (Some(v), Some(key)) = (
+                p.since_version.optional(SINCE_VERSION)?.flatten(),
+                room.as_str(),
+            ) {
+                since_version.insert(key.to_owned(), Field::Sent(Some(v)));
+            }
             Ok(Request::Join {
                 rooms: vec![room],
                 since,
+                since_version,
                 one: true,
             })
         }
@@ -263,9 +292,15 @@ pub fn parse(event: Event, data: &Value) -> Result<Request, Failure> {
                 .optional("since must be an object {roomId: seq}")?
                 .flatten()
                 .unwrap_or_default();
+            let since_version = p
+                .since_version
+                .optional("sinceVersion must be an object {roomId: version}")?
+                .flatten()
+                .unwrap_or_default();
             Ok(Request::Join {
                 rooms,
                 since,
+                since_version,
                 one: false,
             })
         }
@@ -380,9 +415,28 @@ mod tests {
             Ok(Request::Join {
                 rooms: vec![json!("r")],
                 since: SinceMap::from([("r".into(), Field::Sent(Some(3)))]),
+                since_version: SinceMap::new(),
                 one: true,
             })
         );
+        let both = join(json!({"roomId": "r", "since": 3, "sinceVersion": 7})).unwrap();
+        let Request::Join {
+            since,
+            since_version,
+            ..
+        } = both
+        else {
+            panic!("a join")
+        };
+        assert_eq!(
+            resume_of(&since, &since_version, "r"),
+            Ok(actors::Resume::Version(7))
+        );
+        assert_eq!(
+            resume_of(&since, &SinceMap::new(), "r"),
+            Ok(actors::Resume::Seq(3))
+        );
+        assert!(join(json!({"roomId": "r", "sinceVersion": -1})).is_err());
         // A room id that is no string is refused when the room is joined, not here.
         for room in [json!(42), json!(null), json!({"id": "r"})] {
             match join(json!({"roomId": room, "since": 1})) {
@@ -417,16 +471,23 @@ mod tests {
     #[test]
     fn join_all_refuses_a_bad_since_for_its_room_only() {
         let data = json!({"roomList": ["a", "b", 7], "since": {"a": 2, "b": "x", "c": []}});
-        let Ok(Request::Join { rooms, since, one }) = parse(Event::JoinAll, &data) else {
+        let Ok(Request::Join {
+            rooms, since, one, ..
+        }) = parse(Event::JoinAll, &data)
+        else {
             panic!()
         };
         assert_eq!(
             (rooms, one),
             (vec![json!("a"), json!("b"), json!(7)], false)
         );
-        assert_eq!(since_of(&since, "a"), Ok(Some(2)));
-        assert_eq!(since_of(&since, "b").unwrap_err().code, "bad_request");
-        assert_eq!(since_of(&since, "d"), Ok(None));
+        let none = SinceMap::new();
+        assert_eq!(resume_of(&since, &none, "a"), Ok(actors::Resume::Seq(2)));
+        assert_eq!(
+            resume_of(&since, &none, "b").unwrap_err().code,
+            "bad_request"
+        );
+        assert_eq!(resume_of(&since, &none, "d"), Ok(actors::Resume::No));
 
         let needs = "join_all needs {\"roomList\": [roomId, ...]}";
         for data in [

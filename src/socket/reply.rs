@@ -36,17 +36,8 @@ impl Failure {
 
 impl From<actors::Error> for Failure {
     fn from(e: actors::Error) -> Self {
-        use actors::room::Rejection;
         match e {
-            actors::Error::Rejected(r) => {
-                let code = match r {
-                    Rejection::NotFound => "not_found",
-                    Rejection::NotMember => "not_member",
-                    Rejection::TooLong => "too_large",
-                    Rejection::Empty | Rejection::BadId => "bad_request",
-                };
-                Failure::new(code, r.to_string())
-            }
+            actors::Error::Rejected(r) => Failure::new(r.code(), r.to_string()),
             actors::Error::Busy => Failure::new(
                 "rate_limited",
                 "this room is too busy right now; retry with the same id shortly",

@@ -16,14 +16,17 @@ pub struct SocketSink {
     pub(crate) profiles: Arc<Profiles>,
 }
 
-/// The event every delivery is emitted as.
-const EVENT: &str = "received";
+/// The event messages and join notices are emitted as.
+const RECEIVED: &str = "received";
+/// The event membership and settings changes are emitted as.
+const ROOM_EVENT: &str = "room_event";
 
 fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
     let author = profiles.get(&m.user_id);
     let msg = wire::Message {
         id: &m.message_id,
         seq: m.seq,
+        version: Some(m.version),
         room_id: &m.room_id,
         user: &author,
         message: &m.text,
@@ -36,10 +39,60 @@ fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
 
 fn render_join(j: &actors::JoinNotice, profiles: &Profiles) -> Box<RawValue> {
     let author = profiles.get(&j.user_id);
-    serde_json::value::to_raw_value(
-        &serde_json::json!({"type": "join", "roomId": &*j.room_id, "user": &*author}),
-    )
+    serde_json::value::to_raw_value(&serde_json::json!({
+        "type": "join",
+        "roomId": &*j.room_id,
+        "user": &*author,
+        "version": j.version,
+    }))
     .expect("a join notice always serialises")
+}
+
+/// The `room` of an `updated` change: part 1's `room` plus the fields every member shares.
+fn room_view(r: &actors::RoomView) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "owner": r.owner,
+        "avatar_image": r.avatar_image,
+        "room_hash_id": r.join_code,
+        "create_time": wire::time(r.created_at),
+        "update_time": wire::time(r.updated_at),
+        "member_count": r.member_count,
+        "kind": "group",
+        "archived": r.archived,
+        "last_seq": r.last_seq,
+        "retention_days": r.retention_days,
+    })
+}
+
+fn render_event(e: &actors::RoomEvent, profiles: &Profiles) -> Box<RawValue> {
+    use actors::delivery::Change;
+    let mut out = serde_json::json!({
+        "roomId": &*e.room_id,
+        "version": e.version,
+        "type": e.change.as_str(),
+    });
+    let fields = out.as_object_mut().expect("an object");
+    if let Some(user) = &e.user {
+        fields.insert("user".into(), serde_json::json!(&*profiles.get(user)));
+    }
+    let with_by = !matches!(e.change, Change::Joined | Change::Left);
+    if with_by {
+        let by = e.by.as_ref().map(|b| profiles.get(b));
+        fields.insert("by".into(), serde_json::json!(by.as_deref()));
+    }
+    if matches!(e.change, Change::Banned | Change::Muted) {
+        fields.insert("until".into(), serde_json::json!(e.until.map(wire::time)));
+    }
+    if let Some(role) = e.role {
+        fields.insert("role".into(), serde_json::json!(role.as_str()));
+    }
+    if let Some(room) = &e.room {
+        fields.insert("room".into(), room_view(room));
+    }
+    serde_json::value::to_raw_value(&out).expect("a room event always serialises")
 }
 
 impl SocketSink {
@@ -49,10 +102,11 @@ impl SocketSink {
     /// filled, or one encoded for another namespace, is rendered afresh.)
     fn emit_rendered(
         &self,
+        event: &'static str,
         slot: &RenderSlot,
         render: impl Fn() -> Box<RawValue>,
     ) -> Result<(), SendError> {
-        let encoded = slot.get_or_init(|| match self.socket.encode_event(EVENT, &render()) {
+        let encoded = slot.get_or_init(|| match self.socket.encode_event(event, &render()) {
             Ok(encoded) => Box::new(encoded),
             // Encoding rendered JSON does not fail; if it did, each socket's own `emit`
             // below would report it.
@@ -60,10 +114,10 @@ impl SocketSink {
         });
         match encoded.downcast_ref::<EncodedEvent>() {
             Some(encoded) => match self.socket.emit_encoded(encoded) {
-                Err(SendError::Serialize(_)) => self.socket.emit(EVENT, &render()),
+                Err(SendError::Serialize(_)) => self.socket.emit(event, &render()),
                 sent => sent,
             },
-            None => self.socket.emit(EVENT, &render()),
+            None => self.socket.emit(event, &render()),
         }
     }
 }
@@ -72,10 +126,13 @@ impl Sink for SocketSink {
     fn deliver(&self, delivery: &Delivery) -> bool {
         let sent = match delivery {
             Delivery::Message(m) => {
-                self.emit_rendered(&m.rendered, || render_message(m, &self.profiles))
+                self.emit_rendered(RECEIVED, &m.rendered, || render_message(m, &self.profiles))
             }
             Delivery::Joined(j) => {
-                self.emit_rendered(&j.rendered, || render_join(j, &self.profiles))
+                self.emit_rendered(RECEIVED, &j.rendered, || render_join(j, &self.profiles))
+            }
+            Delivery::Event(e) => {
+                self.emit_rendered(ROOM_EVENT, &e.rendered, || render_event(e, &self.profiles))
             }
         };
         match sent {

@@ -226,10 +226,16 @@ async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
                 // idle socket that holds it, instead of being sized for its largest step.
                 Box::pin(send(&svc, &ctx, (room_id, id, key, text), reply, arrived)).await
             }
-            Request::Join { rooms, since, one } => {
+            Request::Join {
+                rooms,
+                since,
+                since_version,
+                one,
+            } => {
                 let mut entries = Vec::with_capacity(rooms.len());
                 for room in rooms {
-                    let entry = Box::pin(join(&svc, &ctx, &sink, &room, &since)).await;
+                    let entry =
+                        Box::pin(join(&svc, &ctx, &sink, &room, &since, &since_version)).await;
                     if entry.get("ok") == Some(&Value::Bool(true))
                         && let Some(r) = room.as_str()
                     {
@@ -292,13 +298,14 @@ async fn join(
     sink: &Arc<SocketSink>,
     room: &Value,
     since: &SinceMap,
+    since_version: &SinceMap,
 ) -> Value {
     let Some(room_id) = room.as_str() else {
         let error = Failure::bad("a room id is a string").json();
         return json!({"roomId": room, "ok": false, "error": error});
     };
-    let since = match payload::since_of(since, room_id) {
-        Ok(s) => s,
+    let resume = match payload::resume_of(since, since_version, room_id) {
+        Ok(r) => r,
         Err(f) => return json!({"roomId": room, "ok": false, "error": f.json()}),
     };
     let subscriber = Subscriber {
@@ -306,11 +313,12 @@ async fn join(
         user_id: ctx.session.user_id.clone(),
         sink: sink.clone(),
     };
-    match svc.rooms.subscribe(room_id, subscriber, since).await {
+    match svc.rooms.subscribe(room_id, subscriber, resume).await {
         Ok(s) => json!({
             "roomId": room,
             "ok": true,
             "lastSeq": s.last_seq,
+            "lastVersion": s.last_version,
             "recovered": s.recovered,
         }),
         Err(e) => json!({"roomId": room, "ok": false, "error": Failure::from(e).json()}),

@@ -7,8 +7,10 @@
 //! server wrote.
 
 use crate::event::{
-    AvatarChanged, Event, LogStarted, MemberJoined, MemberLeft, MessagePosted, PasswordChanged,
-    RoomCreated, UserErased, UserNameClaimed, UserNameReleased, UserRegistered, UserRenamed,
+    Archival, AvatarChanged, Event, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted,
+    LogStarted, MemberBanned, MemberJoined, MemberKicked, MemberLeft, MemberMuted, MessagePosted,
+    PasswordChanged, RoleChanged, RoomCreated, RoomUpdated, UserErased, UserNameClaimed,
+    UserNameReleased, UserRegistered, UserRenamed,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,11 +89,20 @@ pub(crate) fn dec<T: DeserializeOwned>(
 pub fn current_version(event_type: &str) -> u16 {
     match event_type {
         "LogStarted" | "UserNameReleased" | "UserRenamed" | "AvatarChanged" | "PasswordChanged"
-        | "UserErased" | "MemberJoined" | "MemberLeft" => 1,
-        "UserNameClaimed" | "UserRegistered" | "RoomCreated" => 2,
+        | "UserErased" | "MemberLeft" | "MemberKicked" | "MemberBanned" | "MemberUnbanned"
+        | "MemberMuted" | "MemberUnmuted" | "RoleChanged" | "RoomUpdated" | "RoomArchived"
+        | "RoomUnarchived" | "JoinCodeRotated" | "InviteCreated" | "InviteRevoked" => 1,
+        "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" => 2,
         "MessagePosted" => 3,
         _ => 0,
     }
+}
+
+/// `MemberJoined` version 1, before joins named the invite they used.
+#[derive(serde::Deserialize)]
+struct MemberJoinedV1 {
+    room_id: String,
+    user_id: String,
 }
 
 /// Encodes an event as (type name, schema version, payload bytes).
@@ -108,6 +119,16 @@ pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
         Event::RoomCreated(p) => enc(p),
         Event::MemberJoined(p) => enc(p),
         Event::MemberLeft(p) => enc(p),
+        Event::MemberKicked(p) => enc(p),
+        Event::MemberBanned(p) => enc(p),
+        Event::MemberUnbanned(p) | Event::MemberUnmuted(p) => enc(p),
+        Event::MemberMuted(p) => enc(p),
+        Event::RoleChanged(p) => enc(p),
+        Event::RoomUpdated(p) => enc(p),
+        Event::RoomArchived(p) | Event::RoomUnarchived(p) => enc(p),
+        Event::JoinCodeRotated(p) => enc(p),
+        Event::InviteCreated(p) => enc(p),
+        Event::InviteRevoked(p) => enc(p),
         Event::MessagePosted(p) => enc(p),
     };
     let name = event.type_name();
@@ -133,8 +154,28 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, Dec
         ("PasswordChanged", 1) => Event::PasswordChanged(dec::<PasswordChanged>(t, v, bytes)?),
         ("UserErased", 1) => Event::UserErased(dec::<UserErased>(t, v, bytes)?),
         ("RoomCreated", 2) => Event::RoomCreated(dec::<RoomCreated>(t, v, bytes)?),
-        ("MemberJoined", 1) => Event::MemberJoined(dec::<MemberJoined>(t, v, bytes)?),
+        ("MemberJoined", 1) => {
+            let j = dec::<MemberJoinedV1>(t, v, bytes)?;
+            Event::MemberJoined(MemberJoined {
+                room_id: j.room_id,
+                user_id: j.user_id,
+                invite: None,
+            })
+        }
+        ("MemberJoined", 2) => Event::MemberJoined(dec::<MemberJoined>(t, v, bytes)?),
         ("MemberLeft", 1) => Event::MemberLeft(dec::<MemberLeft>(t, v, bytes)?),
+        ("MemberKicked", 1) => Event::MemberKicked(dec::<MemberKicked>(t, v, bytes)?),
+        ("MemberBanned", 1) => Event::MemberBanned(dec::<MemberBanned>(t, v, bytes)?),
+        ("MemberUnbanned", 1) => Event::MemberUnbanned(dec::<Lifted>(t, v, bytes)?),
+        ("MemberMuted", 1) => Event::MemberMuted(dec::<MemberMuted>(t, v, bytes)?),
+        ("MemberUnmuted", 1) => Event::MemberUnmuted(dec::<Lifted>(t, v, bytes)?),
+        ("RoleChanged", 1) => Event::RoleChanged(dec::<RoleChanged>(t, v, bytes)?),
+        ("RoomUpdated", 1) => Event::RoomUpdated(dec::<RoomUpdated>(t, v, bytes)?),
+        ("RoomArchived", 1) => Event::RoomArchived(dec::<Archival>(t, v, bytes)?),
+        ("RoomUnarchived", 1) => Event::RoomUnarchived(dec::<Archival>(t, v, bytes)?),
+        ("JoinCodeRotated", 1) => Event::JoinCodeRotated(dec::<JoinCodeRotated>(t, v, bytes)?),
+        ("InviteCreated", 1) => Event::InviteCreated(dec::<InviteCreated>(t, v, bytes)?),
+        ("InviteRevoked", 1) => Event::InviteRevoked(dec::<InviteRevoked>(t, v, bytes)?),
         ("MessagePosted", 3) => Event::MessagePosted(dec::<MessagePosted>(t, v, bytes)?),
         _ if legacy::is_legacy(t, v) => {
             return Err(DecodeError::Legacy {
@@ -200,10 +241,82 @@ mod tests {
             Event::MemberJoined(MemberJoined {
                 room_id: "r1".into(),
                 user_id: "u2".into(),
+                invite: Some("i1".into()),
             }),
             Event::MemberLeft(MemberLeft {
                 room_id: "r1".into(),
                 user_id: "u2".into(),
+            }),
+            Event::MemberKicked(MemberKicked {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: "u1".into(),
+                reason: Some(key.seal(&user, "spam")),
+            }),
+            Event::MemberBanned(MemberBanned {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: "u1".into(),
+                reason: None,
+                until: Some(5),
+            }),
+            Event::MemberUnbanned(Lifted {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: "u1".into(),
+            }),
+            Event::MemberMuted(MemberMuted {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: "u1".into(),
+                until: 9,
+            }),
+            Event::MemberUnmuted(Lifted {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: "u1".into(),
+            }),
+            Event::RoleChanged(RoleChanged {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                by: None,
+                role: crate::event::Role::Admin,
+            }),
+            Event::RoomUpdated(RoomUpdated {
+                room_id: "r1".into(),
+                by: "u1".into(),
+                name: Some("New".into()),
+                description: None,
+                avatar_image: Some(String::new()),
+                retention_days: Some(None),
+            }),
+            Event::RoomArchived(Archival {
+                room_id: "r1".into(),
+                by: None,
+            }),
+            Event::RoomUnarchived(Archival {
+                room_id: "r1".into(),
+                by: Some("u1".into()),
+            }),
+            Event::JoinCodeRotated(JoinCodeRotated {
+                room_id: "r1".into(),
+                by: "u1".into(),
+                join_code_hash: [7; 32],
+                join_code: key.seal(&Subject::Room("r1".into()), "4567"),
+            }),
+            Event::InviteCreated(InviteCreated {
+                room_id: "r1".into(),
+                invite_id: "i1".into(),
+                by: "u1".into(),
+                code_hash: [8; 32],
+                code: key.seal(&Subject::Room("r1".into()), "89ab"),
+                max_uses: Some(3),
+                expires_at: None,
+            }),
+            Event::InviteRevoked(InviteRevoked {
+                room_id: "r1".into(),
+                invite_id: "i1".into(),
+                by: "u1".into(),
             }),
             Event::MessagePosted(MessagePosted {
                 room_id: "r1".into(),
@@ -225,6 +338,27 @@ mod tests {
             assert_eq!(version, current_version(name));
             assert_eq!(decode(name, version, &bytes).unwrap(), event);
         }
+    }
+
+    #[test]
+    fn a_join_of_version_one_used_no_invite() {
+        #[derive(serde::Serialize)]
+        struct V1<'a> {
+            room_id: &'a str,
+            user_id: &'a str,
+        }
+        let bytes = enc(&V1 {
+            room_id: "r1",
+            user_id: "u2",
+        });
+        assert_eq!(
+            decode("MemberJoined", 1, &bytes).unwrap(),
+            Event::MemberJoined(MemberJoined {
+                room_id: "r1".into(),
+                user_id: "u2".into(),
+                invite: None,
+            })
+        );
     }
 
     #[test]

@@ -203,6 +203,7 @@ mod tests {
             &Event::MemberJoined(MemberJoined {
                 room_id: "r".into(),
                 user_id: format!("u{n}"),
+                invite: None,
             }),
             1_700_000_000_000 + n as i64,
         )

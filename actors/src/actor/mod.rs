@@ -2,11 +2,14 @@
 //! room's stream, validates commands with [`decide`](crate::room::decide), appends in batches,
 //! answers, and then fans out to its subscribers in `seq` order.
 //!
-//! Batching: a `Post` or `Join` is validated when it arrives and parked ([`crate::batch`]);
+//! Batching: a `Post` is validated when it arrives and parked ([`crate::batch`]);
 //! the first one parked also sends the actor a `Flush`, which lands behind whatever is already
 //! in the mailbox. By the time `Flush` runs, every command that was waiting is parked, and they
 //! go to the log in one append (one transaction, one fsync), after which each is answered.
-//! While that append is on its way, new commands queue up for the next one.
+//! While that append is on its way, new commands queue up for the next one. Every other
+//! command (joins, moderation, settings, invites) is rare: it first writes the posts already
+//! parked, then is decided against the state they leave and written alone, so no post is
+//! ever decided against a membership or a mute that changes before it lands.
 //!
 //! Idempotency: a retried client id is answered from the room's window
 //! ([`crate::recent`]). Two processes writing one room meet as an expected-version conflict:
@@ -14,13 +17,14 @@
 //! answers a retry among them with the first `seq` instead of writing it again.
 
 use crate::batch::{self, Parked};
-use crate::command::{Error, Joined, MAX_REPLAY, Msg, Posted, Subscribed};
-use crate::delivery::{Delivery, JoinNotice, Message, Subscriber};
-use crate::room::{self, Command, Decision, Rejection, State};
+use crate::changes;
+use crate::command::{Applied, Error, Msg, Posted};
+use crate::delivery::{Delivery, Subscriber};
+use crate::room::{self, Command, Decision, State};
 use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
 use events::event::room_stream;
 use events::keys::Keys;
-use events::{Event, Expected, Snapshot, Store};
+use events::{Expected, NewEvent, Snapshot, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,14 +73,7 @@ pub struct RoomState {
     last_activity: Instant,
 }
 
-impl RoomState {
-    fn parked_posts(&self) -> u64 {
-        self.parked
-            .iter()
-            .filter(|p| matches!(p, Parked::Post { .. }))
-            .count() as u64
-    }
-}
+mod subscribe;
 
 const READ_PAGE: usize = 1000;
 
@@ -167,44 +164,10 @@ impl Actor for RoomActor {
                 self.maybe_snapshot(state);
                 return Ok(());
             }
-            Msg::Join { user_id, reply } => {
-                match room::decide(
-                    &state.room,
-                    0,
-                    &Command::Join {
-                        user_id: user_id.clone(),
-                    },
-                ) {
-                    Err(r) => {
-                        let _ = reply.send(Err(r.into()));
-                    }
-                    Ok(Decision::AlreadyDone(_)) => {
-                        let _ = reply.send(Ok(Joined {
-                            position: state.last_position,
-                        }));
-                    }
-                    Ok(Decision::Append(_) | Decision::Post(_)) => {
-                        // Joins of one user racing each other: one event, every caller
-                        // answered by it.
-                        let twin = state.parked.iter_mut().find_map(|p| match p {
-                            Parked::Join {
-                                user_id: u,
-                                replies,
-                            } if *u == user_id => Some(replies),
-                            _ => None,
-                        });
-                        match twin {
-                            Some(replies) => replies.push(reply),
-                            None => {
-                                let join = Parked::Join {
-                                    user_id,
-                                    replies: vec![reply],
-                                };
-                                self.park(&myself, state, join).await;
-                            }
-                        }
-                    }
-                }
+            Msg::Command { command, reply } => {
+                let answer = self.command(state, command).await;
+                let _ = reply.send(answer);
+                self.maybe_snapshot(state);
             }
             Msg::Post {
                 user_id,
@@ -212,13 +175,13 @@ impl Actor for RoomActor {
                 text,
                 reply,
             } => {
-                let next = state.room.last_seq + 1 + state.parked_posts();
+                let next = state.room.last_seq + 1 + state.parked.len() as u64;
                 let command = Command::Post {
                     user_id: user_id.clone(),
                     message_id: message_id.clone(),
                     text: text.clone(),
                 };
-                match room::decide(&state.room, next, &command) {
+                match room::decide(&state.room, next, events::now_ms(), &command) {
                     Err(r) => {
                         let _ = reply.send(Err(r.into()));
                     }
@@ -236,18 +199,11 @@ impl Actor for RoomActor {
                     }
                     Ok(Decision::Post(_) | Decision::Append(_)) => {
                         // The same id twice in one batch: both wait for the one write.
-                        let twin = state.parked.iter_mut().find_map(|p| match p {
-                            Parked::Post {
-                                message_id: m,
-                                replies,
-                                ..
-                            } if *m == message_id => Some(replies),
-                            _ => None,
-                        });
+                        let twin = state.parked.iter_mut().find(|p| p.message_id == message_id);
                         match twin {
-                            Some(replies) => replies.push(reply),
+                            Some(p) => p.replies.push(reply),
                             None => {
-                                let post = Parked::Post {
+                                let post = Parked {
                                     user_id,
                                     message_id,
                                     text,
@@ -261,10 +217,10 @@ impl Actor for RoomActor {
             }
             Msg::Subscribe {
                 subscriber,
-                since,
+                resume,
                 reply,
             } => {
-                let answer = self.subscribe(state, subscriber, since).await;
+                let answer = self.subscribe(state, subscriber, resume).await;
                 let _ = reply.send(answer);
             }
             Msg::Unsubscribe { id } => {
@@ -290,8 +246,8 @@ fn schedule_flush(myself: &ActorRef<Msg>, state: &mut RoomState) -> bool {
     true
 }
 
-/// Reads the room's stream after the state's version and folds it in; with `deliver`, the
-/// messages found are also sent to subscribers (they were written by another process).
+/// Reads the room's stream after the state's version and folds it in; with `deliver`, what
+/// it finds is also sent to subscribers (it was written by another process).
 async fn catch_up(
     store: &dyn Store,
     keys: &Keys,
@@ -310,17 +266,11 @@ async fn catch_up(
             state.room.apply(&event, rec.version, rec.recorded_at);
             state.last_position = rec.position;
             state.last_hash = rec.hash;
-            if deliver && let Event::MessagePosted(m) = event {
-                let text = open_text(keys, &m).await?;
-                let msg = Message::new(
-                    state.room_id.clone(),
-                    m.seq,
-                    m.message_id,
-                    m.user_id,
-                    text,
-                    rec.recorded_at,
-                );
-                fan_out(state, &Delivery::Message(Arc::new(msg)));
+            if deliver
+                && let Some(d) =
+                    changes::delivery_of(keys, &state.room, &state.room_id, &rec, event).await?
+            {
+                fan_out(state, &d);
             }
         }
         if done {
@@ -329,17 +279,8 @@ async fn catch_up(
     }
 }
 
-/// The text of `m`, `None` when its key was destroyed (its author erased, or past retention).
-async fn open_text(
-    keys: &Keys,
-    m: &events::event::MessagePosted,
-) -> Result<Option<String>, events::Error> {
-    keys.open(&m.subject(), &m.text)
-        .await
-        .map_err(|e| events::Error::Unavailable(e.to_string()))
-}
-
-/// Sends a delivery to every subscriber; those that cannot keep up are dropped and told.
+/// Sends a delivery to every subscriber; those that cannot keep up are dropped and told. A
+/// change that ends a membership is the last thing the removed user's sinks get of the room.
 fn fan_out(state: &RoomState, delivery: &Delivery) {
     let mut subs = state
         .subscribers
@@ -355,6 +296,9 @@ fn fan_out(state: &RoomState, delivery: &Delivery) {
         if let Some(s) = subs.remove(&id) {
             s.sink.closed();
         }
+    }
+    if let Some(user) = changes::removed(delivery) {
+        subs.retain(|_, s| s.user_id != user);
     }
 }
 
@@ -490,7 +434,8 @@ impl RoomActor {
                         return;
                     }
                     let parked = std::mem::take(&mut state.parked);
-                    state.parked = batch::recheck(parked, &state.room, state.last_position);
+                    state.parked =
+                        batch::recheck(parked, &state.room, events::now_ms(), state.last_position);
                 }
                 Err(e) => {
                     tracing::warn!(room = %state.room_id, error = %e, "append failed");
@@ -507,92 +452,57 @@ impl RoomActor {
         }
     }
 
-    async fn subscribe(
-        &self,
-        state: &mut RoomState,
-        subscriber: Subscriber,
-        since: Option<u64>,
-    ) -> Result<Subscribed, Error> {
-        // Another process may have written since we last looked: be current before comparing
-        // `since` with the room's newest seq.
-        catch_up(&*self.store, &self.settings.keys, state, true)
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        if !state.room.exists {
-            return Err(Rejection::NotFound.into());
-        }
-        if !state.room.members.contains(&subscriber.user_id) {
-            return Err(Rejection::NotMember.into());
-        }
-        let last_seq = state.room.last_seq;
-        let mut recovered = false;
-        if let Some(since) = since {
-            if since == last_seq {
-                recovered = true;
-            } else if since < last_seq && last_seq - since <= MAX_REPLAY {
-                self.replay(state, &subscriber, since).await?;
-                recovered = true;
-            }
-        }
-        let user_id = subscriber.user_id.clone();
-        state
-            .subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(subscriber.id, subscriber);
-        fan_out(
-            state,
-            &Delivery::Joined(Arc::new(JoinNotice::new(state.room_id.clone(), user_id))),
-        );
-        Ok(Subscribed {
-            last_seq,
-            recovered,
-        })
-    }
-
-    async fn replay(
-        &self,
-        state: &RoomState,
-        subscriber: &Subscriber,
-        since: u64,
-    ) -> Result<(), Error> {
-        let Some(mut from) = state.room.version_of(since + 1) else {
-            return Err(Error::Unavailable("resume point not found".into()));
-        };
-        while from <= state.room.version {
-            let page = self
-                .store
-                .read_stream(&state.stream, from, READ_PAGE)
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-            let Some(last) = page.last() else { break };
-            from = last.version + 1;
-            for rec in page {
-                if rec.version > state.room.version {
-                    // Written elsewhere and not yet folded in: the next catch-up delivers it.
-                    break;
+    /// Writes the parked posts, then decides `command` against the state they leave and
+    /// writes its events alone; on a conflict with another writer it reads that writer's
+    /// events (delivering them) and decides again.
+    async fn command(&self, state: &mut RoomState, command: Command) -> Result<Applied, Error> {
+        self.flush(state).await;
+        let keys = &self.settings.keys;
+        for _ in 0..MAX_ATTEMPTS {
+            let now = events::now_ms();
+            let decided = room::decide(&state.room, state.room.last_seq + 1, now, &command)?;
+            let Decision::Append(events) = decided else {
+                return Ok(Applied {
+                    position: state.last_position,
+                    version: state.room.version,
+                    changed: false,
+                });
+            };
+            let batch = events
+                .iter()
+                .map(|e| NewEvent::with_id(uuid::Uuid::new_v4(), e, now))
+                .collect();
+            let expected = Expected::Exact(state.room.version);
+            match self.store.append(&state.stream, expected, batch).await {
+                Ok(recorded) => {
+                    for (event, rec) in events.into_iter().zip(recorded) {
+                        state.room.apply(&event, rec.version, rec.recorded_at);
+                        state.last_position = rec.position;
+                        state.last_hash = rec.hash;
+                        let delivery =
+                            changes::delivery_of(keys, &state.room, &state.room_id, &rec, event)
+                                .await
+                                .map_err(|e| Error::Unavailable(e.to_string()))?;
+                        if let Some(d) = delivery {
+                            fan_out(state, &d);
+                        }
+                    }
+                    return Ok(Applied {
+                        position: state.last_position,
+                        version: state.room.version,
+                        changed: true,
+                    });
                 }
-                if let Ok(Event::MessagePosted(m)) = rec.decode()
-                    && m.seq > since
-                {
-                    let text = open_text(&self.settings.keys, &m)
+                Err(events::Error::Conflict { .. }) => {
+                    catch_up(&*self.store, keys, state, true)
                         .await
                         .map_err(|e| Error::Unavailable(e.to_string()))?;
-                    let msg = Message::new(
-                        state.room_id.clone(),
-                        m.seq,
-                        m.message_id,
-                        m.user_id,
-                        text,
-                        rec.recorded_at,
-                    );
-                    if !subscriber.sink.deliver(&Delivery::Message(Arc::new(msg))) {
-                        subscriber.sink.closed();
-                        return Ok(());
-                    }
                 }
+                Err(e) => return Err(Error::Unavailable(e.to_string())),
             }
         }
-        Ok(())
+        Err(Error::Unavailable(
+            "the room kept changing under this command; try again".into(),
+        ))
     }
 }

@@ -9,6 +9,9 @@
 use crate::seal::{Sealed, Subject};
 use serde::{Deserialize, Serialize};
 
+mod governance;
+pub use governance::*;
+
 /// The rules a log written today follows: personal data sealed, no credentials. A log whose
 /// first event is not [`LogStarted`] of this format was written by an earlier version and is
 /// upgraded by `chatroom upgrade`.
@@ -40,8 +43,32 @@ pub enum Event {
     RoomCreated(RoomCreated),
     /// A user became a member of a room.
     MemberJoined(MemberJoined),
-    /// A member left a room (today: because their account was erased).
+    /// A member left a room, of their own accord or because their account was erased.
     MemberLeft(MemberLeft),
+    /// A moderator removed a member.
+    MemberKicked(MemberKicked),
+    /// A moderator banned a user (a member is removed too).
+    MemberBanned(MemberBanned),
+    /// A ban was lifted.
+    MemberUnbanned(Lifted),
+    /// A moderator muted a member for a while.
+    MemberMuted(MemberMuted),
+    /// A mute was lifted.
+    MemberUnmuted(Lifted),
+    /// A member's role changed.
+    RoleChanged(RoleChanged),
+    /// Room settings changed.
+    RoomUpdated(RoomUpdated),
+    /// The room became read-only.
+    RoomArchived(Archival),
+    /// The room became writable again.
+    RoomUnarchived(Archival),
+    /// The standing join code was replaced.
+    JoinCodeRotated(JoinCodeRotated),
+    /// An extra invite was made.
+    InviteCreated(InviteCreated),
+    /// An extra invite was revoked.
+    InviteRevoked(InviteRevoked),
     /// A member posted a message; `seq` is its gap-free position in the room.
     MessagePosted(MessagePosted),
 }
@@ -131,13 +158,16 @@ pub struct RoomCreated {
     pub join_code: Sealed,
 }
 
-/// Payload of [`Event::MemberJoined`].
+/// Payload of [`Event::MemberJoined`], schema version 2 (version 1 had no `invite`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberJoined {
     /// The room joined.
     pub room_id: String,
     /// The member.
     pub user_id: String,
+    /// The extra invite whose code they joined with (it counts as one use); `None` for the
+    /// standing code.
+    pub invite: Option<String>,
 }
 
 /// Payload of [`Event::MemberLeft`].
@@ -205,6 +235,18 @@ impl Event {
             Event::RoomCreated(_) => "RoomCreated",
             Event::MemberJoined(_) => "MemberJoined",
             Event::MemberLeft(_) => "MemberLeft",
+            Event::MemberKicked(_) => "MemberKicked",
+            Event::MemberBanned(_) => "MemberBanned",
+            Event::MemberUnbanned(_) => "MemberUnbanned",
+            Event::MemberMuted(_) => "MemberMuted",
+            Event::MemberUnmuted(_) => "MemberUnmuted",
+            Event::RoleChanged(_) => "RoleChanged",
+            Event::RoomUpdated(_) => "RoomUpdated",
+            Event::RoomArchived(_) => "RoomArchived",
+            Event::RoomUnarchived(_) => "RoomUnarchived",
+            Event::JoinCodeRotated(_) => "JoinCodeRotated",
+            Event::InviteCreated(_) => "InviteCreated",
+            Event::InviteRevoked(_) => "InviteRevoked",
             Event::MessagePosted(_) => "MessagePosted",
         }
     }
@@ -218,6 +260,18 @@ impl Event {
             }
             Event::AvatarChanged(a) => Some((Subject::User(a.user_id.clone()), &a.avatar)),
             Event::RoomCreated(r) => Some((Subject::Room(r.room_id.clone()), &r.join_code)),
+            Event::JoinCodeRotated(r) => Some((Subject::Room(r.room_id.clone()), &r.join_code)),
+            Event::InviteCreated(i) => Some((Subject::Room(i.room_id.clone()), &i.code)),
+            Event::MemberKicked(MemberKicked {
+                by,
+                reason: Some(reason),
+                ..
+            })
+            | Event::MemberBanned(MemberBanned {
+                by,
+                reason: Some(reason),
+                ..
+            }) => Some((Subject::User(by.clone()), reason)),
             Event::MessagePosted(m) => Some((m.subject(), &m.text)),
             _ => None,
         }

@@ -1,0 +1,790 @@
+//! Given events, when a command, then events (or a refusal): one test per rule of the room.
+use super::*;
+use events::event::{
+    Archival, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted, MemberBanned, MemberJoined,
+    MemberKicked, MemberLeft, MemberMuted, MessagePosted, RoleChanged, RoomUpdated, join_code_hash,
+};
+use events::seal::Subject;
+
+const NOW: i64 = 1_000_000;
+
+fn created() -> Event {
+    events::testing::created("r", "owner")
+}
+
+/// The standing code of [`created`]'s room.
+fn code() -> [u8; 32] {
+    join_code_hash(&format!("{:0>32}", "r"))
+}
+
+fn joined(user: &str) -> Event {
+    Event::MemberJoined(MemberJoined {
+        room_id: "r".into(),
+        user_id: user.into(),
+        invite: None,
+    })
+}
+
+fn posted(seq: u64, user: &str, id: &str) -> Event {
+    Event::MessagePosted(MessagePosted {
+        room_id: "r".into(),
+        seq,
+        message_id: id.into(),
+        user_id: user.into(),
+        text: sealed(user, &format!("text {seq}")),
+        kind: "input".into(),
+        period: 0,
+    })
+}
+
+fn sealed(user: &str, text: &str) -> Sealed {
+    events::testing::seal(&Subject::User(user.into()), text)
+}
+
+fn role(user: &str, role: Role, by: Option<&str>) -> Event {
+    Event::RoleChanged(RoleChanged {
+        room_id: "r".into(),
+        user_id: user.into(),
+        by: by.map(Into::into),
+        role,
+    })
+}
+
+fn post(user: &str, id: &str, text: &str) -> Command {
+    Command::Post {
+        user_id: user.into(),
+        message_id: id.into(),
+        text: text.into(),
+    }
+}
+
+fn join(user: &str, code_hash: [u8; 32]) -> Command {
+    Command::Join {
+        user_id: user.into(),
+        code_hash,
+    }
+}
+
+fn moderate(by: &str, user: &str, act: Act) -> Command {
+    Command::Moderate {
+        by: by.into(),
+        user_id: user.into(),
+        act,
+    }
+}
+
+fn kick(by: &str, user: &str) -> Command {
+    moderate(by, user, Act::Kick { reason: None })
+}
+
+fn given(events: &[Event]) -> State {
+    let mut s = State::new("r");
+    for (i, e) in events.iter().enumerate() {
+        s.apply(e, i as u64 + 1, 0);
+    }
+    s
+}
+
+/// A room with an owner, an admin `ada` and a member `bob`.
+fn staffed() -> Vec<Event> {
+    vec![
+        created(),
+        joined("owner"),
+        joined("ada"),
+        joined("bob"),
+        role("ada", Role::Admin, Some("owner")),
+    ]
+}
+
+fn when(state: &State, command: Command) -> Result<Decision, Rejection> {
+    decide(state, state.last_seq + 1, NOW, &command)
+}
+
+fn then(events: Vec<Event>) -> Result<Decision, Rejection> {
+    Ok(Decision::Append(events))
+}
+
+#[test]
+fn nothing_happens_in_a_room_that_does_not_exist() {
+    let s = given(&[]);
+    assert_eq!(when(&s, post("a", "1", "hi")), Err(Rejection::NotFound));
+    assert_eq!(when(&s, join("a", code())), Err(Rejection::NotFound));
+}
+
+#[test]
+fn the_owner_is_a_member_and_posts_seq_one() {
+    let s = given(&[created()]);
+    assert_eq!(s.role_of("owner"), Some(Role::Owner));
+    assert_eq!(
+        when(&s, post("owner", "m1", "hello")),
+        Ok(Decision::Post(1))
+    );
+}
+
+#[test]
+fn non_members_cannot_post_until_they_join() {
+    let s = given(&[created()]);
+    assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::NotMember));
+    assert_eq!(when(&s, join("bob", code())), then(vec![joined("bob")]));
+    let s = given(&[created(), joined("bob")]);
+    assert_eq!(s.role_of("bob"), Some(Role::Member));
+    assert_eq!(when(&s, post("bob", "1", "hi")), Ok(Decision::Post(1)));
+}
+
+#[test]
+fn joining_twice_changes_nothing_whatever_the_code() {
+    let s = given(&[created(), joined("bob")]);
+    assert_eq!(
+        when(&s, join("bob", code())),
+        Ok(Decision::AlreadyDone(None))
+    );
+    assert_eq!(
+        when(&s, join("bob", [9; 32])),
+        Ok(Decision::AlreadyDone(None))
+    );
+}
+
+#[test]
+fn seq_follows_the_last_message_without_gaps() {
+    let s = given(&[
+        created(),
+        posted(1, "owner", "a"),
+        joined("bob"),
+        posted(2, "bob", "b"),
+    ]);
+    assert_eq!(when(&s, post("bob", "c", "x")), Ok(Decision::Post(3)));
+    assert_eq!(s.version_of(1), Some(2));
+    assert_eq!(s.version_of(2), Some(4));
+    assert_eq!(s.version_of(3), None);
+}
+
+#[test]
+fn a_retried_id_answers_the_first_seq() {
+    let s = given(&[created(), posted(1, "owner", "a"), posted(2, "owner", "b")]);
+    assert_eq!(
+        when(&s, post("owner", "a", "again")),
+        Ok(Decision::AlreadyDone(Some(1)))
+    );
+}
+
+#[test]
+fn text_and_id_limits() {
+    let s = given(&[created()]);
+    assert_eq!(when(&s, post("owner", "1", "   \n")), Err(Rejection::Empty));
+    let long = "é".repeat(MAX_TEXT_CHARS + 1);
+    assert_eq!(when(&s, post("owner", "1", &long)), Err(Rejection::TooLong));
+    let max = format!("  {}  ", "é".repeat(MAX_TEXT_CHARS));
+    assert_eq!(when(&s, post("owner", "1", &max)), Ok(Decision::Post(1)));
+    assert_eq!(when(&s, post("owner", "", "hi")), Err(Rejection::BadId));
+    assert_eq!(
+        when(&s, post("owner", &"x".repeat(129), "hi")),
+        Err(Rejection::BadId)
+    );
+}
+
+#[test]
+fn a_retry_past_the_window_is_a_new_message() {
+    let minute = 60_000;
+    let mut s = given(&[created(), posted(1, "owner", "old")]);
+    let last = crate::recent::WINDOW_MESSAGES as u64 + 1;
+    for seq in 2..=last {
+        s.apply(
+            &posted(seq, "owner", &format!("id{seq}")),
+            seq + 1,
+            11 * minute,
+        );
+    }
+    assert_eq!(
+        when(&s, post("owner", "old", "again")),
+        Ok(Decision::Post(last + 1))
+    );
+    assert_eq!(
+        when(&s, post("owner", "id2", "again")),
+        Ok(Decision::AlreadyDone(Some(2)))
+    );
+}
+
+#[test]
+fn members_leave_but_the_owner_must_transfer_first() {
+    let s = given(&staffed());
+    let leave = |u: &str| Command::Leave { user_id: u.into() };
+    assert_eq!(
+        when(&s, leave("bob")),
+        then(vec![Event::MemberLeft(MemberLeft {
+            room_id: "r".into(),
+            user_id: "bob".into(),
+        })])
+    );
+    assert_eq!(when(&s, leave("owner")), Err(Rejection::OwnerMustTransfer));
+    assert_eq!(when(&s, leave("eve")), Err(Rejection::NotMember));
+    let mut after = staffed();
+    after.push(Event::MemberLeft(MemberLeft {
+        room_id: "r".into(),
+        user_id: "bob".into(),
+    }));
+    let s = given(&after);
+    assert!(!s.is_member("bob"));
+    assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::NotMember));
+}
+
+#[test]
+fn the_owner_and_admins_kick_members_and_a_kicked_member_may_rejoin() {
+    let s = given(&staffed());
+    let kicked = |by: &str| {
+        then(vec![Event::MemberKicked(MemberKicked {
+            room_id: "r".into(),
+            user_id: "bob".into(),
+            by: by.into(),
+            reason: None,
+        })])
+    };
+    assert_eq!(when(&s, kick("ada", "bob")), kicked("ada"));
+    assert_eq!(when(&s, kick("owner", "bob")), kicked("owner"));
+    let mut after = staffed();
+    after.push(Event::MemberKicked(MemberKicked {
+        room_id: "r".into(),
+        user_id: "bob".into(),
+        by: "ada".into(),
+        reason: Some(sealed("ada", "spam")),
+    }));
+    let s = given(&after);
+    assert!(!s.is_member("bob"));
+    assert_eq!(when(&s, join("bob", code())), then(vec![joined("bob")]));
+}
+
+#[test]
+fn an_admin_acts_on_members_only_and_nobody_on_the_owner() {
+    let mut events = staffed();
+    events.push(joined("cat"));
+    events.push(role("cat", Role::Admin, Some("owner")));
+    let s = given(&events);
+    let forbidden = |r| matches!(r, Err(Rejection::Forbidden(_)));
+    assert!(forbidden(when(&s, kick("ada", "cat"))));
+    assert!(forbidden(when(&s, kick("ada", "owner"))));
+    assert!(forbidden(when(&s, kick("owner", "owner"))));
+    assert!(forbidden(when(&s, kick("bob", "ada"))));
+    assert!(forbidden(when(&s, kick("bob", "cat"))));
+    assert!(forbidden(when(
+        &s,
+        moderate(
+            "ada",
+            "cat",
+            Act::Ban {
+                reason: None,
+                until: None
+            }
+        )
+    )));
+    assert!(when(&s, kick("owner", "cat")).is_ok());
+    assert_eq!(when(&s, kick("eve", "bob")), Err(Rejection::NotMember));
+}
+
+#[test]
+fn kick_and_mute_of_a_non_member_are_not_found_but_a_ban_is_not() {
+    let s = given(&staffed());
+    assert_eq!(when(&s, kick("ada", "eve")), Err(Rejection::NoSuchMember));
+    assert_eq!(
+        when(&s, moderate("ada", "eve", Act::Mute { until: NOW + 1 })),
+        Err(Rejection::NoSuchMember)
+    );
+    assert_eq!(
+        when(
+            &s,
+            moderate(
+                "ada",
+                "eve",
+                Act::Ban {
+                    reason: None,
+                    until: None
+                }
+            )
+        ),
+        then(vec![Event::MemberBanned(MemberBanned {
+            room_id: "r".into(),
+            user_id: "eve".into(),
+            by: "ada".into(),
+            reason: None,
+            until: None,
+        })])
+    );
+}
+
+fn banned(until: Option<i64>) -> Vec<Event> {
+    let mut events = staffed();
+    events.push(Event::MemberBanned(MemberBanned {
+        room_id: "r".into(),
+        user_id: "bob".into(),
+        by: "ada".into(),
+        reason: Some(sealed("ada", "trolling")),
+        until,
+    }));
+    events
+}
+
+#[test]
+fn a_ban_removes_the_member_and_refuses_every_rejoin_until_it_ends_or_is_lifted() {
+    let s = given(&banned(None));
+    assert!(!s.is_member("bob"));
+    assert_eq!(when(&s, join("bob", code())), Err(Rejection::Banned));
+    assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::NotMember));
+
+    let s = given(&banned(Some(NOW + 1)));
+    assert_eq!(when(&s, join("bob", code())), Err(Rejection::Banned));
+    let s = given(&banned(Some(NOW)));
+    assert_eq!(when(&s, join("bob", code())), then(vec![joined("bob")]));
+
+    let s = given(&banned(None));
+    let lifted = Event::MemberUnbanned(Lifted {
+        room_id: "r".into(),
+        user_id: "bob".into(),
+        by: "owner".into(),
+    });
+    assert_eq!(
+        when(&s, moderate("owner", "bob", Act::Unban)),
+        then(vec![lifted.clone()])
+    );
+    let mut events = banned(None);
+    events.push(lifted);
+    let s = given(&events);
+    assert_eq!(
+        when(&s, moderate("owner", "bob", Act::Unban)),
+        Ok(Decision::AlreadyDone(None))
+    );
+    assert_eq!(when(&s, join("bob", code())), then(vec![joined("bob")]));
+}
+
+#[test]
+fn a_muted_member_reads_but_cannot_post_until_the_mute_ends_or_is_lifted() {
+    let mute = |until| {
+        let mut events = staffed();
+        events.push(Event::MemberMuted(MemberMuted {
+            room_id: "r".into(),
+            user_id: "bob".into(),
+            by: "ada".into(),
+            until,
+        }));
+        events
+    };
+    let s = given(&mute(NOW + 1));
+    assert!(s.is_member("bob"));
+    assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::Muted));
+    assert_eq!(
+        when(&s, moderate("ada", "bob", Act::Unmute)),
+        then(vec![Event::MemberUnmuted(Lifted {
+            room_id: "r".into(),
+            user_id: "bob".into(),
+            by: "ada".into(),
+        })])
+    );
+    let s = given(&mute(NOW));
+    assert_eq!(when(&s, post("bob", "1", "hi")), Ok(Decision::Post(1)));
+    assert_eq!(
+        when(&s, moderate("ada", "bob", Act::Unmute)),
+        Ok(Decision::AlreadyDone(None))
+    );
+}
+
+#[test]
+fn only_the_owner_changes_roles_and_a_transfer_is_two_changes() {
+    let s = given(&staffed());
+    let set = |by: &str, user: &str, r| Command::SetRole {
+        by: by.into(),
+        user_id: user.into(),
+        role: r,
+    };
+    assert_eq!(
+        when(&s, set("owner", "bob", Role::Admin)),
+        then(vec![role("bob", Role::Admin, Some("owner"))])
+    );
+    assert!(matches!(
+        when(&s, set("ada", "bob", Role::Admin)),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert!(matches!(
+        when(&s, set("owner", "owner", Role::Member)),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert_eq!(
+        when(&s, set("owner", "eve", Role::Admin)),
+        Err(Rejection::NoSuchMember)
+    );
+    assert_eq!(
+        when(&s, set("owner", "ada", Role::Admin)),
+        Ok(Decision::AlreadyDone(None))
+    );
+    let transfer = vec![
+        role("bob", Role::Owner, Some("owner")),
+        role("owner", Role::Admin, Some("owner")),
+    ];
+    assert_eq!(
+        when(&s, set("owner", "bob", Role::Owner)),
+        then(transfer.clone())
+    );
+    let mut events = staffed();
+    events.extend(transfer);
+    let s = given(&events);
+    assert_eq!(s.owner.as_deref(), Some("bob"));
+    assert_eq!(s.role_of("owner"), Some(Role::Admin));
+    assert!(
+        when(
+            &s,
+            Command::Leave {
+                user_id: "owner".into()
+            }
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn an_erased_owner_passes_the_room_to_the_longest_standing_admin_else_member() {
+    let erase = |u: &str| Command::Erase { user_id: u.into() };
+    let left = |u: &str| {
+        Event::MemberLeft(MemberLeft {
+            room_id: "r".into(),
+            user_id: u.into(),
+        })
+    };
+    let mut events = staffed();
+    events.push(joined("cat"));
+    events.push(role("cat", Role::Admin, Some("owner")));
+    let s = given(&events);
+    assert_eq!(
+        when(&s, erase("owner")),
+        then(vec![left("owner"), role("ada", Role::Owner, None)])
+    );
+    let s = given(&[created(), joined("owner"), joined("bob"), joined("cat")]);
+    assert_eq!(
+        when(&s, erase("owner")),
+        then(vec![left("owner"), role("bob", Role::Owner, None)])
+    );
+    assert_eq!(when(&s, erase("cat")), then(vec![left("cat")]));
+    assert_eq!(when(&s, erase("eve")), Ok(Decision::AlreadyDone(None)));
+}
+
+#[test]
+fn a_room_left_with_nobody_is_archived() {
+    let s = given(&[created(), joined("owner")]);
+    assert_eq!(
+        when(
+            &s,
+            Command::Erase {
+                user_id: "owner".into()
+            }
+        ),
+        then(vec![
+            Event::MemberLeft(MemberLeft {
+                room_id: "r".into(),
+                user_id: "owner".into(),
+            }),
+            Event::RoomArchived(Archival {
+                room_id: "r".into(),
+                by: None,
+            }),
+        ])
+    );
+}
+
+fn update(by: &str, change: Change) -> Command {
+    Command::Update {
+        by: by.into(),
+        change,
+    }
+}
+
+#[test]
+fn admins_change_settings_and_only_the_owner_archives_or_sets_retention() {
+    let s = given(&staffed());
+    let name = Change {
+        name: Some(" New name ".into()),
+        ..Change::default()
+    };
+    assert_eq!(
+        when(&s, update("ada", name.clone())),
+        then(vec![Event::RoomUpdated(RoomUpdated {
+            room_id: "r".into(),
+            by: "ada".into(),
+            name: Some("New name".into()),
+            description: None,
+            avatar_image: None,
+            retention_days: None,
+        })])
+    );
+    assert!(matches!(
+        when(&s, update("bob", name)),
+        Err(Rejection::Forbidden(_))
+    ));
+    let archive = Change {
+        archived: Some(true),
+        ..Change::default()
+    };
+    let retention = Change {
+        retention_days: Some(Some(30)),
+        ..Change::default()
+    };
+    assert!(matches!(
+        when(&s, update("ada", archive.clone())),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert!(matches!(
+        when(&s, update("ada", retention.clone())),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert_eq!(
+        when(&s, update("owner", archive)),
+        then(vec![Event::RoomArchived(Archival {
+            room_id: "r".into(),
+            by: Some("owner".into()),
+        })])
+    );
+    assert!(when(&s, update("owner", retention)).is_ok());
+}
+
+#[test]
+fn settings_out_of_range_or_unchanged() {
+    let s = given(&staffed());
+    for bad in [
+        Change {
+            name: Some("  ".into()),
+            ..Change::default()
+        },
+        Change {
+            name: Some("x".repeat(65)),
+            ..Change::default()
+        },
+        Change {
+            description: Some("x".repeat(257)),
+            ..Change::default()
+        },
+        Change {
+            retention_days: Some(Some(0)),
+            ..Change::default()
+        },
+        Change {
+            retention_days: Some(Some(36_501)),
+            ..Change::default()
+        },
+    ] {
+        assert!(matches!(
+            when(&s, update("owner", bad)),
+            Err(Rejection::Invalid(_))
+        ));
+    }
+    let same = Change {
+        name: Some("Room r".into()),
+        archived: Some(false),
+        retention_days: Some(None),
+        ..Change::default()
+    };
+    assert_eq!(
+        when(&s, update("owner", same)),
+        Ok(Decision::AlreadyDone(None))
+    );
+}
+
+fn archived() -> Vec<Event> {
+    let mut events = staffed();
+    events.push(Event::RoomArchived(Archival {
+        room_id: "r".into(),
+        by: Some("owner".into()),
+    }));
+    events
+}
+
+#[test]
+fn an_archived_room_refuses_posts_and_joins_but_moderation_still_works() {
+    let s = given(&archived());
+    assert_eq!(when(&s, post("bob", "1", "hi")), Err(Rejection::Archived));
+    assert_eq!(when(&s, join("eve", code())), Err(Rejection::Archived));
+    assert!(when(&s, kick("ada", "bob")).is_ok());
+    assert!(
+        when(
+            &s,
+            Command::Leave {
+                user_id: "bob".into()
+            }
+        )
+        .is_ok()
+    );
+    let unarchive = Change {
+        archived: Some(false),
+        ..Change::default()
+    };
+    assert_eq!(
+        when(&s, update("owner", unarchive)),
+        then(vec![Event::RoomUnarchived(Archival {
+            room_id: "r".into(),
+            by: Some("owner".into()),
+        })])
+    );
+}
+
+#[test]
+fn refusals_of_a_join_come_in_the_order_banned_gone_archived() {
+    let mut events = banned(None);
+    events.push(Event::RoomArchived(Archival {
+        room_id: "r".into(),
+        by: Some("owner".into()),
+    }));
+    let s = given(&events);
+    assert_eq!(when(&s, join("bob", [9; 32])), Err(Rejection::Banned));
+    assert_eq!(when(&s, join("eve", [9; 32])), Err(Rejection::Gone));
+    assert_eq!(when(&s, join("eve", code())), Err(Rejection::Archived));
+}
+
+/// One sealing of `text` for the room, so a command and the event it makes hold the same bytes.
+fn room_sealed(text: &str) -> Sealed {
+    use std::sync::OnceLock;
+    static CODES: OnceLock<std::sync::Mutex<HashMap<String, Sealed>>> = OnceLock::new();
+    CODES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(text.to_owned())
+        .or_insert_with(|| events::testing::seal(&Subject::Room("r".into()), text))
+        .clone()
+}
+
+fn rotated() -> Event {
+    Event::JoinCodeRotated(JoinCodeRotated {
+        room_id: "r".into(),
+        by: "ada".into(),
+        join_code_hash: [1; 32],
+        join_code: room_sealed("new code"),
+    })
+}
+
+#[test]
+fn a_rotated_code_is_gone_at_once_and_the_new_one_works() {
+    let s = given(&staffed());
+    let rotate = |by: &str| Command::RotateCode {
+        by: by.into(),
+        join_code_hash: [1; 32],
+        join_code: room_sealed("new code"),
+    };
+    assert_eq!(when(&s, rotate("ada")), then(vec![rotated()]));
+    assert!(matches!(
+        when(&s, rotate("bob")),
+        Err(Rejection::Forbidden(_))
+    ));
+    let mut events = staffed();
+    events.push(rotated());
+    let s = given(&events);
+    assert_eq!(when(&s, join("eve", code())), Err(Rejection::Gone));
+    assert!(when(&s, join("eve", [1; 32])).is_ok());
+}
+
+fn invite(max_uses: Option<u32>, expires_at: Option<i64>) -> Event {
+    Event::InviteCreated(InviteCreated {
+        room_id: "r".into(),
+        invite_id: "i".into(),
+        by: "ada".into(),
+        code_hash: [2; 32],
+        code: room_sealed("invite"),
+        max_uses,
+        expires_at,
+    })
+}
+
+fn joined_with_invite(user: &str) -> Event {
+    Event::MemberJoined(MemberJoined {
+        room_id: "r".into(),
+        user_id: user.into(),
+        invite: Some("i".into()),
+    })
+}
+
+#[test]
+fn an_invite_counts_its_uses_and_is_gone_once_used_up() {
+    let mut events = staffed();
+    events.push(invite(Some(2), None));
+    let s = given(&events);
+    assert_eq!(
+        when(&s, join("eve", [2; 32])),
+        then(vec![joined_with_invite("eve")])
+    );
+    events.push(joined_with_invite("eve"));
+    events.push(joined_with_invite("fay"));
+    let s = given(&events);
+    assert_eq!(s.invites["i"].uses, 2);
+    assert_eq!(when(&s, join("gus", [2; 32])), Err(Rejection::Gone));
+    // The standing code is not used up by the invite's uses.
+    assert!(when(&s, join("gus", code())).is_ok());
+}
+
+#[test]
+fn an_invite_expires_and_a_revoked_one_is_gone() {
+    let mut events = staffed();
+    events.push(invite(None, Some(NOW + 1)));
+    let s = given(&events);
+    assert!(when(&s, join("eve", [2; 32])).is_ok());
+    let mut expired = staffed();
+    expired.push(invite(None, Some(NOW)));
+    assert_eq!(
+        when(&given(&expired), join("eve", [2; 32])),
+        Err(Rejection::Gone)
+    );
+    let revoke = |by: &str, id: &str| Command::RevokeInvite {
+        by: by.into(),
+        invite_id: id.into(),
+    };
+    let revoked = Event::InviteRevoked(InviteRevoked {
+        room_id: "r".into(),
+        invite_id: "i".into(),
+        by: "ada".into(),
+    });
+    assert_eq!(when(&s, revoke("ada", "i")), then(vec![revoked.clone()]));
+    assert_eq!(when(&s, revoke("ada", "x")), Err(Rejection::NoSuchInvite));
+    assert!(matches!(
+        when(&s, revoke("bob", "i")),
+        Err(Rejection::Forbidden(_))
+    ));
+    events.push(revoked);
+    assert_eq!(
+        when(&given(&events), join("eve", [2; 32])),
+        Err(Rejection::Gone)
+    );
+}
+
+#[test]
+fn a_ban_beats_any_invite() {
+    let mut events = banned(None);
+    events.push(invite(None, None));
+    let s = given(&events);
+    assert_eq!(when(&s, join("bob", [2; 32])), Err(Rejection::Banned));
+}
+
+#[test]
+fn only_admins_make_invites() {
+    let s = given(&staffed());
+    let create = |by: &str, max_uses| Command::CreateInvite {
+        by: by.into(),
+        invite_id: "i".into(),
+        code_hash: [2; 32],
+        code: room_sealed("invite"),
+        max_uses,
+        expires_at: None,
+    };
+    assert_eq!(
+        when(&s, create("ada", Some(2))),
+        then(vec![invite(Some(2), None)])
+    );
+    assert!(matches!(
+        when(&s, create("bob", None)),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert!(matches!(
+        when(&s, create("ada", Some(0))),
+        Err(Rejection::Invalid(_))
+    ));
+}
+
+#[test]
+fn the_state_survives_a_snapshot() {
+    let mut events = banned(Some(NOW + 5));
+    events.push(invite(Some(3), None));
+    events.push(rotated());
+    let s = given(&events);
+    let back = State::decode("r", &s.encode()).expect("decodes");
+    assert_eq!(back, s);
+}
