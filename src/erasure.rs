@@ -72,7 +72,11 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
         let erase = actors::room::Command::Erase {
             user_id: user_id.to_owned(),
         };
-        let applied = app.rooms.command(&room.id, erase).await.map_err(unavailable)?;
+        let applied = app
+            .rooms
+            .command(&room.id, erase)
+            .await
+            .map_err(unavailable)?;
         last = last.max(applied.position);
     }
     finish(app, user_id, &user.avatar_image).await?;
@@ -148,7 +152,7 @@ pub(crate) async fn scrub_files(app: &App) {
 }
 
 /// Finishes every erasure the read tables know of (keys the key store still holds of erased
-/// users, credentials, avatars) and applies the retention limit. Keys that a hold keeps stay.
+/// users, credentials, avatars) and applies the retention limits. Keys that a hold keeps stay.
 ///
 /// # Errors
 /// When the storage fails.
@@ -166,8 +170,6 @@ pub async fn sweep(app: &App) -> Result<(), Error> {
         }
         finish(app, &user, "").await?;
     }
-    if let Some(days) = app.retention_days {
-        crate::retention::apply(app, days).await?;
-    }
+    crate::retention::apply(app, app.retention_days).await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 9] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 10] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -24,6 +24,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 9] = [
     events::postgres::ID_INDEX_MIGRATIONS[1],
     events::keys::POSTGRES_MIGRATION,
     projections::postgres::SEALED_MIGRATION,
+    projections::postgres::GOVERNANCE_MIGRATION,
 ];
 
 /// The opened data.

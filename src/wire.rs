@@ -107,11 +107,27 @@ pub struct Room<'a> {
     pub member_count: u64,
     /// Its newest `seq`, as the read tables know it.
     pub last_seq: u64,
+    /// `"group"` (every room today) or `"direct"`.
+    #[schema(example = "group")]
+    pub kind: &'static str,
+    /// The caller's role: `owner`, `admin` or `member`; left out where the room is not
+    /// anyone's own view (a `room_event` `updated`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "member")]
+    pub role: Option<&'a str>,
+    /// Whether it is read-only.
+    pub archived: bool,
+    /// Its own retention limit in days, or null for none.
+    pub retention_days: Option<u32>,
 }
 
-/// `room` of a room row.
+/// `room` of a room row, with the role it was read with (if any).
 pub fn room(r: &RoomRow) -> Room<'_> {
     Room {
+        kind: "group",
+        role: r.role.as_deref(),
+        archived: r.archived,
+        retention_days: r.retention_days,
         id: &r.id,
         name: &r.name,
         description: &r.description,

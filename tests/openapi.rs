@@ -62,6 +62,25 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 /// field that the schema does not list.
 fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
     let schema = resolve(doc, schema);
+    // OpenAPI 3.1 writes a nullable field as a list of types: `["integer", "null"]`.
+    if let Some(kinds) = schema["type"].as_array() {
+        let kind = if value.is_null() {
+            "null"
+        } else {
+            kinds
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|k| *k != "null")
+                .unwrap_or("null")
+        };
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{at}: {value} is none of {kinds:?}"
+        );
+        let mut one = schema.clone();
+        one["type"] = json!(kind);
+        return conforms(doc, &one, value, at);
+    }
     let kind = schema["type"].as_str().unwrap_or("object");
     match kind {
         "object" => {
@@ -88,6 +107,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
         "string" => assert!(value.is_string(), "{at}: {value} is not a string"),
         "integer" => assert!(value.is_u64() || value.is_i64(), "{at}: {value}"),
         "null" => assert!(value.is_null(), "{at}: {value} is not null"),
+        "boolean" => assert!(value.is_boolean(), "{at}: {value} is not a boolean"),
         other => panic!("{at}: a schema of type {other} is not expected here"),
     }
 }

@@ -1,57 +1,59 @@
-//! A batch's [`Change`]s regrouped so that a sink can apply each kind with one statement,
-//! whatever the size of the batch: the inserts in log order, then the updates of `room`
-//! coalesced into one per room.
+//! A batch's [`Change`]s regrouped so that a sink can apply each kind with few statements,
+//! whatever the size of the batch: every change but the activity of rooms in log order, then
+//! that activity coalesced into one update per room.
 //!
-//! Applying a [`Plan`] (every insert, then every room update) leaves the tables as applying
-//! the changes one by one in log order does, or fails as that does:
+//! Applying a [`Plan`] (every change in order, then every room update) leaves the tables as
+//! applying the changes one by one in log order does, or fails as that does:
 //!
-//! - The room updates are commutative (a sum and two maxima), so all of a room's updates in a
-//!   batch add up to one, applied in any order.
-//! - Nothing an update writes (`member_count`, `last_seq`, `update_time`) is a key or is read
-//!   by an insert, so whether an insert succeeds does not depend on the updates, and any
-//!   failing insert fails the whole batch either way (one transaction).
-//! - The one insert an update depends on is [`Change::InsertRoom`] of its room. In the log a
+//! - The room updates are commutative (two maxima), so all of a room's updates in a batch add
+//!   up to one, applied in any order.
+//! - Nothing an update writes (`last_seq`, `update_time`) is a key or is read by another
+//!   change (the settings changes move `update_time` by a maximum too), so whether another
+//!   change succeeds does not depend on the updates, and any failing one fails the whole batch
+//!   either way (one transaction).
+//! - The one change an update depends on is [`Change::InsertRoom`] of its room. In the log a
 //!   room is created before anyone joins or writes in it, so its updates follow its insert and
 //!   apply to the new row once moved after all inserts. An update that came *before* its room's
 //!   insert in the batch (only in a log written by a faulty writer) found no row, or else the
 //!   insert failed on the existing one and the batch with it: the plan drops such updates.
-//! - [`Change::InsertMember`] does nothing when the member exists; a second join of the same
-//!   user within the batch is dropped here, so that the first one's row stays (as one by one)
-//!   and a multi-row insert need not resolve conflicts among its own rows.
+//! - [`Change::InsertMember`] does nothing when the member exists; a second insert of the same
+//!   member within the batch, with no removal of them between, is dropped here, so that the
+//!   first one's row stays (as one by one) and a multi-row insert need not resolve conflicts
+//!   among its own rows. After a removal (a kick, then a join again) the next insert counts.
 //!
-//! - The rare changes of users and members ([`Change::UpdateUser`], [`Change::EraseUser`],
-//!   [`Change::ScrubRecords`], [`Change::RemoveMember`]) stay among the inserts in log order,
-//!   after the insert of the row they change.
+//! A sink may gather runs of inserts into one statement per table, but no insert may pass a
+//! change of another kind ([`Plan::is_insert`]): a member removed and back within one batch
+//! is a removal between two inserts of one row.
 //!
 //! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`] and
-//! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`] and
-//! [`Change::RemoveMember`]; `room_record` [`Change::InsertRecord`] and
-//! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::CountMember`],
-//! [`Change::UncountMember`] and [`Change::TouchRoom`].
+//! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
+//! [`Change::SetRole`] and [`Change::SetMute`]; `room_record` [`Change::InsertRecord`] and
+//! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::TouchRoom`],
+//! [`Change::UpdateRoom`], [`Change::ArchiveRoom`], [`Change::SetOwner`] and
+//! [`Change::RecodeRoom`]; `room_ban` [`Change::InsertBan`] and [`Change::RemoveBan`];
+//! `room_invite` [`Change::InsertInvite`], [`Change::RevokeInvite`] and
+//! [`Change::UseInvite`]; `room_code` [`Change::InsertCode`].
 
 use crate::projection::Change;
 use std::collections::{HashMap, HashSet};
 
-/// The coalesced [`Change::CountMember`] and [`Change::TouchRoom`] changes of one room in a
-/// batch.
+/// The coalesced [`Change::TouchRoom`] changes of one room in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomUpdate {
     /// Room.
     pub room_id: String,
-    /// Joins: `member_count` grows by this many.
-    pub members: i64,
     /// The highest seq of the room's messages as the table stores it (`seq as i64`), `None`
     /// without messages: `last_seq` becomes at least this.
     pub last_seq: Option<i64>,
-    /// The latest time of the joins and messages: `update_time` becomes at least this.
+    /// The latest time of the room's activity: `update_time` becomes at least this.
     pub update_time: i64,
 }
 
 /// A batch of changes regrouped for applying each kind at once (see the [module](self)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Every [`Change::InsertUser`], [`Change::InsertRoom`], [`Change::InsertMember`] (the
-    /// first per member) and [`Change::InsertRecord`], in log order; applied first.
+    /// Every change but [`Change::TouchRoom`] (and the dropped ones), in log order; applied
+    /// first.
     pub inserts: Vec<Change>,
     /// One update per room, in the order of the rooms' first update; applied after the
     /// inserts.
@@ -66,10 +68,8 @@ impl Plan {
         let mut room_at: HashMap<String, usize> = HashMap::new();
         let mut members: HashSet<(String, String)> = HashSet::new();
         for change in changes {
-            let (room_id, members_delta, seq, time) = match change {
-                Change::CountMember { room_id, time } => (room_id, 1, None, time),
-                Change::UncountMember { room_id, time } => (room_id, -1, None, time),
-                Change::TouchRoom { room_id, seq, time } => (room_id, 0, Some(seq as i64), time),
+            let (room_id, seq, time) = match change {
+                Change::TouchRoom { room_id, seq, time } => (room_id, seq.map(|s| s as i64), time),
                 Change::InsertRoom { ref id, .. } => {
                     // Updates before the room's insert found no row (see the module).
                     if let Some(i) = room_at.remove(id) {
@@ -88,21 +88,22 @@ impl Plan {
                     }
                     continue;
                 }
-                // The rare changes of one user or member keep their place among the inserts:
-                // each follows the insert of the row it changes.
-                Change::InsertUser { .. }
-                | Change::InsertRecord { .. }
-                | Change::UpdateUser { .. }
-                | Change::EraseUser { .. }
-                | Change::ScrubRecords { .. }
-                | Change::RemoveMember { .. } => {
+                Change::RemoveMember {
+                    ref room_id,
+                    ref user_id,
+                } => {
+                    members.remove(&(room_id.clone(), user_id.clone()));
+                    inserts.push(change);
+                    continue;
+                }
+                // Each follows, in log order, the insert of the row it changes.
+                _ => {
                     inserts.push(change);
                     continue;
                 }
             };
             match room_at.get(&room_id).and_then(|&i| rooms[i].as_mut()) {
                 Some(u) => {
-                    u.members += members_delta;
                     u.last_seq = u.last_seq.max(seq);
                     u.update_time = u.update_time.max(time);
                 }
@@ -110,7 +111,6 @@ impl Plan {
                     room_at.insert(room_id.clone(), rooms.len());
                     rooms.push(Some(RoomUpdate {
                         room_id,
-                        members: members_delta,
                         last_seq: seq,
                         update_time: time,
                     }));
@@ -121,6 +121,19 @@ impl Plan {
             inserts,
             rooms: rooms.into_iter().flatten().collect(),
         }
+    }
+
+    /// Whether `change` is an insert a sink may gather with the other inserts of its table
+    /// between two changes of other kinds.
+    pub fn is_insert(change: &Change) -> bool {
+        matches!(
+            change,
+            Change::InsertUser { .. }
+                | Change::InsertRoom { .. }
+                | Change::InsertMember { .. }
+                | Change::InsertRecord { .. }
+                | Change::InsertCode { .. }
+        )
     }
 }
 
@@ -141,8 +154,9 @@ mod tests {
     }
 
     fn join(room_id: &str, time: i64) -> Change {
-        Change::CountMember {
+        Change::TouchRoom {
             room_id: room_id.into(),
+            seq: None,
             time,
         }
     }
@@ -150,7 +164,7 @@ mod tests {
     fn touch(room_id: &str, seq: u64, time: i64) -> Change {
         Change::TouchRoom {
             room_id: room_id.into(),
-            seq,
+            seq: Some(seq),
             time,
         }
     }
@@ -159,14 +173,14 @@ mod tests {
         Change::InsertMember {
             room_id: room_id.into(),
             user_id: user_id.into(),
+            role: events::event::Role::Member,
             joined_at,
         }
     }
 
-    fn update(room_id: &str, members: i64, last_seq: Option<i64>, time: i64) -> RoomUpdate {
+    fn update(room_id: &str, last_seq: Option<i64>, time: i64) -> RoomUpdate {
         RoomUpdate {
             room_id: room_id.into(),
-            members,
             last_seq,
             update_time: time,
         }
@@ -195,7 +209,7 @@ mod tests {
         assert_eq!(plan.inserts, [room("a", 10), room("b", 12)]);
         assert_eq!(
             plan.rooms,
-            [update("a", 2, Some(3), 17), update("b", 1, Some(2), 16)]
+            [update("a", Some(3), 17), update("b", Some(2), 16)]
         );
     }
 
@@ -203,13 +217,13 @@ mod tests {
     fn joins_alone_leave_last_seq_alone() {
         let plan = Plan::new(vec![join("a", 5), join("a", 3)]);
         assert!(plan.inserts.is_empty());
-        assert_eq!(plan.rooms, [update("a", 2, None, 5)]);
+        assert_eq!(plan.rooms, [update("a", None, 5)]);
     }
 
     #[test]
     fn seqs_compare_as_the_table_stores_them() {
         let plan = Plan::new(vec![touch("a", 7, 1), touch("a", u64::MAX, 1)]);
-        assert_eq!(plan.rooms, [update("a", 0, Some(7), 1)]);
+        assert_eq!(plan.rooms, [update("a", Some(7), 1)]);
     }
 
     #[test]
@@ -222,10 +236,7 @@ mod tests {
             join("a", 5),
         ]);
         assert_eq!(plan.inserts, [room("a", 4)]);
-        assert_eq!(
-            plan.rooms,
-            [update("b", 1, None, 3), update("a", 1, None, 5)]
-        );
+        assert_eq!(plan.rooms, [update("b", None, 3), update("a", None, 5)]);
     }
 
     #[test]
@@ -245,6 +256,27 @@ mod tests {
             ]
         );
         assert!(plan.rooms.is_empty());
+    }
+
+    #[test]
+    fn a_member_removed_and_back_in_one_batch_is_inserted_again() {
+        let remove = Change::RemoveMember {
+            room_id: "a".into(),
+            user_id: "u".into(),
+        };
+        let changes = vec![
+            member("a", "u", 1),
+            remove.clone(),
+            member("a", "u", 2),
+            member("a", "u", 3),
+        ];
+        let plan = Plan::new(changes);
+        assert_eq!(
+            plan.inserts,
+            [member("a", "u", 1), remove.clone(), member("a", "u", 2)]
+        );
+        assert!(!Plan::is_insert(&remove));
+        assert!(Plan::is_insert(&member("a", "u", 1)));
     }
 
     #[test]

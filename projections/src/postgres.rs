@@ -3,14 +3,16 @@
 
 use crate::error::{Error, pg};
 use crate::plan::Plan;
-use crate::projection::{Change, Projection, Target};
+use crate::projection::{Projection, Target};
 use deadpool_postgres::{GenericClient, Pool};
 use events::keys::Keys;
 use events::migrate::Migration;
 use events::{Event, Recorded};
 
+mod columns;
 mod queries;
-pub(crate) use queries::{member_messages, messages_by, room_by, rooms_of, search, user_by};
+use columns::Columns;
+pub(crate) use queries::*;
 
 /// The read tables' migration for PostgreSQL.
 pub const MIGRATION: Migration = Migration {
@@ -24,6 +26,13 @@ pub const SEARCH_MIGRATION: Migration = Migration {
     version: 4,
     name: "search_text",
     sql: include_str!("../../migrations/postgres/0004_search_text.sql"),
+};
+
+/// The read tables of rooms people govern (roles, bans, invites, settings), for PostgreSQL.
+pub const GOVERNANCE_MIGRATION: Migration = Migration {
+    version: 10,
+    name: "governance",
+    sql: include_str!("../../migrations/postgres/0010_governance.sql"),
 };
 
 /// The read tables of log format 2 and the credential table, for PostgreSQL.
@@ -148,9 +157,6 @@ const MOVE_CHECKPOINTS: &str = "update projection_checkpoint as c set position =
      from unnest($1::text[], $2::int8[]) as m(projection, position)
      where c.projection = m.projection";
 
-/// A query parameter.
-type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
-
 /// Applies a batch to `projections` (each skipping the events at or below its own checkpoint,
 /// so projections at different positions each apply every event once); with `own`, inside a
 /// transaction of its own, begun in the first round trip and committed in the second. A
@@ -243,307 +249,4 @@ async fn apply_on(
     .await
     .map_err(pg)?;
     Ok(at)
-}
-
-/// A plan's rows as columns, one array per column, for statements that take them with
-/// `unnest`: at most one statement per table and one for the room updates, so a batch costs
-/// the same few statements whatever its size.
-#[derive(Default)]
-struct Columns<'a> {
-    users: Users<'a>,
-    rooms: Rooms<'a>,
-    members: Members<'a>,
-    records: Records<'a>,
-    updates: Updates<'a>,
-    /// The rare changes, one statement each.
-    rare: Vec<(String, Vec<Param<'a>>)>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(plan: &'a Plan, target: Target) -> Self {
-        let mut c = Columns::default();
-        for change in &plan.inserts {
-            match change {
-                Change::InsertUser {
-                    id,
-                    name,
-                    created_at,
-                } => {
-                    c.users.id.push(id);
-                    c.users
-                        .name
-                        .push(name.as_deref().unwrap_or(crate::DELETED_USER));
-                    c.users
-                        .name_lower
-                        .push(name.as_deref().map(str::to_lowercase));
-                    c.users.created_at.push(*created_at);
-                }
-                Change::UpdateUser {
-                    id,
-                    name,
-                    name_lower,
-                    avatar_image,
-                } => c.rare.push((
-                    format!(
-                        "update {} set name = coalesce($2, name),
-                                       name_lower = coalesce($3, name_lower),
-                                       avatar_image = coalesce($4, avatar_image)
-                         where id = $1 and erased_at is null",
-                        quoted(target, "user")
-                    ),
-                    vec![id, name, name_lower, avatar_image],
-                )),
-                Change::EraseUser { id, time } => c.rare.push((
-                    format!(
-                        "update {} set name = '{}', name_lower = null, avatar_image = '',
-                                       erased_at = $2
-                         where id = $1",
-                        quoted(target, "user"),
-                        crate::DELETED_USER
-                    ),
-                    vec![id, time],
-                )),
-                Change::ScrubRecords { user_id } => c.rare.push((
-                    format!(
-                        "update {} set message = '', search_text = '', deleted = true
-                         where user_id = $1",
-                        target.table("room_record")
-                    ),
-                    vec![user_id],
-                )),
-                Change::RemoveMember { room_id, user_id } => c.rare.push((
-                    format!(
-                        "delete from {} where room_id = $1 and user_id = $2",
-                        target.table("room_member")
-                    ),
-                    vec![room_id, user_id],
-                )),
-                Change::InsertRoom {
-                    id,
-                    name,
-                    description,
-                    owner,
-                    avatar_image,
-                    room_hash_id,
-                    time,
-                } => {
-                    c.rooms.id.push(id);
-                    c.rooms.name.push(name);
-                    c.rooms.description.push(description);
-                    c.rooms.owner.push(owner);
-                    c.rooms.avatar_image.push(avatar_image);
-                    c.rooms.room_hash_id.push(room_hash_id);
-                    c.rooms.time.push(*time);
-                }
-                Change::InsertMember {
-                    room_id,
-                    user_id,
-                    joined_at,
-                } => {
-                    c.members.room_id.push(room_id);
-                    c.members.user_id.push(user_id);
-                    c.members.joined_at.push(*joined_at);
-                }
-                Change::InsertRecord {
-                    room_id,
-                    seq,
-                    message_id,
-                    user_id,
-                    message,
-                    search_text,
-                    deleted,
-                    time,
-                    event_id,
-                    position,
-                } => {
-                    c.records.deleted.push(*deleted);
-                    c.records.room_id.push(room_id);
-                    c.records.seq.push(*seq as i64);
-                    c.records.message_id.push(message_id);
-                    c.records.user_id.push(user_id);
-                    c.records.message.push(message);
-                    c.records.time.push(*time);
-                    c.records.event_id.push(event_id.as_slice());
-                    c.records.position.push(*position as i64);
-                    c.records.search_text.push(search_text);
-                }
-                // Plan::new keeps the room updates out of the inserts.
-                Change::CountMember { .. }
-                | Change::UncountMember { .. }
-                | Change::TouchRoom { .. } => {}
-            }
-        }
-        for u in &plan.rooms {
-            c.updates.id.push(u.room_id.as_str());
-            c.updates.joins.push(u.members);
-            c.updates.last_seq.push(u.last_seq);
-            c.updates.update_time.push(u.update_time);
-        }
-        c
-    }
-
-    /// The statements that apply the plan, in order: the inserts, then the room updates.
-    fn statements(&self, target: Target) -> Vec<(String, Vec<Param<'_>>)> {
-        let mut out: Vec<(String, Vec<Param<'_>>)> = Vec::new();
-        let (users, rooms, members, records, updates) = (
-            &self.users,
-            &self.rooms,
-            &self.members,
-            &self.records,
-            &self.updates,
-        );
-        if !users.id.is_empty() {
-            out.push((
-                format!(
-                    "insert into {} (id, name, name_lower, created_at)
-                     select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[])",
-                    quoted(target, "user")
-                ),
-                vec![&users.id, &users.name, &users.name_lower, &users.created_at],
-            ));
-        }
-        if !rooms.id.is_empty() {
-            out.push((
-                format!(
-                    "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
-                                     create_time, update_time)
-                     select id, name, description, owner, avatar_image, room_hash_id, time, time
-                     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::int8[])
-                          as v(id, name, description, owner, avatar_image, room_hash_id, time)",
-                    target.table("room")
-                ),
-                vec![
-                    &rooms.id,
-                    &rooms.name,
-                    &rooms.description,
-                    &rooms.owner,
-                    &rooms.avatar_image,
-                    &rooms.room_hash_id,
-                    &rooms.time,
-                ],
-            ));
-        }
-        if !members.room_id.is_empty() {
-            out.push((
-                format!(
-                    // A member already in the table (a second join, possible only in a log
-                    // written by a faulty writer) must not stop the projection.
-                    "insert into {} (room_id, user_id, joined_at)
-                     select * from unnest($1::text[], $2::text[], $3::int8[])
-                     on conflict do nothing",
-                    target.table("room_member")
-                ),
-                vec![&members.room_id, &members.user_id, &members.joined_at],
-            ));
-        }
-        if !records.room_id.is_empty() {
-            out.push((
-                format!(
-                    "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                     event_id, position, search_text, deleted)
-                     select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
-                                          $5::text[], $6::int8[], $7::bytea[], $8::int8[],
-                                          $9::text[], $10::bool[])",
-                    target.table("room_record")
-                ),
-                vec![
-                    &records.room_id,
-                    &records.seq,
-                    &records.message_id,
-                    &records.user_id,
-                    &records.message,
-                    &records.time,
-                    &records.event_id,
-                    &records.position,
-                    &records.search_text,
-                    &records.deleted,
-                ],
-            ));
-        }
-        // After the inserts, in log order: each follows the insert of the row it changes.
-        for (sql, params) in &self.rare {
-            out.push((sql.clone(), params.clone()));
-        }
-        if !updates.id.is_empty() {
-            // One row per room (Plan::new), so each room is updated once; `greatest` ignores
-            // the null `last_seq` of a room without messages.
-            out.push((
-                format!(
-                    "update {} as r set member_count = r.member_count + u.members,
-                                        last_seq = greatest(r.last_seq, u.last_seq),
-                                        update_time = greatest(r.update_time, u.update_time)
-                     from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
-                          as u(id, members, last_seq, update_time)
-                     where r.id = u.id",
-                    target.table("room")
-                ),
-                vec![
-                    &updates.id,
-                    &updates.joins,
-                    &updates.last_seq,
-                    &updates.update_time,
-                ],
-            ));
-        }
-        out
-    }
-}
-
-/// The coalesced updates of `room` rows.
-#[derive(Default)]
-struct Updates<'a> {
-    id: Vec<&'a str>,
-    joins: Vec<i64>,
-    last_seq: Vec<Option<i64>>,
-    update_time: Vec<i64>,
-}
-
-/// The columns of new `user` rows.
-#[derive(Default)]
-struct Users<'a> {
-    id: Vec<&'a str>,
-    name: Vec<&'a str>,
-    name_lower: Vec<Option<String>>,
-    created_at: Vec<i64>,
-}
-
-/// The columns of new `room` rows.
-#[derive(Default)]
-struct Rooms<'a> {
-    id: Vec<&'a str>,
-    name: Vec<&'a str>,
-    description: Vec<&'a str>,
-    owner: Vec<&'a str>,
-    avatar_image: Vec<&'a str>,
-    room_hash_id: Vec<&'a str>,
-    time: Vec<i64>,
-}
-
-/// The columns of new `room_member` rows.
-#[derive(Default)]
-struct Members<'a> {
-    room_id: Vec<&'a str>,
-    user_id: Vec<&'a str>,
-    joined_at: Vec<i64>,
-}
-
-/// The columns of new `room_record` rows.
-#[derive(Default)]
-struct Records<'a> {
-    room_id: Vec<&'a str>,
-    seq: Vec<i64>,
-    message_id: Vec<&'a str>,
-    user_id: Vec<&'a str>,
-    message: Vec<&'a str>,
-    time: Vec<i64>,
-    event_id: Vec<&'a [u8]>,
-    position: Vec<i64>,
-    search_text: Vec<&'a str>,
-    deleted: Vec<bool>,
-}
-
-/// `table` of `target`, quoted (`user` is a reserved word in PostgreSQL).
-fn quoted(target: Target, table: &str) -> String {
-    format!("\"{}\"", target.table(table))
 }

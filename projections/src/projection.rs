@@ -1,122 +1,10 @@
 //! Projections as pure mappings from events to row changes.
 
+use events::event::Role;
 use events::{Event, Recorded};
 
-/// A change to the read tables, independent of the engine that applies it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A new `user` row.
-    InsertUser {
-        /// Id.
-        id: String,
-        /// Name as registered; `None` when its key is gone (the user was erased).
-        name: Option<String>,
-        /// Milliseconds since the epoch.
-        created_at: i64,
-    },
-    /// A user's new name or avatar (`None`: unchanged, or its key is gone).
-    UpdateUser {
-        /// Id.
-        id: String,
-        /// New name.
-        name: Option<String>,
-        /// The new name lower-cased, as names are looked up (the same fold on every engine).
-        name_lower: Option<String>,
-        /// New avatar path.
-        avatar_image: Option<String>,
-    },
-    /// A user erased: the row keeps only the id, reads as "Deleted user", frees the name.
-    EraseUser {
-        /// Id.
-        id: String,
-        /// Time of the erasure.
-        time: i64,
-    },
-    /// Every message of an erased user becomes a placeholder without text.
-    ScrubRecords {
-        /// The author.
-        user_id: String,
-    },
-    /// A member's row goes.
-    RemoveMember {
-        /// Room.
-        room_id: String,
-        /// Member.
-        user_id: String,
-    },
-    /// One member fewer in `room`.
-    UncountMember {
-        /// Room.
-        room_id: String,
-        /// Time of the leave.
-        time: i64,
-    },
-    /// A new `room` row.
-    InsertRoom {
-        /// Id.
-        id: String,
-        /// Name.
-        name: String,
-        /// Description.
-        description: String,
-        /// Owner's id.
-        owner: String,
-        /// Avatar path or empty.
-        avatar_image: String,
-        /// Join code.
-        room_hash_id: String,
-        /// Creation time.
-        time: i64,
-    },
-    /// One more member in `room`; the room's `update_time` moves.
-    CountMember {
-        /// Room.
-        room_id: String,
-        /// Time of the join.
-        time: i64,
-    },
-    /// A message in `room`; its `update_time` and `last_seq` move.
-    TouchRoom {
-        /// Room.
-        room_id: String,
-        /// Seq of the message.
-        seq: u64,
-        /// Time of the message.
-        time: i64,
-    },
-    /// A new `room_member` row.
-    InsertMember {
-        /// Room.
-        room_id: String,
-        /// Member.
-        user_id: String,
-        /// Time of the join.
-        joined_at: i64,
-    },
-    /// A new `room_record` row.
-    InsertRecord {
-        /// Room.
-        room_id: String,
-        /// Seq.
-        seq: u64,
-        /// Client id.
-        message_id: String,
-        /// Author.
-        user_id: String,
-        /// Text; empty for a placeholder.
-        message: String,
-        /// [`search_text`] of the text.
-        search_text: String,
-        /// Whether its text is gone (key destroyed): a placeholder.
-        deleted: bool,
-        /// Time.
-        time: i64,
-        /// Id of the event it came from.
-        event_id: [u8; 16],
-        /// Global position of that event.
-        position: u64,
-    },
-}
+mod change;
+pub use change::Change;
 
 /// Which copy of a projection's table a batch goes to: the live one the server reads, or the
 /// shadow that a rebuild fills beside it before switching over.
@@ -164,7 +52,7 @@ pub fn like_pattern(query: &str) -> String {
     format!("%{needle}%")
 }
 
-/// The projections, each keeping its own table(s) and checkpoint.
+/// The projections, each keeping its own table and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
     /// The `user` table.
@@ -175,14 +63,24 @@ pub enum Projection {
     RoomMember,
     /// The `room_record` table.
     RoomRecord,
+    /// The `room_ban` table: who may not join a room, and until when.
+    RoomBan,
+    /// The `room_invite` table: the extra invites with their limits and uses.
+    RoomInvite,
+    /// The `room_code` table: every code a room ever had, to find the room by.
+    RoomCode,
 }
 
-/// Every projection, in a fixed order.
-pub const ALL: [Projection; 4] = [
+/// Every projection, in a fixed order (new ones last: a projection's place names its
+/// PostgreSQL lock).
+pub const ALL: [Projection; 7] = [
     Projection::User,
     Projection::Room,
     Projection::RoomMember,
     Projection::RoomRecord,
+    Projection::RoomBan,
+    Projection::RoomInvite,
+    Projection::RoomCode,
 ];
 
 impl Projection {
@@ -198,6 +96,9 @@ impl Projection {
             Projection::Room => "room",
             Projection::RoomMember => "room_member",
             Projection::RoomRecord => "room_record",
+            Projection::RoomBan => "room_ban",
+            Projection::RoomInvite => "room_invite",
+            Projection::RoomCode => "room_code",
         }
     }
 
@@ -211,78 +112,222 @@ impl Projection {
     pub fn changes(self, rec: &Recorded, event: &Event, clear: Option<&str>) -> Vec<Change> {
         let time = rec.recorded_at;
         let clear = clear.map(str::to_owned);
-        match (self, event) {
-            (Projection::User, Event::UserRegistered(u)) => vec![Change::InsertUser {
-                id: u.user_id.clone(),
-                name: clear,
-                created_at: time,
-            }],
-            (Projection::User, Event::UserRenamed(u)) => vec![Change::UpdateUser {
-                id: u.user_id.clone(),
-                name_lower: clear.as_deref().map(str::to_lowercase),
-                name: clear,
-                avatar_image: None,
-            }],
-            (Projection::User, Event::AvatarChanged(u)) => vec![Change::UpdateUser {
-                id: u.user_id.clone(),
-                name: None,
-                name_lower: None,
-                avatar_image: clear,
-            }],
-            (Projection::User, Event::UserErased(u)) => vec![Change::EraseUser {
-                id: u.user_id.clone(),
-                time,
-            }],
-            (Projection::RoomRecord, Event::UserErased(u)) => vec![Change::ScrubRecords {
-                user_id: u.user_id.clone(),
-            }],
-            (Projection::RoomMember, Event::MemberLeft(l)) => vec![Change::RemoveMember {
-                room_id: l.room_id.clone(),
-                user_id: l.user_id.clone(),
-            }],
-            (Projection::Room, Event::MemberLeft(l)) => vec![Change::UncountMember {
-                room_id: l.room_id.clone(),
-                time,
-            }],
-            (Projection::Room, Event::RoomCreated(r)) => vec![Change::InsertRoom {
-                id: r.room_id.clone(),
-                name: r.name.clone(),
-                description: r.description.clone(),
-                owner: r.owner.clone(),
-                avatar_image: r.avatar_image.clone(),
-                // The room's key is never destroyed; a code that does not open is not shown.
-                room_hash_id: clear.unwrap_or_default(),
-                time,
-            }],
-            (Projection::Room, Event::MemberJoined(j)) => vec![Change::CountMember {
-                room_id: j.room_id.clone(),
-                time,
-            }],
-            (Projection::Room, Event::MessagePosted(m)) => vec![Change::TouchRoom {
-                room_id: m.room_id.clone(),
-                seq: m.seq,
-                time,
-            }],
-            (Projection::RoomMember, Event::MemberJoined(j)) => vec![Change::InsertMember {
-                room_id: j.room_id.clone(),
-                user_id: j.user_id.clone(),
-                joined_at: time,
-            }],
-            (Projection::RoomRecord, Event::MessagePosted(m)) => vec![Change::InsertRecord {
-                room_id: m.room_id.clone(),
-                seq: m.seq,
-                message_id: m.message_id.clone(),
-                user_id: m.user_id.clone(),
-                search_text: clear.as_deref().map(search_text).unwrap_or_default(),
-                deleted: clear.is_none(),
-                message: clear.unwrap_or_default(),
-                time,
-                event_id: *rec.event_id.as_bytes(),
-                position: rec.position,
-            }],
-            _ => Vec::new(),
+        match self {
+            Projection::User => user(event, time, clear),
+            Projection::Room => room(event, time, clear),
+            Projection::RoomMember => member(event, time),
+            Projection::RoomRecord => record(rec, event, clear),
+            Projection::RoomBan => ban(event, time),
+            Projection::RoomInvite => invite(event, time, clear),
+            Projection::RoomCode => code(event),
         }
+        .into_iter()
+        .collect()
     }
+}
+
+fn user(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
+    Some(match event {
+        Event::UserRegistered(u) => Change::InsertUser {
+            id: u.user_id.clone(),
+            name: clear,
+            created_at: time,
+        },
+        Event::UserRenamed(u) => Change::UpdateUser {
+            id: u.user_id.clone(),
+            name_lower: clear.as_deref().map(str::to_lowercase),
+            name: clear,
+            avatar_image: None,
+        },
+        Event::AvatarChanged(u) => Change::UpdateUser {
+            id: u.user_id.clone(),
+            name: None,
+            name_lower: None,
+            avatar_image: clear,
+        },
+        Event::UserErased(u) => Change::EraseUser {
+            id: u.user_id.clone(),
+            time,
+        },
+        _ => return None,
+    })
+}
+
+fn room(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
+    let touch = |room_id: &str| Change::TouchRoom {
+        room_id: room_id.to_owned(),
+        seq: None,
+        time,
+    };
+    Some(match event {
+        Event::RoomCreated(r) => Change::InsertRoom {
+            id: r.room_id.clone(),
+            name: r.name.clone(),
+            description: r.description.clone(),
+            owner: r.owner.clone(),
+            avatar_image: r.avatar_image.clone(),
+            // The room's key is never destroyed; a code that does not open is not shown.
+            room_hash_id: clear.unwrap_or_default(),
+            time,
+        },
+        Event::MemberJoined(j) => touch(&j.room_id),
+        Event::MemberLeft(l) => touch(&l.room_id),
+        Event::MemberKicked(k) => touch(&k.room_id),
+        Event::MemberBanned(b) => touch(&b.room_id),
+        Event::MessagePosted(m) => Change::TouchRoom {
+            room_id: m.room_id.clone(),
+            seq: Some(m.seq),
+            time,
+        },
+        Event::RoleChanged(c) if c.role == Role::Owner => Change::SetOwner {
+            id: c.room_id.clone(),
+            owner: c.user_id.clone(),
+        },
+        Event::RoomUpdated(u) => Change::UpdateRoom {
+            id: u.room_id.clone(),
+            name: u.name.clone(),
+            description: u.description.clone(),
+            avatar_image: u.avatar_image.clone(),
+            retention_days: u.retention_days,
+            time,
+        },
+        Event::RoomArchived(a) | Event::RoomUnarchived(a) => Change::ArchiveRoom {
+            id: a.room_id.clone(),
+            archived: matches!(event, Event::RoomArchived(_)),
+            time,
+        },
+        Event::JoinCodeRotated(r) => Change::RecodeRoom {
+            id: r.room_id.clone(),
+            room_hash_id: clear.unwrap_or_default(),
+        },
+        _ => return None,
+    })
+}
+
+fn member(event: &Event, time: i64) -> Option<Change> {
+    let remove = |room_id: &str, user_id: &str| Change::RemoveMember {
+        room_id: room_id.to_owned(),
+        user_id: user_id.to_owned(),
+    };
+    Some(match event {
+        // The creator is the first member, as its owner; their own join that follows finds
+        // them there.
+        Event::RoomCreated(r) => Change::InsertMember {
+            room_id: r.room_id.clone(),
+            user_id: r.owner.clone(),
+            role: Role::Owner,
+            joined_at: time,
+        },
+        Event::MemberJoined(j) => Change::InsertMember {
+            room_id: j.room_id.clone(),
+            user_id: j.user_id.clone(),
+            role: Role::Member,
+            joined_at: time,
+        },
+        Event::MemberLeft(l) => remove(&l.room_id, &l.user_id),
+        Event::MemberKicked(k) => remove(&k.room_id, &k.user_id),
+        // A ban of someone not in the room removes nothing.
+        Event::MemberBanned(b) => remove(&b.room_id, &b.user_id),
+        Event::RoleChanged(c) => Change::SetRole {
+            room_id: c.room_id.clone(),
+            user_id: c.user_id.clone(),
+            role: c.role,
+        },
+        Event::MemberMuted(m) => Change::SetMute {
+            room_id: m.room_id.clone(),
+            user_id: m.user_id.clone(),
+            until: Some(m.until),
+        },
+        Event::MemberUnmuted(l) => Change::SetMute {
+            room_id: l.room_id.clone(),
+            user_id: l.user_id.clone(),
+            until: None,
+        },
+        _ => return None,
+    })
+}
+
+fn record(rec: &Recorded, event: &Event, clear: Option<String>) -> Option<Change> {
+    Some(match event {
+        Event::UserErased(u) => Change::ScrubRecords {
+            user_id: u.user_id.clone(),
+        },
+        Event::MessagePosted(m) => Change::InsertRecord {
+            room_id: m.room_id.clone(),
+            seq: m.seq,
+            message_id: m.message_id.clone(),
+            user_id: m.user_id.clone(),
+            search_text: clear.as_deref().map(search_text).unwrap_or_default(),
+            deleted: clear.is_none(),
+            message: clear.unwrap_or_default(),
+            time: rec.recorded_at,
+            event_id: *rec.event_id.as_bytes(),
+            position: rec.position,
+        },
+        _ => return None,
+    })
+}
+
+fn ban(event: &Event, time: i64) -> Option<Change> {
+    Some(match event {
+        Event::MemberBanned(b) => Change::InsertBan {
+            room_id: b.room_id.clone(),
+            user_id: b.user_id.clone(),
+            until: b.until,
+            by: b.by.clone(),
+            banned_at: time,
+        },
+        Event::MemberUnbanned(l) => Change::RemoveBan {
+            room_id: l.room_id.clone(),
+            user_id: l.user_id.clone(),
+        },
+        _ => return None,
+    })
+}
+
+fn invite(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
+    Some(match event {
+        Event::InviteCreated(i) => Change::InsertInvite {
+            room_id: i.room_id.clone(),
+            invite_id: i.invite_id.clone(),
+            code: clear.unwrap_or_default(),
+            code_hash: i.code_hash,
+            max_uses: i.max_uses,
+            expires_at: i.expires_at,
+            created_by: i.by.clone(),
+            created_at: time,
+        },
+        Event::InviteRevoked(i) => Change::RevokeInvite {
+            room_id: i.room_id.clone(),
+            invite_id: i.invite_id.clone(),
+        },
+        Event::MemberJoined(j) => Change::UseInvite {
+            room_id: j.room_id.clone(),
+            invite_id: j.invite.clone()?,
+        },
+        _ => return None,
+    })
+}
+
+fn code(event: &Event) -> Option<Change> {
+    Some(match event {
+        Event::RoomCreated(r) => Change::InsertCode {
+            code_hash: r.join_code_hash,
+            room_id: r.room_id.clone(),
+            invite_id: None,
+        },
+        Event::JoinCodeRotated(r) => Change::InsertCode {
+            code_hash: r.join_code_hash,
+            room_id: r.room_id.clone(),
+            invite_id: None,
+        },
+        Event::InviteCreated(i) => Change::InsertCode {
+            code_hash: i.code_hash,
+            room_id: i.room_id.clone(),
+            invite_id: Some(i.invite_id.clone()),
+        },
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -307,17 +352,18 @@ mod tests {
     }
 
     #[test]
-    fn a_join_counts_in_room_and_adds_a_member_row() {
+    fn a_join_touches_its_room_adds_a_member_and_uses_its_invite() {
         let e = Event::MemberJoined(MemberJoined {
             room_id: "r".into(),
             user_id: "u".into(),
-            invite: None,
+            invite: Some("i".into()),
         });
         let rec = recorded(&e, 5);
         assert_eq!(
             Projection::Room.changes(&rec, &e, None),
-            [Change::CountMember {
+            [Change::TouchRoom {
                 room_id: "r".into(),
+                seq: None,
                 time: 42
             }]
         );
@@ -326,11 +372,59 @@ mod tests {
             [Change::InsertMember {
                 room_id: "r".into(),
                 user_id: "u".into(),
+                role: Role::Member,
                 joined_at: 42
             }]
         );
-        assert!(Projection::User.changes(&rec, &e, None).is_empty());
-        assert!(Projection::RoomRecord.changes(&rec, &e, None).is_empty());
+        assert_eq!(
+            Projection::RoomInvite.changes(&rec, &e, None),
+            [Change::UseInvite {
+                room_id: "r".into(),
+                invite_id: "i".into()
+            }]
+        );
+        for p in [
+            Projection::User,
+            Projection::RoomRecord,
+            Projection::RoomCode,
+        ] {
+            assert!(p.changes(&rec, &e, None).is_empty(), "{p:?}");
+        }
+        let standing = Event::MemberJoined(MemberJoined {
+            invite: None,
+            ..match e {
+                Event::MemberJoined(j) => j,
+                _ => unreachable!(),
+            }
+        });
+        assert!(
+            Projection::RoomInvite
+                .changes(&rec, &standing, None)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_creator_is_the_owning_member_and_the_code_finds_the_room() {
+        let e = events::testing::created("r", "o");
+        let rec = recorded(&e, 1);
+        assert_eq!(
+            Projection::RoomMember.changes(&rec, &e, None),
+            [Change::InsertMember {
+                room_id: "r".into(),
+                user_id: "o".into(),
+                role: Role::Owner,
+                joined_at: 42
+            }]
+        );
+        assert_eq!(
+            Projection::RoomCode.changes(&rec, &e, None),
+            [Change::InsertCode {
+                code_hash: events::event::join_code_hash(&format!("{:0>32}", "r")),
+                room_id: "r".into(),
+                invite_id: None
+            }]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::postgres;
 use crate::projection::Projection;
-use crate::sqlite::{self, Error, ReadDb, RecordRow, RoomRow, UserRow};
+use crate::sqlite::{self, Error, InviteRow, MemberRow, ReadDb, RecordRow, RoomRow, UserRow};
 use deadpool_postgres::Pool;
 
 /// The read tables: in SQLite (embedded) or PostgreSQL.
@@ -71,7 +71,92 @@ impl Reads {
         }
     }
 
-    /// The rooms of a user, most recently active first.
+    /// The room with this id, with the role `user_id` has in it (none when not a member).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn room_for(&self, room_id: &str, user_id: &str) -> Result<Option<RoomRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let (room, user) = (room_id.to_owned(), user_id.to_owned());
+                db.with(move |c| sqlite::room_for(c, &room, &user)).await
+            }
+            Reads::Postgres(p) => postgres::room_for(p, room_id, user_id).await,
+        }
+    }
+
+    /// The id of the room a join code ever belonged to, found by the code's
+    /// [`join_code_hash`](events::event::join_code_hash): standing or extra, working or
+    /// rotated, revoked, expired, used up (the room actor tells which).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn room_of_code(&self, hash: &[u8; 32]) -> Result<Option<String>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let hash = *hash;
+                db.with(move |c| sqlite::room_of_code(c, &hash)).await
+            }
+            Reads::Postgres(p) => postgres::room_of_code(p, hash).await,
+        }
+    }
+
+    /// The members of a room: the owner, the admins, then the members, each by join time.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn members(&self, room_id: &str) -> Result<Vec<MemberRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let room = room_id.to_owned();
+                db.with(move |c| sqlite::members(c, &room)).await
+            }
+            Reads::Postgres(p) => postgres::members(p, room_id).await,
+        }
+    }
+
+    /// The role of `user_id` in `room_id` (`owner`, `admin` or `member`), `None` when not a
+    /// member.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn member_role(&self, room_id: &str, user_id: &str) -> Result<Option<String>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let (room, user) = (room_id.to_owned(), user_id.to_owned());
+                db.with(move |c| sqlite::member_role(c, &room, &user)).await
+            }
+            Reads::Postgres(p) => postgres::member_role(p, room_id, user_id).await,
+        }
+    }
+
+    /// The invites of a room that still work at `now_ms` (not revoked, expired or used up),
+    /// oldest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn invites(&self, room_id: &str, now_ms: i64) -> Result<Vec<InviteRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let room = room_id.to_owned();
+                db.with(move |c| sqlite::invites(c, &room, now_ms)).await
+            }
+            Reads::Postgres(p) => postgres::invites(p, room_id, now_ms).await,
+        }
+    }
+
+    /// Every room with a retention limit of its own, with that limit in days.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn retention_rooms(&self) -> Result<Vec<(String, u32)>, Error> {
+        match self {
+            Reads::Sqlite(db) => db.with(sqlite::retention_rooms).await,
+            Reads::Postgres(p) => postgres::retention_rooms(p).await,
+        }
+    }
+
+    /// The rooms of a user, most recently active first, with their role.
     ///
     /// # Errors
     /// When the database cannot be read.
@@ -113,18 +198,20 @@ impl Reads {
         }
     }
 
-    /// Turns every message older than `cutoff` (ms) into a placeholder (retention); how many.
+    /// Turns every message older than `cutoff` (ms) into a placeholder (retention), of `room`
+    /// only or of every room; how many.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn scrub_before(&self, cutoff: i64) -> Result<u64, Error> {
+    pub async fn scrub_before(&self, cutoff: i64, room: Option<&str>) -> Result<u64, Error> {
         match self {
             Reads::Sqlite(db) => {
+                let room = room.map(str::to_owned);
                 db.with_writer(move |c| {
                     Ok(c.execute(
                         "update room_record set message = '', search_text = '', deleted = 1
-                         where time < ?1 and deleted = 0",
-                        [cutoff],
+                         where time < ?1 and deleted = 0 and (?2 is null or room_id = ?2)",
+                        rusqlite::params![cutoff, room],
                     )? as u64)
                 })
                 .await
@@ -135,8 +222,8 @@ impl Reads {
                 .map_err(crate::error::pg)?
                 .execute(
                     "update room_record set message = '', search_text = '', deleted = true
-                     where time < $1 and not deleted",
-                    &[&cutoff],
+                     where time < $1 and not deleted and ($2::text is null or room_id = $2)",
+                    &[&cutoff, &room],
                 )
                 .await
                 .map_err(crate::error::pg),

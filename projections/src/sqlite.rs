@@ -2,7 +2,7 @@
 //! same transaction; the queries the server answers from those tables are in `queries`.
 
 use crate::plan::Plan;
-use crate::projection::{Change, Projection, Target};
+use crate::projection::{Projection, Target};
 use events::keys::Keys;
 use events::migrate::{self, Migration};
 use events::{Event, Recorded};
@@ -12,9 +12,13 @@ use std::sync::{Arc, Mutex};
 
 pub use crate::error::Error;
 
+mod apply;
 mod queries;
+use apply::apply_change;
+pub(crate) use queries::{INVITES, MEMBERS, ROOM_COLUMNS};
 pub use queries::{
-    RecordRow, RoomRow, UserRow, is_member, messages, messages_by, room_by_code, room_by_id,
+    InviteRow, MemberRow, RecordRow, RoomRow, UserRow, invites, is_member, member_role, members,
+    messages, messages_by, retention_rooms, room_by_code, room_by_id, room_for, room_of_code,
     rooms_of, search, user_by_id, user_by_name,
 };
 
@@ -34,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "sealed_log",
         sql: include_str!("../../migrations/sqlite/read/0003_sealed_log.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "governance",
+        sql: include_str!("../../migrations/sqlite/read/0004_governance.sql"),
     },
 ];
 
@@ -251,18 +260,12 @@ pub fn apply_in_transaction(
     for update in &plan.rooms {
         // `last_seq` stays as it is when the room had no messages in the batch.
         tx.prepare_cached(&format!(
-            "update {} set member_count = member_count + ?2,
-                             last_seq = coalesce(max(last_seq, ?3), last_seq),
-                             update_time = max(update_time, ?4)
+            "update {} set last_seq = coalesce(max(last_seq, ?2), last_seq),
+                             update_time = max(update_time, ?3)
              where id = ?1",
             target.table("room")
         ))?
-        .execute(params![
-            update.room_id,
-            update.members,
-            update.last_seq,
-            update.update_time
-        ])?;
+        .execute(params![update.room_id, update.last_seq, update.update_time])?;
     }
     for (name, at) in names.iter().zip(&at) {
         tx.execute(
@@ -285,136 +288,4 @@ fn open_sealed(keys: &Keys, rec: &Recorded, event: &Event) -> Result<Option<Stri
         position: rec.position,
         reason: e.to_string(),
     })
-}
-
-/// Applies one of a plan's inserts.
-fn apply_change(tx: &Connection, change: &Change, target: Target) -> rusqlite::Result<()> {
-    match change {
-        Change::InsertUser {
-            id,
-            name,
-            created_at,
-        } => {
-            tx.prepare_cached(&format!(
-                "insert into {} (id, name, name_lower, created_at) values (?1, ?2, ?3, ?4)",
-                target.table("user")
-            ))?
-            .execute(params![
-                id,
-                name.as_deref().unwrap_or(crate::DELETED_USER),
-                name.as_deref().map(str::to_lowercase),
-                created_at
-            ])?;
-        }
-        Change::UpdateUser {
-            id,
-            name,
-            name_lower,
-            avatar_image,
-        } => {
-            tx.prepare_cached(&format!(
-                "update {} set name = coalesce(?2, name),
-                               name_lower = coalesce(?3, name_lower),
-                               avatar_image = coalesce(?4, avatar_image)
-                 where id = ?1 and erased_at is null",
-                target.table("user")
-            ))?
-            .execute(params![id, name, name_lower, avatar_image])?;
-        }
-        Change::EraseUser { id, time } => {
-            tx.prepare_cached(&format!(
-                "update {} set name = ?2, name_lower = null, avatar_image = '', erased_at = ?3
-                 where id = ?1",
-                target.table("user")
-            ))?
-            .execute(params![id, crate::DELETED_USER, time])?;
-        }
-        Change::ScrubRecords { user_id } => {
-            tx.prepare_cached(&format!(
-                "update {} set message = '', search_text = '', deleted = 1 where user_id = ?1",
-                target.table("room_record")
-            ))?
-            .execute(params![user_id])?;
-        }
-        Change::RemoveMember { room_id, user_id } => {
-            tx.prepare_cached(&format!(
-                "delete from {} where room_id = ?1 and user_id = ?2",
-                target.table("room_member")
-            ))?
-            .execute(params![room_id, user_id])?;
-        }
-        Change::InsertRoom {
-            id,
-            name,
-            description,
-            owner,
-            avatar_image,
-            room_hash_id,
-            time,
-        } => {
-            tx.prepare_cached(&format!(
-                "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
-                                   create_time, update_time)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                target.table("room")
-            ))?
-            .execute(params![
-                id,
-                name,
-                description,
-                owner,
-                avatar_image,
-                room_hash_id,
-                time
-            ])?;
-        }
-        Change::InsertMember {
-            room_id,
-            user_id,
-            joined_at,
-        } => {
-            tx.prepare_cached(&format!(
-                // A second join of one user (possible only in a log written by a faulty
-                // writer) must not stop the projection.
-                "insert into {} (room_id, user_id, joined_at) values (?1, ?2, ?3)
-                 on conflict do nothing",
-                target.table("room_member")
-            ))?
-            .execute(params![room_id, user_id, joined_at])?;
-        }
-        Change::InsertRecord {
-            room_id,
-            seq,
-            message_id,
-            user_id,
-            message,
-            search_text,
-            deleted,
-            time,
-            event_id,
-            position,
-        } => {
-            tx.prepare_cached(&format!(
-                "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                          event_id, position, search_text, deleted)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                target.table("room_record")
-            ))?
-            .execute(params![
-                room_id,
-                *seq as i64,
-                message_id,
-                user_id,
-                message,
-                time,
-                event_id.as_slice(),
-                *position as i64,
-                search_text,
-                deleted
-            ])?;
-        }
-        // `Plan::new` keeps the room updates out of the inserts.
-        Change::CountMember { .. } | Change::UncountMember { .. } | Change::TouchRoom { .. } => {}
-    }
-    Ok(())
 }

@@ -8,7 +8,11 @@
 //! database of its own. Built without it, each of them is ignored, and cargo says why
 //! (`events/build.rs`). The SQLite test always runs.
 
+mod common;
+
+use common::*;
 use deadpool_postgres::Pool;
+use events::event::Role;
 use events::testing::{
     Watched, created as room, joined as join, posted as message, registered as user,
 };
@@ -34,6 +38,7 @@ async fn fresh_pool() -> Pool {
             postgres::MIGRATION,
             postgres::SEARCH_MIGRATION,
             postgres::SEALED_MIGRATION,
+            postgres::GOVERNANCE_MIGRATION,
         ],
     )
     .await;
@@ -42,7 +47,9 @@ async fn fresh_pool() -> Pool {
 
 /// A log of several rooms whose joins and messages interleave, with times that do not always
 /// grow, a second join of one member, and (as only a faulty writer would leave) a join and a
-/// message before their room's creation.
+/// message before their room's creation; and a room's governance among the messages: roles
+/// and a transfer, mutes, a kick and a join right after it, bans of a member and of a
+/// non-member, settings, archival, a new standing code and invites used and revoked.
 fn history() -> Vec<(Event, i64)> {
     let mut log = Vec::new();
     let mut t = 1_000;
@@ -83,6 +90,56 @@ fn history() -> Vec<(Event, i64)> {
             201..=204 => at(join("d", &format!("u{}", i - 201)), &mut log, 2),
             300 => at(user("u8", "USER8"), &mut log, 1),
             301 => at(join("b", "u8"), &mut log, 1),
+            400 => at(role("a", "u4", "u0", Role::Admin), &mut log, 1),
+            401 => at(muted("a", "u4", "u0", 5_000), &mut log, 1),
+            402 => at(unmuted("a", "u4", "u0"), &mut log, 1),
+            403 => at(muted("a", "u4", "u0", 6_000), &mut log, 1),
+            404 => at(join("a", "u5"), &mut log, 1),
+            405 => {
+                at(kicked("a", "u5", "u4"), &mut log, 1);
+                at(join("a", "u5"), &mut log, 1);
+            }
+            406 => at(banned("a", "u5", "u0", None), &mut log, 1),
+            407 => {
+                at(banned("a", "u6", "u0", Some(9_999)), &mut log, 1);
+                at(unbanned("a", "u6", "u0"), &mut log, 1);
+                at(banned("a", "u6", "u4", Some(12_345)), &mut log, 1);
+                at(banned("a", "u6", "u0", Some(2_222)), &mut log, 1);
+            }
+            408 => {
+                at(role("a", "u4", "u0", Role::Owner), &mut log, 1);
+                at(role("a", "u0", "u0", Role::Admin), &mut log, 1);
+            }
+            409 => at(
+                updated("a", "u4", Some("A2"), None, Some(Some(30))),
+                &mut log,
+                1,
+            ),
+            410 => at(
+                updated("a", "u4", None, Some("d"), Some(None)),
+                &mut log,
+                -20,
+            ),
+            411 => at(updated("b", "u1", None, None, Some(Some(7))), &mut log, 1),
+            412 => {
+                at(archived("b", "u1", true), &mut log, 1);
+                at(archived("b", "u1", false), &mut log, 1);
+                at(archived("c", "u2", true), &mut log, 1);
+            }
+            413 => at(rotated("a", "u4", "a2"), &mut log, 1),
+            414 => {
+                at(invite("a", "i1", "u4", Some(2), None), &mut log, 1);
+                at(joined_with("a", "u1", "i1"), &mut log, 1);
+                at(joined_with("a", "u2", "i1"), &mut log, 1);
+            }
+            415 => {
+                at(invite("a", "i2", "u0", None, Some(50_000)), &mut log, 1);
+                at(revoked("a", "i2", "u0"), &mut log, 1);
+            }
+            416 => {
+                at(left("a", "u1"), &mut log, 1);
+                at(joined_with("a", "u1", "i1"), &mut log, 1);
+            }
             _ => {}
         }
     }
@@ -125,6 +182,8 @@ enum Kind {
     B,
     /// An integer or null.
     N,
+    /// A text or null.
+    O,
     /// A flag: boolean in PostgreSQL, 0 or 1 in SQLite.
     F,
 }
@@ -132,8 +191,8 @@ enum Kind {
 /// A read table: its name, columns and key.
 type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
 
-/// Every read table.
-const TABLES: [Table; 4] = [
+/// Every read table, in the order of `ALL`.
+const TABLES: [Table; 7] = [
     (
         "\"user\"",
         &[
@@ -157,8 +216,9 @@ const TABLES: [Table; 4] = [
             ("room_hash_id", Kind::T),
             ("create_time", Kind::I),
             ("update_time", Kind::I),
-            ("member_count", Kind::I),
             ("last_seq", Kind::I),
+            ("archived", Kind::F),
+            ("retention_days", Kind::N),
         ],
         "id",
     ),
@@ -168,6 +228,8 @@ const TABLES: [Table; 4] = [
             ("room_id", Kind::T),
             ("user_id", Kind::T),
             ("joined_at", Kind::I),
+            ("role", Kind::T),
+            ("muted_until", Kind::N),
         ],
         "room_id, user_id",
     ),
@@ -186,6 +248,42 @@ const TABLES: [Table; 4] = [
             ("deleted", Kind::F),
         ],
         "room_id, seq",
+    ),
+    (
+        "room_ban",
+        &[
+            ("room_id", Kind::T),
+            ("user_id", Kind::T),
+            ("until", Kind::N),
+            ("banned_by", Kind::T),
+            ("banned_at", Kind::I),
+        ],
+        "room_id, user_id",
+    ),
+    (
+        "room_invite",
+        &[
+            ("room_id", Kind::T),
+            ("invite_id", Kind::T),
+            ("code", Kind::T),
+            ("code_hash", Kind::B),
+            ("max_uses", Kind::N),
+            ("uses", Kind::I),
+            ("expires_at", Kind::N),
+            ("created_by", Kind::T),
+            ("created_at", Kind::I),
+            ("revoked", Kind::F),
+        ],
+        "room_id, invite_id",
+    ),
+    (
+        "room_code",
+        &[
+            ("code_hash", Kind::B),
+            ("room_id", Kind::T),
+            ("invite_id", Kind::O),
+        ],
+        "code_hash",
     ),
 ];
 
@@ -212,6 +310,7 @@ async fn dump_pg(pool: &Pool) -> Dump {
                         Kind::I => Cell::Int(r.get(i)),
                         Kind::B => Cell::Bytes(r.get(i)),
                         Kind::N => r.get::<_, Option<i64>>(i).map_or(Cell::Null, Cell::Int),
+                        Kind::O => r.get::<_, Option<String>>(i).map_or(Cell::Null, Cell::Text),
                         Kind::F => Cell::Int(r.get::<_, bool>(i).into()),
                     })
                     .collect()
@@ -237,6 +336,9 @@ fn dump_sqlite(conn: &rusqlite::Connection) -> Dump {
                             Kind::I => Cell::Int(r.get(i)?),
                             Kind::B => Cell::Bytes(r.get(i)?),
                             Kind::N => r.get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int),
+                            Kind::O => r
+                                .get::<_, Option<String>>(i)?
+                                .map_or(Cell::Null, Cell::Text),
                             Kind::F => Cell::Int(r.get(i)?),
                         })
                     })
@@ -280,18 +382,7 @@ fn reference(log: &[Recorded]) -> Dump {
 async fn sqlite_batches_of_any_size_give_the_rows_of_change_by_change() {
     let (_, log) = seeded_store().await;
     let expected = reference(&log);
-    // The reference saw what the log holds: the faulty join and message count nowhere, the
-    // second join once, and every message moved its room's last seq.
-    let rooms = &expected[1].1;
-    let room = |id: &str| {
-        rooms
-            .iter()
-            .find(|r| r[0] == Cell::Text(id.into()))
-            .unwrap()
-    };
-    assert_eq!(room("late")[8], Cell::Int(2), "late's members");
-    assert_eq!(room("a")[8], Cell::Int(3), "a's joins, one member's twice");
-    assert_ne!(room("a")[9], Cell::Int(0), "a's last seq");
+    history_as_logged(&expected);
     for size in [2, 3, 64, 1000, log.len()] {
         assert_same(
             &sqlite_rows(&log, size),
@@ -299,6 +390,105 @@ async fn sqlite_batches_of_any_size_give_the_rows_of_change_by_change() {
             &format!("batches of {size}"),
         );
     }
+}
+
+/// The rows of [`history`] hold what its log says: the faulty message counts nowhere, the
+/// second join once, every message moved its room's last seq, and the governance of room `a`
+/// (and the settings of `b` and `c`) show as the room actor meant them.
+fn history_as_logged(dump: &Dump) {
+    let text = |t: &str| Cell::Text(t.into());
+    let rows = |table: usize, room: &str| -> Vec<Vec<Cell>> {
+        let key = if table == 6 { 1 } else { 0 };
+        dump[table]
+            .1
+            .iter()
+            .filter(|r| r[key] == text(room))
+            .cloned()
+            .collect()
+    };
+    let room = |id: &str| rows(1, id).pop().unwrap();
+    assert_ne!(room("a")[8], Cell::Int(0), "a's last seq");
+    // u0's join before the room existed made them a member, and its creation found them.
+    let late: Vec<Cell> = rows(2, "late").iter().map(|m| m[1].clone()).collect();
+    assert_eq!(late, [text("u0"), text("u3"), text("u7")], "late's members");
+    let a: Vec<(Cell, Cell, Cell)> = rows(2, "a")
+        .iter()
+        .map(|m| (m[1].clone(), m[3].clone(), m[4].clone()))
+        .collect();
+    assert_eq!(
+        a,
+        [
+            (text("u0"), text("admin"), Cell::Null),
+            (text("u1"), text("member"), Cell::Null),
+            (text("u2"), text("member"), Cell::Null),
+            (text("u4"), text("owner"), Cell::Int(6_000)),
+        ],
+        "a's members: u5 kicked, back and banned; u1 left and back"
+    );
+    let a = room("a");
+    assert_eq!(
+        (&a[1], &a[2], &a[3], &a[5], &a[9], &a[10]),
+        (
+            &text("A2"),
+            &text("d"),
+            &text("u4"),
+            &text(&code("a2")),
+            &Cell::Int(0),
+            &Cell::Null
+        ),
+        "a's settings, owner and new code"
+    );
+    assert_eq!(
+        (&room("b")[9], &room("b")[10]),
+        (&Cell::Int(0), &Cell::Int(7))
+    );
+    assert_eq!(room("c")[9], Cell::Int(1), "c archived");
+    let bans: Vec<(Cell, Cell, Cell)> = rows(4, "a")
+        .iter()
+        .map(|b| (b[1].clone(), b[2].clone(), b[3].clone()))
+        .collect();
+    assert_eq!(
+        bans,
+        [
+            (text("u5"), Cell::Null, text("u0")),
+            (text("u6"), Cell::Int(2_222), text("u0"))
+        ],
+        "the last ban of each"
+    );
+    let invites: Vec<(Cell, Cell, Cell, Cell, Cell)> = rows(5, "a")
+        .iter()
+        .map(|i| {
+            (
+                i[1].clone(),
+                i[2].clone(),
+                i[4].clone(),
+                i[5].clone(),
+                i[9].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        invites,
+        [
+            (
+                text("i1"),
+                text(&code("i1")),
+                Cell::Int(2),
+                Cell::Int(3),
+                Cell::Int(0)
+            ),
+            (
+                text("i2"),
+                text(&code("i2")),
+                Cell::Null,
+                Cell::Int(0),
+                Cell::Int(1)
+            ),
+        ]
+    );
+    // Every code a room ever had: five rooms', a's new one and its two invites'.
+    assert_eq!(dump[6].1.len(), 8);
+    assert_eq!(rows(6, "a").len(), 4);
 }
 
 fn assert_same(actual: &Dump, expected: &Dump, what: &str) {
@@ -333,9 +523,12 @@ fn read_after(log: &[Recorded], chunk: &[Recorded]) -> u64 {
 /// would hold.
 async fn empty_read_tables(pool: &Pool) {
     let c = pool.get().await.unwrap();
-    c.batch_execute("truncate \"user\", room, room_member, room_record, projection_checkpoint")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "truncate \"user\", room, room_member, room_record, room_ban, room_invite, room_code,
+                  projection_checkpoint",
+    )
+    .await
+    .unwrap();
 }
 
 #[cfg_attr(
@@ -348,18 +541,7 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
     let (_, log) = seeded_store().await;
     let head = log.last().unwrap().position;
     let expected = reference(&log);
-    // The reference itself saw what the log holds: the faulty join and message count nowhere,
-    // the second join once.
-    let rooms = &expected[1].1;
-    let late = rooms.iter().find(|r| r[0] == Cell::Text("late".into()));
-    assert_eq!(late.unwrap()[8], Cell::Int(2), "late's members");
-    let a = rooms.iter().find(|r| r[0] == Cell::Text("a".into()));
-    assert_eq!(a.unwrap()[8], Cell::Int(3), "a's joins, one member's twice");
-    let a_members = expected[2]
-        .1
-        .iter()
-        .filter(|r| r[0] == Cell::Text("a".into()));
-    assert_eq!(a_members.count(), 2);
+    history_as_logged(&expected);
 
     for size in [1, 3, 64, 1000, log.len()] {
         empty_read_tables(&pool).await;
@@ -393,7 +575,7 @@ async fn batches_of_any_size_give_the_rows_of_change_by_change() {
             &expected,
             &format!("batches of {size}"),
         );
-        assert_eq!(checkpoints(&pool).await, [head; 4]);
+        assert_eq!(checkpoints(&pool).await, [head; ALL.len()]);
     }
 }
 
@@ -452,7 +634,7 @@ async fn projections_applied_together_give_the_rows_of_change_by_change() {
             &expected,
             &format!("together, batches of {size}"),
         );
-        assert_eq!(checkpoints(&pool).await, [head; 4]);
+        assert_eq!(checkpoints(&pool).await, [head; ALL.len()]);
     }
 }
 
@@ -524,7 +706,7 @@ async fn a_batch_after_a_checkpoint_the_database_lost_is_refused() {
         }) => assert_eq!((stored, a), (0, after)),
         other => panic!("expected Behind, got {other:?}"),
     }
-    assert_eq!(checkpoints(&pool).await, [0; 4], "nothing applied");
+    assert_eq!(checkpoints(&pool).await, [0; ALL.len()], "nothing applied");
     assert_eq!(dump_pg(&pool).await, reference(&[]), "nothing applied");
     // Read again from the stored checkpoint, the whole log applies.
     postgres::commit_batch(&events::testing::keys(), &pool, &ALL, Target::Live, 0, &log)
@@ -578,11 +760,11 @@ async fn workers_read_the_log_again_when_the_database_lost_their_commits() {
     // from them, not only what came after the loss.
     let log = store.read_all(0, usize::MAX).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while checkpoints(&pool).await != [head; 4] && std::time::Instant::now() < deadline {
+    while checkpoints(&pool).await != [head; ALL.len()] && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     workers.shutdown().await;
-    assert_eq!(checkpoints(&pool).await, [head; 4]);
+    assert_eq!(checkpoints(&pool).await, [head; ALL.len()]);
     assert_same(&dump_pg(&pool).await, &reference(&log), "after the loss");
 }
 
@@ -632,7 +814,7 @@ async fn live_workers_and_a_rebuild_give_the_rows_of_change_by_change() {
         );
     }
     assert_same(&dump_pg(&pool).await, &expected, "rebuilt");
-    assert_eq!(checkpoints(&pool).await, [head; 4]);
+    assert_eq!(checkpoints(&pool).await, [head; ALL.len()]);
 
     // The workers carry on from the switched checkpoints.
     let more = vec![

@@ -224,14 +224,7 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
     let messages = app.read.messages_by(&user.id).await?;
     let rooms: Vec<Value> = rooms
         .iter()
-        .map(|r| {
-            let role = if r.owner == user.id {
-                "owner"
-            } else {
-                "member"
-            };
-            json!({"room": wire::room(r), "role": role})
-        })
+        .map(|r| json!({"room": wire::room(r), "role": r.role}))
         .collect();
     let messages: Vec<Value> = messages
         .iter()

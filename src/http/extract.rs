@@ -29,12 +29,49 @@ where
     }
 }
 
+/// A JSON body that may also be left out (no body at all reads as `T::default()`), for calls
+/// whose every field is optional; a body that is sent must be the JSON expected.
+pub struct OptionalBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|l| l == "0")
+            || (req
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::TRANSFER_ENCODING)
+                    .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .is_none());
+        if empty {
+            return Ok(OptionalBody(T::default()));
+        }
+        let Body(v) = Body::from_request(req, state).await?;
+        Ok(OptionalBody(v))
+    }
+}
+
 fn json_error(rejection: &JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "the request body is too large (an avatar may be at most 1 MiB)",
-        );
+        )
+        .code("too_large");
     }
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -45,6 +82,7 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
             other.body_text()
         )),
     }
+    .code("bad_request")
 }
 
 /// The caller's session, from `Authorization: Bearer <token>`.

@@ -4,6 +4,7 @@
 mod account;
 mod error;
 mod extract;
+mod governance;
 mod linger;
 mod openapi;
 mod rooms;
@@ -42,6 +43,16 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(rooms::join))
         .routes(routes!(rooms::messages))
         .routes(routes!(rooms::search))
+        .routes(routes!(governance::patch_room))
+        .routes(routes!(governance::leave))
+        .routes(routes!(governance::members))
+        .routes(routes!(governance::set_role))
+        .routes(routes!(governance::kick))
+        .routes(routes!(governance::ban, governance::unban))
+        .routes(routes!(governance::mute, governance::unmute))
+        .routes(routes!(governance::rotate))
+        .routes(routes!(governance::create_invite, governance::invites))
+        .routes(routes!(governance::revoke_invite))
         .split_for_parts();
     let doc = openapi::document_of(doc)
         .to_json()

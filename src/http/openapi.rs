@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
     tags(
         (name = "users", description = "Registration, login, sessions"),
         (name = "rooms", description = "Rooms and their history"),
+        (name = "governance", description = "Roles, moderation, room settings and invites"),
         (name = "meta", description = "This document"),
     ),
 )]

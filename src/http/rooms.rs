@@ -75,6 +75,18 @@ async fn room_row(app: &Shared, room_id: &str) -> Result<projections::RoomRow, A
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such room"))
 }
 
+/// The room as `user_id` sees it, with their role.
+async fn own_room(
+    app: &Shared,
+    room_id: &str,
+    user_id: &str,
+) -> Result<projections::RoomRow, ApiError> {
+    app.read
+        .room_for(room_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such room"))
+}
+
 /// Creates a room owned by the caller, who is its first member (`POST /api/room/create`).
 #[utoipa::path(
     post,
@@ -133,7 +145,7 @@ pub async fn create(
         .await?;
     app.wrote(&s.user_id, created.position);
     app.wait_for(created.position).await;
-    let room = room_row(&app, &created.room_id).await?;
+    let room = own_room(&app, &created.room_id, &s.user_id).await?;
     let data = RoomData {
         room: wire::room(&room),
     };
@@ -196,18 +208,18 @@ pub async fn join(
             "roomIdHash must be a join code of 32 lowercase hex characters",
         ));
     }
-    let room = app
+    let room_id = app
         .read
-        .room_by_code(&code)
+        .room_of_code(&events::event::join_code_hash(&code))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no room has this join code"))?;
-    let joined = app
-        .rooms
-        .join(&room.id, &s.user_id, events::event::join_code_hash(&code))
-        .await?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "no room has this join code").code("not_found")
+        })?;
+    let hash = events::event::join_code_hash(&code);
+    let joined = app.rooms.join(&room_id, &s.user_id, hash).await?;
     app.wrote(&s.user_id, joined.position);
     app.wait_for(joined.position).await;
-    let room = room_row(&app, &room.id).await?;
+    let room = own_room(&app, &room_id, &s.user_id).await?;
     let data = RoomData {
         room: wire::room(&room),
     };

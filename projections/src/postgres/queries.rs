@@ -2,7 +2,9 @@
 //! SQLite queries return.
 
 use crate::error::{Error, pg};
-use crate::sqlite::{RecordRow, RoomRow, UserRow};
+use crate::sqlite::{
+    INVITES, InviteRow, MEMBERS, MemberRow, ROOM_COLUMNS, RecordRow, RoomRow, UserRow,
+};
 use deadpool_postgres::Pool;
 
 fn user_row(r: &tokio_postgres::Row) -> UserRow {
@@ -26,11 +28,11 @@ fn room_row(r: &tokio_postgres::Row) -> RoomRow {
         update_time: r.get(7),
         member_count: r.get::<_, i64>(8) as u64,
         last_seq: r.get::<_, i64>(9) as u64,
+        archived: r.get(10),
+        retention_days: r.get::<_, Option<i64>>(11).map(|d| d as u32),
+        role: r.get(12),
     }
 }
-
-const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
-     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
 
 pub(crate) async fn user_by(
     pool: &Pool,
@@ -54,7 +56,7 @@ pub(crate) async fn room_by(
     value: &str,
 ) -> Result<Option<RoomRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
-    let sql = format!("select {ROOM_COLUMNS} from room r where r.{column} = $1");
+    let sql = format!("select {ROOM_COLUMNS}, null::text from room r where r.{column} = $1");
     Ok(c.query_opt(&sql, &[&value])
         .await
         .map_err(pg)?
@@ -65,7 +67,7 @@ pub(crate) async fn room_by(
 pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
     let sql = format!(
-        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
+        "select {ROOM_COLUMNS}, m.role from room_member m join room r on r.id = m.room_id
          where m.user_id = $1 order by r.update_time desc, r.id"
     );
     Ok(c.query(&sql, &[&user_id])
@@ -74,6 +76,102 @@ pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>,
         .iter()
         .map(room_row)
         .collect())
+}
+
+pub(crate) async fn room_for(
+    pool: &Pool,
+    room_id: &str,
+    user_id: &str,
+) -> Result<Option<RoomRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let sql = format!(
+        "select {ROOM_COLUMNS}, m.role from room r
+         left join room_member m on m.room_id = r.id and m.user_id = $2
+         where r.id = $1"
+    );
+    Ok(c.query_opt(&sql, &[&room_id, &user_id])
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(room_row))
+}
+
+pub(crate) async fn room_of_code(pool: &Pool, hash: &[u8; 32]) -> Result<Option<String>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    Ok(c.query_opt(
+        "select room_id from room_code where code_hash = $1",
+        &[&hash.as_slice()],
+    )
+    .await
+    .map_err(pg)?
+    .map(|r| r.get(0)))
+}
+
+pub(crate) async fn members(pool: &Pool, room_id: &str) -> Result<Vec<MemberRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    Ok(c.query(MEMBERS, &[&room_id])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| MemberRow {
+            user_id: r.get(0),
+            name: r.get(1),
+            avatar_image: r.get(2),
+            role: r.get(3),
+            muted_until: r.get(4),
+            joined_at: r.get(5),
+        })
+        .collect())
+}
+
+pub(crate) async fn member_role(
+    pool: &Pool,
+    room_id: &str,
+    user_id: &str,
+) -> Result<Option<String>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    Ok(c.query_opt(
+        "select role from room_member where room_id = $1 and user_id = $2",
+        &[&room_id, &user_id],
+    )
+    .await
+    .map_err(pg)?
+    .map(|r| r.get(0)))
+}
+
+pub(crate) async fn invites(
+    pool: &Pool,
+    room_id: &str,
+    now_ms: i64,
+) -> Result<Vec<InviteRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    Ok(c.query(INVITES, &[&room_id, &now_ms])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| InviteRow {
+            invite_id: r.get(0),
+            code: r.get(1),
+            uses: r.get::<_, i64>(2) as u64,
+            max_uses: r.get::<_, Option<i64>>(3).map(|n| n as u64),
+            expires_at: r.get(4),
+            created_by: r.get(5),
+            created_at: r.get(6),
+        })
+        .collect())
+}
+
+pub(crate) async fn retention_rooms(pool: &Pool) -> Result<Vec<(String, u32)>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    Ok(c.query(
+        "select id, retention_days from room where retention_days is not null order by id",
+        &[],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| (r.get(0), r.get::<_, i64>(1) as u32))
+    .collect())
 }
 
 fn record_row(r: &tokio_postgres::Row) -> RecordRow {

@@ -40,6 +40,49 @@ pub struct RoomRow {
     pub member_count: u64,
     /// Newest seq.
     pub last_seq: u64,
+    /// Whether it is read-only.
+    pub archived: bool,
+    /// Its own retention limit in days, if it has one.
+    pub retention_days: Option<u32>,
+    /// The role of the user it was read for (`owner`, `admin` or `member`); `None` when read
+    /// for nobody, or for someone not a member.
+    pub role: Option<String>,
+}
+
+/// A `room_member` row with the member's profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The member's id.
+    pub user_id: String,
+    /// Their name as the `user` row gives it ("Deleted user" once erased).
+    pub name: String,
+    /// Their avatar path or empty.
+    pub avatar_image: String,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// End of their mute (ms), if they were muted; it may have passed.
+    pub muted_until: Option<i64>,
+    /// When they joined (ms).
+    pub joined_at: i64,
+}
+
+/// A live `room_invite` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRow {
+    /// The invite's id.
+    pub invite_id: String,
+    /// Its code.
+    pub code: String,
+    /// Joins made with it.
+    pub uses: u64,
+    /// Joins it allows; `None`: any number.
+    pub max_uses: Option<u64>,
+    /// When it stops working (ms); `None`: never.
+    pub expires_at: Option<i64>,
+    /// Id of the admin who made it.
+    pub created_by: String,
+    /// When it was made (ms).
+    pub created_at: i64,
 }
 
 /// A `room_record` row joined with its author.
@@ -100,8 +143,12 @@ pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error>
         .optional()?)
 }
 
-const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
-     r.room_hash_id, r.create_time, r.update_time, r.member_count, r.last_seq";
+/// The columns of a [`RoomRow`] but its role, of `room r`. The member count is counted from
+/// the member rows, with the index of their key.
+pub(crate) const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
+     r.room_hash_id, r.create_time, r.update_time, \
+     (select count(*) from room_member c where c.room_id = r.id), r.last_seq, r.archived, \
+     r.retention_days";
 
 fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
     Ok(RoomRow {
@@ -115,6 +162,9 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
         update_time: r.get(7)?,
         member_count: r.get::<_, i64>(8)? as u64,
         last_seq: r.get::<_, i64>(9)? as u64,
+        archived: r.get(10)?,
+        retention_days: r.get::<_, Option<i64>>(11)?.map(|d| d as u32),
+        role: r.get(12)?,
     })
 }
 
@@ -125,7 +175,7 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
 pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "select {ROOM_COLUMNS} from room r where r.id = ?1"
+            "select {ROOM_COLUMNS}, null from room r where r.id = ?1"
         ))?
         .query_row([id], room_row)
         .optional()?)
@@ -138,22 +188,130 @@ pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error>
 pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "select {ROOM_COLUMNS} from room r where r.room_hash_id = ?1"
+            "select {ROOM_COLUMNS}, null from room r where r.room_hash_id = ?1"
         ))?
         .query_row([code], room_row)
         .optional()?)
 }
 
-/// The rooms `user_id` is a member of, most recently active first.
+/// The rooms `user_id` is a member of, most recently active first, with their role.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error> {
     let mut s = conn.prepare_cached(&format!(
-        "select {ROOM_COLUMNS} from room_member m join room r on r.id = m.room_id
+        "select {ROOM_COLUMNS}, m.role from room_member m join room r on r.id = m.room_id
          where m.user_id = ?1 order by r.update_time desc, r.id"
     ))?;
     let rows = s.query_map([user_id], room_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The room with this id, with the role `user_id` has in it (none when not a member).
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_for(conn: &Connection, room_id: &str, user_id: &str) -> Result<Option<RoomRow>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "select {ROOM_COLUMNS}, m.role from room r
+             left join room_member m on m.room_id = r.id and m.user_id = ?2
+             where r.id = ?1"
+        ))?
+        .query_row([room_id, user_id], room_row)
+        .optional()?)
+}
+
+/// The room a join code (by its [`join_code_hash`](events::event::join_code_hash)) ever
+/// belonged to, standing or extra, whether it still works or not.
+///
+/// # Errors
+/// SQLite errors.
+pub fn room_of_code(conn: &Connection, hash: &[u8; 32]) -> Result<Option<String>, Error> {
+    Ok(conn
+        .prepare_cached("select room_id from room_code where code_hash = ?1")?
+        .query_row([hash.as_slice()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The SQL of [`members`], shared with PostgreSQL: `$1` the room; `user` quoted for it.
+pub(crate) const MEMBERS: &str = "select m.user_id, coalesce(u.name, ''), \
+     coalesce(u.avatar_image, ''), m.role, m.muted_until, m.joined_at \
+     from room_member m left join \"user\" u on u.id = m.user_id where m.room_id = $1 \
+     order by case m.role when 'owner' then 0 when 'admin' then 1 else 2 end, \
+              m.joined_at, m.user_id";
+
+/// The members of a room: the owner, the admins, then the members, each by join time.
+///
+/// # Errors
+/// SQLite errors.
+pub fn members(conn: &Connection, room_id: &str) -> Result<Vec<MemberRow>, Error> {
+    let mut s = conn.prepare_cached(MEMBERS)?;
+    let rows = s.query_map([room_id], |r| {
+        Ok(MemberRow {
+            user_id: r.get(0)?,
+            name: r.get(1)?,
+            avatar_image: r.get(2)?,
+            role: r.get(3)?,
+            muted_until: r.get(4)?,
+            joined_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The role of `user_id` in `room_id`, `None` when not a member.
+///
+/// # Errors
+/// SQLite errors.
+pub fn member_role(
+    conn: &Connection,
+    room_id: &str,
+    user_id: &str,
+) -> Result<Option<String>, Error> {
+    Ok(conn
+        .prepare_cached("select role from room_member where room_id = ?1 and user_id = ?2")?
+        .query_row([room_id, user_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// The SQL of [`invites`], shared with PostgreSQL: `$1` the room, `$2` the time now (ms).
+pub(crate) const INVITES: &str = "select invite_id, code, uses, max_uses, expires_at, \
+     created_by, created_at from room_invite \
+     where room_id = $1 and not revoked and (expires_at is null or expires_at > $2) \
+       and (max_uses is null or uses < max_uses) \
+     order by created_at, invite_id";
+
+/// The invites of a room that still work at `now_ms`: not revoked, not expired, not used
+/// up; oldest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn invites(conn: &Connection, room_id: &str, now_ms: i64) -> Result<Vec<InviteRow>, Error> {
+    let mut s = conn.prepare_cached(INVITES)?;
+    let rows = s.query_map(params![room_id, now_ms], |r| {
+        Ok(InviteRow {
+            invite_id: r.get(0)?,
+            code: r.get(1)?,
+            uses: r.get::<_, i64>(2)? as u64,
+            max_uses: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
+            expires_at: r.get(4)?,
+            created_by: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every room with a retention limit of its own, with that limit in days.
+///
+/// # Errors
+/// SQLite errors.
+pub fn retention_rooms(conn: &Connection) -> Result<Vec<(String, u32)>, Error> {
+    let mut s = conn.prepare_cached(
+        "select id, retention_days from room where retention_days is not null order by id",
+    )?;
+    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
