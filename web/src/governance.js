@@ -189,7 +189,16 @@ function roomFields(room) {
   return shared
 }
 
+// The room as it was before this page's own change: the timeline line of that change (which
+// may come before or after the answer) says what it changed, not what it found unchanged.
+const ownBefore = new Map()
+function beforeOwnChange(roomId) {
+  const room = roomById(roomId)
+  if (room) ownBefore.set(key(roomId), { ...room })
+}
+
 export async function updateRoom(roomId, changes) {
+  beforeOwnChange(roomId)
   const data = await api.updateRoom(roomId, changes)
   if (data && data.room) patchRoom(roomId, roomFields(data.room))
 }
@@ -229,6 +238,7 @@ export function dismissRemoval(k) {
 /* ---------------------------------------------------------------- invites */
 
 export async function rotateCode(roomId) {
+  beforeOwnChange(roomId)
   const data = await api.rotateCode(roomId)
   if (data && data.room) patchRoom(roomId, roomFields(data.room))
 }
@@ -321,7 +331,11 @@ export function applyRoomEvent(ev) {
     dropRoom(ev.roomId, removalText(ev, room))
     return
   }
-  const before = { ...room }
+  let before = { ...room }
+  if (ev.type === 'updated' && ev.by && isMe(ev.by.id) && ownBefore.has(key(ev.roomId))) {
+    before = ownBefore.get(key(ev.roomId))
+    ownBefore.delete(key(ev.roomId))
+  }
   switch (ev.type) {
     case 'joined':
       if (state.members[key(ev.roomId)]) putMember(ev.roomId, { ...ev.user, role: 'member', mutedUntil: null })
@@ -366,8 +380,11 @@ function addLine(chat, ev, text) {
   if (!text) return
   const afterSeq = lastSeqOf(chat)
   const prev = chat.notices[chat.notices.length - 1]
-  // part 1's join notice of the same join says it already
-  if (ev.type === 'joined' && prev && prev.afterSeq === afterSeq && prev.user && sameId(prev.user.id, ev.user.id)) return
+  // one line per join: part 1's join notice of the same join becomes this line
+  if (ev.type === 'joined' && prev && prev.afterSeq === afterSeq && prev.user && sameId(prev.user.id, ev.user.id)) {
+    if (!prev.text && !prev.mine) prev.text = text
+    return
+  }
   chat.notices.push({
     key: newId(),
     afterSeq,
