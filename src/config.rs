@@ -160,7 +160,8 @@ pub enum ProjectionsCommand {
         /// Where the data lives.
         #[command(flatten)]
         store: StoreArgs,
-        /// The projection (user, room, room_member, room_record); all when omitted.
+        /// The projection (user, room, room_member, room_record, room_ban, room_invite,
+        /// room_code); all when omitted.
         name: Option<String>,
         /// Drop an interrupted rebuild's tables and start over instead of resuming.
         #[arg(long)]

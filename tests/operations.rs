@@ -1,7 +1,7 @@
 //! The operator commands of the real binary: verify on untouched and altered logs, audit of a
 //! log written by schema version 1, and a rebuild on it; the retention limit with a legal
-//! hold on a room, `hold list` and `hold remove`; the upgrade of an altered old log and of an
-//! interrupted one.
+//! hold on a room, `hold list` and `hold remove`; a room's own retention beside the server's;
+//! the upgrade of an altered old log and of an interrupted one.
 
 mod common;
 
@@ -251,7 +251,11 @@ fn a_schema_1_log_audits_verifies_and_rebuilds() {
     // The read tables the old server built lack the search column's data: a rebuild fills it.
     let (code, out, err) = chatroom(&["projections", "rebuild"], data.path());
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches("switched over").count(), 4, "{out}");
+    assert_eq!(
+        out.matches("switched over").count(),
+        projections::ALL.len(),
+        "{out}"
+    );
     let conn = rusqlite::Connection::open(data.path().join("read.db")).unwrap();
     let filled: i64 = conn
         .query_row(
@@ -479,6 +483,136 @@ async fn retention_turns_old_messages_into_placeholders_and_a_room_hold_keeps_th
     assert_eq!(listed, "no legal holds\n");
     let (code, out, _) = chatroom(&["verify"], &data);
     assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn a_rooms_own_retention_applies_where_it_is_shorter_than_the_servers() {
+    let mut first = Server::start(&[]);
+    let mut ann = first.client();
+    let me = ann.register(&unique("ann")).await;
+    let user = me["userId"].as_str().unwrap().to_owned();
+    let mut rooms = Vec::new();
+    for name in ["one day", "thirty days", "no limit"] {
+        rooms.push(
+            ann.create_room(name).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(first.terminate().success());
+    let data = first.data.clone();
+    let now = events::now_ms();
+    for (room, days) in rooms.iter().zip([Some(1), Some(30), None]) {
+        if let Some(days) = days {
+            set_retention_at(&data, room, &user, days, now - 86_400_000).await;
+        }
+        post_at(
+            &data,
+            room,
+            1,
+            &user,
+            "Twenty days old",
+            now - 20 * 86_400_000,
+        )
+        .await;
+        post_at(
+            &data,
+            room,
+            2,
+            &user,
+            "Three days old",
+            now - 3 * 86_400_000,
+        )
+        .await;
+        post_at(&data, room, 3, &user, "Written today", now).await;
+    }
+
+    let mut server = Server::start_on(&data, &["--retention-days", "10"]);
+    let mut reader = server.client();
+    reader.token = ann.token.clone();
+    // The shorter limit wins: the room's own one day, else the server's ten.
+    let expected = [
+        [true, true, false],
+        [true, false, false],
+        [true, false, false],
+    ];
+    for (room, deleted) in rooms.iter().zip(expected) {
+        let path = format!("/api/room/{room}/messages");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let page = reader.call("GET", &path, None).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let seen: Vec<bool> = page.data()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["deleted"] == true)
+                .collect();
+            if seen == deleted {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{room}: placeholders {seen:?}, expected {deleted:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let mine = reader.call("GET", "/api/room/list", None).await;
+    let listed = mine.data()["roomList"].as_array().unwrap().clone();
+    let days =
+        |room: &str| listed.iter().find(|r| r["id"] == room).unwrap()["retention_days"].clone();
+    assert_eq!(
+        [days(&rooms[0]), days(&rooms[1]), days(&rooms[2])],
+        [json!(1), json!(30), Value::Null]
+    );
+    assert!(server.terminate().success());
+
+    // The keys went with the texts: the three-day-old one only where the room said one day.
+    assert_eq!(
+        audited_texts(&data, &rooms[0]),
+        [
+            (1, "(erased)".into()),
+            (2, "(erased)".into()),
+            (3, "Written today".into())
+        ]
+    );
+    for room in &rooms[1..] {
+        assert_eq!(
+            audited_texts(&data, room),
+            [
+                (1, "(erased)".into()),
+                (2, "Three days old".into()),
+                (3, "Written today".into())
+            ]
+        );
+    }
+}
+
+/// Appends the owner's `RoomUpdated` setting the room's own retention to `days`, at `time`,
+/// straight to the log of a stopped server.
+async fn set_retention_at(data: &Path, room: &str, owner: &str, days: u32, time: i64) {
+    use events::event::{Event, RoomUpdated, room_stream};
+    use events::{Expected, NewEvent, Store};
+    let updated = Event::RoomUpdated(RoomUpdated {
+        room_id: room.to_owned(),
+        by: owner.to_owned(),
+        name: None,
+        description: None,
+        avatar_image: None,
+        retention_days: Some(Some(days)),
+    });
+    let store = events::SqliteStore::open(data.join("events.db")).unwrap();
+    store
+        .append(
+            &room_stream(room),
+            Expected::Any,
+            vec![NewEvent::with_id(uuid::Uuid::new_v4(), &updated, time)],
+        )
+        .await
+        .unwrap();
+    store.close();
 }
 
 fn a606a83() -> tempfile::TempDir {

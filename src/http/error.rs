@@ -16,16 +16,28 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with this status and message.
+    /// An error with this status and message, and the contract's code for the status (a
+    /// more precise one, such as `not_member` for a 403, is set with [`ApiError::code`]).
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let code = match status {
+            StatusCode::BAD_REQUEST => Some("bad_request"),
+            StatusCode::FORBIDDEN => Some("forbidden"),
+            StatusCode::NOT_FOUND => Some("not_found"),
+            StatusCode::CONFLICT => Some("conflict"),
+            StatusCode::GONE => Some("gone"),
+            StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
+            StatusCode::TOO_MANY_REQUESTS => Some("rate_limited"),
+            StatusCode::SERVICE_UNAVAILABLE => Some("unavailable"),
+            _ => None,
+        };
         Self {
             status,
             message: message.into(),
-            code: None,
+            code,
         }
     }
 
-    /// The same error carrying a part 2 error code (`"code"` in the body, as the socket's).
+    /// The same error carrying another error code (`"code"` in the body, as the socket's).
     pub fn code(self, code: &'static str) -> Self {
         Self {
             code: Some(code),
@@ -88,7 +100,7 @@ impl From<projections::sqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::metrics::rejected_status(self.status);
-        let body = ErrorBody {
+        let body = Envelope {
             status: self.status.as_u16(),
             message: &self.message,
             data: Null,
@@ -98,22 +110,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error's body: the envelope, with part 2's error code when there is one.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: u16,
-    message: &'a str,
-    data: Null,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'static str>,
-}
-
 /// A success in the contract's envelope.
 pub fn ok(status: StatusCode, message: &str, data: impl Serialize) -> Response {
     let body = Envelope {
         status: status.as_u16(),
         message,
         data,
+        code: None,
     };
     (status, Json(body)).into_response()
 }

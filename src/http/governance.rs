@@ -270,6 +270,8 @@ async fn the_member(app: &Shared, room_id: &str, user_id: &str) -> Result<Respon
     params(("roomId" = String, Path, description = "The room's id")),
     request_body = RoomChange,
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The room as it is now", body = Envelope<RoomData>),
         (status = 400, description = "No known field, or one out of range", body = Envelope<Null>),
         (status = 403, description = "Not a member, or not allowed (admin; owner for archived and retentionDays)", body = Envelope<Null>),
@@ -331,6 +333,8 @@ pub async fn patch_room(
     security(("bearer" = [])),
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Left", body = Envelope<Null>),
         (status = 403, description = "Not a member", body = Envelope<Null>),
         (status = 404, description = "No such room", body = Envelope<Null>),
@@ -356,6 +360,8 @@ pub async fn leave(
     security(("bearer" = [])),
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The members", body = Envelope<Members>),
         (status = 403, description = "Not a member", body = Envelope<Null>),
         (status = 404, description = "No such room", body = Envelope<Null>),
@@ -387,6 +393,8 @@ pub async fn members(
     ),
     request_body = RoleChange,
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The member as they are now", body = Envelope<MemberData>),
         (status = 400, description = "Not a role", body = Envelope<Null>),
         (status = 403, description = "Not the owner, or the owner's own role", body = Envelope<Null>),
@@ -436,6 +444,8 @@ async fn moderate(
     ),
     request_body(content = Kick, description = "Optional"),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Kicked", body = Envelope<Null>),
         (status = 400, description = "A reason over 500 characters", body = Envelope<Null>),
         (status = 403, description = "Not allowed", body = Envelope<Null>),
@@ -465,6 +475,8 @@ pub async fn kick(
     ),
     request_body(content = Ban, description = "Optional"),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Banned", body = Envelope<Null>),
         (status = 400, description = "A reason over 500 characters, or a duration out of range", body = Envelope<Null>),
         (status = 403, description = "Not allowed", body = Envelope<Null>),
@@ -501,6 +513,8 @@ pub async fn ban(
         ("userId" = String, Path, description = "The user's id"),
     ),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Lifted (or there was none)", body = Envelope<Null>),
         (status = 403, description = "Not allowed", body = Envelope<Null>),
         (status = 404, description = "No such room", body = Envelope<Null>),
@@ -527,6 +541,8 @@ pub async fn unban(
     ),
     request_body = Mute,
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The member as they are now", body = Envelope<MemberData>),
         (status = 400, description = "No duration, or one out of range", body = Envelope<Null>),
         (status = 403, description = "Not allowed", body = Envelope<Null>),
@@ -555,6 +571,8 @@ pub async fn mute(
         ("userId" = String, Path, description = "The member's id"),
     ),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The member as they are now", body = Envelope<MemberData>),
         (status = 403, description = "Not allowed", body = Envelope<Null>),
         (status = 404, description = "No such room, or the user is not a member", body = Envelope<Null>),
@@ -592,6 +610,8 @@ async fn new_code(
     security(("bearer" = [])),
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "The room with its new code", body = Envelope<RoomData>),
         (status = 403, description = "Not an admin", body = Envelope<Null>),
         (status = 404, description = "No such room", body = Envelope<Null>),
@@ -632,6 +652,8 @@ fn invite(row: projections::InviteRow, created_by: Author) -> Invite {
     params(("roomId" = String, Path, description = "The room's id")),
     request_body(content = NewInvite, description = "Optional"),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 201, description = "The invite", body = Envelope<InviteData>),
         (status = 400, description = "maxUses or expiresInSecs not a positive integer", body = Envelope<Null>),
         (status = 403, description = "Not an admin", body = Envelope<Null>),
@@ -687,6 +709,8 @@ pub async fn create_invite(
     security(("bearer" = [])),
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Invites not revoked, expired or used up", body = Envelope<Invites>),
         (status = 403, description = "Not an admin", body = Envelope<Null>),
         (status = 404, description = "No such room", body = Envelope<Null>),
@@ -730,6 +754,8 @@ pub async fn invites(
         ("inviteId" = String, Path, description = "The invite's id"),
     ),
     responses(
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
         (status = 200, description = "Revoked", body = Envelope<Null>),
         (status = 403, description = "Not an admin", body = Envelope<Null>),
         (status = 404, description = "No such room or invite", body = Envelope<Null>),

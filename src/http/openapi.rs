@@ -63,6 +63,10 @@ pub struct Envelope<'a, T> {
     pub message: &'a str,
     /// The answer's data; `null` for errors.
     pub data: T,
+    /// On errors, the contract's error code (`bad_request`, `forbidden`, `gone`, ...), the same
+    /// as the socket's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// JSON `null`: the `data` of an error, and of logout.

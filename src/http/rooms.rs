@@ -284,7 +284,8 @@ pub async fn messages(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only members can read a room's messages",
-        ));
+        )
+        .code("not_member"));
     };
     let data = Messages {
         messages: rows.iter().map(wire::record).collect(),
@@ -341,7 +342,8 @@ pub async fn search(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only members can search a room's messages",
-        ));
+        )
+        .code("not_member"));
     };
     let data = Messages {
         messages: rows.iter().map(wire::record).collect(),

@@ -505,8 +505,9 @@ describe('every /api response is the JSON envelope', () => {
   it('answers unknown calls and wrong methods with a JSON error', async () => {
     const u = await register(url, { name: uniqueName('Env') });
     assertError(await api(url, 'GET', '/api/nope', { token: u.token }), 404, 'unknown call');
-    assertError(await api(url, 'POST', '/api/room/nope', { token: u.token, body: {} }), 404, 'unknown call');
-    for (const [method, p] of [['GET', '/api/register'], ['GET', '/api/login'], ['DELETE', '/api/room/list'], ['PUT', '/api/room/create'], ['GET', '/api/logout']]) {
+    assertError(await api(url, 'POST', '/api/room/nope/nope', { token: u.token, body: {} }), 404, 'unknown call');
+    // `/api/room/{roomId}` is a resource (PATCH changes a room's settings): other methods are 405.
+    for (const [method, p] of [['GET', '/api/register'], ['GET', '/api/login'], ['DELETE', '/api/room/list'], ['PUT', '/api/room/create'], ['GET', '/api/logout'], ['POST', '/api/room/nope']]) {
       const res = await api(url, method, p, { token: u.token });
       assert.ok([404, 405].includes(res.status), `${method} ${p} -> ${res.status}`);
       assertError(res, res.status, `${method} ${p}`);

@@ -14,6 +14,13 @@ import {
   assertSeqRange, uniqueName, assertKeys, connectRaw, historyCaughtUp,
 } from './helpers.mjs';
 
+/** Part 1's view of a value: without the `version` and `lastVersion` that part 2 adds. */
+function part1(x) {
+  if (Array.isArray(x)) return x.map(part1);
+  if (!x || typeof x !== 'object') return x;
+  return Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'version' && k !== 'lastVersion').map(([k, v]) => [k, part1(v)]));
+}
+
 let server;
 let url;
 const open = [];
@@ -92,25 +99,25 @@ for (const transports of TRANSPORTS) {
       const room = await roomWith(url, alice, [bob]);
       const a1 = await sock(alice.token, transports);
       const ack = await emitAck(a1, 'join_one_chat', { roomId: room.id });
-      assert.deepEqual(ack, { ok: true, rooms: [{ roomId: room.id, ok: true, lastSeq: 0, recovered: false }] });
+      assert.deepEqual(part1(ack), { ok: true, rooms: [{ roomId: room.id, ok: true, lastSeq: 0, recovered: false }] });
       await waitFor(() => joinNoticesIn(a1, room.id).length === 1, { message: 'own join notice' });
-      assert.deepEqual(joinNoticesIn(a1, room.id)[0], {
+      assert.deepEqual(part1(joinNoticesIn(a1, room.id)[0]), {
         type: 'join', roomId: room.id, user: { id: alice.id, name: alice.name, avatarImage: '' },
       });
 
       const b1 = await sock(bob.token, transports);
       const bAck = await emitAck(b1, 'join_one_chat', { roomId: room.id });
-      assert.deepEqual(bAck, { ok: true, rooms: [{ roomId: room.id, ok: true, lastSeq: 0, recovered: false }] });
+      assert.deepEqual(part1(bAck), { ok: true, rooms: [{ roomId: room.id, ok: true, lastSeq: 0, recovered: false }] });
       const bobNotice = { type: 'join', roomId: room.id, user: { id: bob.id, name: bob.name, avatarImage: '' } };
       await waitFor(() => joinNoticesIn(a1, room.id).length === 2 && joinNoticesIn(b1, room.id).length === 1, { message: 'bob join notices' });
-      assert.deepEqual(joinNoticesIn(a1, room.id)[1], bobNotice);
-      assert.deepEqual(joinNoticesIn(b1, room.id)[0], bobNotice);
+      assert.deepEqual(part1(joinNoticesIn(a1, room.id)[1]), bobNotice);
+      assert.deepEqual(part1(joinNoticesIn(b1, room.id)[0]), bobNotice);
 
       // lastSeq follows the room
       await send(a1, room.id, 'one');
       await send(a1, room.id, 'two');
       const again = await joinOne(b1, room.id);
-      assert.deepEqual(again, { roomId: room.id, ok: true, lastSeq: 2, recovered: false });
+      assert.deepEqual(part1(again), { roomId: room.id, ok: true, lastSeq: 2, recovered: false });
       // joining again is harmless: still exactly one copy of each later message
       await send(a1, room.id, 'three');
       await waitFor(() => messagesIn(b1, room.id).some((m) => m.seq === 3));
@@ -151,8 +158,8 @@ for (const transports of TRANSPORTS) {
       assertKeys(ack, ['ok', 'rooms'], 'join_all ack');
       assert.equal(ack.rooms.length, 5);
       const byId = new Map(ack.rooms.map((e) => [String(e.roomId), e]));
-      assert.deepEqual(byId.get(r1.id), { roomId: r1.id, ok: true, lastSeq: 0, recovered: false });
-      assert.deepEqual(byId.get(r2.id), { roomId: r2.id, ok: true, lastSeq: 0, recovered: false });
+      assert.deepEqual(part1(byId.get(r1.id)), { roomId: r1.id, ok: true, lastSeq: 0, recovered: false });
+      assert.deepEqual(part1(byId.get(r2.id)), { roomId: r2.id, ok: true, lastSeq: 0, recovered: false });
       for (const [id, codes] of [[foreign.id, ['not_member']], [unknown, ['not_found']], ['junk', ['bad_request', 'not_found']]]) {
         const e = byId.get(id);
         assert.ok(e, `entry for ${id}: ${JSON.stringify(ack.rooms)}`);
@@ -216,7 +223,7 @@ for (const transports of TRANSPORTS) {
       // history agrees
       await historyCaughtUp(url, bob.token, room.id, 4);
       const h = await history(url, bob.token, room.id);
-      assert.deepEqual(h, messagesIn(b1, room.id));
+      assert.deepEqual(part1(h), part1(messagesIn(b1, room.id)));
     });
 
     it('keeps the emit order of pipelined sends from one socket', async () => {
