@@ -3,7 +3,7 @@ import { httpErrorText } from './errors.js'
 
 export class ApiError extends Error {
   constructor(status, serverMessage, context, code = '') {
-    super(httpErrorText(status, serverMessage, context))
+    super(httpErrorText(status, serverMessage, context, code))
     this.status = status
     this.serverMessage = serverMessage || ''
     this.context = context
@@ -79,4 +79,27 @@ export const api = {
     const qs = q.toString()
     return request('GET', `/api/room/${encodeURIComponent(roomId)}/messages${qs ? `?${qs}` : ''}`, undefined, 'history')
   },
+  // any of {name, description, avatarImage, archived, retentionDays}
+  updateRoom: (roomId, changes) => request('PATCH', room(roomId), changes, 'settings', { timeoutMs: 60000 }),
+  leaveRoom: (roomId) => request('POST', `${room(roomId)}/leave`, undefined, 'leave'),
+  members: (roomId) => request('GET', `${room(roomId)}/members`, undefined, 'members'),
+  setRole: (roomId, userId, role) => request('POST', `${member(roomId, userId)}/role`, { role }, 'moderate'),
+  kick: (roomId, userId, body) => request('POST', `${member(roomId, userId)}/kick`, body, 'moderate'),
+  ban: (roomId, userId, body) => request('POST', `${member(roomId, userId)}/ban`, body, 'moderate'),
+  unban: (roomId, userId) => request('DELETE', `${member(roomId, userId)}/ban`, undefined, 'moderate'),
+  mute: (roomId, userId, durationSecs) => request('POST', `${member(roomId, userId)}/mute`, { durationSecs }, 'moderate'),
+  unmute: (roomId, userId) => request('DELETE', `${member(roomId, userId)}/mute`, undefined, 'moderate'),
+  rotateCode: (roomId) => request('POST', `${room(roomId)}/invite/rotate`, undefined, 'invites'),
+  // any of {maxUses, expiresInSecs}
+  createInvite: (roomId, limits) => request('POST', `${room(roomId)}/invites`, limits, 'invites'),
+  invites: (roomId) => request('GET', `${room(roomId)}/invites`, undefined, 'invites'),
+  revokeInvite: (roomId, inviteId) =>
+    request('DELETE', `${room(roomId)}/invites/${encodeURIComponent(inviteId)}`, undefined, 'invites'),
+}
+
+function room(roomId) {
+  return `/api/room/${encodeURIComponent(roomId)}`
+}
+function member(roomId, userId) {
+  return `${room(roomId)}/members/${encodeURIComponent(userId)}`
 }

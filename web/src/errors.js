@@ -13,6 +13,11 @@ const SOCKET_CODES = {
   unauthorized: 'Your session has expired. Please log in again.',
   timeout: 'The server did not answer in time. Check your connection, then retry.',
   disconnected: 'The connection was lost before the server answered.',
+  muted: 'You are muted in this room: you can read, but not post, until the mute ends.',
+  archived: 'This room is archived: it is read-only.',
+  banned: 'You are banned from this room.',
+  gone: 'That join code is gone: it was replaced, revoked, has expired or has been used up.',
+  conflict: 'That conflicts with the room as it is now. Reload and try again.',
 }
 
 // Sentences for a code in the context of sending a message, where a more precise wording helps.
@@ -20,6 +25,8 @@ const SEND_CODES = {
   bad_request: 'This message was refused: it must be 1 to 4,000 characters.',
   not_member: 'You cannot post here: you are not a member of this room.',
   not_found: 'You cannot post here: this room does not exist.',
+  muted: 'You cannot post here: you are muted in this room. You can still read it.',
+  archived: 'You cannot post here: this room is archived, so it is read-only.',
 }
 
 export function socketErrorText(error, context) {
@@ -31,7 +38,8 @@ export function socketErrorText(error, context) {
 }
 
 // context: 'login' | 'register' | 'session' | 'rooms' | 'create' | 'join' | 'history' | 'logout'
-//   | 'profile' | 'password' | 'export' | 'delete-account'
+//   | 'profile' | 'password' | 'export' | 'delete-account' | 'settings' | 'leave' | 'members'
+//   | 'moderate' | 'invites'
 const HTTP_BY_CONTEXT = {
   login: {
     400: 'Enter a username and a password of 8 to 128 characters.',
@@ -72,11 +80,45 @@ const HTTP_BY_CONTEXT = {
     403: 'That password is wrong. Your account was not deleted.',
     429: 'Too many attempts. Wait a moment and try again.',
   },
+  settings: {
+    400: 'Check the room: a name of 1 to 64 characters, a description of at most 256, a PNG, JPEG, GIF or WebP picture, and messages kept 1 to 36,500 days (or forever).',
+    403: 'You are not allowed to change that: admins change the name, description and picture; only the owner archives the room or sets how long messages are kept.',
+    404: 'This room does not exist (any more).',
+    413: 'That picture is too large: the limit is 1 MiB.',
+  },
+  leave: {
+    403: 'You are not a member of this room any more.',
+    404: 'This room does not exist (any more).',
+    409: 'You own this room: make another member the owner (Members, then their actions) before you leave.',
+  },
+  members: {
+    403: 'You are not a member of this room any more, so you cannot see its members.',
+    404: 'This room does not exist (any more).',
+  },
+  moderate: {
+    400: 'The server refused that: a reason has at most 500 characters, a duration is 1 second to 1 year.',
+    403: 'You are not allowed to do that: admins act on members only, and nobody acts on the owner.',
+    404: 'That person is not a member of this room any more.',
+    409: 'That conflicts with the room as it is now. Reload the members and try again.',
+  },
+  invites: {
+    400: 'The server refused that invite: the number of uses and the lifetime must be whole numbers above zero.',
+    403: 'Only the room’s admins and its owner manage invites.',
+    404: 'That invite (or this room) does not exist any more.',
+  },
   history: {
     400: 'The message history could not be loaded (bad request).',
     403: 'You are not a member of this room, so you cannot read its messages.',
     404: 'This room does not exist (any more).',
   },
+}
+
+// Part 2 errors carry a code: where one says more than the status, it wins.
+const HTTP_CODES = {
+  gone: 'That join code is gone: it was replaced, revoked, has expired or has been used up. Ask a member of the room for a new one.',
+  banned: 'You are banned from this room, so you cannot join it.',
+  archived: 'This room is archived: it is read-only, and nobody can join it until its owner unarchives it.',
+  muted: 'You are muted in this room: you can read, but not post, until the mute ends.',
 }
 
 const HTTP_GENERIC = {
@@ -89,8 +131,10 @@ const HTTP_GENERIC = {
   429: 'Too many requests. Wait a moment and try again.',
 }
 
-export function httpErrorText(status, serverMessage, context) {
+export function httpErrorText(status, serverMessage, context, code = '') {
   if (status === 0) return 'Cannot reach the server. Check your connection and try again.'
+  if (HTTP_CODES[code]) return HTTP_CODES[code]
+  if (status === 410) return HTTP_CODES.gone // the only refusal answered 410, code or not
   const byContext = HTTP_BY_CONTEXT[context] || {}
   let text = byContext[status] || HTTP_GENERIC[status]
   if (!text) {

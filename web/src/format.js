@@ -61,3 +61,13 @@ export function colorFor(name) {
   for (const ch of String(name || '')) h = (h * 31 + ch.codePointAt(0)) >>> 0
   return `hsl(${h % 360} 55% 45%)`
 }
+
+const whenFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+
+// A moment to come (the end of a mute or ban, an invite's expiry): the time alone today,
+// with the date otherwise.
+export function untilText(t) {
+  const d = toDate(t)
+  if (!d) return ''
+  return startOfDay(d) === startOfDay(new Date()) ? timeFmt.format(d) : whenFmt.format(d)
+}

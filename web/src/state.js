@@ -27,6 +27,8 @@ export const state = reactive({
   connError: '',
   chats: {}, // roomId -> chat (see newChat)
   people: {}, // userId -> {name, avatarImage}: the newest seen (see notePerson)
+  members: {}, // roomId -> the room's members panel (see governance.js)
+  removals: [], // {key, text}: rooms the user was removed from (or left), until dismissed
   toast: null, // {text, kind}
 })
 

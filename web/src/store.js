@@ -15,9 +15,11 @@ import {
   reloadHistory,
   resetTimelines,
 } from './timeline.js'
+import { applyRoomEvent, noteVersion, versionFor, noteVanished, loadMembers } from './governance.js'
 
 export { state, PAGE, MAX_TEXT, showToast, dismissToast, newId, sameId, codePoints, personOf } from './state.js'
 export { chatOf, roomById, openRoom, retryHistory, hasOlder, loadOlder } from './timeline.js'
+export * from './governance.js'
 
 const ACK_TIMEOUT = 15000
 
@@ -53,6 +55,8 @@ export function clearSession(reason, kind = 'error') {
   state.roomsError = ''
   state.chats = {}
   state.people = {}
+  state.members = {}
+  state.removals = []
   state.activeRoomId = null
   state.conn = 'idle'
   state.connError = ''
@@ -138,9 +142,15 @@ function start() {
 export function loadRooms() {
   roomsFresh = true
   roomsPromise = (async () => {
+    const before = state.roomsLoaded ? state.rooms.slice() : []
     try {
       const data = await api.listRooms()
       const list = (data && data.roomList) || []
+      // rooms this page still shows (not left here meanwhile) that the server no longer lists
+      noteVanished(
+        before.filter((r) => roomById(r.id)),
+        list,
+      )
       state.rooms = list
       state.roomsLoaded = true
       state.roomsError = ''
@@ -233,6 +243,7 @@ function connect() {
   socket.on('disconnect', onDisconnect)
   socket.on('connect_error', onConnectError)
   socket.on('received', onReceived)
+  socket.on('room_event', onRoomEvent)
   socket.on('chat_error', onChatError)
 }
 
@@ -254,14 +265,19 @@ async function joinAll() {
   const ids = state.rooms.map((r) => r.id)
   if (!ids.length) return
   const since = {}
+  const sinceVersion = {}
   for (const id of ids) {
     const s = sinceFor(id)
     if (s != null) since[key(id)] = s
+    const v = versionFor(id)
+    if (v != null) sinceVersion[key(id)] = v
   }
-  const sent = { ...since }
+  const sent = { ...since, ...sinceVersion }
+  const payload = { roomList: ids, since }
+  if (Object.keys(sinceVersion).length) payload.sinceVersion = sinceVersion
   let res
   try {
-    res = await socket.timeout(ACK_TIMEOUT).emitWithAck('join_all', { roomList: ids, since })
+    res = await socket.timeout(ACK_TIMEOUT).emitWithAck('join_all', payload)
   } catch {
     if (socket && socket.connected) {
       state.connError = 'The server did not answer; retrying…'
@@ -279,8 +295,10 @@ async function joinAll() {
 async function joinOne(roomId) {
   if (!socket || !socket.connected) return // joined with everything else on connect
   const s = sinceFor(roomId)
+  const v = versionFor(roomId)
   const payload = { roomId }
   if (s != null) payload.since = s
+  if (v != null) payload.sinceVersion = v
   try {
     const res = await socket.timeout(ACK_TIMEOUT).emitWithAck('join_one_chat', payload)
     if (!res || res.ok === false) {
@@ -288,7 +306,7 @@ async function joinOne(roomId) {
       return
     }
     const r = (res.rooms && res.rooms[0]) || { roomId, ok: true }
-    handleJoinResult({ ...r, roomId }, s == null ? undefined : s)
+    handleJoinResult({ ...r, roomId }, s ?? v ?? undefined)
   } catch {
     // reconnect joins again
   }
@@ -305,9 +323,11 @@ function handleJoinResult(r, sentSince) {
   chat.joinError = ''
   const lastSeq = Number(r.lastSeq)
   if (Number.isFinite(lastSeq)) chat.knownSeq = lastSeq
+  noteVersion(r.roomId, r.lastVersion)
   if (sentSince != null && r.recovered === false) {
     // too much was missed (or the server knows less than we do): start again from REST
     reloadHistory(r.roomId)
+    if (state.members[key(r.roomId)]) loadMembers(r.roomId)
   } else if (Number.isFinite(lastSeq) && lastSeqOf(chat) > lastSeq) {
     reloadHistory(r.roomId)
   }
@@ -354,6 +374,13 @@ function onReceived(msg) {
   if (!inboxTimer) inboxTimer = setTimeout(flushInbox, 30)
 }
 
+// A room_event goes through the same inbox, so it keeps its place among the room's messages.
+function onRoomEvent(ev) {
+  if (!ev || ev.roomId == null) return
+  inbox.push({ roomEvent: ev })
+  if (!inboxTimer) inboxTimer = setTimeout(flushInbox, 30)
+}
+
 function flushInbox() {
   inboxTimer = null
   const batch = inbox
@@ -365,6 +392,12 @@ function flushInbox() {
     run = []
   }
   for (const msg of batch) {
+    if (msg.roomEvent) {
+      flushRun()
+      applyRoomEvent(msg.roomEvent)
+      continue
+    }
+    if (roomById(msg.roomId)) noteVersion(msg.roomId, msg.version)
     if (msg.type === 'join') {
       flushRun()
       onJoinNotice(msg)
@@ -481,6 +514,8 @@ async function transmit(p) {
   } else {
     p.status = 'failed'
     p.error = socketErrorText(res && res.error, 'send')
+    // a mute this page had not heard of: the members list has its end, for the composer
+    if (res && res.error && res.error.code === 'muted') loadMembers(p.roomId)
   }
 }
 
