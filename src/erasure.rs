@@ -145,7 +145,8 @@ pub(crate) async fn scrub_files(app: &App) {
                 pool.get()
                     .await?
                     .batch_execute(
-                        "vacuum \"user\", room_record, room_member, credential, subject_key",
+                        "vacuum \"user\", room_record, room_record_version, room_member, credential,
+                                subject_key",
                     )
                     .await?;
                 anyhow::Ok(())

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 10] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 11] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -25,6 +25,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 10] = [
     events::keys::POSTGRES_MIGRATION,
     projections::postgres::SEALED_MIGRATION,
     projections::postgres::GOVERNANCE_MIGRATION,
+    projections::postgres::MESSAGES_MIGRATION,
 ];
 
 /// The opened data.

@@ -160,7 +160,8 @@ pub struct Message<'a> {
     pub id: &'a str,
     /// The message's position in its room: 1, 2, 3, ... with no gaps.
     pub seq: u64,
-    /// The room's version at this delivery (live and replayed messages; history has none yet).
+    /// The room's version at the message's latest change (its post, an edit, its deletion or
+    /// a reaction); live, the version of the change delivered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// The room's id.
@@ -168,19 +169,21 @@ pub struct Message<'a> {
     pub room_id: &'a str,
     /// Who sent it.
     pub user: &'a Author,
-    /// The text, exactly as sent; empty when `deleted`.
+    /// The text as last edited (exactly as sent when never edited); empty when `deleted`.
     pub message: &'a str,
     /// Whether this is a placeholder: deleted, or its text gone (its author's account was
     /// erased, or it passed the retention limit). Its `seq` stays.
     pub deleted: bool,
-    /// The `seq` of the message of the same room it answers, or null.
+    /// The `seq` of the message of the same room it answers, or null (always null when
+    /// `deleted`).
     #[serde(rename = "replyTo")]
     pub reply_to: Option<u64>,
     /// When it was last edited (RFC 3339 UTC with milliseconds), or null.
     #[serde(rename = "editedAt")]
     #[schema(format = DateTime)]
     pub edited_at: Option<String>,
-    /// Who reacted with what: `{"<emoji>": [userId, ...]}`, users in the order they reacted.
+    /// Who reacted with what: `{"<emoji>": [userId, ...]}`, users in the order they reacted;
+    /// an emoji nobody uses any more is absent; `{}` for none, and when `deleted`.
     #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub reactions: Reactions<'a>,
     /// Always `"input"`.
@@ -208,7 +211,7 @@ impl Serialize for Reactions<'_> {
     }
 }
 
-/// A history row as a `message`.
+/// A history row (a message as it is now) as a `message`.
 pub fn record(r: &RecordRow) -> Value {
     let author = Author {
         id: r.user_id.clone(),
@@ -218,14 +221,14 @@ pub fn record(r: &RecordRow) -> Value {
     serde_json::to_value(Message {
         id: &r.message_id,
         seq: r.seq,
-        version: None,
+        version: Some(r.version),
         room_id: &r.room_id,
         user: &author,
-        message: &r.message,
+        message: if r.deleted { "" } else { &r.message },
         deleted: r.deleted,
-        reply_to: None,
-        edited_at: None,
-        reactions: Reactions(&[]),
+        reply_to: r.reply_to.filter(|_| !r.deleted),
+        edited_at: r.edited_at.map(time),
+        reactions: Reactions(if r.deleted { &[] } else { &r.reactions }),
         kind: "input",
         time: time(r.time),
     })

@@ -87,6 +87,15 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
             let fields = value
                 .as_object()
                 .unwrap_or_else(|| panic!("{at}: {value} is not an object"));
+            // A map (`reactions`): any keys, each value of one schema.
+            if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object())
+                && schema.get("properties").is_none()
+            {
+                for (name, v) in fields {
+                    conforms(doc, values, v, &format!("{at}.{name}"));
+                }
+                return;
+            }
             let properties = schema["properties"].as_object().unwrap();
             for required in schema["required"].as_array().into_iter().flatten() {
                 let name = required.as_str().unwrap();

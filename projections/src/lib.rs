@@ -27,7 +27,9 @@ pub mod worker;
 pub use plan::Plan;
 pub use projection::{ALL, Change, Projection, Target};
 pub use read::Reads;
-pub use sqlite::{InviteRow, MemberRow, ReadDb, RecordRow, RoomRow, UserRow};
+pub use sqlite::{
+    InviteRow, MemberRow, OwnMessage, ReadDb, RecordRow, RoomRow, TextVersion, UserRow,
+};
 pub use worker::Workers;
 
 /// The name an erased user reads as.

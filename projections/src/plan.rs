@@ -27,7 +27,8 @@
 //!
 //! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`] and
 //! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
-//! [`Change::SetRole`] and [`Change::SetMute`]; `room_record` [`Change::InsertRecord`] and
+//! [`Change::SetRole`] and [`Change::SetMute`]; `room_record` [`Change::InsertRecord`],
+//! [`Change::EditRecord`], [`Change::DeleteRecord`], [`Change::React`] and
 //! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::TouchRoom`],
 //! [`Change::UpdateRoom`], [`Change::ArchiveRoom`], [`Change::SetOwner`] and
 //! [`Change::RecodeRoom`]; `room_ban` [`Change::InsertBan`] and [`Change::RemoveBan`];
@@ -297,6 +298,8 @@ mod tests {
             time: 1,
             event_id: [seq as u8; 16],
             position: seq,
+            version: seq + 2,
+            reply_to: None,
         };
         let changes = vec![user("x"), record(2), user("y"), record(1), record(2)];
         assert_eq!(Plan::new(changes.clone()).inserts, changes);

@@ -9,6 +9,7 @@ use events::keys::Keys;
 use events::migrate::Migration;
 use events::{Event, Recorded};
 
+mod changes;
 mod columns;
 mod queries;
 use columns::Columns;
@@ -33,6 +34,14 @@ pub const GOVERNANCE_MIGRATION: Migration = Migration {
     version: 10,
     name: "governance",
     sql: include_str!("../../migrations/postgres/0010_governance.sql"),
+};
+
+/// The read side of messages that change (versions, replies, edits, reactions), for
+/// PostgreSQL.
+pub const MESSAGES_MIGRATION: Migration = Migration {
+    version: 11,
+    name: "message_changes",
+    sql: include_str!("../../migrations/postgres/0011_message_changes.sql"),
 };
 
 /// The read tables of log format 2 and the credential table, for PostgreSQL.

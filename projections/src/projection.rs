@@ -61,7 +61,8 @@ pub enum Projection {
     Room,
     /// The `room_member` table.
     RoomMember,
-    /// The `room_record` table.
+    /// The `room_record` table, with `room_reaction` (who reacted to a message with what) and
+    /// `room_record_version` (the earlier texts of edited and deleted messages).
     RoomRecord,
     /// The `room_ban` table: who may not join a room, and until when.
     RoomBan,
@@ -84,9 +85,22 @@ pub const ALL: [Projection; 7] = [
 ];
 
 impl Projection {
-    /// The table it keeps (the same name as the projection).
+    /// Its main table (the same name as the projection).
     pub fn table(self) -> &'static str {
         self.name()
+    }
+
+    /// Every table it keeps, the main one first: a rebuild replaces them together.
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Projection::User => &["user"],
+            Projection::Room => &["room"],
+            Projection::RoomMember => &["room_member"],
+            Projection::RoomRecord => &["room_record", "room_reaction", "room_record_version"],
+            Projection::RoomBan => &["room_ban"],
+            Projection::RoomInvite => &["room_invite"],
+            Projection::RoomCode => &["room_code"],
+        }
     }
 
     /// Its name, which is also the name of its checkpoint.
@@ -248,6 +262,7 @@ fn member(event: &Event, time: i64) -> Option<Change> {
 }
 
 fn record(rec: &Recorded, event: &Event, clear: Option<String>) -> Option<Change> {
+    let version = rec.version;
     Some(match event {
         Event::UserErased(u) => Change::ScrubRecords {
             user_id: u.user_id.clone(),
@@ -263,6 +278,30 @@ fn record(rec: &Recorded, event: &Event, clear: Option<String>) -> Option<Change
             time: rec.recorded_at,
             event_id: *rec.event_id.as_bytes(),
             position: rec.position,
+            version,
+            reply_to: m.reply_to,
+        },
+        Event::MessageEdited(m) => Change::EditRecord {
+            room_id: m.room_id.clone(),
+            seq: m.seq,
+            search_text: clear.as_deref().map(search_text).unwrap_or_default(),
+            message: clear,
+            time: rec.recorded_at,
+            version,
+        },
+        Event::MessageDeleted(m) => Change::DeleteRecord {
+            room_id: m.room_id.clone(),
+            seq: m.seq,
+            version,
+        },
+        Event::ReactionAdded(r) | Event::ReactionRemoved(r) => Change::React {
+            room_id: r.room_id.clone(),
+            seq: r.seq,
+            emoji: r.emoji.clone(),
+            user_id: r.user_id.clone(),
+            on: matches!(event, Event::ReactionAdded(_)),
+            position: rec.position,
+            version,
         },
         _ => return None,
     })
@@ -442,6 +481,90 @@ mod tests {
             ] => assert_eq!(message, "<b>hi</b>"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn changes_of_a_message_carry_its_version_and_the_order_of_reacting() {
+        let post = Event::MessagePosted(events::event::MessagePosted {
+            reply_to: Some(2),
+            ..match events::testing::posted("r", 3, "u", "hi") {
+                Event::MessagePosted(m) => m,
+                _ => unreachable!(),
+            }
+        });
+        let mut rec = recorded(&post, 9);
+        rec.version = 7;
+        match &Projection::RoomRecord.changes(&rec, &post, Some("hi"))[..] {
+            [
+                Change::InsertRecord {
+                    version: 7,
+                    reply_to: Some(2),
+                    ..
+                },
+            ] => {}
+            other => panic!("{other:?}"),
+        }
+        let edit = Event::MessageEdited(events::event::MessageEdited {
+            room_id: "r".into(),
+            seq: 3,
+            user_id: "u".into(),
+            text: events::testing::seal(
+                &events::seal::Subject::Room("r".into()),
+                "unused: the opened text is given",
+            ),
+            period: 0,
+        });
+        rec.version = 8;
+        assert_eq!(
+            Projection::RoomRecord.changes(&rec, &edit, Some("  New\tText ")),
+            [Change::EditRecord {
+                room_id: "r".into(),
+                seq: 3,
+                message: Some("  New\tText ".into()),
+                search_text: "new text".into(),
+                time: 42,
+                version: 8,
+            }]
+        );
+        assert_eq!(
+            Projection::RoomRecord.changes(&rec, &edit, None),
+            [Change::EditRecord {
+                room_id: "r".into(),
+                seq: 3,
+                message: None,
+                search_text: String::new(),
+                time: 42,
+                version: 8,
+            }]
+        );
+        let reaction = events::event::Reaction {
+            room_id: "r".into(),
+            seq: 3,
+            user_id: "v".into(),
+            emoji: "👍".into(),
+        };
+        let off = Event::ReactionRemoved(reaction);
+        let rec = recorded(&off, 11);
+        assert_eq!(
+            Projection::RoomRecord.changes(&rec, &off, None),
+            [Change::React {
+                room_id: "r".into(),
+                seq: 3,
+                emoji: "👍".into(),
+                user_id: "v".into(),
+                on: false,
+                position: 11,
+                version: 1,
+            }]
+        );
+        for p in ALL.into_iter().filter(|p| *p != Projection::RoomRecord) {
+            assert!(p.changes(&rec, &off, None).is_empty(), "{p:?}");
+            assert!(p.changes(&rec, &edit, None).is_empty(), "{p:?}");
+        }
+        assert_eq!(
+            Projection::RoomRecord.tables(),
+            ["room_record", "room_reaction", "room_record_version"]
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use crate::postgres;
 use crate::projection::Projection;
-use crate::sqlite::{self, Error, InviteRow, MemberRow, ReadDb, RecordRow, RoomRow, UserRow};
+use crate::sqlite::{
+    self, Error, InviteRow, MemberRow, OwnMessage, ReadDb, RecordRow, RoomRow, UserRow,
+};
 use deadpool_postgres::Pool;
 
 /// The read tables: in SQLite (embedded) or PostgreSQL.
@@ -199,7 +201,8 @@ impl Reads {
     }
 
     /// Turns every message older than `cutoff` (ms) into a placeholder (retention), of `room`
-    /// only or of every room; how many.
+    /// only or of every room, without reactions or earlier texts (those of messages already
+    /// deleted go too); how many became placeholders.
     ///
     /// # Errors
     /// Database errors.
@@ -208,39 +211,84 @@ impl Reads {
             Reads::Sqlite(db) => {
                 let room = room.map(str::to_owned);
                 db.with_writer(move |c| {
-                    Ok(c.execute(
-                        "update room_record set message = '', search_text = '', deleted = 1
+                    let tx =
+                        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let params = rusqlite::params![cutoff, room];
+                    for table in ["room_record_version", "room_reaction"] {
+                        tx.execute(
+                            &format!(
+                                "delete from {table} where exists (
+                                     select 1 from room_record r
+                                     where r.room_id = {table}.room_id and r.seq = {table}.seq
+                                       and r.time < ?1 and (?2 is null or r.room_id = ?2))"
+                            ),
+                            params,
+                        )?;
+                    }
+                    let scrubbed = tx.execute(
+                        "update room_record
+                         set message = '', search_text = '', deleted = 1, reply_to = null
                          where time < ?1 and deleted = 0 and (?2 is null or room_id = ?2)",
-                        rusqlite::params![cutoff, room],
-                    )? as u64)
+                        params,
+                    )? as u64;
+                    tx.commit()?;
+                    Ok(scrubbed)
                 })
                 .await
             }
-            Reads::Postgres(p) => p
+            Reads::Postgres(p) => Ok(p
                 .get()
                 .await
                 .map_err(crate::error::pg)?
-                .execute(
-                    "update room_record set message = '', search_text = '', deleted = true
-                     where time < $1 and not deleted and ($2::text is null or room_id = $2)",
+                .query_one(
+                    "with old as (
+                         select room_id, seq from room_record
+                         where time < $1 and ($2::text is null or room_id = $2)),
+                     versions as (delete from room_record_version v using old
+                                  where v.room_id = old.room_id and v.seq = old.seq),
+                     reactions as (delete from room_reaction x using old
+                                   where x.room_id = old.room_id and x.seq = old.seq),
+                     scrubbed as (
+                         update room_record
+                         set message = '', search_text = '', deleted = true, reply_to = null
+                         where time < $1 and not deleted and ($2::text is null or room_id = $2)
+                         returning 1)
+                     select count(*) from scrubbed",
                     &[&cutoff, &room],
                 )
                 .await
-                .map_err(crate::error::pg),
+                .map_err(crate::error::pg)?
+                .get::<_, i64>(0) as u64),
         }
     }
 
-    /// Every message `user_id` wrote, in every room, oldest first (for their export).
+    /// Every message `user_id` wrote, in every room, oldest first, with every text it had
+    /// (for their export).
     ///
     /// # Errors
     /// Database errors.
-    pub async fn messages_by(&self, user_id: &str) -> Result<Vec<RecordRow>, Error> {
+    pub async fn messages_by(&self, user_id: &str) -> Result<Vec<OwnMessage>, Error> {
         match self {
             Reads::Sqlite(db) => {
                 let user = user_id.to_owned();
                 db.with(move |c| sqlite::messages_by(c, &user)).await
             }
             Reads::Postgres(p) => postgres::messages_by(p, user_id).await,
+        }
+    }
+
+    /// Message `seq` of a room as it is now (placeholders included), `None` when there is no
+    /// such message.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn message(&self, room_id: &str, seq: u64) -> Result<Option<RecordRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let room = room_id.to_owned();
+                db.with(move |c| sqlite::message(c, &room, seq)).await
+            }
+            Reads::Postgres(p) => postgres::message(p, room_id, seq).await,
         }
     }
 
@@ -269,23 +317,6 @@ impl Reads {
             Reads::Postgres(p) => {
                 postgres::member_messages(p, room_id, user_id, before, limit).await
             }
-        }
-    }
-
-    /// Message `seq` of `room_id` as it is now, if there is one.
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub async fn message(&self, room_id: &str, seq: u64) -> Result<Option<RecordRow>, Error> {
-        match self {
-            Reads::Sqlite(db) => {
-                let room = room_id.to_owned();
-                let rows = db
-                    .with(move |c| sqlite::messages(c, &room, Some(seq.saturating_add(1)), 1))
-                    .await?;
-                Ok(rows.into_iter().find(|r| r.seq == seq))
-            }
-            Reads::Postgres(p) => postgres::message(p, room_id, seq).await,
         }
     }
 

@@ -1,19 +1,20 @@
 //! Rebuilding a projection beside the live one, then switching over in one step.
 //!
-//! 1. [`prepare`] creates `<table>__rebuild` with the live table's current shape (after every
-//!    migration) and the checkpoint `<projection>__rebuild` at 0, or keeps them when a rebuild
-//!    was interrupted (resume); `restart` drops them and starts over.
+//! 1. [`prepare`] creates `<table>__rebuild` beside each of the projection's tables, with the
+//!    live table's current shape (after every migration), and the checkpoint
+//!    `<projection>__rebuild` at 0, or keeps them when a rebuild was interrupted (resume);
+//!    `restart` drops them and starts over.
 //! 2. [`fill`] applies the log to the shadow table from its checkpoint, a batch per
 //!    transaction, until it is close to the end of the log. The server keeps serving from the
 //!    live table meanwhile.
 //! 3. [`switch`] takes the live table's write lock (so the server's worker pauses between two
-//!    of its batches), applies what remains, replaces the live table with the shadow, gives it
-//!    the live table's indexes, and sets the live checkpoint to the shadow's: one transaction,
-//!    so readers see either the old table or the complete new one, and the worker carries on
-//!    from the new checkpoint without applying anything twice.
+//!    of its batches), applies what remains, replaces each live table with its shadow, gives
+//!    it the live table's indexes, and sets the live checkpoint to the shadow's: one
+//!    transaction, so readers see either the old tables or the complete new ones, and the
+//!    worker carries on from the new checkpoint without applying anything twice.
 //!
-//! The live table is never touched before the switch, so an interrupted rebuild leaves it as
-//! it was.
+//! The live tables are never touched before the switch, so an interrupted rebuild leaves them
+//! as they were.
 
 use crate::error::pg;
 use crate::postgres;
@@ -78,39 +79,38 @@ fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
-/// Creates the shadow table and checkpoint, or keeps an interrupted rebuild's (returning its
+/// Creates the shadow tables and checkpoint, or keeps an interrupted rebuild's (returning its
 /// checkpoint); with `restart`, drops them first.
 ///
 /// # Errors
 /// When the database cannot be changed.
 pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Result<u64, Error> {
-    let live = projection.table().to_owned();
-    let shadow = Target::Shadow.table(&live);
+    let tables = projection.tables();
     let cp = Target::Shadow.checkpoint(projection);
     match reads {
         Reads::Sqlite(db) => {
             db.with_writer(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if restart {
-                    tx.execute_batch(&format!("drop table if exists {shadow}"))?;
-                    tx.execute(
-                        "delete from projection_checkpoint where projection = ?1",
-                        [&cp],
-                    )?;
-                }
-                let exists: bool = tx.query_row(
-                    "select exists(select 1 from sqlite_master where type = 'table' and name = ?1)",
-                    [&shadow],
-                    |r| r.get(0),
-                )?;
-                if !exists {
-                    let sql: String = tx.query_row(
-                        "select sql from sqlite_master where type = 'table' and name = ?1",
-                        [&live],
-                        |r| r.get(0),
-                    )?;
-                    let columns = sql.find('(').map(|i| &sql[i..]).unwrap_or_default();
-                    tx.execute_batch(&format!("create table {shadow} {columns}"))?;
+                let main = Target::Shadow.table(tables[0]);
+                let exists = |tx: &rusqlite::Transaction<'_>| {
+                    tx.query_row(
+                        "select exists(select 1 from sqlite_master where type = 'table' and name = ?1)",
+                        [&main],
+                        |r| r.get::<_, bool>(0),
+                    )
+                };
+                if restart || !exists(&tx)? {
+                    for live in tables {
+                        let shadow = Target::Shadow.table(live);
+                        tx.execute_batch(&format!("drop table if exists {shadow}"))?;
+                        let sql: String = tx.query_row(
+                            "select sql from sqlite_master where type = 'table' and name = ?1",
+                            [live],
+                            |r| r.get(0),
+                        )?;
+                        let columns = sql.find('(').map(|i| &sql[i..]).unwrap_or_default();
+                        tx.execute_batch(&format!("create table {shadow} {columns}"))?;
+                    }
                     tx.execute(
                         "insert into projection_checkpoint (projection, position) values (?1, 0)
                          on conflict (projection) do update set position = 0",
@@ -126,30 +126,25 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
         Reads::Postgres(pool) => {
             let mut c = pool.get().await.map_err(pg)?;
             let tx = c.transaction().await.map_err(pg)?;
-            if restart {
-                tx.batch_execute(&format!("drop table if exists {}", quote(&shadow)))
-                    .await
-                    .map_err(pg)?;
-                tx.execute(
-                    "delete from projection_checkpoint where projection = $1",
-                    &[&cp],
-                )
-                .await
-                .map_err(pg)?;
-            }
             let exists: bool = tx
-                .query_one("select to_regclass($1) is not null", &[&quote(&shadow)])
+                .query_one(
+                    "select to_regclass($1) is not null",
+                    &[&quote(&Target::Shadow.table(tables[0]))],
+                )
                 .await
                 .map_err(pg)?
                 .get(0);
-            if !exists {
-                tx.batch_execute(&format!(
-                    "create table {} (like {} including all)",
-                    quote(&shadow),
-                    quote(&live)
-                ))
-                .await
-                .map_err(pg)?;
+            if restart || !exists {
+                for live in tables {
+                    let shadow = quote(&Target::Shadow.table(live));
+                    tx.batch_execute(&format!(
+                        "drop table if exists {shadow};
+                         create table {shadow} (like {} including all)",
+                        quote(live)
+                    ))
+                    .await
+                    .map_err(pg)?;
+                }
                 tx.execute(
                     "insert into projection_checkpoint (projection, position) values ($1, 0)
                      on conflict (projection) do update set position = 0",
@@ -242,7 +237,7 @@ pub async fn fill(
     }
 }
 
-/// Applies what remains and replaces the live table with the shadow, in one transaction.
+/// Applies what remains and replaces the live tables with the shadows, in one transaction.
 /// Returns the new live checkpoint.
 ///
 /// # Errors
@@ -253,8 +248,7 @@ pub async fn switch(
     keys: &Arc<Keys>,
     projection: Projection,
 ) -> Result<u64, Error> {
-    let live = projection.table().to_owned();
-    let shadow = Target::Shadow.table(&live);
+    let tables = projection.tables();
     match reads {
         Reads::Sqlite(db) => {
             let store = store.clone();
@@ -279,19 +273,22 @@ pub async fn switch(
                     )?[0]
                         .max(next);
                 }
-                let indexes: Vec<String> = {
-                    let mut s = tx.prepare(
-                        "select sql from sqlite_master
-                         where type = 'index' and tbl_name = ?1 and sql is not null",
-                    )?;
-                    let rows = s.query_map([&live], |r| r.get(0))?;
-                    rows.collect::<Result<_, _>>()?
-                };
-                tx.execute_batch(&format!(
-                    "drop table {live}; alter table {shadow} rename to {live};"
-                ))?;
-                for sql in &indexes {
-                    tx.execute_batch(sql)?;
+                for live in tables {
+                    let shadow = Target::Shadow.table(live);
+                    let indexes: Vec<String> = {
+                        let mut s = tx.prepare(
+                            "select sql from sqlite_master
+                             where type = 'index' and tbl_name = ?1 and sql is not null",
+                        )?;
+                        let rows = s.query_map([live], |r| r.get(0))?;
+                        rows.collect::<Result<_, _>>()?
+                    };
+                    tx.execute_batch(&format!(
+                        "drop table {live}; alter table {shadow} rename to {live};"
+                    ))?;
+                    for sql in &indexes {
+                        tx.execute_batch(sql)?;
+                    }
                 }
                 tx.execute(
                     "insert into projection_checkpoint (projection, position) values (?1, ?2)
@@ -314,9 +311,10 @@ pub async fn switch(
             // here first makes the two take turns, then the table lock keeps readers out of
             // the switch.
             postgres::checkpoint_of(&tx, &Target::Live.checkpoint(projection), true).await?;
+            let live: Vec<String> = tables.iter().map(|t| quote(t)).collect();
             tx.batch_execute(&format!(
                 "lock table {} in access exclusive mode",
-                quote(&live)
+                live.join(", ")
             ))
             .await
             .map_err(pg)?;
@@ -340,7 +338,7 @@ pub async fn switch(
                 .await?[0]
                     .max(next);
             }
-            // Give the shadow's indexes the live ones' names, matched by definition.
+            // Give the shadows' indexes the live ones' names, matched by definition.
             let defs = |table: String| {
                 let tx = &tx;
                 async move {
@@ -368,25 +366,28 @@ pub async fn switch(
                     )
                 }
             };
-            let live_defs = defs(live.clone()).await?;
-            let shadow_defs = defs(shadow.clone()).await?;
-            tx.batch_execute(&format!(
-                "drop table {}; alter table {} rename to {};",
-                quote(&live),
-                quote(&shadow),
-                quote(&live)
-            ))
-            .await
-            .map_err(pg)?;
-            for (name, shape) in &shadow_defs {
-                if let Some((live_name, _)) = live_defs.iter().find(|(_, s)| s == shape) {
-                    tx.batch_execute(&format!(
-                        "alter index {} rename to {}",
-                        quote(name),
-                        quote(live_name)
-                    ))
-                    .await
-                    .map_err(pg)?;
+            for live in tables {
+                let shadow = Target::Shadow.table(live);
+                let live_defs = defs((*live).to_owned()).await?;
+                let shadow_defs = defs(shadow.clone()).await?;
+                tx.batch_execute(&format!(
+                    "drop table {}; alter table {} rename to {};",
+                    quote(live),
+                    quote(&shadow),
+                    quote(live)
+                ))
+                .await
+                .map_err(pg)?;
+                for (name, shape) in &shadow_defs {
+                    if let Some((live_name, _)) = live_defs.iter().find(|(_, s)| s == shape) {
+                        tx.batch_execute(&format!(
+                            "alter index {} rename to {}",
+                            quote(name),
+                            quote(live_name)
+                        ))
+                        .await
+                        .map_err(pg)?;
+                    }
                 }
             }
             tx.execute(

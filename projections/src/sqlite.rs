@@ -13,13 +13,17 @@ use std::sync::{Arc, Mutex};
 pub use crate::error::Error;
 
 mod apply;
+mod changes;
 mod queries;
 use apply::apply_change;
-pub(crate) use queries::{INVITES, MEMBERS, ROOM_COLUMNS};
+pub(crate) use queries::{
+    INVITES, MEMBERS, OWN_MESSAGES, RECORD_COLUMNS, RECORDS, ROOM_COLUMNS, add_reactions,
+    own_messages, reactions_sql,
+};
 pub use queries::{
-    InviteRow, MemberRow, RecordRow, RoomRow, UserRow, invites, is_member, member_role, members,
-    messages, messages_by, retention_rooms, room_by_code, room_by_id, room_for, room_of_code,
-    rooms_of, search, user_by_id, user_by_name,
+    InviteRow, MemberRow, OwnMessage, RecordRow, RoomRow, TextVersion, UserRow, invites, is_member,
+    member_role, members, message, messages, messages_by, retention_rooms, room_by_code,
+    room_by_id, room_for, room_of_code, rooms_of, search, user_by_id, user_by_name,
 };
 
 /// The read tables' migrations, in order.
@@ -43,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "governance",
         sql: include_str!("../../migrations/sqlite/read/0004_governance.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "message_changes",
+        sql: include_str!("../../migrations/sqlite/read/0005_message_changes.sql"),
     },
 ];
 

@@ -39,6 +39,7 @@ async fn fresh_pool() -> Pool {
             postgres::SEARCH_MIGRATION,
             postgres::SEALED_MIGRATION,
             postgres::GOVERNANCE_MIGRATION,
+            postgres::MESSAGES_MIGRATION,
         ],
     )
     .await;
@@ -78,11 +79,14 @@ fn history() -> Vec<(Event, i64)> {
         let text = format!("  Message\t{i}  IN {} ", rooms[k]);
         // Late and early clocks: times go back now and then.
         let dt = if i % 5 == 0 { -9 } else { 3 };
-        at(
-            message(rooms[k], seqs[k], &format!("u{}", i % 8), &text),
-            &mut log,
-            dt,
-        );
+        let (r, s, author) = (rooms[k], seqs[k], format!("u{}", i % 8));
+        // Now and then an answer to the message before.
+        let post = if i % 97 == 3 && s > 1 {
+            replied(r, s, &author, &text, s - 1)
+        } else {
+            message(r, s, &author, &text)
+        };
+        at(post, &mut log, dt);
         match i {
             // A second join, with an earlier time than the first.
             100 => at(join("a", "u4"), &mut log, -50),
@@ -140,9 +144,53 @@ fn history() -> Vec<(Event, i64)> {
                 at(left("a", "u1"), &mut log, 1);
                 at(joined_with("a", "u1", "i1"), &mut log, 1);
             }
+            // Messages that change: edited twice, reacted to (added, repeated, taken back,
+            // taken back again, added again), deleted, and changed after their deletion (only
+            // a faulty writer's log); an answer deleted; an erased author's edited message.
+            500 => {
+                at(edited(r, s, &author, "Edited\tONCE"), &mut log, 1);
+                at(edited(r, s, &author, " edited  TWICE"), &mut log, -4);
+            }
+            501 => {
+                for (u, e, on) in [
+                    ("u1", "👍", true),
+                    ("u2", "🎉", true),
+                    ("u3", "👍", true),
+                    ("u1", "👍", true),
+                    ("u2", "🎉", false),
+                    ("u2", "🎉", false),
+                    ("u2", "👍", true),
+                    ("u1", "👍", false),
+                    ("u1", "👍", true),
+                    ("u4", ":+1:", true),
+                ] {
+                    at(reacted(r, s, u, e, on), &mut log, 1);
+                }
+            }
+            502 => {
+                at(reacted(r, s, "u4", "x", true), &mut log, 1);
+                at(edited(r, s, &author, "changed"), &mut log, 1);
+                at(deleted(r, s, "u0"), &mut log, 1);
+                at(reacted(r, s, "u5", "late", true), &mut log, 1);
+                at(edited(r, s, &author, "after the deletion"), &mut log, 1);
+                at(deleted(r, s, "u0"), &mut log, 1);
+            }
+            503 => {
+                at(edited(r, s, &author, "u7 edits"), &mut log, 1);
+                at(reacted(r, s, "u1", "👀", true), &mut log, 1);
+            }
+            585 => at(deleted(r, s, &author), &mut log, 1),
             _ => {}
         }
     }
+    at(
+        Event::UserErased(events::event::UserErased {
+            user_id: "u7".into(),
+            by_operator: false,
+        }),
+        &mut log,
+        1,
+    );
     log
 }
 
@@ -191,14 +239,15 @@ enum Kind {
 /// A read table: its name, columns and key.
 type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
 
-/// Every read table, in the order of `ALL`.
-const TABLES: [Table; 7] = [
+/// Every read table: the main table of each projection in the order of `ALL`, then the other
+/// tables of `room_record`.
+const TABLES: [Table; 9] = [
     (
         "\"user\"",
         &[
             ("id", Kind::T),
             ("name", Kind::T),
-            ("name_lower", Kind::T),
+            ("name_lower", Kind::O),
             ("avatar_image", Kind::T),
             ("created_at", Kind::I),
             ("erased_at", Kind::N),
@@ -246,6 +295,10 @@ const TABLES: [Table; 7] = [
             ("position", Kind::I),
             ("search_text", Kind::T),
             ("deleted", Kind::F),
+            ("version", Kind::I),
+            ("reply_to", Kind::N),
+            ("edited_at", Kind::N),
+            ("edits", Kind::I),
         ],
         "room_id, seq",
     ),
@@ -284,6 +337,30 @@ const TABLES: [Table; 7] = [
             ("invite_id", Kind::O),
         ],
         "code_hash",
+    ),
+    (
+        "room_reaction",
+        &[
+            ("room_id", Kind::T),
+            ("seq", Kind::I),
+            ("emoji", Kind::T),
+            ("user_id", Kind::T),
+            ("position", Kind::I),
+        ],
+        // By the order of reacting: engines may collate the symbols differently.
+        "room_id, seq, position",
+    ),
+    (
+        "room_record_version",
+        &[
+            ("room_id", Kind::T),
+            ("seq", Kind::I),
+            ("edit", Kind::I),
+            ("user_id", Kind::T),
+            ("message", Kind::T),
+            ("time", Kind::I),
+        ],
+        "room_id, seq, edit",
     ),
 ];
 
@@ -489,6 +566,80 @@ fn history_as_logged(dump: &Dump) {
     // Every code a room ever had: five rooms', a's new one and its two invites'.
     assert_eq!(dump[6].1.len(), 8);
     assert_eq!(rows(6, "a").len(), 4);
+
+    // Message 500: twice edited, its two earlier texts kept; 501: three users on one
+    // emoji, one on another; 502: deleted, reactions gone, its two texts kept; 503: its
+    // author erased, nothing of its texts left; 585: an answer, deleted.
+    let record = |text_of: &str| {
+        dump[3]
+            .1
+            .iter()
+            .find(|r| r[4] == text(text_of))
+            .cloned()
+            .unwrap_or_else(|| panic!("a record reads {text_of:?}"))
+    };
+    let twice = record(" edited  TWICE");
+    assert_eq!(twice[8], text("edited twice"), "searched by its new text");
+    assert_eq!(twice[13], Cell::Int(2), "two edits");
+    let (room_of, seq_of) = (twice[0].clone(), twice[1].clone());
+    let earlier: Vec<Cell> = dump[8]
+        .1
+        .iter()
+        .filter(|v| v[0] == room_of && v[1] == seq_of)
+        .map(|v| v[4].clone())
+        .collect();
+    assert_eq!(earlier.len(), 2, "the post and the first edit");
+    assert!(matches!(&earlier[1], Cell::Text(t) if t == "Edited\tONCE"));
+    let placeholders = dump[3].1.iter().filter(|r| r[9] == Cell::Int(1)).count();
+    assert!(
+        placeholders > 80,
+        "deleted, and all of u7's: {placeholders}"
+    );
+    assert!(
+        dump[3]
+            .1
+            .iter()
+            .filter(|r| r[9] == Cell::Int(1))
+            .all(|r| r[4] == text("") && r[8] == text("") && r[11] == Cell::Null),
+        "placeholders have no text and answer nothing"
+    );
+    let replies = dump[3].1.iter().filter(|r| r[11] != Cell::Null).count();
+    assert!(replies >= 5, "{replies} answers");
+    let reactions: Vec<(Cell, Cell)> = dump[7]
+        .1
+        .iter()
+        .map(|x| (x[2].clone(), x[3].clone()))
+        .collect();
+    assert_eq!(
+        reactions,
+        [
+            (text("👍"), text("u3")),
+            (text("👍"), text("u2")),
+            (text("👍"), text("u1")),
+            (text(":+1:"), text("u4")),
+        ],
+        "501's, as they stand; none on the deleted 502 nor on u7's 503"
+    );
+    let u7 = Cell::Text("u7".into());
+    assert!(dump[8].1.iter().all(|v| v[3] != u7), "u7's texts are gone");
+    assert!(
+        dump[3]
+            .1
+            .iter()
+            .filter(|r| r[3] == u7)
+            .all(|r| r[9] == Cell::Int(1))
+    );
+    let deleted_texts: Vec<Cell> = dump[8]
+        .1
+        .iter()
+        .filter(|v| matches!(&v[4], Cell::Text(t) if t == "changed"))
+        .map(|v| v[2].clone())
+        .collect();
+    assert_eq!(
+        deleted_texts,
+        [Cell::Int(1)],
+        "502's texts stay, the last one second"
+    );
 }
 
 fn assert_same(actual: &Dump, expected: &Dump, what: &str) {
@@ -525,7 +676,7 @@ async fn empty_read_tables(pool: &Pool) {
     let c = pool.get().await.unwrap();
     c.batch_execute(
         "truncate \"user\", room, room_member, room_record, room_ban, room_invite, room_code,
-                  projection_checkpoint",
+                  room_reaction, room_record_version, projection_checkpoint",
     )
     .await
     .unwrap();

@@ -101,7 +101,9 @@ async fn a_batch_applies_whole_or_not_at_all() {
     let p = projections::Projection::RoomRecord;
     // A pre-existing conflicting row makes the batch fail: neither rows nor checkpoint move.
     conn.execute(
-        "insert into room_record values ('r', 3, 'x', 'a', 'x', 0, x'00', 0, 'x', 0)",
+        "insert into room_record (room_id, seq, message_id, user_id, message, time, event_id,
+                                  position)
+         values ('r', 3, 'x', 'a', 'x', 0, x'00', 0)",
         [],
     )
     .unwrap();

@@ -229,13 +229,17 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| {
+            let versions: Vec<Value> = m
+                .versions
+                .iter()
+                .map(|v| json!({"message": v.message, "time": wire::time(v.time)}))
+                .collect();
             json!({
                 "roomId": m.room_id,
                 "seq": m.seq,
                 "id": m.message_id,
                 "deleted": m.deleted,
-                // Messages are not edited yet: each has the one version it was posted as.
-                "versions": [{"message": m.message, "time": wire::time(m.time)}],
+                "versions": versions,
             })
         })
         .collect();

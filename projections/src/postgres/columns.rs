@@ -15,7 +15,7 @@ pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 pub(super) type Statement<'a> = (String, Vec<Param<'a>>);
 
 /// An owned query parameter, of a change applied on its own.
-type Owned = Box<dyn ToSql + Sync + Send>;
+pub(super) type Owned = Box<dyn ToSql + Sync + Send>;
 
 /// The statements of a plan, built by [`Columns::of`].
 #[derive(Default)]
@@ -38,7 +38,7 @@ struct Run<'a> {
     rare: Vec<(String, Vec<Owned>)>,
 }
 
-fn owned<T: ToSql + Sync + Send + Clone + 'static>(value: &T) -> Owned {
+pub(super) fn owned<T: ToSql + Sync + Send + Clone + 'static>(value: &T) -> Owned {
     Box::new(value.clone())
 }
 
@@ -112,8 +112,12 @@ impl<'a> Columns<'a> {
                     time,
                     event_id,
                     position,
+                    version,
+                    reply_to,
                 } => {
                     run.records.deleted.push(*deleted);
+                    run.records.version.push(*version as i64);
+                    run.records.reply_to.push(reply_to.map(|r| r as i64));
                     run.records.room_id.push(room_id);
                     run.records.seq.push(*seq as i64);
                     run.records.message_id.push(message_id);
@@ -242,10 +246,11 @@ impl Run<'_> {
             out.push((
                 format!(
                     "insert into {} (room_id, seq, message_id, user_id, message, time,
-                                     event_id, position, search_text, deleted)
+                                     event_id, position, search_text, deleted, version,
+                                     reply_to)
                      select * from unnest($1::text[], $2::int8[], $3::text[], $4::text[],
                                           $5::text[], $6::int8[], $7::bytea[], $8::int8[],
-                                          $9::text[], $10::bool[])",
+                                          $9::text[], $10::bool[], $11::int8[], $12::int8[])",
                     target.table("room_record")
                 ),
                 vec![
@@ -259,6 +264,8 @@ impl Run<'_> {
                     &records.position,
                     &records.search_text,
                     &records.deleted,
+                    &records.version,
+                    &records.reply_to,
                 ],
             ));
         }
@@ -315,12 +322,21 @@ fn single(change: &Change, target: Target) -> Option<(String, Vec<Owned>)> {
         ),
         Change::ScrubRecords { user_id } => (
             format!(
-                "update {} set message = '', search_text = '', deleted = true
+                "with versions as (delete from {v} where user_id = $1),
+                      reactions as (delete from {x} x using {r} r
+                                    where r.user_id = $1
+                                      and x.room_id = r.room_id and x.seq = r.seq)
+                 update {r} set message = '', search_text = '', deleted = true, reply_to = null
                  where user_id = $1",
-                t("room_record")
+                v = t("room_record_version"),
+                x = t("room_reaction"),
+                r = t("room_record"),
             ),
             vec![owned(user_id)],
         ),
+        Change::EditRecord { .. } | Change::DeleteRecord { .. } | Change::React { .. } => {
+            return super::changes::statement(change, target);
+        }
         Change::RemoveMember { room_id, user_id } => (
             format!(
                 "delete from {} where room_id = $1 and user_id = $2",
@@ -524,6 +540,8 @@ struct Records<'a> {
     position: Vec<i64>,
     search_text: Vec<&'a str>,
     deleted: Vec<bool>,
+    version: Vec<i64>,
+    reply_to: Vec<Option<i64>>,
 }
 
 /// The columns of new `room_code` rows.

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, pg};
 use crate::sqlite::{
-    INVITES, InviteRow, MEMBERS, MemberRow, ROOM_COLUMNS, RecordRow, RoomRow, UserRow,
+    INVITES, InviteRow, MEMBERS, MemberRow, OWN_MESSAGES, OwnMessage, RECORD_COLUMNS, RECORDS,
+    ROOM_COLUMNS, RecordRow, RoomRow, UserRow, add_reactions, own_messages, reactions_sql,
 };
 use deadpool_postgres::Pool;
 
@@ -174,6 +175,7 @@ pub(crate) async fn retention_rooms(pool: &Pool) -> Result<Vec<(String, u32)>, E
     .collect())
 }
 
+/// A row of [`RECORD_COLUMNS`], without its reactions yet.
 fn record_row(r: &tokio_postgres::Row) -> RecordRow {
     RecordRow {
         room_id: r.get(0),
@@ -185,7 +187,39 @@ fn record_row(r: &tokio_postgres::Row) -> RecordRow {
         message: r.get(6),
         time: r.get(7),
         deleted: r.get(8),
+        version: r.get::<_, i64>(9) as u64,
+        reply_to: r.get::<_, Option<i64>>(10).map(|s| s as u64),
+        edited_at: r.get(11),
+        reactions: Vec::new(),
     }
+}
+
+/// `rows` of `room_id` with their reactions, read in one query.
+async fn with_reactions(
+    c: &deadpool_postgres::Object,
+    room_id: &str,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<RecordRow>, Error> {
+    let mut out: Vec<RecordRow> = rows.iter().map(record_row).collect();
+    let seqs: Vec<i64> = out
+        .iter()
+        .filter(|r| !r.deleted)
+        .map(|r| r.seq as i64)
+        .collect();
+    if seqs.is_empty() {
+        return Ok(out);
+    }
+    let found = c
+        .query(&reactions_sql("seq = any($2)"), &[&room_id, &seqs])
+        .await
+        .map_err(pg)?;
+    add_reactions(
+        &mut out,
+        found
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1), r.get(2))),
+    );
+    Ok(out)
 }
 
 pub(crate) async fn member_messages(
@@ -208,20 +242,19 @@ pub(crate) async fn member_messages(
         return Ok(None);
     }
     let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-    let rows = c
+    let mut rows = c
         .query(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and rr.seq < $2
-             order by rr.seq desc limit $3",
+            &format!(
+                "select {RECORD_COLUMNS} from {RECORDS}
+                 where rr.room_id = $1 and rr.seq < $2
+                 order by rr.seq desc limit $3"
+            ),
             &[&room_id, &before, &(limit as i64)],
         )
         .await
         .map_err(pg)?;
-    let mut out: Vec<RecordRow> = rows.iter().map(record_row).collect();
-    out.reverse();
-    Ok(Some(out))
+    rows.reverse();
+    with_reactions(&c, room_id, rows).await.map(Some)
 }
 
 pub(crate) async fn message(
@@ -229,18 +262,20 @@ pub(crate) async fn message(
     room_id: &str,
     seq: u64,
 ) -> Result<Option<RecordRow>, Error> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
     let c = pool.get().await.map_err(pg)?;
-    let row = c
-        .query_opt(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and rr.seq = $2",
-            &[&room_id, &(seq.min(i64::MAX as u64) as i64)],
+    let rows = c
+        .query(
+            &format!(
+                "select {RECORD_COLUMNS} from {RECORDS} where rr.room_id = $1 and rr.seq = $2"
+            ),
+            &[&room_id, &seq],
         )
         .await
         .map_err(pg)?;
-    Ok(row.as_ref().map(record_row))
+    Ok(with_reactions(&c, room_id, rows).await?.pop())
 }
 
 pub(crate) async fn search(
@@ -253,33 +288,36 @@ pub(crate) async fn search(
     let c = pool.get().await.map_err(pg)?;
     let rows = c
         .query(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.room_id = $1 and not rr.deleted and rr.search_text like $2 escape '\\'
-             order by rr.seq desc limit $3",
+            &format!(
+                "select {RECORD_COLUMNS} from {RECORDS}
+                 where rr.room_id = $1 and not rr.deleted
+                   and rr.search_text like $2 escape '\\'
+                 order by rr.seq desc limit $3"
+            ),
             &[&room_id, &pattern, &(limit as i64)],
         )
         .await
         .map_err(pg)?;
-    Ok(rows.iter().map(record_row).collect())
+    with_reactions(&c, room_id, rows).await
 }
 
-/// Every message of `user_id`, oldest first.
+/// Every message of `user_id` with its texts, oldest first.
 ///
 /// # Errors
 /// Database errors.
-pub async fn messages_by(pool: &Pool, user_id: &str) -> Result<Vec<RecordRow>, Error> {
+pub async fn messages_by(pool: &Pool, user_id: &str) -> Result<Vec<OwnMessage>, Error> {
     let client = pool.get().await.map_err(pg)?;
-    let rows = client
-        .query(
-            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
-             from room_record rr left join \"user\" u on u.id = rr.user_id
-             where rr.user_id = $1 order by rr.time, rr.room_id, rr.seq",
-            &[&user_id],
+    let rows = client.query(OWN_MESSAGES, &[&user_id]).await.map_err(pg)?;
+    Ok(own_messages(rows.iter().map(|r| {
+        (
+            r.get(0),
+            r.get::<_, i64>(1) as u64,
+            r.get(2),
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+            r.get(7),
         )
-        .await
-        .map_err(pg)?;
-    Ok(rows.iter().map(record_row).collect())
+    })))
 }

@@ -33,7 +33,8 @@ pub enum Change {
         /// Time of the erasure.
         time: i64,
     },
-    /// Every message of an erased user becomes a placeholder without text.
+    /// Every message of an erased user becomes a placeholder without text, reply or
+    /// reactions, and every earlier version of its text goes.
     ScrubRecords {
         /// The author.
         user_id: String,
@@ -222,5 +223,54 @@ pub enum Change {
         event_id: [u8; 16],
         /// Global position of that event.
         position: u64,
+        /// The room's version at the post (its stream version).
+        version: u64,
+        /// The seq of the message it answers, if any.
+        reply_to: Option<u64>,
+    },
+    /// A message's text replaced by its author; the text it had is kept as an earlier
+    /// version. A placeholder keeps its (empty) text.
+    EditRecord {
+        /// Room.
+        room_id: String,
+        /// Seq.
+        seq: u64,
+        /// The new text; `None` when its key is gone: the message becomes a placeholder and
+        /// its earlier versions go.
+        message: Option<String>,
+        /// [`search_text`](super::search_text) of the new text; empty with `None`.
+        search_text: String,
+        /// Time of the edit.
+        time: i64,
+        /// The room's version at the edit.
+        version: u64,
+    },
+    /// A message deleted: a placeholder without text, reply or reactions from now on; its
+    /// texts stay as earlier versions, for its author's export.
+    DeleteRecord {
+        /// Room.
+        room_id: String,
+        /// Seq.
+        seq: u64,
+        /// The room's version at the deletion.
+        version: u64,
+    },
+    /// A reaction added (`on`) or taken back; either of them twice changes nothing but the
+    /// message's version. A placeholder takes no reactions.
+    React {
+        /// Room.
+        room_id: String,
+        /// Seq.
+        seq: u64,
+        /// The symbol.
+        emoji: String,
+        /// Who reacted.
+        user_id: String,
+        /// Added or taken back.
+        on: bool,
+        /// Global position of the event: the order of reacting.
+        position: u64,
+        /// The room's version at the change.
+        version: u64,
     },
 }

@@ -48,11 +48,30 @@ pub(super) fn apply_change(
             "user",
             params![id, crate::DELETED_USER, time],
         ),
-        Change::ScrubRecords { user_id } => run(
-            "update {t} set message = '', search_text = '', deleted = 1 where user_id = ?1",
-            "room_record",
-            params![user_id],
-        ),
+        Change::ScrubRecords { user_id } => {
+            run(
+                "delete from {t} where user_id = ?1",
+                "room_record_version",
+                params![user_id],
+            )?;
+            run(
+                &format!(
+                    "delete from {{t}} where exists (
+                         select 1 from {} r
+                         where r.room_id = {{t}}.room_id and r.seq = {{t}}.seq
+                           and r.user_id = ?1)",
+                    target.table("room_record")
+                ),
+                "room_reaction",
+                params![user_id],
+            )?;
+            run(
+                "update {t} set message = '', search_text = '', deleted = 1, reply_to = null
+                 where user_id = ?1",
+                "room_record",
+                params![user_id],
+            )
+        }
         Change::RemoveMember { room_id, user_id } => run(
             "delete from {t} where room_id = ?1 and user_id = ?2",
             "room_member",
@@ -230,10 +249,12 @@ pub(super) fn apply_change(
             time,
             event_id,
             position,
+            version,
+            reply_to,
         } => run(
             "insert into {t} (room_id, seq, message_id, user_id, message, time,
-                              event_id, position, search_text, deleted)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              event_id, position, search_text, deleted, version, reply_to)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             "room_record",
             params![
                 room_id,
@@ -245,9 +266,14 @@ pub(super) fn apply_change(
                 event_id.as_slice(),
                 *position as i64,
                 search_text,
-                deleted
+                deleted,
+                *version as i64,
+                reply_to.map(|r| r as i64)
             ],
         ),
+        Change::EditRecord { .. } | Change::DeleteRecord { .. } | Change::React { .. } => {
+            super::changes::apply(tx, change, target)
+        }
         // `Plan::new` keeps the room updates out of the other changes.
         Change::TouchRoom { .. } => Ok(()),
     }

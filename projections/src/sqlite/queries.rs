@@ -85,7 +85,7 @@ pub struct InviteRow {
     pub created_at: i64,
 }
 
-/// A `room_record` row joined with its author.
+/// A `room_record` row joined with its author and its reactions: a message as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRow {
     /// Room.
@@ -100,12 +100,47 @@ pub struct RecordRow {
     pub user_name: String,
     /// Author avatar.
     pub user_avatar: String,
-    /// Text; empty for a placeholder.
+    /// Text (the latest); empty for a placeholder.
     pub message: String,
-    /// Time, ms.
+    /// Time of the post, ms.
     pub time: i64,
-    /// Whether the text is gone: a placeholder.
+    /// Whether it is a placeholder: deleted, or its text gone (erasure, retention).
     pub deleted: bool,
+    /// The room's version at the message's latest change: its post, an edit, its deletion
+    /// or a reaction.
+    pub version: u64,
+    /// The seq of the message it answers; `None` for none, and for a placeholder.
+    pub reply_to: Option<u64>,
+    /// Time of its latest edit, ms; `None` when never edited.
+    pub edited_at: Option<i64>,
+    /// Each symbol with the users who reacted with it, in the order of reacting (the symbols
+    /// by their first reaction); empty for none, and for a placeholder.
+    pub reactions: Vec<(String, Vec<String>)>,
+}
+
+/// One text a message had, as its author's export lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextVersion {
+    /// The text.
+    pub message: String,
+    /// When it was written (posted or edited), ms.
+    pub time: i64,
+}
+
+/// A message of its author with every text it had, for their export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnMessage {
+    /// Room.
+    pub room_id: String,
+    /// Seq.
+    pub seq: u64,
+    /// Client id.
+    pub message_id: String,
+    /// Whether it is a placeholder now.
+    pub deleted: bool,
+    /// Its texts, oldest first: the post, then each edit; those of a deleted message stay
+    /// until erasure or retention makes them unreadable.
+    pub versions: Vec<TextVersion>,
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -327,7 +362,47 @@ pub fn is_member(conn: &Connection, room_id: &str, user_id: &str) -> Result<bool
         .query_row([room_id, user_id], |r| r.get(0))?)
 }
 
-/// A `room_record` row joined with its author, as the history queries select it.
+/// The columns of a [`RecordRow`] but its reactions, of `room_record rr` joined with its
+/// author `u`; shared with PostgreSQL.
+pub(crate) const RECORD_COLUMNS: &str = "rr.room_id, rr.seq, rr.message_id, rr.user_id, \
+     coalesce(u.name, ''), coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted, \
+     rr.version, rr.reply_to, rr.edited_at";
+
+/// The tables of [`RECORD_COLUMNS`]; shared with PostgreSQL.
+pub(crate) const RECORDS: &str = "room_record rr left join \"user\" u on u.id = rr.user_id";
+
+/// The SQL of the reactions to messages of one room, in the order of reacting; shared with
+/// PostgreSQL, which gives `$2` an array of seqs (SQLite one seq).
+pub(crate) fn reactions_sql(seqs: &str) -> String {
+    format!(
+        "select seq, emoji, user_id from room_reaction where room_id = $1 and {seqs}
+         order by seq, position"
+    )
+}
+
+/// Adds `(seq, emoji, user)` reactions, in the order of reacting, to the rows of their seqs:
+/// each symbol where it was first used.
+pub(crate) fn add_reactions(
+    rows: &mut [RecordRow],
+    reactions: impl IntoIterator<Item = (u64, String, String)>,
+) {
+    let at: std::collections::HashMap<u64, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.seq, i)).collect();
+    for (seq, emoji, user) in reactions {
+        let Some(row) = at.get(&seq).map(|&i| &mut rows[i]) else {
+            continue;
+        };
+        if row.deleted {
+            continue;
+        }
+        match row.reactions.iter_mut().find(|(e, _)| *e == emoji) {
+            Some((_, users)) => users.push(user),
+            None => row.reactions.push((emoji, vec![user])),
+        }
+    }
+}
+
+/// A row of [`RECORD_COLUMNS`], without its reactions yet.
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
         room_id: r.get(0)?,
@@ -339,7 +414,31 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
         message: r.get(6)?,
         time: r.get(7)?,
         deleted: r.get(8)?,
+        version: r.get::<_, i64>(9)? as u64,
+        reply_to: r.get::<_, Option<i64>>(10)?.map(|s| s as u64),
+        edited_at: r.get(11)?,
+        reactions: Vec::new(),
     })
+}
+
+/// Fills in the reactions of `rows`, all of `room_id`.
+fn with_reactions(
+    conn: &Connection,
+    room_id: &str,
+    mut rows: Vec<RecordRow>,
+) -> Result<Vec<RecordRow>, Error> {
+    let mut s = conn.prepare_cached(&reactions_sql("seq = $2"))?;
+    let mut found = Vec::new();
+    for seq in rows.iter().filter(|r| !r.deleted).map(|r| r.seq as i64) {
+        let got = s.query_map(params![room_id, seq], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })?;
+        for g in got {
+            found.push(g?);
+        }
+    }
+    add_reactions(&mut rows, found);
+    Ok(rows)
 }
 
 /// The newest `limit` messages of a room with `seq < before` (all when `None`), oldest first.
@@ -353,21 +452,36 @@ pub fn messages(
     limit: u64,
 ) -> Result<Vec<RecordRow>, Error> {
     let before = before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-    let mut s = conn.prepare_cached(
-        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
-         from room_record rr left join user u on u.id = rr.user_id
+    let mut s = conn.prepare_cached(&format!(
+        "select {RECORD_COLUMNS} from {RECORDS}
          where rr.room_id = ?1 and rr.seq < ?2
-         order by rr.seq desc limit ?3",
-    )?;
+         order by rr.seq desc limit ?3"
+    ))?;
     let rows = s.query_map(params![room_id, before, limit as i64], record_row)?;
     let mut out: Vec<RecordRow> = rows.collect::<Result<_, _>>()?;
     out.reverse();
-    Ok(out)
+    with_reactions(conn, room_id, out)
 }
 
-/// Messages of a room whose text contains `query` (compared as [`search_text`]), newest
-/// first, at most `limit`.
+/// Message `seq` of a room as it is now.
+///
+/// # Errors
+/// SQLite errors.
+pub fn message(conn: &Connection, room_id: &str, seq: u64) -> Result<Option<RecordRow>, Error> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
+    let row = conn
+        .prepare_cached(&format!(
+            "select {RECORD_COLUMNS} from {RECORDS} where rr.room_id = ?1 and rr.seq = ?2"
+        ))?
+        .query_row(params![room_id, seq], record_row)
+        .optional()?;
+    Ok(with_reactions(conn, room_id, row.into_iter().collect())?.pop())
+}
+
+/// Messages of a room whose latest text contains `query` (compared as [`search_text`]),
+/// newest first, at most `limit`; never a placeholder.
 ///
 /// [`search_text`]: crate::projection::search_text
 ///
@@ -380,30 +494,89 @@ pub fn search(
     limit: u64,
 ) -> Result<Vec<RecordRow>, Error> {
     let pattern = crate::projection::like_pattern(query);
-    let mut s = conn.prepare_cached(
-        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
-         from room_record rr left join user u on u.id = rr.user_id
+    let mut s = conn.prepare_cached(&format!(
+        "select {RECORD_COLUMNS} from {RECORDS}
          where rr.room_id = ?1 and not rr.deleted and rr.search_text like ?2 escape '\\'
-         order by rr.seq desc limit ?3",
-    )?;
+         order by rr.seq desc limit ?3"
+    ))?;
     let rows = s.query_map(params![room_id, pattern, limit as i64], record_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let out = rows.collect::<Result<_, _>>()?;
+    with_reactions(conn, room_id, out)
 }
 
-/// Every message of `user_id`, oldest first.
+/// The SQL of [`messages_by`], shared with PostgreSQL: each message of `$1` with its current
+/// text (and that text's time), once per earlier text (or once, with nulls, without any),
+/// oldest message first, its earlier texts in the order written. One statement, so that the
+/// texts are read as of one moment.
+pub(crate) const OWN_MESSAGES: &str = "select rr.room_id, rr.seq, rr.message_id, rr.deleted, \
+     rr.message, coalesce(rr.edited_at, rr.time), v.message, v.time \
+     from room_record rr left join room_record_version v \
+          on v.room_id = rr.room_id and v.seq = rr.seq \
+     where rr.user_id = $1 order by rr.time, rr.room_id, rr.seq, v.edit";
+
+/// A row of [`OWN_MESSAGES`].
+pub(crate) type OwnRow = (
+    String,
+    u64,
+    String,
+    bool,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The rows of [`OWN_MESSAGES`] as messages with their texts.
+pub(crate) fn own_messages(rows: impl IntoIterator<Item = OwnRow>) -> Vec<OwnMessage> {
+    let mut out: Vec<OwnMessage> = Vec::new();
+    // The current text of the last message, added once its earlier ones are in.
+    let mut current: Option<TextVersion> = None;
+    for (room_id, seq, message_id, deleted, message, time, earlier, earlier_time) in rows {
+        let same = out
+            .last()
+            .is_some_and(|m| m.room_id == room_id && m.seq == seq);
+        if !same {
+            if let (Some(m), Some(c)) = (out.last_mut(), current.take()) {
+                m.versions.push(c);
+            }
+            current = (!deleted).then_some(TextVersion { message, time });
+            out.push(OwnMessage {
+                room_id,
+                seq,
+                message_id,
+                deleted,
+                versions: Vec::new(),
+            });
+        }
+        if let (Some(message), Some(time), Some(m)) = (earlier, earlier_time, out.last_mut()) {
+            m.versions.push(TextVersion { message, time });
+        }
+    }
+    if let (Some(m), Some(c)) = (out.last_mut(), current) {
+        m.versions.push(c);
+    }
+    out
+}
+
+/// Every message of `user_id` with its texts, oldest first.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn messages_by(conn: &Connection, user_id: &str) -> Result<Vec<RecordRow>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
-                coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted != 0
-         from room_record rr left join user u on u.id = rr.user_id
-         where rr.user_id = ?1 order by rr.time, rr.room_id, rr.seq",
-    )?;
-    let rows = stmt
-        .query_map([user_id], record_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+pub fn messages_by(conn: &Connection, user_id: &str) -> Result<Vec<OwnMessage>, Error> {
+    let rows = conn
+        .prepare_cached(OWN_MESSAGES)?
+        .query_map([user_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })?
+        .collect::<Result<Vec<OwnRow>, _>>()?;
+    Ok(own_messages(rows))
 }

@@ -1,10 +1,12 @@
-//! Governance events of a room, built as the room actor writes them, for the read tests.
+//! Governance events of a room and changes of its messages, built as the room actor writes
+//! them, for the read tests.
 #![allow(dead_code)]
 
 use events::Event;
 use events::event::{
     Archival, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted, MemberBanned, MemberJoined,
-    MemberKicked, MemberLeft, MemberMuted, Role, RoleChanged, RoomUpdated, join_code_hash,
+    MemberKicked, MemberLeft, MemberMuted, MessageDeleted, MessageEdited, Reaction, Role,
+    RoleChanged, RoomUpdated, join_code_hash,
 };
 use events::seal::Subject;
 use events::testing::seal;
@@ -157,4 +159,58 @@ pub fn revoked(room: &str, id: &str, by: &str) -> Event {
         invite_id: id.into(),
         by: by.into(),
     })
+}
+
+/// Message `seq` of `room` posted by `user_id` as an answer to `reply_to`.
+pub fn replied(room: &str, seq: u64, user_id: &str, text: &str, reply_to: u64) -> Event {
+    match events::testing::posted(room, seq, user_id, text) {
+        Event::MessagePosted(m) => Event::MessagePosted(events::event::MessagePosted {
+            reply_to: Some(reply_to),
+            ..m
+        }),
+        _ => unreachable!("posted builds a MessagePosted"),
+    }
+}
+
+/// Its author `user_id` edits message `seq` of `room` (posted by `events::testing::posted`,
+/// in period 0) to `text`.
+pub fn edited(room: &str, seq: u64, user_id: &str, text: &str) -> Event {
+    Event::MessageEdited(MessageEdited {
+        room_id: room.into(),
+        seq,
+        user_id: user_id.into(),
+        text: seal(
+            &Subject::Text {
+                user: user_id.into(),
+                room: room.into(),
+                period: 0,
+            },
+            text,
+        ),
+        period: 0,
+    })
+}
+
+/// `by` deletes message `seq` of `room`.
+pub fn deleted(room: &str, seq: u64, by: &str) -> Event {
+    Event::MessageDeleted(MessageDeleted {
+        room_id: room.into(),
+        seq,
+        by: by.into(),
+    })
+}
+
+/// `user_id` reacts to message `seq` of `room` with `emoji` (`on`), or takes it back.
+pub fn reacted(room: &str, seq: u64, user_id: &str, emoji: &str, on: bool) -> Event {
+    let r = Reaction {
+        room_id: room.into(),
+        seq,
+        user_id: user_id.into(),
+        emoji: emoji.into(),
+    };
+    if on {
+        Event::ReactionAdded(r)
+    } else {
+        Event::ReactionRemoved(r)
+    }
 }
