@@ -266,6 +266,26 @@ async fn real_answers_have_the_documented_shapes() {
     assert_eq!(a.status, 200, "{}", a.body);
     answer_conforms(&doc, "POST", "/api/room/join", &a);
     let id = room["id"].as_str().unwrap();
+    // A message answered and edited, so that history and search show every field of one.
+    let post = |body: Value| {
+        let bob = &bob;
+        let path = format!("/api/room/{id}/messages");
+        async move { bob.call("POST", &path, Some(body)).await }
+    };
+    let first = post(json!({"id": "doc-1", "message": "hello documented"})).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let seq = first.data()["message"]["seq"].as_u64().unwrap();
+    let answer = post(json!({"id": "doc-2", "message": "hello again", "replyTo": seq})).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let edit = json!({"message": "hello edited"});
+    let a = bob
+        .call(
+            "PATCH",
+            &format!("/api/room/{id}/messages/{seq}"),
+            Some(edit),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
     for path in [
         format!("/api/room/{id}/messages?limit=10"),
         format!("/api/room/{id}/search?q=hello"),
@@ -278,6 +298,17 @@ async fn real_answers_have_the_documented_shapes() {
             "/api/room/{roomId}/messages"
         };
         answer_conforms(&doc, "GET", template, &a);
+        if !path.ends_with("limit=0") {
+            let shown = &a.data()["messages"];
+            assert!(
+                shown
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["editedAt"].is_string() && m["reactions"] == json!({})),
+                "{path}: {shown}"
+            );
+        }
     }
     let a = bob.call("POST", "/api/logout", None).await;
     answer_conforms(&doc, "POST", "/api/logout", &a);
