@@ -1,6 +1,7 @@
 -- Messages that change (issue 31): each record keeps the room's version at its latest change,
 -- the message it answers, the time of its latest edit and how many edits it had; who reacted
--- to it with what, in the order of reacting; and the texts it had before (for its author's
+-- to it with what, in the order of reacting (`since`: the position of the reaction that brought
+-- the symbol, kept while anyone still reacts with it, orders the symbols); and the texts it had before (for its author's
 -- export), scrubbed with it on erasure and retention. Rows written before this migration know
 -- no version: the table is emptied and its projection, back at checkpoint 0, fills it again
 -- from the log at the next start (texts past retention stay placeholders from the first sweep).
@@ -15,6 +16,7 @@ create table room_reaction (
     emoji    text   not null,
     user_id  text   not null,
     position bigint not null,
+    since    bigint not null,
     primary key (room_id, seq, emoji, user_id)
 );
 

@@ -37,8 +37,13 @@ fn log() -> Vec<(&'static str, Event)> {
         // Twice the same, and one taken back that is not there: nothing changes but versions.
         ("", reacted("r", 1, "b", "👍", true)),
         ("", reacted("r", 1, "a", "👀", false)),
-        ("", reacted("r", 1, "o", "🎉", false)),
+        // 👍 came first and stays first while o still uses it; b comes back after o.
+        ("", reacted("r", 1, "b", "👍", false)),
         ("", reacted("r", 1, "a", "🎉", true)),
+        ("", reacted("r", 1, "b", "👍", true)),
+        // A symbol nobody uses any more goes, and comes back last.
+        ("", reacted("r", 1, "a", "👀", true)),
+        ("", reacted("r", 1, "a", "👀", false)),
         ("edit 1a", edited("r", 1, "a", "Hello EDITED world")),
         ("post 3", posted("r", 3, "b", "soon gone")),
         ("", reacted("r", 3, "a", "x", true)),
@@ -110,8 +115,8 @@ async fn answers_as_logged(reads: &Reads, marks: &Marks) {
     assert_eq!(one.version, version(marks, "edit 1b"));
     assert_eq!(
         one.reactions,
-        reactions(&[("👍", &["b", "o"]), ("🎉", &["a"])]),
-        "in the order of reacting; 🎉 after 👍 since o took theirs back"
+        reactions(&[("👍", &["o", "b"]), ("🎉", &["o", "a"])]),
+        "the symbols in the order they came, each one's users in the order of reacting"
     );
     assert_eq!((one.reply_to, one.deleted), (None, false));
     let two = &page[1];
@@ -232,7 +237,8 @@ async fn rows(reads: &Reads) -> Vec<Vec<Option<String>>> {
                 cast(deleted as text), cast(version as text), cast(reply_to as text),
                 cast(edited_at as text), cast(edits as text)
          from room_record order by room_id, seq",
-        "select room_id, cast(seq as text), emoji, user_id, cast(position as text)
+        "select room_id, cast(seq as text), emoji, user_id, cast(position as text),
+                cast(since as text)
          from room_reaction order by room_id, seq, position",
         "select room_id, cast(seq as text), cast(edit as text), user_id, message,
                 cast(time as text)

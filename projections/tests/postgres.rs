@@ -346,6 +346,7 @@ const TABLES: [Table; 9] = [
             ("emoji", Kind::T),
             ("user_id", Kind::T),
             ("position", Kind::I),
+            ("since", Kind::I),
         ],
         // By the order of reacting: engines may collate the symbols differently.
         "room_id, seq, position",

@@ -110,8 +110,11 @@ pub(super) fn statement(change: &Change, target: Target) -> Option<(String, Vec<
             (
                 format!(
                     "with added as (
-                         insert into {reactions} (room_id, seq, emoji, user_id, position)
-                         select $1::text, $2::int8, $3::text, $4::text, $5::int8
+                         insert into {reactions} (room_id, seq, emoji, user_id, position, since)
+                         select $1::text, $2::int8, $3::text, $4::text, $5::int8,
+                                coalesce((select min(since) from {reactions}
+                                          where room_id = $1 and seq = $2 and emoji = $3),
+                                         $5::int8)
                          where exists (select 1 from {records}
                                        where room_id = $1 and seq = $2 and not deleted)
                          on conflict do nothing)

@@ -110,8 +110,10 @@ pub(super) fn apply(tx: &Connection, change: &Change, target: Target) -> rusqlit
             if *on {
                 run(
                     format!(
-                        "insert into {reactions} (room_id, seq, emoji, user_id, position)
-                         select ?1, ?2, ?3, ?4, ?5
+                        "insert into {reactions} (room_id, seq, emoji, user_id, position, since)
+                         select ?1, ?2, ?3, ?4, ?5,
+                                coalesce((select min(since) from {reactions}
+                                          where room_id = ?1 and seq = ?2 and emoji = ?3), ?5)
                          where exists (select 1 from {records}
                                        where room_id = ?1 and seq = ?2 and deleted = 0)
                          on conflict do nothing"

@@ -113,8 +113,9 @@ pub struct RecordRow {
     pub reply_to: Option<u64>,
     /// Time of its latest edit, ms; `None` when never edited.
     pub edited_at: Option<i64>,
-    /// Each symbol with the users who reacted with it, in the order of reacting (the symbols
-    /// by their first reaction); empty for none, and for a placeholder.
+    /// Each symbol with the users who reacted with it, in the order of reacting; the symbols in
+    /// the order they came (one that nobody uses any more goes, and comes back last); empty for
+    /// none, and for a placeholder.
     pub reactions: Vec<(String, Vec<String>)>,
 }
 
@@ -371,17 +372,18 @@ pub(crate) const RECORD_COLUMNS: &str = "rr.room_id, rr.seq, rr.message_id, rr.u
 /// The tables of [`RECORD_COLUMNS`]; shared with PostgreSQL.
 pub(crate) const RECORDS: &str = "room_record rr left join \"user\" u on u.id = rr.user_id";
 
-/// The SQL of the reactions to messages of one room, in the order of reacting; shared with
-/// PostgreSQL, which gives `$2` an array of seqs (SQLite one seq).
+/// The SQL of the reactions to messages of one room: each symbol in the order it came (and
+/// stayed since), its users in the order of reacting; shared with PostgreSQL, which gives `$2`
+/// an array of seqs (SQLite one seq).
 pub(crate) fn reactions_sql(seqs: &str) -> String {
     format!(
         "select seq, emoji, user_id from room_reaction where room_id = $1 and {seqs}
-         order by seq, position"
+         order by seq, since, position"
     )
 }
 
-/// Adds `(seq, emoji, user)` reactions, in the order of reacting, to the rows of their seqs:
-/// each symbol where it was first used.
+/// Adds `(seq, emoji, user)` reactions, in the order of [`reactions_sql`], to the rows of
+/// their seqs.
 pub(crate) fn add_reactions(
     rows: &mut [RecordRow],
     reactions: impl IntoIterator<Item = (u64, String, String)>,
