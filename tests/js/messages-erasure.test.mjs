@@ -125,6 +125,7 @@ test('audit shows every edit and deletion with the texts before and after, until
     for (const t of [v1, v2, v3, gone, 'Alpaca']) assert.ok(!text.includes(t), `history shows "${t}" after the erasure`);
     assert.equal(hist.find((m) => m.seq === b.seq).message, bobsEdit, 'bob\'s message stays');
     assert.equal(hist.find((m) => m.seq === b.seq).replyTo, x.seq, 'his reply still points at the placeholder');
+    assert.deepEqual(hist.find((m) => m.seq === b.seq).reactions, { '👍': [alice.id] }, 'her reaction stays as her id');
     for (const t of [v1, v2, v3, gone]) {
       assert.deepEqual(holders(server.dataDir, t), [], `while the server runs, "${t}" is readable in`);
     }

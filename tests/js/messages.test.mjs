@@ -208,8 +208,21 @@ describe('edits', () => {
     await ackError(s1, 'edit_message', { roomId: room.id, seq: byOwner.seq, message: 'a member on the owner' }, 'forbidden');
     await ackError(sx, 'edit_message', { roomId: room.id, seq: byMember.seq, message: 'from outside' }, ['not_member', 'forbidden']);
     await ackError(s1, 'edit_message', { roomId: randomUUID(), seq: 1, message: 'no such room' }, ['not_found', 'not_member']);
+    await ackError(s1, 'edit_message', { roomId: room.id, seq: byMember.seq, message: 'as m2', userId: m2.id }, 'forbidden');
+    for (const event of ['delete_message', 'react']) {
+      await ackError(s1, event, { roomId: room.id, seq: byMember.seq, emoji: '👍', on: true, userId: m2.id }, 'forbidden');
+    }
+    // Without an ack, the refusal comes as chat_error.
+    const errors = s1.chatErrors.length;
+    s2.emit('edit_message', { roomId: room.id, seq: byMember.seq, message: 'no ack' });
+    s1.emit('react', { roomId: room.id, seq: 1_000_000, emoji: '👍', on: true });
+    await waitFor(() => s2.chatErrors.length >= 1 && s1.chatErrors.length > errors, { message: 'chat_error for events without an ack' });
+    assert.equal(s2.chatErrors.at(-1).code, 'forbidden', JSON.stringify(s2.chatErrors));
+    assert.equal(s1.chatErrors.at(-1).code, 'not_found', JSON.stringify(s1.chatErrors));
     await unchanged(w, owner, room.id, before, 'refused edits');
     assert.equal((await current(url, m1.token, room.id, byMember.seq)).message, 'written by m1');
+    const own = await emitAck(s1, 'edit_message', { roomId: room.id, seq: byMember.seq, message: 'with my own userId', userId: m1.id });
+    assert.equal(own?.ok, true, `the author's own userId is accepted: ${JSON.stringify(own)}`);
   });
 
   it('text rules as for sending; a bad seq or payload is bad_request; a seq that does not exist not_found', async () => {
@@ -631,6 +644,43 @@ describe('versions and resume', () => {
     assertMsg(got[1], { deleted: true, text: '' });
     assertMsg(got[2], { text: 'three, edited', reactions: { '👍': [owner.id] } });
     assert.ok(!JSON.stringify(s.log).includes('soon deleted'));
+  });
+});
+
+describe('erasure of an author', () => {
+  it('each of their messages becomes a placeholder delivered live as message_updated; their reactions stay as ids', async () => {
+    const [alice, bob] = await registerMany(url, 2, 'Er');
+    const room = await createRoom(url, bob.token);
+    await joinRoom(url, alice.token, room.room_hash_id);
+    const sb = await watch(bob, room.id, ['polling']);
+    const sa = await watch(alice, room.id);
+    const word = `quokka${randomUUID().slice(0, 8)}`;
+    const a1 = await post(sa, room.id, `first ${word}`);
+    const a2 = await post(sa, room.id, `second ${word}`);
+    await edit(sa, room.id, a2.seq, `second ${word}, edited`);
+    const gone = await post(sa, room.id, 'deleted before the erasure');
+    await del(sa, room.id, gone.seq);
+    const b1 = await post(sb, room.id, 'bob stays', { replyTo: a1.seq });
+    await react(sa, room.id, b1.seq, '👍');
+    await react(sb, room.id, b1.seq, '👍');
+    const from = changes(sb, room.id).at(-1).data.version;
+    assert.equal(assertOk(await api(url, 'DELETE', '/api/user', { token: alice.token, body: { password: alice.password } }), 200, 'erasure'), null);
+    const placeholders = await waitFor(() => {
+      const got = updates(sb, room.id).filter((m) => m.version > from && [a1.seq, a2.seq].includes(m.seq));
+      return got.length >= 2 && got;
+    }, { message: 'the placeholders are delivered live' });
+    assert.deepEqual(placeholders.map((m) => m.seq).sort((x, y) => x - y), [a1.seq, a2.seq]);
+    for (const m of placeholders) {
+      assertMsg(m, { deleted: true, text: '' });
+      assert.deepEqual(m.user, { id: alice.id, name: 'Deleted user', avatarImage: '' });
+    }
+    assert.notEqual(placeholders[0].version, placeholders[1].version, 'each placeholder is a change of its own');
+    assert.ok(!JSON.stringify(changes(sb, room.id).filter((e) => e.data.version > from)).includes(word), 'nothing after the erasure shows her texts');
+    const hist = await history(url, bob.token, room.id);
+    const b = hist.find((m) => m.seq === b1.seq);
+    assert.deepEqual(b.reactions, { '👍': [alice.id, bob.id] }, 'her reaction stays as her id');
+    assert.equal(b.replyTo, a1.seq);
+    assert.deepEqual(await searchFor(url, bob.token, room.id, word), []);
   });
 });
 
