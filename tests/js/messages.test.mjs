@@ -89,7 +89,15 @@ async function unchanged(w, user, roomId, before, what) {
   assert.equal(updates(w, roomId).length, updatesBefore, `${what}: a message_updated was sent`);
 }
 
-async function state(user, roomId) {
+/**
+ * The room as `user` reads it, once their history has caught up with a fence posted from the
+ * watcher `w` (another member's writes may reach history a moment after the live delivery).
+ */
+async function state(w, user, roomId, { fenced = true } = {}) {
+  if (fenced) {
+    const f = await fence(w, roomId);
+    await historyCaughtUp(url, user.token, roomId, f.seq);
+  }
   return { history: await snapshot(user.token, roomId), version: await lastVersion(user, roomId) };
 }
 
@@ -130,16 +138,17 @@ describe('replies', () => {
     const w = await watch(owner, room.id);
     const s1 = await watch(m1, room.id, ['polling']);
     const first = await post(s1, room.id, 'the only message');
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     const refusedId = newMsgId();
-    for (const replyTo of [0, -1, 1.5, '1', true, {}, [1], first.seq + 1, 3, 1_000_000_000]) {
+    // first.seq + 1 is the fence of state(); seq 3 exists in the other room only.
+    for (const replyTo of [0, -1, 1.5, '1', true, {}, [1], first.seq + 2, 1_000_000_000]) {
       await ackError(s1, 'user_send_message', { roomId: room.id, id: refusedId, message: `replying to ${JSON.stringify(replyTo)}`, type: 'input', replyTo }, 'bad_request');
     }
     await unchanged(w, owner, room.id, before, 'invalid replyTo');
     // The refused id was not remembered: sent validly it is a new message.
     const ok = await post(s1, room.id, 'now a valid reply', { id: refusedId, replyTo: first.seq });
     assert.equal(ok.duplicate, false, JSON.stringify(ok));
-    assert.equal(ok.seq, first.seq + 2, 'after the fence, no seq was taken by a refusal');
+    assert.equal(ok.seq, first.seq + 3, 'after the two fences, no seq was taken by a refusal');
   });
 });
 
@@ -200,7 +209,7 @@ describe('edits', () => {
     const byOwner = await post(so, room.id, 'written by the owner');
     const sx = await connect(url, outsider.token);
     open.push(sx);
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     for (const [s, who] of [[so, 'the owner'], [sa, 'an admin'], [s2, 'another member']]) {
       await ackError(s, 'edit_message', { roomId: room.id, seq: byMember.seq, message: `rewritten by ${who}` }, 'forbidden');
     }
@@ -230,7 +239,7 @@ describe('edits', () => {
     const w = await watch(owner, room.id);
     const s1 = await watch(m1, room.id, ['polling']);
     const p = await post(s1, room.id, 'to be edited');
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     for (const message of ['a'.repeat(4001), '😀'.repeat(4001)]) {
       await ackError(s1, 'edit_message', { roomId: room.id, seq: p.seq, message }, ['too_large', 'bad_request']);
     }
@@ -243,7 +252,8 @@ describe('edits', () => {
     }
     await ackError(s1, 'edit_message', { roomId: room.id, message: 'no seq' }, 'bad_request');
     for (const seq of [0, -1]) await ackError(s1, 'edit_message', { roomId: room.id, seq, message: 'no such seq' }, ['bad_request', 'not_found']);
-    for (const seq of [p.seq + 1, 1_000_000_000]) await ackError(s1, 'edit_message', { roomId: room.id, seq, message: 'no such seq' }, 'not_found');
+    // p.seq + 1 is the fence of state(): the room's newest message.
+    for (const seq of [p.seq + 2, 1_000_000_000]) await ackError(s1, 'edit_message', { roomId: room.id, seq, message: 'no such seq' }, 'not_found');
     await ackError(s1, 'edit_message', { seq: p.seq, message: 'no room' }, 'bad_request');
     await ackError(s1, 'edit_message', 'just a string', 'bad_request');
     await unchanged(w, owner, room.id, before, 'refused edits');
@@ -260,7 +270,7 @@ describe('edits', () => {
     const s1 = await watch(m1, room.id);
     const p = await post(s1, room.id, 'soon gone');
     await del(s1, room.id, p.seq);
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     await ackError(s1, 'edit_message', { roomId: room.id, seq: p.seq, message: 'back from the dead' }, 'conflict');
     await unchanged(w, owner, room.id, before, 'edit of a deleted message');
     assertMsg(await current(url, m1.token, room.id, p.seq), { deleted: true, text: '' });
@@ -299,7 +309,7 @@ describe('deletions', () => {
     await waitFor(async () => (await searchFor(url, m2.token, room.id, word)).length === 0, { timeout: 1_000 });
 
     // Deleting it again is ok and changes nothing.
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     const again = await emitAck(s1, 'delete_message', { roomId: room.id, seq: p.seq });
     assert.equal(again?.ok, true, `deleting a deleted message: ${JSON.stringify(again)}`);
     assert.ok(Number.isInteger(again.version), JSON.stringify(again));
@@ -307,7 +317,7 @@ describe('deletions', () => {
     assert.equal(byOwner?.ok, true, `the owner deleting a deleted message: ${JSON.stringify(byOwner)}`);
     await unchanged(w, owner, room.id, before, 'a second deletion');
     const next = await post(so, room.id, 'after the deletion');
-    assert.equal(next.seq, p.seq + 2, 'the room goes on without a gap (one fence in between)');
+    assert.equal(next.seq, p.seq + 3, 'the room goes on without a gap (two fences in between)');
   });
 
   it('rights: an admin deletes members\' messages, not an admin\'s or the owner\'s; the owner anyone\'s; a member only their own', async () => {
@@ -329,14 +339,14 @@ describe('deletions', () => {
     const byOwner = await post(so, room.id, 'by the owner');
     const byAdmin = await post(sa, room.id, 'by the admin');
 
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     await ackError(s2, 'delete_message', { roomId: room.id, seq: byM1.seq }, 'forbidden');
     await ackError(s1, 'delete_message', { roomId: room.id, seq: byAdmin.seq }, 'forbidden');
     await ackError(s1, 'delete_message', { roomId: room.id, seq: byOwner.seq }, 'forbidden');
     await ackError(sa, 'delete_message', { roomId: room.id, seq: byAdmin2.seq }, 'forbidden');
     await ackError(sa, 'delete_message', { roomId: room.id, seq: byOwner.seq }, 'forbidden');
     await ackError(sx, 'delete_message', { roomId: room.id, seq: byM1.seq }, ['not_member', 'forbidden']);
-    for (const seq of [byAdmin.seq + 1, 1_000_000_000]) await ackError(sa, 'delete_message', { roomId: room.id, seq }, 'not_found');
+    for (const seq of [byAdmin.seq + 2, 1_000_000_000]) await ackError(sa, 'delete_message', { roomId: room.id, seq }, 'not_found');
     for (const seq of ['1', 1.5, null, 'x']) await ackError(sa, 'delete_message', { roomId: room.id, seq }, 'bad_request');
     await ackError(sa, 'delete_message', { roomId: room.id }, 'bad_request');
     await ackError(sa, 'delete_message', { roomId: randomUUID(), seq: 1 }, ['not_found', 'not_member']);
@@ -399,7 +409,7 @@ describe('reactions', () => {
     const p = await post(s1, room.id, 'one');
     const on = await react(s1, room.id, p.seq, '👍');
     await post(s1, room.id, 'the room moves on');
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     const twice = await react(s1, room.id, p.seq, '👍', true);
     assert.equal(twice.version, on.version, 'reacting twice: the message\'s current version');
     const absent = await react(s1, room.id, p.seq, '🎉', false);
@@ -418,7 +428,7 @@ describe('reactions', () => {
     const p = await post(s1, room.id, 'popular');
     const emoji = Array.from({ length: 22 }, (_, i) => `:e${i + 1}:`);
     for (const e of emoji.slice(0, 20)) await react(s1, room.id, p.seq, e);
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     await ackError(s2, 'react', { roomId: room.id, seq: p.seq, emoji: emoji[20], on: true }, 'conflict');
     await ackError(s1, 'react', { roomId: room.id, seq: p.seq, emoji: '👍', on: true }, 'conflict');
     await unchanged(w, owner, room.id, before, 'a 21st emoji');
@@ -441,7 +451,7 @@ describe('reactions', () => {
     const w = await watch(owner, room.id);
     const s1 = await watch(m1, room.id);
     const p = await post(s1, room.id, 'emoji rules');
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     const bad = [
       '', ' ', 'a b', '👍 ', ' 👍', '\t', '\n👍', '\u00a0', '👍\u3000', '\u2028', '\u2003x',
       'x'.repeat(33), '😀'.repeat(33), 5, null, true, {}, ['👍'],
@@ -454,7 +464,7 @@ describe('reactions', () => {
       await ackError(s1, 'react', { roomId: room.id, seq: p.seq, emoji: '👍', on }, 'bad_request');
     }
     for (const seq of ['1', 1.5, null]) await ackError(s1, 'react', { roomId: room.id, seq, emoji: '👍', on: true }, 'bad_request');
-    for (const seq of [p.seq + 1, 1_000_000_000]) await ackError(s1, 'react', { roomId: room.id, seq, emoji: '👍', on: true }, 'not_found');
+    for (const seq of [p.seq + 2, 1_000_000_000]) await ackError(s1, 'react', { roomId: room.id, seq, emoji: '👍', on: true }, 'not_found');
     await unchanged(w, owner, room.id, before, 'refused reactions');
 
     const good = ['👍', ':thumbsup:', ':+1:', '+1', 'ok', '😀'.repeat(32), 'x'.repeat(32), '👍🏽', '👨‍👩‍👧', '🇫🇷', '❤️', '<b>'];
@@ -473,7 +483,7 @@ describe('reactions', () => {
     const p = await post(s1, room.id, 'going');
     await react(s1, room.id, p.seq, '👍');
     await del(s1, room.id, p.seq);
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     await ackError(s1, 'react', { roomId: room.id, seq: p.seq, emoji: '🎉', on: true }, 'conflict');
     await ackError(sx, 'react', { roomId: room.id, seq: p.seq, emoji: '🎉', on: true }, ['not_member', 'forbidden']);
     await ackError(s1, 'react', { roomId: randomUUID(), seq: 1, emoji: '🎉', on: true }, ['not_found', 'not_member']);
@@ -490,7 +500,7 @@ describe('muted members and archived rooms', () => {
     const kept = await post(s1, room.id, 'kept');
     const other = await post(w, room.id, 'by the owner');
     memberData(await gov.mute(url, admin.token, room.id, m1.id, { durationSecs: 600 }), 'mute', { user: m1 });
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id);
     await ackError(s1, 'edit_message', { roomId: room.id, seq: mine.seq, message: 'while muted' }, 'muted');
     await ackError(s1, 'react', { roomId: room.id, seq: other.seq, emoji: '👍', on: true }, 'muted');
     await ackError(s1, 'react', { roomId: room.id, seq: mine.seq, emoji: '👍', on: true }, 'muted');
@@ -509,8 +519,10 @@ describe('muted members and archived rooms', () => {
     const s1 = await watch(m1, room.id, ['polling']);
     const mine = await post(s1, room.id, 'in the archive');
     const ownerMsg = await post(so, room.id, 'the owner\'s');
+    const f = await fence(w, room.id);
+    await historyCaughtUp(url, owner.token, room.id, f.seq);
     assertOk(await gov.patch(url, owner.token, room.id, { archived: true }), 200, 'archive');
-    const before = await state(owner, room.id);
+    const before = await state(w, owner, room.id, { fenced: false });
     await ackError(s1, 'edit_message', { roomId: room.id, seq: mine.seq, message: 'rewritten' }, 'archived');
     await ackError(s1, 'delete_message', { roomId: room.id, seq: mine.seq }, 'archived');
     await ackError(s1, 'react', { roomId: room.id, seq: mine.seq, emoji: '👍', on: true }, 'archived');
