@@ -357,10 +357,29 @@ fn left(state: &State, user_id: &str) -> Event {
 /// An erased user's membership ends; an owner's room passes to the longest-standing admin,
 /// else member, and a room left with nobody is archived.
 fn erase(state: &State, user_id: &str) -> Decision {
+    // Each of their messages becomes a placeholder, a change of its own that subscribers see
+    // at once (the texts become unreadable anyway once the keys go).
+    let mut events: Vec<Event> = state
+        .messages
+        .iter()
+        .zip(1..)
+        .filter(|(f, _)| !f.deleted && state.author_of(f) == user_id)
+        .map(|(_, seq)| {
+            Event::MessageDeleted(MessageDeleted {
+                room_id: state.room_id.clone(),
+                seq,
+                by: user_id.to_owned(),
+            })
+        })
+        .collect();
     let Some(role) = state.role_of(user_id) else {
-        return Decision::AlreadyDone(None);
+        return if events.is_empty() {
+            Decision::AlreadyDone(None)
+        } else {
+            Decision::Append(events)
+        };
     };
-    let mut events = vec![left(state, user_id)];
+    events.push(left(state, user_id));
     if role == Role::Owner {
         let heir = state
             .members

@@ -1040,3 +1040,35 @@ fn a_batch_sees_the_changes_parked_before_it() {
     pending.clear();
     assert!(decide(&pending, edit("bob", 1, "in time")).is_ok());
 }
+
+#[test]
+fn an_erasure_turns_each_of_the_messages_into_a_placeholder_first() {
+    let mut events = chatty();
+    events.push(posted(4, "bob", "b2"));
+    events.push(deleted(4, "bob"));
+    events.push(posted(5, "bob", "b3"));
+    let s = given(&events);
+    let erase = Command::Erase {
+        user_id: "bob".into(),
+    };
+    assert_eq!(
+        when(&s, erase.clone()),
+        then(vec![
+            deleted(1, "bob"),
+            deleted(5, "bob"),
+            Event::MemberLeft(MemberLeft {
+                room_id: "r".into(),
+                user_id: "bob".into(),
+            }),
+        ])
+    );
+    // Someone who had left still has their messages made placeholders.
+    events.push(Event::MemberLeft(MemberLeft {
+        room_id: "r".into(),
+        user_id: "bob".into(),
+    }));
+    assert_eq!(
+        when(&given(&events), erase),
+        then(vec![deleted(1, "bob"), deleted(5, "bob")])
+    );
+}
