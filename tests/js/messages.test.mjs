@@ -152,6 +152,22 @@ describe('replies', () => {
   });
 });
 
+describe('replies pipelined', () => {
+  it('a reply emitted right behind the message it answers, before that one is acked, is accepted', async () => {
+    const { room, m1, m2 } = await community('RepPipe');
+    const w = await watch(m2, room.id);
+    const s1 = await watch(m1, room.id, ['polling']);
+    const pending = [];
+    for (let i = 1; i <= 20; i += 1) {
+      pending.push(emitAck(s1, 'user_send_message', { roomId: room.id, id: newMsgId(), message: `chain ${i}`, type: 'input', ...(i > 1 ? { replyTo: i - 1 } : {}) }));
+    }
+    const acks = await Promise.all(pending);
+    assert.deepEqual(acks.map((a) => [a.ok, a.seq]), acks.map((_, i) => [true, i + 1]), JSON.stringify(acks.find((a) => !a.ok)));
+    await waitFor(() => messagesIn(w, room.id).length === 20);
+    assert.deepEqual(messagesIn(w, room.id).map((m) => m.replyTo), [null, ...Array.from({ length: 19 }, (_, i) => i + 1)]);
+  });
+});
+
 describe('edits', () => {
   for (const transports of TRANSPORTS) {
     it(`the author edits: acked version and editedAt, message_updated on every subscriber, history and search show the new text (${transports})`, async () => {
