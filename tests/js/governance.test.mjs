@@ -366,6 +366,17 @@ describe('mute and unmute', () => {
 
 // REST send (POST /api/room/{roomId}/messages) is part 2's "Messages" section; its refusals
 // for muted members and archived rooms are rules of this one.
+describe('REST posts of the muted and in archived rooms', () => {
+  it('a muted member\'s REST post is 403 muted; in an archived room 409 archived', async () => {
+    const { room, owner, a1, m1 } = await community();
+    memberData(await gov.mute(url, a1.token, room.id, m1.id, { durationSecs: 60 }), 'mute', { user: m1 });
+    assertP2Error(await gov.restSend(url, m1.token, room.id, { id: newMsgId(), message: 'by REST' }), 403, 'muted', 'REST post while muted');
+    assertOk(await gov.patch(url, owner.token, room.id, { archived: true }), 200, 'archive');
+    assertP2Error(await gov.restSend(url, owner.token, room.id, { id: newMsgId(), message: 'by REST' }), 409, 'archived', 'REST post in an archived room');
+    assert.deepEqual(await history(url, owner.token, room.id), [], 'nothing stored');
+  });
+});
+
 describe('room settings (PATCH)', () => {
   it('admins change name, description and avatar: one updated event each, without the caller\'s own fields', async () => {
     const { room, owner, a1, m2 } = await community();

@@ -2,7 +2,9 @@
 // a removal given through one process silences the removed user's sockets on the other before
 // the room's next message is delivered there; a rotated code is gone at once on both; people
 // joining through one `maxUses` invite on both processes at the same moment are counted
-// exactly. Needs CHATROOM_TEST_DATABASE_URL, as postgres.test.mjs does; skipped without it.
+// exactly; an edit, a reaction and a deletion on one process reach the other as
+// `message_updated`, and reactions racing on both processes all count. Needs
+// CHATROOM_TEST_DATABASE_URL, as postgres.test.mjs does; skipped without it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,9 @@ import {
 import {
   gov, okNull, roomList, watcher, roomEvents, roomLog, assertRoomEvent, assertP2Error,
 } from './part2.mjs';
+import {
+  assertMsg, post, edit, del, react, updates, updateAt, current,
+} from './messages.mjs';
 
 const ADMIN = process.env.CHATROOM_TEST_DATABASE_URL;
 const skip = ADMIN ? false : 'CHATROOM_TEST_DATABASE_URL is not set: no PostgreSQL to test on';
@@ -115,6 +120,84 @@ test('joins through one maxUses invite on both processes at once are counted exa
       });
     }
   } finally {
+    await a.cleanup();
+    await b.cleanup();
+  }
+});
+
+test('an edit, a reaction and a deletion made on one process reach a subscriber on the other as message_updated', { skip, timeout: 90_000 }, async () => {
+  const [a, b] = await cluster(2);
+  const open = [];
+  try {
+    const owner = await register(a.url);
+    const room = await createRoom(a.url, owner.token);
+    const far = await register(b.url);
+    await joinRoom(b.url, far.token, room.room_hash_id);
+    const so = await watcher(a.url, owner, [room.id]);
+    const sf = await watcher(b.url, far, [room.id], ['polling']);
+    open.push(so, sf);
+    const p = await post(so, room.id, 'said on A');
+    await waitFor(() => messagesIn(sf, room.id).some((m) => m.seq === p.seq), { message: 'the post reaches B' });
+    const e = await edit(so, room.id, p.seq, 'edited on A');
+    assertMsg(await updateAt(sf, room.id, e.version, 'of the edit on B'), { seq: p.seq, text: 'edited on A', edited: e.editedAt, version: e.version, user: owner });
+    const r = await react(so, room.id, p.seq, '👍');
+    assertMsg(await updateAt(sf, room.id, r.version, 'of the reaction on B'), { seq: p.seq, text: 'edited on A', reactions: { '👍': [owner.id] }, version: r.version });
+    const d = await del(so, room.id, p.seq);
+    assertMsg(await updateAt(sf, room.id, d.version, 'of the deletion on B'), { seq: p.seq, deleted: true, version: d.version });
+    assert.deepEqual(updates(sf, room.id).map((m) => m.version), [e.version, r.version, d.version], 'each once, in order');
+    await waitFor(async () => (await current(b.url, far.token, room.id, p.seq)).version === d.version, { timeout: 1_000, message: 'B\'s history within a second' });
+  } finally {
+    closeAll(open);
+    await a.cleanup();
+    await b.cleanup();
+  }
+});
+
+test('concurrent reactions to one message from both processes all count exactly', { skip, timeout: 120_000 }, async () => {
+  const [a, b] = await cluster(2);
+  const open = [];
+  try {
+    const owner = await register(a.url);
+    const room = await createRoom(a.url, owner.token);
+    const people = [];
+    for (let i = 0; i < 16; i += 1) {
+      const node = i % 2 ? b : a;
+      const u = await register(node.url);
+      await joinRoom(node.url, u.token, room.room_hash_id);
+      people.push({ u, node, s: await watcher(node.url, u, [room.id]) });
+    }
+    open.push(...people.map((x) => x.s));
+    const [wa, wb] = [people[0].s, people[1].s];
+    const p = await post(wa, room.id, 'react to this from everywhere');
+    await waitFor(() => people.every((x) => messagesIn(x.s, room.id).some((m) => m.seq === p.seq)), { message: 'everyone has the message' });
+
+    const on = await Promise.all(people.flatMap((x) => [
+      react(x.s, room.id, p.seq, '👍'),
+      react(x.s, room.id, p.seq, x.node === a ? ':on-a:' : ':on-b:'),
+    ]));
+    assert.equal(new Set(on.map((x) => x.version)).size, on.length, 'each reaction took its own version');
+    const top = Math.max(...on.map((x) => x.version));
+    for (const w of [wa, wb]) {
+      await waitFor(() => updates(w, room.id, p.seq).length === on.length, { message: `${on.length} message_updated on both processes` });
+      const versions = updates(w, room.id, p.seq).map((m) => m.version);
+      assert.deepEqual(versions, [...versions].sort((x, y) => x - y), 'in version order');
+      const last = updates(w, room.id, p.seq).at(-1);
+      assert.equal(last.version, top);
+      assert.deepEqual([...last.reactions['👍']].sort(), people.map((x) => x.u.id).sort(), 'every 👍 once');
+      assert.deepEqual([...last.reactions[':on-a:']].sort(), people.filter((x) => x.node === a).map((x) => x.u.id).sort());
+      assert.deepEqual([...last.reactions[':on-b:']].sort(), people.filter((x) => x.node === b).map((x) => x.u.id).sort());
+    }
+    // Half take theirs back at once, from both processes; the rest stay, counted once.
+    const off = people.filter((_, i) => i % 4 < 2);
+    await Promise.all(off.map((x) => react(x.s, room.id, p.seq, '👍', false)));
+    for (const [node, token] of [[a, owner.token], [b, people[1].u.token]]) {
+      await waitFor(async () => {
+        const m = await current(node.url, token, room.id, p.seq);
+        return JSON.stringify([...m.reactions['👍']].sort()) === JSON.stringify(people.filter((x) => !off.includes(x)).map((x) => x.u.id).sort());
+      }, { timeout: 2_000, message: `the 👍 of those who stayed, exactly, on ${node.url}` });
+    }
+  } finally {
+    closeAll(open);
     await a.cleanup();
     await b.cleanup();
   }
