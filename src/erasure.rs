@@ -4,8 +4,9 @@
 //! The erasure is first an event of the log (`UserErased`), so that it outlives every backup
 //! of the key store: once it is durable, the person's keys are destroyed (all but those a
 //! legal hold keeps), their credential deleted, their tokens revoked and sockets closed, their
-//! memberships ended (through each room's actor: `MemberLeft`, and an owner's room passed to
-//! the longest-standing admin, else member, or archived when nobody is left), their avatar
+//! messages made placeholders and memberships ended (through each room's actor: a
+//! `MessageDeleted` for each message, `MemberLeft`, and an owner's room passed to the
+//! longest-standing admin, else member, or archived when nobody is left), their avatar
 //! file removed; the projections
 //! turn their row into "Deleted user" and their messages into placeholders. A crash anywhere
 //! after the event is finished by [`sweep`], which every server runs at start and every few
@@ -46,7 +47,16 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
         .map_err(unavailable)?
         .filter(|u| !u.erased)
         .ok_or(Error::Unknown)?;
-    let rooms = app.read.rooms_of(user_id).await.map_err(unavailable)?;
+    // The rooms they are in, and those they left that still hold their messages.
+    let mut rooms: Vec<String> = (app.read.rooms_of(user_id).await.map_err(unavailable)?)
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    for m in app.read.messages_by(user_id).await.map_err(unavailable)? {
+        if !rooms.contains(&m.room_id) {
+            rooms.push(m.room_id);
+        }
+    }
     // Closed at once: nothing the person does from now on counts.
     for hash in app
         .sessions
@@ -72,11 +82,7 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
         let erase = actors::room::Command::Erase {
             user_id: user_id.to_owned(),
         };
-        let applied = app
-            .rooms
-            .command(&room.id, erase)
-            .await
-            .map_err(unavailable)?;
+        let applied = app.rooms.command(room, erase).await.map_err(unavailable)?;
         last = last.max(applied.position);
     }
     finish(app, user_id, &user.avatar_image).await?;

@@ -170,9 +170,19 @@ pub struct Message<'a> {
     pub user: &'a Author,
     /// The text, exactly as sent; empty when `deleted`.
     pub message: &'a str,
-    /// Whether this is a placeholder whose text is gone: its author's account was erased, or
-    /// it passed the retention limit. Its `seq` stays.
+    /// Whether this is a placeholder: deleted, or its text gone (its author's account was
+    /// erased, or it passed the retention limit). Its `seq` stays.
     pub deleted: bool,
+    /// The `seq` of the message of the same room it answers, or null.
+    #[serde(rename = "replyTo")]
+    pub reply_to: Option<u64>,
+    /// When it was last edited (RFC 3339 UTC with milliseconds), or null.
+    #[serde(rename = "editedAt")]
+    #[schema(format = DateTime)]
+    pub edited_at: Option<String>,
+    /// Who reacted with what: `{"<emoji>": [userId, ...]}`, users in the order they reacted.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
+    pub reactions: Reactions<'a>,
     /// Always `"input"`.
     #[serde(rename = "type")]
     #[schema(example = "input")]
@@ -180,6 +190,22 @@ pub struct Message<'a> {
     /// When it was stored (RFC 3339 UTC with milliseconds).
     #[schema(format = DateTime)]
     pub time: String,
+}
+
+/// A message's reactions as the contract writes them: a map from each symbol to who reacted,
+/// in the order the symbols first came.
+#[derive(Debug, Clone, Copy)]
+pub struct Reactions<'a>(pub &'a [(String, Vec<String>)]);
+
+impl Serialize for Reactions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (emoji, users) in self.0 {
+            map.serialize_entry(emoji, users)?;
+        }
+        map.end()
+    }
 }
 
 /// A history row as a `message`.
@@ -197,6 +223,9 @@ pub fn record(r: &RecordRow) -> Value {
         user: &author,
         message: &r.message,
         deleted: r.deleted,
+        reply_to: None,
+        edited_at: None,
+        reactions: Reactions(&[]),
         kind: "input",
         time: time(r.time),
     })

@@ -1,13 +1,15 @@
-//! What each event of a room's stream shows its subscribers: a message, a `room_event`, or
-//! nothing (invites are for admins, who list them over REST). Used for live fan-out, for
-//! events another process wrote, and for replay by version.
+//! What each event of a room's stream shows its subscribers: a message, a message as it is
+//! after a change, a `room_event`, or nothing (invites are for admins, who list them over
+//! REST). Used for live fan-out, for events another process wrote, and for replay; messages
+//! are always shown as they are now.
 
 use crate::delivery::{Change, Delivery, Message, RoomEvent, RoomView};
 use crate::room::State;
 use events::event::MessagePosted;
+use events::event::room_stream;
 use events::keys::Keys;
 use events::seal::Subject;
-use events::{Event, Recorded};
+use events::{Event, Recorded, Store};
 use std::sync::{Arc, OnceLock};
 
 /// The text of `m`, `None` when its key was destroyed (its author erased, or past retention).
@@ -50,11 +52,96 @@ pub async fn view(keys: &Keys, state: &State) -> Result<RoomView, events::Error>
     })
 }
 
+/// Message `seq` as it is now in `state`, shown with `version`; `posted` is its
+/// `MessagePosted` record when the caller has it at hand (else it is read from the log).
+///
+/// # Errors
+/// `Unavailable` when the log or the key store fails; `Corrupt` when the log does not hold
+/// what the room's state says it does.
+pub async fn current(
+    store: &dyn Store,
+    keys: &Keys,
+    state: &State,
+    seq: u64,
+    version: u64,
+    posted: Option<(&Recorded, &MessagePosted)>,
+) -> Result<Option<Message>, events::Error> {
+    let Some(fact) = state.fact(seq) else {
+        return Ok(None);
+    };
+    let stream = room_stream(&state.room_id);
+    let read = |at: u64| {
+        let stream = stream.clone();
+        async move {
+            let page = store.read_stream(&stream, at, 1).await?;
+            let rec = page
+                .into_iter()
+                .next()
+                .filter(|r| r.version == at)
+                .ok_or_else(|| events::Error::Corrupt(format!("{stream} v{at} is missing")))?;
+            let event = rec
+                .decode()
+                .map_err(|e| events::Error::Corrupt(format!("{stream} v{at}: {e}")))?;
+            Ok::<_, events::Error>((rec, event))
+        }
+    };
+    let owned;
+    let (rec, m) = match posted {
+        Some(p) => p,
+        None => {
+            owned = match read(fact.posted).await? {
+                (rec, Event::MessagePosted(m)) => (rec, m),
+                (rec, _) => {
+                    return Err(events::Error::Corrupt(format!(
+                        "{} v{} is not a message",
+                        rec.stream_id, rec.version
+                    )));
+                }
+            };
+            (&owned.0, &owned.1)
+        }
+    };
+    let text = if fact.deleted {
+        None
+    } else if fact.text == fact.posted {
+        open_text(keys, m).await?
+    } else {
+        match read(fact.text).await? {
+            (_, Event::MessageEdited(e)) => keys
+                .open(&e.subject(), &e.text)
+                .await
+                .map_err(|e| events::Error::Unavailable(e.to_string()))?,
+            (rec, _) => {
+                return Err(events::Error::Corrupt(format!(
+                    "{} v{} is not an edit",
+                    rec.stream_id, rec.version
+                )));
+            }
+        }
+    };
+    let message = Message::new(
+        Arc::from(state.room_id.as_str()),
+        seq,
+        version,
+        m.message_id.clone(),
+        m.user_id.clone(),
+        text,
+        rec.recorded_at,
+    )
+    .replying_to(m.reply_to)
+    .changed(
+        (fact.edited_at != 0).then_some(fact.edited_at),
+        state.reactions_of(seq).to_vec(),
+    );
+    Ok(Some(message))
+}
+
 /// What `event` (recorded as `rec`, already folded into `state`) shows subscribers.
 ///
 /// # Errors
-/// `Unavailable` when the key store fails.
+/// `Unavailable` when the log or the key store fails.
 pub async fn delivery_of(
+    store: &dyn Store,
     keys: &Keys,
     state: &State,
     room_id: &Arc<str>,
@@ -74,16 +161,15 @@ pub async fn delivery_of(
     };
     let event = match event {
         Event::MessagePosted(m) => {
-            let text = open_text(keys, &m).await?;
-            return Ok(Some(Delivery::Message(Arc::new(Message::new(
-                room_id.clone(),
-                m.seq,
-                rec.version,
-                m.message_id,
-                m.user_id,
-                text,
-                rec.recorded_at,
-            )))));
+            let message = current(store, keys, state, m.seq, rec.version, Some((rec, &m))).await?;
+            return Ok(message.map(|m| Delivery::Message(Arc::new(m))));
+        }
+        Event::MessageEdited(events::event::MessageEdited { seq, .. })
+        | Event::MessageDeleted(events::event::MessageDeleted { seq, .. })
+        | Event::ReactionAdded(events::event::Reaction { seq, .. })
+        | Event::ReactionRemoved(events::event::Reaction { seq, .. }) => {
+            let message = current(store, keys, state, seq, rec.version, None).await?;
+            return Ok(message.map(|m| Delivery::Updated(Arc::new(m))));
         }
         Event::MemberJoined(j) => change(Change::Joined, &j.user_id, None),
         Event::MemberLeft(l) => change(Change::Left, &l.user_id, None),

@@ -31,6 +31,19 @@ pub struct Posted {
     pub position: u64,
 }
 
+/// Result of an edit, deletion or reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    /// The room's version at the change (the message's current version when it changed
+    /// nothing).
+    pub version: u64,
+    /// The time of an edit.
+    pub edited_at: Option<i64>,
+    /// Global position of its event (or of the room's newest); a reader that waits for this
+    /// position sees it.
+    pub position: u64,
+}
+
 /// Result of a command other than a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -86,8 +99,17 @@ pub enum Msg {
         message_id: String,
         /// Text.
         text: String,
+        /// The message it answers.
+        reply_to: Option<u64>,
         /// Answer, once durable.
         reply: RpcReplyPort<Result<Posted, Error>>,
+    },
+    /// An edit, deletion or reaction: batched with posts.
+    Change {
+        /// What.
+        command: Command,
+        /// Answer, once durable.
+        reply: RpcReplyPort<Result<Changed, Error>>,
     },
     /// Subscribe a sink, replaying what it missed, then send a join notice.
     Subscribe {

@@ -23,10 +23,17 @@ pub struct Message {
     pub user_id: String,
     /// The text as sent; empty when `deleted`.
     pub text: String,
-    /// Whether the text is gone (its author erased, or past retention): a placeholder.
+    /// Whether it is a placeholder: deleted, or its text gone (its author erased, or past
+    /// retention).
     pub deleted: bool,
     /// Milliseconds since the epoch.
     pub time_ms: i64,
+    /// The message it answers.
+    pub reply_to: Option<u64>,
+    /// When it was last edited (ms).
+    pub edited_at: Option<i64>,
+    /// Its reactions: symbol, then who, in the order they came.
+    pub reactions: Vec<(String, Vec<String>)>,
     /// Its rendering, made by the first sink that needs it.
     pub rendered: RenderSlot,
 }
@@ -52,8 +59,32 @@ impl Message {
             deleted: text.is_none(),
             text: text.unwrap_or_default(),
             time_ms,
+            reply_to: None,
+            edited_at: None,
+            reactions: Vec::new(),
             rendered: OnceLock::new(),
         }
+    }
+
+    /// The same message, answering `reply_to` (a placeholder answers nothing).
+    #[must_use]
+    pub fn replying_to(mut self, reply_to: Option<u64>) -> Self {
+        self.reply_to = reply_to.filter(|_| !self.deleted);
+        self
+    }
+
+    /// The same message, edited at `edited_at`, with `reactions` (a placeholder has none).
+    #[must_use]
+    pub fn changed(
+        mut self,
+        edited_at: Option<i64>,
+        reactions: Vec<(String, Vec<String>)>,
+    ) -> Self {
+        self.edited_at = edited_at;
+        if !self.deleted {
+            self.reactions = reactions;
+        }
+        self
     }
 }
 
@@ -191,6 +222,8 @@ pub struct RoomEvent {
 pub enum Delivery {
     /// A message, live or replayed.
     Message(Arc<Message>),
+    /// A message after an edit, deletion or reaction change, as it is now.
+    Updated(Arc<Message>),
     /// A user opened the room on a socket.
     Joined(Arc<JoinNotice>),
     /// Membership or settings changed.

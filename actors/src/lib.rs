@@ -27,7 +27,7 @@ pub mod settings;
 pub mod users;
 
 pub use actor::RoomActor;
-pub use command::{Applied, Error, Posted, Resume, Subscribed};
+pub use command::{Applied, Changed, Error, Posted, Resume, Subscribed};
 pub use delivery::{
     Delivery, JoinNotice, Message, RenderSlot, RoomEvent, RoomView, Sink, Subscriber,
 };

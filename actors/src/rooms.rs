@@ -6,7 +6,7 @@
 //! starts a fresh actor from the log; when one stops (idle) it forgets it.
 
 use crate::actor::{Args, RoomActor, Subscribers};
-use crate::command::{self, Applied, Msg, Posted, Resume, Subscribed};
+use crate::command::{self, Applied, Changed, Msg, Posted, Resume, Subscribed};
 use crate::delivery::Subscriber;
 use crate::room::{Command, Rejection};
 use crate::settings::{Settings, Starts};
@@ -364,8 +364,36 @@ impl Rooms {
         message_id: &str,
         text: &str,
     ) -> Result<Posted, command::Error> {
-        let rx = self.room(room_id).await?.post(user_id, message_id, text)?;
+        self.reply(room_id, user_id, message_id, text, None).await
+    }
+
+    /// Posts a message answering message `reply_to` and waits until it is durable.
+    ///
+    /// # Errors
+    /// The room's rejection, or `Unavailable`.
+    pub async fn reply(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        message_id: &str,
+        text: &str,
+        reply_to: Option<u64>,
+    ) -> Result<Posted, command::Error> {
+        let rx = self
+            .room(room_id)
+            .await?
+            .post(user_id, message_id, text, reply_to)?;
         rx.await.map_err(|_| unavailable("the room stopped"))?
+    }
+
+    /// Has the room decide an edit, deletion or reaction (batched with its posts) and waits
+    /// until it is durable.
+    ///
+    /// # Errors
+    /// The room's rejection, or `Unavailable`.
+    pub async fn change(&self, room_id: &str, command: Command) -> Result<Changed, command::Error> {
+        self.call(room_id, |reply| Msg::Change { command, reply })
+            .await
     }
 
     /// Subscribes a sink to a room, replaying what it missed.
@@ -439,12 +467,32 @@ impl Room {
         user_id: &str,
         message_id: &str,
         text: &str,
+        reply_to: Option<u64>,
     ) -> Result<oneshot::Receiver<Result<Posted, command::Error>>, command::Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Post {
             user_id: user_id.to_owned(),
             message_id: message_id.to_owned(),
             text: text.to_owned(),
+            reply_to,
+            reply: tx.into(),
+        })?;
+        Ok(rx)
+    }
+
+    /// Sends an edit, deletion or reaction to the actor without waiting, like
+    /// [`Room::post`]: changes sent one after another from one task reach the room in that
+    /// order, among the posts sent the same way.
+    ///
+    /// # Errors
+    /// `Unavailable` when the actor has stopped, `Busy` when its mailbox is full.
+    pub fn change(
+        &self,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Result<Changed, command::Error>>, command::Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Change {
+            command,
             reply: tx.into(),
         })?;
         Ok(rx)

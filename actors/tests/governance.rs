@@ -36,6 +36,7 @@ impl Collect {
             .iter()
             .filter_map(|d| match d {
                 Delivery::Message(m) => Some((m.version, format!("m{}", m.seq))),
+                Delivery::Updated(m) => Some((m.version, format!("u{}", m.seq))),
                 Delivery::Event(e) => Some((e.version, e.change.as_str().to_owned())),
                 Delivery::Joined(_) => None,
             })

@@ -62,7 +62,12 @@ fn command() -> impl Strategy<Value = Command> {
             code_hash: join_code_hash(JOIN_CODE)
         }),
         4 => (user(), message_id(), text()).prop_map(|(user_id, message_id, text)| {
-            Command::Post { user_id, message_id, text }
+            Command::Post {
+                user_id,
+                message_id,
+                text,
+                reply_to: None,
+            }
         }),
     ]
 }
@@ -174,6 +179,7 @@ impl Model {
                 user_id,
                 message_id,
                 text,
+                ..
             } => {
                 if !self.members.contains(user_id) {
                     return Err(Rejection::NotMember);
@@ -274,6 +280,7 @@ fn rules_keep_the_invariants(commands: &[Command]) -> Result<(), TestCaseError> 
                     user_id,
                     message_id,
                     text,
+                    ..
                 },
             ) => {
                 let subject = Subject::Text {
@@ -372,8 +379,9 @@ async fn actors_keep_the_invariants(commands: Vec<Command>) -> Result<(), TestCa
                 user_id,
                 message_id,
                 text,
+                ..
             } => {
-                let answer = room.post(user_id, message_id, text).unwrap();
+                let answer = room.post(user_id, message_id, text, None).unwrap();
                 waiting.push((command, expected, answer));
             }
             // A join is awaited, as clients do before posting; the posts sent before it are

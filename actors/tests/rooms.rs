@@ -44,7 +44,7 @@ impl Collect {
             .iter()
             .filter_map(|d| match d {
                 Delivery::Message(m) => Some(m.seq),
-                Delivery::Joined(_) | Delivery::Event(_) => None,
+                Delivery::Joined(_) | Delivery::Event(_) | Delivery::Updated(_) => None,
             })
             .collect()
     }
@@ -122,7 +122,7 @@ async fn posts_sent_without_waiting_are_batched_and_keep_their_order() {
     let (store, rooms, room) = setup().await;
     let handle = rooms.room(&room).await.unwrap();
     let receivers: Vec<_> = (0..50)
-        .map(|i| handle.post("owner", &format!("m{i}"), "x").unwrap())
+        .map(|i| handle.post("owner", &format!("m{i}"), "x", None).unwrap())
         .collect();
     let mut seqs = Vec::new();
     for r in receivers {
@@ -485,9 +485,9 @@ async fn a_batch_of_many_old_retries_answers_each_and_writes_the_rest() {
     }
     let handle = rooms.room(&room).await.unwrap();
     let mut receivers: Vec<_> = (0..40)
-        .map(|i| handle.post("owner", &format!("old{i}"), "x").unwrap())
+        .map(|i| handle.post("owner", &format!("old{i}"), "x", None).unwrap())
         .collect();
-    receivers.push(handle.post("owner", "new", "x").unwrap());
+    receivers.push(handle.post("owner", "new", "x", None).unwrap());
     let mut answers = Vec::new();
     for r in receivers {
         answers.push(r.await.unwrap().unwrap());

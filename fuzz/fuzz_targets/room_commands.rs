@@ -51,7 +51,10 @@ fn user(i: u8) -> String {
 
 fn command(op: &Op) -> Option<Command> {
     match op {
-        Op::Join { user: u } => Some(Command::Join { user_id: user(*u) }),
+        Op::Join { user: u } => Some(Command::Join {
+            user_id: user(*u),
+            code_hash: join_code_hash(&"0".repeat(32)),
+        }),
         Op::Post { user: u, id, text } => Some(Command::Post {
             user_id: user(*u),
             message_id: match id {
@@ -65,6 +68,7 @@ fn command(op: &Op) -> Option<Command> {
                 Text::OverLimit => "é".repeat(MAX_TEXT_CHARS + 1),
                 Text::Any(s) => s.clone(),
             },
+            reply_to: None,
         }),
         Op::Flush => None,
     }
@@ -142,20 +146,19 @@ impl Room {
             .filter(|e| matches!(e, Event::MessagePosted(_)))
             .count() as u64;
         let next = self.state.last_seq + 1 + waiting_posts;
-        let decided = room::decide(&self.state, next, command);
+        let decided = room::decide(&self.state, next, 0, command);
         match (command, decided) {
-            (Command::Join { user_id }, Ok(Decision::AlreadyDone(None))) => {
+            (Command::Join { user_id, .. }, Ok(Decision::AlreadyDone(None))) => {
                 assert!(self.members.contains(user_id));
             }
-            (Command::Join { user_id }, Ok(Decision::Append(e))) => {
+            (Command::Join { user_id, .. }, Ok(Decision::Append(events))) => {
                 assert!(!self.members.contains(user_id));
-                assert_eq!(
-                    e,
-                    Event::MemberJoined(MemberJoined {
-                        room_id: "r".into(),
-                        user_id: user_id.clone(),
-                    })
-                );
+                let e = Event::MemberJoined(MemberJoined {
+                    room_id: "r".into(),
+                    user_id: user_id.clone(),
+                    invite: None,
+                });
+                assert_eq!(events, vec![e.clone()]);
                 self.waiting.push(e);
                 self.flush();
             }
@@ -181,6 +184,7 @@ impl Room {
                     user_id,
                     message_id,
                     text,
+                    ..
                 },
                 Ok(Decision::Post(seq)),
             ) => {
@@ -199,12 +203,12 @@ impl Room {
                             user: user_id.clone(),
                             room: "r".into(),
                             period: 0,
-                            reply_to: None,
                         },
                         text,
                     ),
                     kind: "input".into(),
                     period: 0,
+                    reply_to: None,
                 };
                 if self
                     .waiting

@@ -47,6 +47,7 @@ fn room() -> State {
     let joined = Event::MemberJoined(MemberJoined {
         room_id: "r".into(),
         user_id: ME.into(),
+        invite: None,
     });
     state.apply(&created, 1, 0);
     state.apply(&joined, 2, 0);
@@ -67,6 +68,7 @@ fn send_message(data: &Value, request: Result<Request, chatroom::socket::Failure
         id,
         key,
         text,
+        ..
     }) = request
     else {
         return;
@@ -84,8 +86,9 @@ fn send_message(data: &Value, request: Result<Request, chatroom::socket::Failure
         user_id: user_id.to_owned(),
         message_id: key.clone(),
         text: text.clone(),
+        reply_to: None,
     };
-    match room::decide(&state, next, &post(ME)) {
+    match room::decide(&state, next, 0, &post(ME)) {
         Ok(Decision::Post(seq)) => {
             assert_eq!(seq, next);
             // The actor seals the text for the author as it writes the post: it must open
@@ -108,30 +111,54 @@ fn send_message(data: &Value, request: Result<Request, chatroom::socket::Failure
         Err(r) => panic!("a checked text was refused: {r:?}"),
     }
     if let Some(Value::String(claimed)) = data.get("userId")
-        && !state.members.contains(claimed)
+        && !state.is_member(claimed)
     {
         assert_eq!(
-            room::decide(&state, next, &post(claimed)),
+            room::decide(&state, next, 0, &post(claimed)),
             Err(Rejection::NotMember)
         );
     }
 }
 
+/// An edit, deletion or reaction read from a payload names the message it was sent with, and
+/// an edit's text is one the rules accept.
+fn change(data: &Value, request: Result<Request, chatroom::socket::Failure>) {
+    let Ok(Request::Change { room_id, change }) = request else {
+        return;
+    };
+    assert_eq!(data["roomId"], room_id.as_str());
+    let seq = match &change {
+        payload::MessageChange::Edit { seq, text } => {
+            assert!(room::check_text(text).is_ok());
+            *seq
+        }
+        payload::MessageChange::Delete { seq } | payload::MessageChange::React { seq, .. } => *seq,
+    };
+    assert_eq!(data["seq"], seq);
+}
+
 fn join(request: Result<Request, chatroom::socket::Failure>) {
-    let Ok(Request::Join { rooms, since, .. }) = request else {
+    let Ok(Request::Join {
+        rooms,
+        since,
+        since_version,
+        ..
+    }) = request
+    else {
         return;
     };
     assert!(rooms.len() <= payload::MAX_JOIN_ALL);
     for room_id in rooms.iter().filter_map(Value::as_str) {
-        let _ = payload::since_of(&since, room_id);
+        let _ = payload::resume_of(&since, &since_version, room_id);
         // The rules take any string as an id: used here as the joining user's, a join of a
         // non-member appends and a member's join changes nothing.
         let state = room();
         let join = Command::Join {
             user_id: room_id.to_owned(),
+            code_hash: join_code_hash(&"0".repeat(32)),
         };
-        let first = room::decide(&state, 1, &join);
-        if state.members.contains(room_id) {
+        let first = room::decide(&state, 1, 0, &join);
+        if state.is_member(room_id) {
             assert_eq!(first, Ok(Decision::AlreadyDone(None)));
         } else {
             assert!(matches!(first, Ok(Decision::Append(_))));
@@ -188,6 +215,9 @@ fuzz_target!(|data: &[u8]| {
                 payload::Event::UserSendMessage => send_message(&data, request),
                 payload::Event::TestInput => {}
                 payload::Event::JoinAll | payload::Event::JoinOneChat => join(request),
+                payload::Event::EditMessage
+                | payload::Event::DeleteMessage
+                | payload::Event::React => change(&data, request),
             }
         }
         _ => {}

@@ -272,6 +272,23 @@ impl Reads {
         }
     }
 
+    /// Message `seq` of `room_id` as it is now, if there is one.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn message(&self, room_id: &str, seq: u64) -> Result<Option<RecordRow>, Error> {
+        match self {
+            Reads::Sqlite(db) => {
+                let room = room_id.to_owned();
+                let rows = db
+                    .with(move |c| sqlite::messages(c, &room, Some(seq.saturating_add(1)), 1))
+                    .await?;
+                Ok(rows.into_iter().find(|r| r.seq == seq))
+            }
+            Reads::Postgres(p) => postgres::message(p, room_id, seq).await,
+        }
+    }
+
     /// Messages of a room matching `query`, newest first, or `None` when `user_id` is not a
     /// member.
     ///

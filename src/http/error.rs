@@ -78,6 +78,7 @@ impl From<actors::Error> for ApiError {
                     "not_member" | "forbidden" | "banned" | "muted" => StatusCode::FORBIDDEN,
                     "gone" => StatusCode::GONE,
                     "archived" | "conflict" => StatusCode::CONFLICT,
+                    "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
                     _ => StatusCode::BAD_REQUEST,
                 };
                 Self::new(status, r.to_string()).code(code)

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod governance;
 mod linger;
+mod messages;
 mod openapi;
 mod rooms;
 mod users;
@@ -41,7 +42,8 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(rooms::create))
         .routes(routes!(rooms::list))
         .routes(routes!(rooms::join))
-        .routes(routes!(rooms::messages))
+        .routes(routes!(rooms::messages, messages::send))
+        .routes(routes!(messages::edit, messages::delete))
         .routes(routes!(rooms::search))
         .routes(routes!(governance::patch_room))
         .routes(routes!(governance::leave))

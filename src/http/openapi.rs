@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         (name = "users", description = "Registration, login, sessions"),
         (name = "rooms", description = "Rooms and their history"),
         (name = "governance", description = "Roles, moderation, room settings and invites"),
+        (name = "messages", description = "Sending, editing and deleting messages, for bots and scripts"),
         (name = "meta", description = "This document"),
     ),
 )]

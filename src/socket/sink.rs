@@ -20,6 +20,8 @@ pub struct SocketSink {
 const RECEIVED: &str = "received";
 /// The event membership and settings changes are emitted as.
 const ROOM_EVENT: &str = "room_event";
+/// The event a message is emitted as after an edit, deletion or reaction change.
+const MESSAGE_UPDATED: &str = "message_updated";
 
 fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
     let author = profiles.get(&m.user_id);
@@ -31,6 +33,9 @@ fn render_message(m: &actors::Message, profiles: &Profiles) -> Box<RawValue> {
         user: &author,
         message: &m.text,
         deleted: m.deleted,
+        reply_to: m.reply_to,
+        edited_at: m.edited_at.map(wire::time),
+        reactions: wire::Reactions(&m.reactions),
         kind: "input",
         time: wire::time(m.time_ms),
     };
@@ -131,6 +136,9 @@ impl Sink for SocketSink {
             Delivery::Joined(j) => {
                 self.emit_rendered(RECEIVED, &j.rendered, || render_join(j, &self.profiles))
             }
+            Delivery::Updated(m) => self.emit_rendered(MESSAGE_UPDATED, &m.rendered, || {
+                render_message(m, &self.profiles)
+            }),
             Delivery::Event(e) => {
                 self.emit_rendered(ROOM_EVENT, &e.rendered, || render_event(e, &self.profiles))
             }

@@ -118,7 +118,11 @@ fn check(
     match event {
         Event::TestInput => limit(&svc.send_limit, "sending too fast; wait a moment")?,
         Event::JoinOneChat => limit(&svc.write_limit, "joining rooms too fast; wait a moment")?,
-        Event::JoinAll | Event::UserSendMessage => {}
+        Event::JoinAll
+        | Event::UserSendMessage
+        | Event::EditMessage
+        | Event::DeleteMessage
+        | Event::React => {}
     }
     let request = payload::parse(event, data)?;
     match event {
@@ -127,6 +131,9 @@ fn check(
         }
         Event::UserSendMessage => {
             limit(&svc.send_limit, "sending too fast; retry with the same id")?
+        }
+        Event::EditMessage | Event::DeleteMessage | Event::React => {
+            limit(&svc.send_limit, "changing messages too fast; wait a moment")?
         }
         _ => {}
     }
@@ -221,10 +228,15 @@ async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
                 id,
                 key,
                 text,
+                reply_to,
             } => {
                 // Boxed, like the join below: the worker's own future stays small for the
                 // idle socket that holds it, instead of being sized for its largest step.
-                Box::pin(send(&svc, &ctx, (room_id, id, key, text), reply, arrived)).await
+                let post = (room_id, id, key, text, reply_to);
+                Box::pin(send(&svc, &ctx, post, reply, arrived)).await
+            }
+            Request::Change { room_id, change } => {
+                Box::pin(change_message(&svc, &ctx, room_id, change, reply)).await
             }
             Request::Join {
                 rooms,
@@ -338,10 +350,51 @@ struct SendAck<'a> {
     time: String,
 }
 
+/// An edit, deletion or reaction, answered once durable; like a send, it is handed to the
+/// room in this socket's order and waited for elsewhere.
+async fn change_message(
+    svc: &Shared,
+    ctx: &Ctx,
+    room_id: String,
+    change: payload::MessageChange,
+    reply: Reply,
+) {
+    let edit = matches!(change, payload::MessageChange::Edit { .. });
+    let command = change.command(&ctx.session.user_id);
+    let receiver = match svc.rooms.room(&room_id).await {
+        Ok(room) => match room.change(command) {
+            Ok(rx) => rx,
+            Err(e) => return reply.fail(e.into(), None),
+        },
+        Err(e) => return reply.fail(e.into(), None),
+    };
+    let (written, user) = (svc.written.clone(), ctx.session.user_id.clone());
+    tokio::spawn(async move {
+        match receiver.await.unwrap_or_else(|_| {
+            Err(actors::Error::Unavailable(
+                "the room restarted; try again".into(),
+            ))
+        }) {
+            Ok(changed) => {
+                written.wrote(&user, changed.position);
+                if edit {
+                    let edited_at = changed.edited_at.map(crate::wire::time);
+                    reply.ok(
+                        &json!({"ok": true, "version": changed.version, "editedAt": edited_at}),
+                    );
+                } else {
+                    reply.ok(&json!({"ok": true, "version": changed.version}));
+                }
+            }
+            Err(e) => reply.fail(e.into(), None),
+        }
+    });
+}
+
 async fn send(
     svc: &Shared,
     ctx: &Ctx,
-    (room_id, id, key, text): (String, Value, String, String),
+    (room_id, id, key, text, reply_to): (String, Value, String, String, Option<u64>),
     reply: Reply,
     arrived: Instant,
 ) {
@@ -354,7 +407,7 @@ async fn send(
             Ok(r) => r,
             Err(e) => return reply.fail(e.into(), Some(&id)),
         };
-        match room.post(&ctx.session.user_id, &key, &text) {
+        match room.post(&ctx.session.user_id, &key, &text, reply_to) {
             Ok(rx) => break rx,
             Err(e) if attempt >= 3 => return reply.fail(e.into(), Some(&id)),
             Err(_) => tokio::task::yield_now().await,

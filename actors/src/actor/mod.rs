@@ -2,7 +2,8 @@
 //! room's stream, validates commands with [`decide`](crate::room::decide), appends in batches,
 //! answers, and then fans out to its subscribers in `seq` order.
 //!
-//! Batching: a `Post` is validated when it arrives and parked ([`crate::batch`]);
+//! Batching: a `Post`, an edit, a deletion or a reaction is decided when it arrives (against
+//! the room and the changes already parked, [`room::Pending`]) and parked ([`crate::batch`]);
 //! the first one parked also sends the actor a `Flush`, which lands behind whatever is already
 //! in the mailbox. By the time `Flush` runs, every command that was waiting is parked, and they
 //! go to the log in one append (one transaction, one fsync), after which each is answered.
@@ -18,13 +19,13 @@
 
 use crate::batch::{self, Parked};
 use crate::changes;
-use crate::command::{Applied, Error, Msg, Posted};
+use crate::command::{Applied, Changed, Error, Msg, Posted};
 use crate::delivery::{Delivery, Subscriber};
-use crate::room::{self, Command, Decision, State};
+use crate::room::{self, Command, Decision, Pending, State};
 use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
 use events::event::room_stream;
 use events::keys::Keys;
-use events::{Expected, NewEvent, Snapshot, Store};
+use events::{Event, Expected, NewEvent, Snapshot, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,8 @@ pub struct RoomState {
     subscribers: Subscribers,
     depth: Arc<std::sync::atomic::AtomicUsize>,
     parked: Vec<Parked>,
+    /// The message changes in `parked`, which later commands must see.
+    pending: Pending,
     flush_sent: bool,
     last_position: u64,
     /// Chain hash of the event at `room.version`.
@@ -95,6 +98,7 @@ impl Actor for RoomActor {
             subscribers: args.subscribers,
             depth: args.depth,
             parked: Vec::new(),
+            pending: Pending::default(),
             flush_sent: false,
             last_position: 0,
             last_hash: [0; 32],
@@ -173,15 +177,19 @@ impl Actor for RoomActor {
                 user_id,
                 message_id,
                 text,
+                reply_to,
                 reply,
             } => {
-                let next = state.room.last_seq + 1 + state.parked.len() as u64;
+                let posts = state.parked.iter().filter(|p| p.is_post()).count() as u64;
+                let next = state.room.last_seq + 1 + posts;
                 let command = Command::Post {
                     user_id: user_id.clone(),
                     message_id: message_id.clone(),
                     text: text.clone(),
+                    reply_to,
                 };
-                match room::decide(&state.room, next, events::now_ms(), &command) {
+                let now = events::now_ms();
+                match room::decide_with(&state.room, &state.pending, next, now, &command) {
                     Err(r) => {
                         let _ = reply.send(Err(r.into()));
                     }
@@ -197,21 +205,74 @@ impl Actor for RoomActor {
                             position: state.last_position,
                         }));
                     }
-                    Ok(Decision::Post(_) | Decision::Append(_)) => {
+                    Ok(_) => {
                         // The same id twice in one batch: both wait for the one write.
-                        let twin = state.parked.iter_mut().find(|p| p.message_id == message_id);
+                        let twin = state.parked.iter_mut().find_map(|p| match p {
+                            Parked::Post {
+                                message_id: m,
+                                replies,
+                                ..
+                            } if *m == message_id => Some(replies),
+                            _ => None,
+                        });
                         match twin {
-                            Some(p) => p.replies.push(reply),
+                            Some(replies) => replies.push(reply),
                             None => {
-                                let post = Parked {
+                                let post = Parked::Post {
                                     user_id,
                                     message_id,
                                     text,
+                                    reply_to,
                                     replies: vec![reply],
                                 };
                                 self.park(&myself, state, post).await;
                             }
                         }
+                    }
+                }
+            }
+            Msg::Change { command, reply } => {
+                let posts = state.parked.iter().filter(|p| p.is_post()).count() as u64;
+                let next = state.room.last_seq + 1 + posts;
+                let now = events::now_ms();
+                match room::decide_with(&state.room, &state.pending, next, now, &command) {
+                    Err(r) => {
+                        let _ = reply.send(Err(r.into()));
+                    }
+                    Ok(Decision::Edit { seq, period }) => {
+                        let Command::Edit { user_id, text, .. } = command else {
+                            unreachable!("only an edit is decided as one")
+                        };
+                        let edit = Parked::Edit {
+                            user_id,
+                            seq,
+                            text,
+                            period,
+                            reply,
+                        };
+                        self.park(&myself, state, edit).await;
+                    }
+                    Ok(Decision::Append(mut events)) if events.len() == 1 => {
+                        let event = events.pop().expect("one event");
+                        state.pending.note(&event);
+                        self.park(&myself, state, Parked::Change { event, reply })
+                            .await;
+                    }
+                    Ok(_) => {
+                        // Changes nothing: answered with the message as it stands.
+                        let seq = match &command {
+                            Command::Delete { seq, .. } | Command::React { seq, .. } => *seq,
+                            _ => 0,
+                        };
+                        let version = state
+                            .room
+                            .fact(seq)
+                            .map_or(state.room.version, |f| f.version);
+                        let _ = reply.send(Ok(Changed {
+                            version,
+                            edited_at: None,
+                            position: state.last_position,
+                        }));
                     }
                 }
             }
@@ -268,7 +329,8 @@ async fn catch_up(
             state.last_hash = rec.hash;
             if deliver
                 && let Some(d) =
-                    changes::delivery_of(keys, &state.room, &state.room_id, &rec, event).await?
+                    changes::delivery_of(store, keys, &state.room, &state.room_id, &rec, event)
+                        .await?
             {
                 fan_out(state, &d);
             }
@@ -406,36 +468,40 @@ impl RoomActor {
                 batch::seal_texts(&mut state.parked, &state.room_id, now, &self.settings.keys)
                     .await;
             if state.parked.is_empty() {
+                state.pending.clear();
                 return;
             }
-            let batch = batch::events_of(&state.parked, &state.room, now, sealed);
+            let events = batch::events_of(&state.parked, &state.room, now, sealed);
             let expected = Expected::Exact(state.room.version);
-            match self.store.append(&state.stream, expected, batch).await {
+            let written = self
+                .store
+                .append(&state.stream, expected, batch::new_events(&events, now))
+                .await;
+            match written {
                 Ok(recorded) => {
+                    state.pending.clear();
                     let parked = std::mem::take(&mut state.parked);
-                    let (deliveries, last) =
-                        batch::answer_written(parked, recorded, &mut state.room, &state.room_id);
-                    if let Some(last) = last {
-                        state.last_position = last.position;
-                        state.last_hash = last.hash;
-                    }
-                    for d in &deliveries {
-                        fan_out(state, d);
-                    }
+                    self.answer_written(state, parked, events, recorded).await;
                     return;
                 }
                 Err(events::Error::Conflict { .. }) if conflicts < MAX_ATTEMPTS => {
                     conflicts += 1;
                     // Another writer (another process) got there first: fold its events in,
-                    // deliver them, and check the parked commands again (a retry it stored
-                    // is now in the window) before writing the rest.
+                    // deliver them, and decide the parked commands again (a retry it stored
+                    // is now in the window, a member it removed can no longer post) before
+                    // writing the rest.
                     if let Err(e) = catch_up(&*self.store, &self.settings.keys, state, true).await {
                         self.fail_all(state, &e.to_string());
                         return;
                     }
                     let parked = std::mem::take(&mut state.parked);
-                    state.parked =
-                        batch::recheck(parked, &state.room, events::now_ms(), state.last_position);
+                    state.parked = batch::recheck(
+                        parked,
+                        &state.room,
+                        &mut state.pending,
+                        events::now_ms(),
+                        state.last_position,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(room = %state.room_id, error = %e, "append failed");
@@ -446,7 +512,59 @@ impl RoomActor {
         }
     }
 
+    /// Folds a written batch into the room, answers each command, and delivers what it shows:
+    /// a new message from its parked text, a change as the message now is.
+    async fn answer_written(
+        &self,
+        state: &mut RoomState,
+        parked: Vec<Parked>,
+        events: Vec<Event>,
+        recorded: Vec<events::Recorded>,
+    ) {
+        for ((p, event), rec) in parked.into_iter().zip(events).zip(recorded) {
+            state.room.apply(&event, rec.version, rec.recorded_at);
+            state.last_position = rec.position;
+            state.last_hash = rec.hash;
+            let delivery = match (&p, &event) {
+                (Parked::Post { text, .. }, Event::MessagePosted(m)) => {
+                    Some(Delivery::Message(Arc::new(
+                        crate::delivery::Message::new(
+                            state.room_id.clone(),
+                            m.seq,
+                            rec.version,
+                            m.message_id.clone(),
+                            m.user_id.clone(),
+                            Some(text.clone()),
+                            rec.recorded_at,
+                        )
+                        .replying_to(m.reply_to),
+                    )))
+                }
+                _ => changes::delivery_of(
+                    &*self.store,
+                    &self.settings.keys,
+                    &state.room,
+                    &state.room_id,
+                    &rec,
+                    event.clone(),
+                )
+                .await
+                .unwrap_or_else(|e| {
+                    // Written and answered all the same: subscribers that miss it get it
+                    // when they resume.
+                    tracing::warn!(room = %state.room_id, error = %e, "a change could not be shown");
+                    None
+                }),
+            };
+            batch::answer(p, &event, &rec);
+            if let Some(d) = delivery {
+                fan_out(state, &d);
+            }
+        }
+    }
+
     fn fail_all(&self, state: &mut RoomState, why: &str) {
+        state.pending.clear();
         for p in std::mem::take(&mut state.parked) {
             batch::fail(p, why);
         }
@@ -479,10 +597,16 @@ impl RoomActor {
                         state.room.apply(&event, rec.version, rec.recorded_at);
                         state.last_position = rec.position;
                         state.last_hash = rec.hash;
-                        let delivery =
-                            changes::delivery_of(keys, &state.room, &state.room_id, &rec, event)
-                                .await
-                                .map_err(|e| Error::Unavailable(e.to_string()))?;
+                        let delivery = changes::delivery_of(
+                            &*self.store,
+                            keys,
+                            &state.room,
+                            &state.room_id,
+                            &rec,
+                            event,
+                        )
+                        .await
+                        .map_err(|e| Error::Unavailable(e.to_string()))?;
                         if let Some(d) = delivery {
                             fan_out(state, &d);
                         }

@@ -102,6 +102,7 @@ impl RoomActor {
                     continue;
                 }
                 let delivery = changes::delivery_of(
+                    &*self.store,
                     &self.settings.keys,
                     &state.room,
                     &state.room_id,

@@ -1,10 +1,14 @@
 //! [`decide`]: what a command does to a room, or why it is refused.
 
-use super::{Act, Change, Command, Decision, MAX_TEXT_CHARS, Rejection, State};
+use super::{
+    Act, Change, Command, Decision, MAX_EMOJI, MAX_EMOJI_CHARS, MAX_TEXT_CHARS, Pending, Rejection,
+    State,
+};
 use events::Event;
 use events::event::{
     Archival, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted, MemberBanned, MemberJoined,
-    MemberKicked, MemberLeft, MemberMuted, Role, RoleChanged, RoomUpdated,
+    MemberKicked, MemberLeft, MemberMuted, MessageDeleted, Reaction, Role, RoleChanged,
+    RoomUpdated,
 };
 
 /// Longest room name, in characters.
@@ -37,6 +41,20 @@ pub fn check_text(text: &str) -> Result<(), Rejection> {
 /// The [`Rejection`] that stops the command; nothing is appended then.
 pub fn decide(
     state: &State,
+    next_seq: u64,
+    now: i64,
+    command: &Command,
+) -> Result<Decision, Rejection> {
+    decide_with(state, &Pending::default(), next_seq, now, command)
+}
+
+/// [`decide`], seeing also the message changes `pending` in the actor's batch.
+///
+/// # Errors
+/// The [`Rejection`] that stops the command; nothing is appended then.
+pub fn decide_with(
+    state: &State,
+    pending: &Pending,
     next_seq: u64,
     now: i64,
     command: &Command,
@@ -83,6 +101,7 @@ pub fn decide(
             user_id,
             message_id,
             text,
+            reply_to,
         } => {
             let Some(member) = state.members.get(user_id) else {
                 return Err(Rejection::NotMember);
@@ -91,6 +110,9 @@ pub fn decide(
                 return Err(Rejection::BadId);
             }
             check_text(text)?;
+            if reply_to.is_some_and(|r| r == 0 || r >= next_seq) {
+                return Err(Rejection::BadReply);
+            }
             // A retry of a stored message answers with it, whatever changed since.
             if let Some((seq, _)) = state.recent(message_id) {
                 return Ok(Decision::AlreadyDone(Some(seq)));
@@ -102,6 +124,102 @@ pub fn decide(
                 return Err(Rejection::Muted);
             }
             Ok(Decision::Post(next_seq))
+        }
+        Command::Edit { user_id, seq, text } => {
+            let member = state.members.get(user_id).ok_or(Rejection::NotMember)?;
+            let fact = state.fact(*seq).ok_or(Rejection::NoSuchMessage)?;
+            if state.author_of(fact) != user_id {
+                return Err(Rejection::Forbidden("only its author may edit a message"));
+            }
+            if fact.deleted || pending.deleted.contains(seq) {
+                return Err(Rejection::Conflict("a deleted message cannot be edited"));
+            }
+            check_text(text)?;
+            if state.settings.archived {
+                return Err(Rejection::Archived);
+            }
+            if member.muted_until.is_some_and(|u| now < u) {
+                return Err(Rejection::Muted);
+            }
+            Ok(Decision::Edit {
+                seq: *seq,
+                period: fact.period,
+            })
+        }
+        Command::Delete { by, seq } => {
+            let role = state.role_of(by).ok_or(Rejection::NotMember)?;
+            let fact = state.fact(*seq).ok_or(Rejection::NoSuchMessage)?;
+            let author = state.author_of(fact);
+            // An author deletes their own; an admin members' (and former members'); the
+            // owner anyone's.
+            let allowed = author == by
+                || match role {
+                    Role::Owner => true,
+                    Role::Admin => {
+                        !matches!(state.role_of(author), Some(Role::Owner | Role::Admin))
+                    }
+                    Role::Member => false,
+                };
+            if !allowed {
+                return Err(Rejection::Forbidden(
+                    "an author deletes their own messages, an admin members', the owner anyone's",
+                ));
+            }
+            if fact.deleted || pending.deleted.contains(seq) {
+                return Ok(Decision::AlreadyDone(None));
+            }
+            if state.settings.archived {
+                return Err(Rejection::Archived);
+            }
+            one(Event::MessageDeleted(MessageDeleted {
+                room_id: room_id(),
+                seq: *seq,
+                by: by.clone(),
+            }))
+        }
+        Command::React {
+            user_id,
+            seq,
+            emoji,
+            on,
+        } => {
+            let member = state.members.get(user_id).ok_or(Rejection::NotMember)?;
+            let n = emoji.chars().count();
+            if n == 0 || n > MAX_EMOJI_CHARS || emoji.chars().any(char::is_whitespace) {
+                return Err(Rejection::BadEmoji);
+            }
+            let fact = state.fact(*seq).ok_or(Rejection::NoSuchMessage)?;
+            if fact.deleted || pending.deleted.contains(seq) {
+                return Err(Rejection::Conflict("a deleted message takes no reactions"));
+            }
+            if state.settings.archived {
+                return Err(Rejection::Archived);
+            }
+            if member.muted_until.is_some_and(|u| now < u) {
+                return Err(Rejection::Muted);
+            }
+            if reacted(state, pending, *seq, emoji, user_id) == *on {
+                return Ok(Decision::AlreadyDone(None));
+            }
+            if *on
+                && !has_symbol(state, pending, *seq, emoji)
+                && symbols(state, pending, *seq) >= MAX_EMOJI
+            {
+                return Err(Rejection::Conflict(
+                    "a message holds at most 20 distinct emoji",
+                ));
+            }
+            let reaction = Reaction {
+                room_id: room_id(),
+                seq: *seq,
+                user_id: user_id.clone(),
+                emoji: emoji.clone(),
+            };
+            one(if *on {
+                Event::ReactionAdded(reaction)
+            } else {
+                Event::ReactionRemoved(reaction)
+            })
         }
         Command::Leave { user_id } => match state.role_of(user_id) {
             None => Err(Rejection::NotMember),
@@ -189,6 +307,46 @@ pub fn decide(
     }
 }
 
+/// Whether `user` has reacted `emoji` to `seq`, once the batch is written.
+fn reacted(state: &State, pending: &Pending, seq: u64, emoji: &str, user: &str) -> bool {
+    if let Some(&on) = pending
+        .reactions
+        .get(&seq)
+        .and_then(|p| p.get(&(emoji.to_owned(), user.to_owned())))
+    {
+        return on;
+    }
+    state
+        .reactions_of(seq)
+        .iter()
+        .any(|(e, users)| e == emoji && users.iter().any(|u| u == user))
+}
+
+/// Whether `seq` holds `emoji` now or will once the batch is written.
+fn has_symbol(state: &State, pending: &Pending, seq: u64, emoji: &str) -> bool {
+    state.reactions_of(seq).iter().any(|(e, _)| e == emoji)
+        || pending
+            .reactions
+            .get(&seq)
+            .is_some_and(|p| p.iter().any(|((e, _), on)| *on && e == emoji))
+}
+
+/// How many distinct symbols `seq` holds now and adds in the batch (one the batch takes
+/// away still counts until it is written).
+fn symbols(state: &State, pending: &Pending, seq: u64) -> usize {
+    let mut all: std::collections::HashSet<&str> = state
+        .reactions_of(seq)
+        .iter()
+        .map(|(e, _)| e.as_str())
+        .collect();
+    for ((emoji, _), on) in pending.reactions.get(&seq).into_iter().flatten() {
+        if *on {
+            all.insert(emoji.as_str());
+        }
+    }
+    all.len()
+}
+
 fn left(state: &State, user_id: &str) -> Event {
     Event::MemberLeft(MemberLeft {
         room_id: state.room_id.clone(),
@@ -199,10 +357,29 @@ fn left(state: &State, user_id: &str) -> Event {
 /// An erased user's membership ends; an owner's room passes to the longest-standing admin,
 /// else member, and a room left with nobody is archived.
 fn erase(state: &State, user_id: &str) -> Decision {
+    // Each of their messages becomes a placeholder, a change of its own that subscribers see
+    // at once (the texts become unreadable anyway once the keys go).
+    let mut events: Vec<Event> = state
+        .messages
+        .iter()
+        .zip(1..)
+        .filter(|(f, _)| !f.deleted && state.author_of(f) == user_id)
+        .map(|(_, seq)| {
+            Event::MessageDeleted(MessageDeleted {
+                room_id: state.room_id.clone(),
+                seq,
+                by: user_id.to_owned(),
+            })
+        })
+        .collect();
     let Some(role) = state.role_of(user_id) else {
-        return Decision::AlreadyDone(None);
+        return if events.is_empty() {
+            Decision::AlreadyDone(None)
+        } else {
+            Decision::Append(events)
+        };
     };
-    let mut events = vec![left(state, user_id)];
+    events.push(left(state, user_id));
     if role == Role::Owner {
         let heir = state
             .members

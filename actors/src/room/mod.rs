@@ -12,7 +12,7 @@ use events::seal::Sealed;
 use std::collections::HashMap;
 
 mod decide;
-pub use decide::{check_text, decide};
+pub use decide::{check_text, decide, decide_with};
 
 /// Longest message text, in Unicode code points, after trimming.
 pub const MAX_TEXT_CHARS: usize = 4000;
@@ -36,6 +36,35 @@ pub enum Command {
         message_id: String,
         /// The text as sent.
         text: String,
+        /// The message it answers.
+        reply_to: Option<u64>,
+    },
+    /// The author changes a message's text.
+    Edit {
+        /// Who asks.
+        user_id: String,
+        /// The message.
+        seq: u64,
+        /// The new text.
+        text: String,
+    },
+    /// The author, or an admin or the owner, deletes a message.
+    Delete {
+        /// Who asks.
+        by: String,
+        /// The message.
+        seq: u64,
+    },
+    /// A member adds (`on`) or takes back a reaction.
+    React {
+        /// Who.
+        user_id: String,
+        /// The message.
+        seq: u64,
+        /// The symbol.
+        emoji: String,
+        /// Add or remove.
+        on: bool,
     },
     /// A member leaves of their own accord.
     Leave {
@@ -191,22 +220,46 @@ pub enum Rejection {
     /// The client message id is empty or too long.
     #[error("a message needs an id of 1 to 128 characters")]
     BadId,
+    /// No message of the room has this `seq`.
+    #[error("no message of this room has that seq")]
+    NoSuchMessage,
+    /// `replyTo` names no message of the room.
+    #[error("replyTo must be the seq of a message of this room")]
+    BadReply,
+    /// Not an emoji the contract allows.
+    #[error("an emoji is 1 to {MAX_EMOJI_CHARS} characters without white space")]
+    BadEmoji,
+    /// The change conflicts with the message as it is.
+    #[error("{0}")]
+    Conflict(&'static str),
 }
+
+/// Longest reaction symbol, in code points.
+pub const MAX_EMOJI_CHARS: usize = 32;
+/// Most distinct symbols one message may hold.
+pub const MAX_EMOJI: usize = 20;
 
 impl Rejection {
     /// The contract's error code for it.
     pub fn code(&self) -> &'static str {
         match self {
-            Rejection::NotFound | Rejection::NoSuchMember | Rejection::NoSuchInvite => "not_found",
+            Rejection::NotFound
+            | Rejection::NoSuchMember
+            | Rejection::NoSuchInvite
+            | Rejection::NoSuchMessage => "not_found",
             Rejection::NotMember => "not_member",
             Rejection::Forbidden(_) => "forbidden",
             Rejection::Banned => "banned",
             Rejection::Gone => "gone",
             Rejection::Archived => "archived",
             Rejection::Muted => "muted",
-            Rejection::OwnerMustTransfer => "conflict",
+            Rejection::OwnerMustTransfer | Rejection::Conflict(_) => "conflict",
             Rejection::TooLong => "too_large",
-            Rejection::Invalid(_) | Rejection::Empty | Rejection::BadId => "bad_request",
+            Rejection::Invalid(_)
+            | Rejection::Empty
+            | Rejection::BadId
+            | Rejection::BadReply
+            | Rejection::BadEmoji => "bad_request",
         }
     }
 }
@@ -218,14 +271,56 @@ pub enum Decision {
     Append(Vec<Event>),
     /// Post the message as `seq` (the actor seals its text as it appends it).
     Post(u64),
+    /// Edit message `seq`, whose texts are sealed in `period` (the actor seals the new text
+    /// as it appends it).
+    Edit {
+        /// The message.
+        seq: u64,
+        /// The period of its posting.
+        period: i64,
+    },
     /// Nothing to do: already true (a second join, a lift of what is not there) or already
     /// stored (a retried post, with the first `seq`).
     AlreadyDone(Option<u64>),
 }
 
+/// Changes to messages decided but not yet written (the actor's batch), which the commands
+/// after them in the same batch must see: deletions, and reactions as they will stand.
+#[derive(Debug, Default)]
+pub struct Pending {
+    deleted: std::collections::HashSet<u64>,
+    /// Per message, (symbol, user) and whether it will be on.
+    reactions: HashMap<u64, HashMap<(String, String), bool>>,
+}
+
+impl Pending {
+    /// Notes an event decided for the batch.
+    pub fn note(&mut self, event: &Event) {
+        match event {
+            Event::MessageDeleted(d) => {
+                self.deleted.insert(d.seq);
+            }
+            Event::ReactionAdded(r) | Event::ReactionRemoved(r) => {
+                let on = matches!(event, Event::ReactionAdded(_));
+                self.reactions
+                    .entry(r.seq)
+                    .or_default()
+                    .insert((r.emoji.clone(), r.user_id.clone()), on);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets everything (the batch was written or given up).
+    pub fn clear(&mut self) {
+        self.deleted.clear();
+        self.reactions.clear();
+    }
+}
+
 /// The encoding of a [`State`] in a snapshot (bincode of its fields); change it whenever the
 /// fields change, so that snapshots in the old encoding are ignored rather than misread.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -236,6 +331,27 @@ pub struct Member {
     pub since: u64,
     /// End of a mute (ms), if they were muted.
     pub muted_until: Option<i64>,
+}
+
+/// What a room keeps of each of its messages, to decide edits, deletions and reactions and
+/// to find the message as it is now in the log. 48 bytes a message, where keeping the client
+/// id and text too would be hundreds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fact {
+    /// Index of its author in [`State::authors`].
+    pub author: u32,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// Stream version of its `MessagePosted`.
+    pub posted: u64,
+    /// Stream version of the event holding its current text (its post or latest edit).
+    pub text: u64,
+    /// When it was last edited (ms), 0 if never.
+    pub edited_at: i64,
+    /// The period of its posting, which names the key of all its texts.
+    pub period: i64,
+    /// The room's version at its latest change.
+    pub version: u64,
 }
 
 /// A live extra invite.
@@ -304,6 +420,15 @@ pub struct State {
     pub invites: HashMap<String, Invite>,
     /// The newest messages: the idempotency window and where each `seq` is in the stream.
     pub window: Recent,
+    /// Every message, by `seq - 1`.
+    pub messages: Vec<Fact>,
+    /// The authors [`Fact::author`] points into.
+    pub authors: Vec<String>,
+    /// Where each author is in `authors` (not in snapshots: rebuilt from `authors`).
+    #[serde(skip)]
+    author_ids: HashMap<String, u32>,
+    /// The reactions of each message that has any: symbol, then who, in the order they came.
+    pub reactions: HashMap<u64, Vec<(String, Vec<String>)>>,
 }
 
 impl State {
@@ -419,11 +544,93 @@ impl State {
                 self.last_seq = m.seq;
                 self.window
                     .remember(m.seq, &m.message_id, version, recorded_at);
+                let author = self.author_index(&m.user_id);
+                self.messages.push(Fact {
+                    author,
+                    deleted: false,
+                    posted: version,
+                    text: version,
+                    edited_at: 0,
+                    period: m.period,
+                    version,
+                });
+            }
+            Event::MessageEdited(e) => {
+                if let Some(f) = self.fact_mut(e.seq) {
+                    f.text = version;
+                    f.edited_at = recorded_at;
+                    f.version = version;
+                }
+            }
+            Event::MessageDeleted(d) => {
+                if let Some(f) = self.fact_mut(d.seq) {
+                    f.deleted = true;
+                    f.version = version;
+                }
+                self.reactions.remove(&d.seq);
+            }
+            Event::ReactionAdded(r) => {
+                if let Some(f) = self.fact_mut(r.seq) {
+                    f.version = version;
+                }
+                let all = self.reactions.entry(r.seq).or_default();
+                match all.iter_mut().find(|(e, _)| *e == r.emoji) {
+                    Some((_, users)) if !users.contains(&r.user_id) => {
+                        users.push(r.user_id.clone())
+                    }
+                    Some(_) => {}
+                    None => all.push((r.emoji.clone(), vec![r.user_id.clone()])),
+                }
+            }
+            Event::ReactionRemoved(r) => {
+                if let Some(f) = self.fact_mut(r.seq) {
+                    f.version = version;
+                }
+                if let Some(all) = self.reactions.get_mut(&r.seq) {
+                    if let Some((_, users)) = all.iter_mut().find(|(e, _)| *e == r.emoji) {
+                        users.retain(|u| *u != r.user_id);
+                    }
+                    all.retain(|(_, users)| !users.is_empty());
+                    if all.is_empty() {
+                        self.reactions.remove(&r.seq);
+                    }
+                }
             }
             // Events of other streams.
             _ => {}
         }
         self.settings.updated_at = recorded_at;
+    }
+
+    fn author_index(&mut self, user_id: &str) -> u32 {
+        if let Some(&i) = self.author_ids.get(user_id) {
+            return i;
+        }
+        let i = self.authors.len() as u32;
+        self.authors.push(user_id.to_owned());
+        self.author_ids.insert(user_id.to_owned(), i);
+        i
+    }
+
+    fn fact_mut(&mut self, seq: u64) -> Option<&mut Fact> {
+        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+        self.messages.get_mut(i)
+    }
+
+    /// What the room keeps of message `seq`.
+    pub fn fact(&self, seq: u64) -> Option<&Fact> {
+        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+        self.messages.get(i)
+    }
+
+    /// The author of a message the room keeps.
+    pub fn author_of(&self, fact: &Fact) -> &str {
+        &self.authors[fact.author as usize]
+    }
+
+    /// The reactions of message `seq`: symbol, then who.
+    pub fn reactions_of(&self, seq: u64) -> &[(String, Vec<String>)] {
+        self.reactions.get(&seq).map_or(&[], Vec::as_slice)
     }
 
     fn remove(&mut self, user_id: &str) {
@@ -463,6 +670,10 @@ impl State {
             bincode::config::standard().with_limit::<{ 256 << 20 }>(),
         )
         .ok()?;
+        let mut state: Self = state;
+        state.author_ids = (state.authors.iter().enumerate())
+            .map(|(i, a)| (a.clone(), i as u32))
+            .collect();
         (read == bytes.len() && state.room_id == room_id).then_some(state)
     }
 

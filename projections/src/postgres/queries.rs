@@ -224,6 +224,25 @@ pub(crate) async fn member_messages(
     Ok(Some(out))
 }
 
+pub(crate) async fn message(
+    pool: &Pool,
+    room_id: &str,
+    seq: u64,
+) -> Result<Option<RecordRow>, Error> {
+    let c = pool.get().await.map_err(pg)?;
+    let row = c
+        .query_opt(
+            "select rr.room_id, rr.seq, rr.message_id, rr.user_id, coalesce(u.name, ''),
+                    coalesce(u.avatar_image, ''), rr.message, rr.time, rr.deleted
+             from room_record rr left join \"user\" u on u.id = rr.user_id
+             where rr.room_id = $1 and rr.seq = $2",
+            &[&room_id, &(seq.min(i64::MAX as u64) as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(row.as_ref().map(record_row))
+}
+
 pub(crate) async fn search(
     pool: &Pool,
     room_id: &str,

@@ -22,6 +22,12 @@ pub enum Event {
     JoinOneChat,
     /// `user_send_message`.
     UserSendMessage,
+    /// `edit_message`.
+    EditMessage,
+    /// `delete_message`.
+    DeleteMessage,
+    /// `react`.
+    React,
     /// `test_input`.
     TestInput,
 }
@@ -33,6 +39,9 @@ impl Event {
             "join_all" => Self::JoinAll,
             "join_one_chat" => Self::JoinOneChat,
             "user_send_message" => Self::UserSendMessage,
+            "edit_message" => Self::EditMessage,
+            "delete_message" => Self::DeleteMessage,
+            "react" => Self::React,
             "test_input" => Self::TestInput,
             _ => return None,
         })
@@ -179,9 +188,62 @@ pub enum Request {
         key: String,
         /// The text, as sent.
         text: String,
+        /// The message it answers.
+        reply_to: Option<u64>,
+    },
+    /// `edit_message`, `delete_message` or `react`: a change to message `seq` of `room_id`.
+    Change {
+        /// The room.
+        room_id: String,
+        /// The change, for the token's user (the actor checks who may make it).
+        change: MessageChange,
     },
     /// `test_input`.
     TestInput,
+}
+
+/// A change a client asks for on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageChange {
+    /// A new text.
+    Edit {
+        /// The message.
+        seq: u64,
+        /// The new text.
+        text: String,
+    },
+    /// A deletion.
+    Delete {
+        /// The message.
+        seq: u64,
+    },
+    /// A reaction added (`on`) or taken back.
+    React {
+        /// The message.
+        seq: u64,
+        /// The symbol.
+        emoji: String,
+        /// Add or remove.
+        on: bool,
+    },
+}
+
+impl MessageChange {
+    /// The room command this change is for `user_id`.
+    pub fn command(self, user_id: &str) -> actors::room::Command {
+        use actors::room::Command;
+        let user_id = user_id.to_owned();
+        match self {
+            MessageChange::Edit { seq, text } => Command::Edit { user_id, seq, text },
+            MessageChange::Delete { seq } => Command::Delete { by: user_id, seq },
+            MessageChange::React { seq, emoji, on } => Command::React {
+                user_id,
+                seq,
+                emoji,
+                on,
+            },
+        }
+    }
 }
 
 impl Request {
@@ -236,6 +298,22 @@ struct UserSendMessage {
     message: Field<String>,
     #[serde(rename = "type", default)]
     kind: Field<Option<Kind>>,
+    #[serde(rename = "replyTo", default)]
+    reply_to: Field<Option<u64>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct OnMessage {
+    #[serde(rename = "roomId", default)]
+    room_id: Field<String>,
+    #[serde(default)]
+    seq: Field<u64>,
+    #[serde(default)]
+    message: Field<String>,
+    #[serde(default)]
+    emoji: Field<String>,
+    #[serde(default)]
+    on: Field<bool>,
 }
 
 /// `data` read as `T` when it is a JSON object.
@@ -321,215 +399,42 @@ pub fn parse(event: Event, data: &Value) -> Result<Request, Failure> {
             p.kind.optional("type must be \"input\"")?;
             actors::room::check_text(&text)
                 .map_err(|r| Failure::from(actors::Error::Rejected(r)))?;
+            let reply_to = p
+                .reply_to
+                .optional("replyTo must be the seq of a message of this room")?
+                .flatten();
             Ok(Request::Send {
                 room_id,
                 id,
                 key,
                 text,
+                reply_to,
             })
+        }
+        Event::EditMessage | Event::DeleteMessage | Event::React => {
+            let p: OnMessage = object(data).unwrap_or_default();
+            let room_id = p.room_id.required("roomId must be a room id")?;
+            let seq = p
+                .seq
+                .required("seq must be the seq of a message of this room")?;
+            let change = match event {
+                Event::EditMessage => {
+                    let text = p.message.required("message must be text")?;
+                    actors::room::check_text(&text)
+                        .map_err(|r| Failure::from(actors::Error::Rejected(r)))?;
+                    MessageChange::Edit { seq, text }
+                }
+                Event::DeleteMessage => MessageChange::Delete { seq },
+                _ => MessageChange::React {
+                    seq,
+                    emoji: p.emoji.required("emoji must be text")?,
+                    on: p.on.required("on must be true or false")?,
+                },
+            };
+            Ok(Request::Change { room_id, change })
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn refused(event: Event, data: Value) -> (&'static str, String) {
-        let f = parse(event, &data).expect_err(&data.to_string());
-        (f.code, f.message)
-    }
-
-    #[test]
-    fn a_message_is_read_with_its_id_as_sent() {
-        let data = json!({"roomId": "r", "id": "m-1", "message": " hi ", "type": "input",
-            "userId": "u", "extra": [1]});
-        assert_eq!(
-            parse(Event::UserSendMessage, &data),
-            Ok(Request::Send {
-                room_id: "r".into(),
-                id: json!("m-1"),
-                key: "m-1".into(),
-                text: " hi ".into(),
-            })
-        );
-        let number = json!({"roomId": "r", "id": 42, "message": "x", "type": null});
-        match parse(Event::UserSendMessage, &number) {
-            Ok(Request::Send { id, key, .. }) => assert_eq!((id, key.as_str()), (json!(42), "42")),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_malformed_message_names_its_first_fault_in_the_contract_order() {
-        let send = Event::UserSendMessage;
-        for (data, message) in [
-            (json!("just a string"), "roomId must be a room id"),
-            // Positions are not fields.
-            (json!(["r", "m", "text"]), "roomId must be a room id"),
-            (
-                json!({"id": "m", "message": "x"}),
-                "roomId must be a room id",
-            ),
-            // Every field wrong: roomId is named, though "id" comes first among the keys.
-            (
-                json!({"roomId": 5, "id": true, "message": 1, "type": 2}),
-                "roomId must be a room id",
-            ),
-            (
-                json!({"roomId": "r", "id": null, "message": "x"}),
-                "id must be the message's own id (a string or number)",
-            ),
-            (
-                json!({"roomId": "r", "id": ["m"], "message": "x"}),
-                "id must be the message's own id (a string or number)",
-            ),
-            (json!({"roomId": "r", "id": "m"}), "message must be text"),
-            (
-                json!({"roomId": "r", "id": "m", "message": {"text": "x"}}),
-                "message must be text",
-            ),
-            (
-                json!({"roomId": "r", "id": "m", "message": "x", "type": "Input"}),
-                "type must be \"input\"",
-            ),
-        ] {
-            assert_eq!(
-                refused(send, data.clone()),
-                ("bad_request", message.into()),
-                "{data}"
-            );
-        }
-        let blank = json!({"roomId": "r", "id": "m", "message": " \n "});
-        assert_eq!(refused(send, blank).0, "bad_request");
-        let long = json!({"roomId": "r", "id": "m", "message": "a".repeat(4001)});
-        assert_eq!(refused(send, long).0, "too_large");
-    }
-
-    #[test]
-    fn join_one_chat_keeps_the_room_id_opaque() {
-        let join = |data: Value| parse(Event::JoinOneChat, &data);
-        assert_eq!(
-            join(json!({"roomId": "r", "since": 3})),
-            Ok(Request::Join {
-                rooms: vec![json!("r")],
-                since: SinceMap::from([("r".into(), Field::Sent(Some(3)))]),
-                since_version: SinceMap::new(),
-                one: true,
-            })
-        );
-        let both = join(json!({"roomId": "r", "since": 3, "sinceVersion": 7})).unwrap();
-        let Request::Join {
-            since,
-            since_version,
-            ..
-        } = both
-        else {
-            panic!("a join")
-        };
-        assert_eq!(
-            resume_of(&since, &since_version, "r"),
-            Ok(actors::Resume::Version(7))
-        );
-        assert_eq!(
-            resume_of(&since, &SinceMap::new(), "r"),
-            Ok(actors::Resume::Seq(3))
-        );
-        assert!(join(json!({"roomId": "r", "sinceVersion": -1})).is_err());
-        // A room id that is no string is refused when the room is joined, not here.
-        for room in [json!(42), json!(null), json!({"id": "r"})] {
-            match join(json!({"roomId": room, "since": 1})) {
-                Ok(Request::Join { rooms, since, .. }) => {
-                    assert_eq!((rooms, since.len()), (vec![room], 0));
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        let no_since = join(json!({"roomId": "r", "since": null})).unwrap();
-        assert!(matches!(no_since, Request::Join { since, .. } if since.is_empty()));
-        for since in [json!("abc"), json!(-1), json!(1.5), json!([1])] {
-            assert_eq!(
-                join(json!({"roomId": "r", "since": since}))
-                    .unwrap_err()
-                    .message,
-                "since must be a whole number of 0 or more"
-            );
-        }
-        assert_eq!(
-            join(json!({"since": "x"})).unwrap_err().message,
-            "roomId is missing"
-        );
-        for data in [json!("not an object"), json!(["r"])] {
-            assert_eq!(
-                join(data).unwrap_err().message,
-                "join_one_chat needs {\"roomId\", \"since\"}"
-            );
-        }
-    }
-
-    #[test]
-    fn join_all_refuses_a_bad_since_for_its_room_only() {
-        let data = json!({"roomList": ["a", "b", 7], "since": {"a": 2, "b": "x", "c": []}});
-        let Ok(Request::Join {
-            rooms, since, one, ..
-        }) = parse(Event::JoinAll, &data)
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (rooms, one),
-            (vec![json!("a"), json!("b"), json!(7)], false)
-        );
-        let none = SinceMap::new();
-        assert_eq!(resume_of(&since, &none, "a"), Ok(actors::Resume::Seq(2)));
-        assert_eq!(
-            resume_of(&since, &none, "b").unwrap_err().code,
-            "bad_request"
-        );
-        assert_eq!(resume_of(&since, &none, "d"), Ok(actors::Resume::No));
-
-        let needs = "join_all needs {\"roomList\": [roomId, ...]}";
-        for data in [
-            json!({}),
-            json!({"roomList": "a"}),
-            json!({"roomList": null}),
-            json!("junk"),
-        ] {
-            assert_eq!(refused(Event::JoinAll, data), ("bad_request", needs.into()));
-        }
-        assert_eq!(
-            refused(Event::JoinAll, json!({"roomList": ["a"], "since": [1]})).1,
-            "since must be an object {roomId: seq}"
-        );
-        let many = json!({"roomList": vec!["r"; 1001], "since": 5});
-        assert_eq!(refused(Event::JoinAll, many).0, "too_large");
-        assert!(
-            !parse(Event::JoinAll, &json!({"roomList": []}))
-                .unwrap()
-                .joins_rooms()
-        );
-    }
-
-    #[test]
-    fn user_id_is_compared_by_value() {
-        let user = "4b2f";
-        for (data, allowed) in [
-            (json!({"userId": "4b2f"}), true),
-            (json!({"other": 1}), true),
-            (json!("not an object"), true),
-            (json!({"userId": "4B2F"}), false),
-            (json!({"userId": 4}), false),
-            (json!({"userId": null}), false),
-            (json!({"userId": ["4b2f"]}), false),
-        ] {
-            let checked = Common::of(&data).check_user(user);
-            assert_eq!(checked.is_ok(), allowed, "{data}");
-            if let Err(f) = checked {
-                assert_eq!(f.code, "forbidden");
-            }
-        }
-        assert_eq!(Common::of(&json!({"id": 5})).echo(), Some(&json!(5)));
-        assert_eq!(Common::of(&json!([5])).echo(), None);
-    }
-}
+mod tests;
