@@ -95,7 +95,7 @@ async function whoReacted(m, emoji, count) {
   const c = chip(m, emoji, count)
   await c.waitFor({ timeout: T })
   await c.hover()
-  const tip = m.locator('.reaction-wrap', { has: c }).getByRole('tooltip')
+  const tip = m.locator('.reaction-wrap', { has: m.page().getByRole('button', { name: `${emoji} ${count}`, exact: true }) }).getByRole('tooltip')
   await tip.waitFor({ state: 'visible', timeout: T })
   return tip.textContent()
 }
@@ -350,14 +350,17 @@ test('messages that change, on the web page: replies, edits, deletions, reaction
     )
   })
 
-  await t.test('a reply to a message loaded on scroll; its quote, clicked after a reload, loads history', async () => {
+  await t.test('a reply to a message loaded on scroll; a click on its quote loads history', async () => {
     await dan.post(41, 110, 'Weather report')
     await waitConfirmed(cara.page, 'Weather report 110')
     const c = cara.page
+    const b = bob.page
     // a fresh page holds only the newest page of history: the welcome is far above
-    await c.reload()
-    await waitConfirmed(c, 'Weather report 110')
-    assert.equal(await msg(c, 'Welcome to the garden club').count(), 0)
+    for (const p of [c, b]) {
+      await p.reload()
+      await waitConfirmed(p, 'Weather report 110')
+      assert.equal(await msg(p, 'Welcome to the garden club').count(), 0)
+    }
     await scrollUpTo(c, 'Welcome to the garden club')
     const original = msg(c, 'Welcome to the garden club')
     const seq = await seqOf(original)
@@ -368,8 +371,6 @@ test('messages that change, on the web page: replies, edits, deletions, reaction
     const sent = cara.tap.sent.find((s) => s.message === 'Thanks for the welcome')
     assert.equal(sent.replyTo, seq)
 
-    const b = bob.page
-    await b.reload()
     await waitConfirmed(b, 'Thanks for the welcome')
     assert.equal(await bySeq(b, seq).count(), 0, 'the welcome is not loaded yet')
     // the quote reads the answered message over REST
@@ -461,6 +462,24 @@ test('messages that change, on the web page: replies, edits, deletions, reaction
     await shot(b, 'messages-archived-desktop')
     await call('PATCH', room, { archived: false }, owner.token)
     await b.waitForFunction(() => !document.querySelector('#composer-input')?.disabled, null, { timeout: T })
+  })
+
+  await t.test('after a reload, history shows each message as it is now', async () => {
+    const b = bob.page
+    const gloves = msg(b, 'Bring gloves and a hat')
+    await act(gloves, 'Reply')
+    await sendText(b, 'Gloves are in the shed')
+    await waitConfirmed(alice.page, 'Gloves are in the shed')
+    const a = alice.page
+    await a.reload()
+    await waitConfirmed(a, 'Gloves are in the shed')
+    await msg(a, 'Gloves are in the shed').getByRole('button', { name: /^In reply to Alice: Bring gloves and a hat/ }).waitFor({ timeout: T })
+    await msg(a, 'Bring gloves and a hat').locator('time.edited').waitFor({ timeout: T })
+    await chip(msg(a, 'Bring gloves and a hat'), '🎉', 2).waitFor({ timeout: T })
+    assert.equal(await msg(a, 'Bring gloves and a hat').locator('.reaction').count(), 20)
+    const thanks = a.locator('.messages .msg.deleted .msg-text', { hasText: /^Message deleted$/ })
+    assert.ok((await thanks.count()) >= 1, 'the deleted message stays a placeholder')
+    await shot(a, 'messages-after-reload-desktop')
     await sleep(300)
     for (const who of [alice, bob, cara]) assert.deepEqual(who.page.consoleErrors, [])
   })
