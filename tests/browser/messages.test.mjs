@@ -74,16 +74,21 @@ function msg(page, text) {
 const bySeq = (page, seq) => page.locator(`.messages .msg[data-seq="${seq}"]`)
 const seqOf = async (m) => Number(await m.getAttribute('data-seq', { timeout: T }))
 
-// One of a message's actions, shown on hover (a tap on a phone shows them too).
-async function act(m, name) {
+// A message's actions show on hover, or on a phone after a tap on the message.
+async function reveal(m) {
   await m.scrollIntoViewIfNeeded({ timeout: T })
-  await m.locator('.msg-foot').hover()
+  if (m.page().viewportSize().width >= 700) return m.locator('.msg-foot').hover()
+  if (!(await m.evaluate((e) => e.classList.contains('selected')))) await m.locator('.msg-foot').tap()
+  await m.and(m.page().locator('.msg.selected')).waitFor({ timeout: T })
+}
+
+async function act(m, name) {
+  await reveal(m)
   await m.getByRole('button', { name, exact: true }).click({ timeout: T })
 }
 
 async function actions(m) {
-  await m.scrollIntoViewIfNeeded({ timeout: T })
-  await m.locator('.msg-foot').hover()
+  await reveal(m)
   const group = m.getByRole('group', { name: /^Actions for the message from / })
   if (!(await group.count())) return []
   return group.getByRole('button').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')))
