@@ -260,6 +260,15 @@ test('messages that change, on the web page: replies, edits, deletions, reaction
       assert.ok(!Number.isNaN(Date.parse(await mark.getAttribute('datetime'))))
     }
     await shot(bob.page, 'messages-edited-desktop')
+    // from the keyboard: Arrow Up in the empty composer edits her newest message
+    const composer = p.getByLabel(/^Message to /)
+    await composer.fill('')
+    await composer.press('ArrowUp')
+    await box.waitFor({ timeout: T })
+    assert.equal(await box.inputValue(), 'The meeting is on Wednesday')
+    await box.press('Escape')
+    await box.waitFor({ state: 'detached', timeout: T })
+    assert.equal(await composer.evaluate((el) => el === document.activeElement), true, 'the focus is back in the composer')
     // nobody edits someone else's message: bob has no Edit on it
     assert.ok(!(await actions(bySeq(bob.page, seq))).includes('Edit'))
   })
