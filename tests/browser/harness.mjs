@@ -168,7 +168,8 @@ export async function sendText(page, text) {
 // The texts of the confirmed messages in the open chat, in order, with their seqs.
 export async function confirmed(page) {
   return page.$$eval('.messages .msg[data-seq]', (els) =>
-    els.map((e) => ({ seq: Number(e.dataset.seq), text: e.querySelector('.msg-text').textContent })),
+    // a message being edited shows its text in a textarea instead
+    els.map((e) => ({ seq: Number(e.dataset.seq), text: e.querySelector('.msg-text')?.textContent ?? e.querySelector('textarea')?.value })),
   )
 }
 

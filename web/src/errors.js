@@ -18,6 +18,7 @@ const SOCKET_CODES = {
   banned: 'You are banned from this room.',
   gone: 'That join code is gone: it was replaced, revoked, has expired or has been used up.',
   conflict: 'That conflicts with the room as it is now. Reload and try again.',
+  offline: 'You are offline. Try again once the connection is back.',
 }
 
 // Sentences for a code in the context of sending a message, where a more precise wording helps.
@@ -29,9 +30,41 @@ const SEND_CODES = {
   archived: 'You cannot post here: this room is archived, so it is read-only.',
 }
 
+// A message that changes: replying, editing, deleting, reacting.
+const GONE = 'That message does not exist (any more).'
+const MESSAGE_CODES = {
+  reply: {
+    bad_request: 'This reply was refused: the message it answers is not in this room. Cancel the reply and send it again.',
+  },
+  edit: {
+    bad_request: 'The new text was refused: a message is 1 to 4,000 characters.',
+    forbidden: 'Only its author can edit a message.',
+    not_found: GONE,
+    conflict: 'This message was deleted, so it cannot be edited any more.',
+    muted: 'You are muted in this room: you cannot edit messages until the mute ends.',
+    archived: 'This room is archived: its messages can no longer be edited.',
+  },
+  delete: {
+    forbidden: 'You cannot delete this message: everyone deletes their own, admins delete members’ messages and the owner anyone’s.',
+    not_found: GONE,
+    archived: 'This room is archived: its messages can no longer be deleted.',
+  },
+  react: {
+    bad_request: 'That reaction was refused: a reaction is 1 to 32 characters without spaces.',
+    forbidden: 'You are not allowed to react in this room.',
+    not_found: GONE,
+    conflict: 'This message already has 20 different reactions: add one of those instead.',
+    muted: 'You are muted in this room: you cannot react until the mute ends.',
+    archived: 'This room is archived: nobody can react any more.',
+  },
+}
+
 export function socketErrorText(error, context) {
   const code = (error && (error.code || error.message)) || 'unknown'
   if (context === 'send' && SEND_CODES[code]) return SEND_CODES[code]
+  const byContext = MESSAGE_CODES[context]
+  if (byContext && byContext[code]) return byContext[code]
+  if (context === 'reply' && SEND_CODES[code]) return SEND_CODES[code]
   if (SOCKET_CODES[code]) return SOCKET_CODES[code]
   const detail = error && error.message && error.message !== code ? ` (${error.message})` : ''
   return `Something went wrong${detail}. Please try again.`

@@ -1,6 +1,6 @@
 // The client's session, rooms and connection, kept in step with the server over REST and
 // Socket.IO (live messages, resume after a disconnect); the state it keeps is in state.js, each
-// room's timeline and history in timeline.js.
+// room's timeline and history in timeline.js, messages that change in messages.js.
 import { reactive, markRaw } from 'vue'
 import { io } from 'socket.io-client'
 import { api, setToken, setUnauthorizedHandler, ApiError } from './api.js'
@@ -16,10 +16,12 @@ import {
   resetTimelines,
 } from './timeline.js'
 import { applyRoomEvent, noteVersion, versionFor, noteVanished, loadMembers } from './governance.js'
+import { applyMessageUpdated, useRequester } from './messages.js'
 
 export { state, PAGE, MAX_TEXT, showToast, dismissToast, newId, sameId, codePoints, personOf } from './state.js'
 export { chatOf, roomById, openRoom, retryHistory, hasOlder, loadOlder } from './timeline.js'
 export * from './governance.js'
+export * from './messages.js'
 
 const ACK_TIMEOUT = 15000
 
@@ -244,6 +246,7 @@ function connect() {
   socket.on('connect_error', onConnectError)
   socket.on('received', onReceived)
   socket.on('room_event', onRoomEvent)
+  socket.on('message_updated', onMessageUpdated)
   socket.on('chat_error', onChatError)
 }
 
@@ -381,6 +384,13 @@ function onRoomEvent(ev) {
   if (!inboxTimer) inboxTimer = setTimeout(flushInbox, 30)
 }
 
+// An edit, deletion or reaction change, in its place among the room's messages too.
+function onMessageUpdated(ev) {
+  if (!ev) return
+  inbox.push({ update: ev })
+  if (!inboxTimer) inboxTimer = setTimeout(flushInbox, 30)
+}
+
 function flushInbox() {
   inboxTimer = null
   const batch = inbox
@@ -395,6 +405,11 @@ function flushInbox() {
     if (msg.roomEvent) {
       flushRun()
       applyRoomEvent(msg.roomEvent)
+      continue
+    }
+    if (msg.update) {
+      flushRun()
+      applyMessageUpdated(msg.update)
       continue
     }
     if (roomById(msg.roomId)) noteVersion(msg.roomId, msg.version)
@@ -467,9 +482,21 @@ function onChatError(e) {
 
 /* ---------------------------------------------------------------- sending */
 
-export function sendMessage(roomId, text) {
+// An event answered by an ack: the ack, or a refusal of the same shape when none came.
+async function request(event, payload) {
+  if (!socket || !socket.connected) return { ok: false, error: { code: 'offline' } }
+  try {
+    return await socket.timeout(ACK_TIMEOUT).emitWithAck(event, payload)
+  } catch {
+    return { ok: false, error: { code: 'timeout' } }
+  }
+}
+useRequester(request)
+
+// `replyTo`: the seq of the message this one answers, or null.
+export function sendMessage(roomId, text, replyTo = null) {
   const chat = chatOf(roomId)
-  const p = reactive({ id: newId(), roomId, text, status: 'pending', error: '', time: new Date().toISOString(), attempt: 0 })
+  const p = reactive({ id: newId(), roomId, text, replyTo, status: 'pending', error: '', time: new Date().toISOString(), attempt: 0 })
   chat.pending.push(p)
   transmit(p)
   return p
@@ -494,10 +521,10 @@ async function transmit(p) {
   }
   p.inflight = true
   let res
+  const payload = { roomId: p.roomId, id: p.id, message: p.text, type: 'input' }
+  if (p.replyTo != null) payload.replyTo = p.replyTo
   try {
-    res = await socket
-      .timeout(ACK_TIMEOUT)
-      .emitWithAck('user_send_message', { roomId: p.roomId, id: p.id, message: p.text, type: 'input' })
+    res = await socket.timeout(ACK_TIMEOUT).emitWithAck('user_send_message', payload)
   } catch {
     if (attempt !== p.attempt) return
     p.inflight = false
@@ -513,7 +540,7 @@ async function transmit(p) {
     confirmMessage(p, res)
   } else {
     p.status = 'failed'
-    p.error = socketErrorText(res && res.error, 'send')
+    p.error = socketErrorText(res && res.error, p.replyTo != null ? 'reply' : 'send')
     // a mute this page had not heard of: the members list has its end, for the composer
     if (res && res.error && res.error.code === 'muted') loadMembers(p.roomId)
   }
@@ -530,6 +557,8 @@ function confirmMessage(p, res) {
       roomId: p.roomId,
       user: { id: state.user.userId, name: state.user.name, avatarImage: state.user.avatar_image || '' },
       message: p.text,
+      replyTo: p.replyTo,
+      version: res.version,
       type: 'input',
       time: res.time || p.time,
     },

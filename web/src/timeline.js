@@ -9,6 +9,7 @@ function newChat() {
   return {
     messages: [], // confirmed messages, sorted by seq, contiguous, unique
     notices: [], // join notices: {key, afterSeq, user, time}
+    quotes: {}, // seq -> a message outside `messages` that a reply quotes (see messages.js)
     pending: [], // my own messages not yet confirmed: {id, text, status, error, time}
     historyLoaded: false, // the newest page has been fetched over REST
     loadingHistory: false,
@@ -46,16 +47,58 @@ export function sinceFor(roomId) {
   return Math.max(seen, chat.knownSeq || 0)
 }
 
-function normalizeMessage(m) {
+const whole = (v) => (v != null && v !== '' && Number.isInteger(Number(v)) ? Number(v) : null)
+
+// `{"<emoji>": [userId, ...]}`, the users in the order they reacted; an emoji with nobody is gone.
+function normalizeReactions(r) {
+  const out = {}
+  if (!r || typeof r !== 'object') return out
+  for (const [emoji, users] of Object.entries(r)) {
+    if (Array.isArray(users) && users.length) out[emoji] = users.slice()
+  }
+  return out
+}
+
+export function normalizeMessage(m) {
+  const deleted = !!m.deleted
   return {
     id: m.id,
     seq: Number(m.seq),
     roomId: m.roomId,
     user: m.user || { id: null, name: '?', avatarImage: '' },
-    message: typeof m.message === 'string' ? m.message : String(m.message ?? ''),
+    message: deleted ? '' : typeof m.message === 'string' ? m.message : String(m.message ?? ''),
     type: m.type || 'input',
     time: m.time,
+    version: whole(m.version),
+    replyTo: deleted ? null : whole(m.replyTo),
+    editedAt: typeof m.editedAt === 'string' && m.editedAt ? m.editedAt : null,
+    deleted,
+    reactions: deleted ? {} : normalizeReactions(m.reactions),
   }
+}
+
+// Where `seq` is in a room's confirmed messages (contiguous, so usually one look), or -1.
+export function indexOfSeq(arr, seq) {
+  if (!arr.length) return -1
+  const i = seq - arr[0].seq
+  if (i >= 0 && i < arr.length && arr[i].seq === seq) return i
+  let lo = 0
+  let hi = arr.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (arr[mid].seq === seq) return mid
+    if (arr[mid].seq < seq) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
+}
+
+// A message as it is now replaces the one shown, unless the one shown is already newer.
+// `strict`: only a copy that carries a version replaces one (history pages may carry none).
+export function mergeMessage(shown, m, { strict = false } = {}) {
+  if (m.version == null ? strict : shown.version != null && m.version < shown.version) return false
+  Object.assign(shown, m)
+  return true
 }
 
 // Merge messages into a room's timeline, never twice (dedupe by seq).
@@ -82,7 +125,12 @@ export function addMessages(roomId, list, { live = false } = {}) {
   } else {
     const have = new Set(arr.map((m) => m.seq))
     for (const m of fresh) {
-      if (have.has(m.seq)) continue
+      if (have.has(m.seq)) {
+        // known already: a copy with a newer version (a live delivery after the ack) wins
+        const i = indexOfSeq(arr, m.seq)
+        if (i >= 0) mergeMessage(arr[i], m, { strict: true })
+        continue
+      }
       have.add(m.seq)
       added.push(m)
     }
