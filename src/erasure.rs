@@ -76,6 +76,10 @@ pub async fn erase(app: &App, user_id: &str, by_operator: bool) -> Result<u64, E
     )
     .await
     .map_err(unavailable)?;
+    // The placeholders below are delivered with their author's profile: the read side must
+    // show the person erased, and the cache forget them, before any is rendered.
+    app.wait_for(last).await;
+    app.profiles.forget(user_id);
     // Through each room's actor, which passes an owner's room on (or archives it) and tells
     // the room's subscribers at once.
     for room in &rooms {
