@@ -17,15 +17,15 @@
 //! the loser reads the stream's tail, which brings the winner's ids into its window, and
 //! answers a retry among them with the first `seq` instead of writing it again.
 
-use crate::batch::{self, Parked};
+use crate::batch::Parked;
 use crate::changes;
-use crate::command::{Applied, Changed, Error, Msg, Posted};
+use crate::command::{Changed, Msg, Posted};
 use crate::delivery::{Delivery, Subscriber};
 use crate::room::{self, Command, Decision, Pending, State};
 use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
 use events::event::room_stream;
 use events::keys::Keys;
-use events::{Event, Expected, NewEvent, Snapshot, Store};
+use events::{Snapshot, Store};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,6 +63,9 @@ pub struct RoomState {
     subscribers: Subscribers,
     depth: Arc<std::sync::atomic::AtomicUsize>,
     parked: Vec<Parked>,
+    /// How many of `parked` are posts: the seq the next post takes follows them (counted, not
+    /// recounted, as each post arrives).
+    parked_posts: u64,
     /// The message changes in `parked`, which later commands must see.
     pending: Pending,
     flush_sent: bool,
@@ -77,6 +80,7 @@ pub struct RoomState {
 }
 
 mod subscribe;
+mod write;
 
 const READ_PAGE: usize = 1000;
 
@@ -98,6 +102,7 @@ impl Actor for RoomActor {
             subscribers: args.subscribers,
             depth: args.depth,
             parked: Vec::new(),
+            parked_posts: 0,
             pending: Pending::default(),
             flush_sent: false,
             last_position: 0,
@@ -180,8 +185,7 @@ impl Actor for RoomActor {
                 reply_to,
                 reply,
             } => {
-                let posts = state.parked.iter().filter(|p| p.is_post()).count() as u64;
-                let next = state.room.last_seq + 1 + posts;
+                let next = state.room.last_seq + 1 + state.parked_posts;
                 let command = Command::Post {
                     user_id: user_id.clone(),
                     message_id: message_id.clone(),
@@ -232,8 +236,7 @@ impl Actor for RoomActor {
                 }
             }
             Msg::Change { command, reply } => {
-                let posts = state.parked.iter().filter(|p| p.is_post()).count() as u64;
-                let next = state.room.last_seq + 1 + posts;
+                let next = state.room.last_seq + 1 + state.parked_posts;
                 let now = events::now_ms();
                 match room::decide_with(&state.room, &state.pending, next, now, &command) {
                     Err(r) => {
@@ -297,16 +300,6 @@ impl Actor for RoomActor {
     }
 }
 
-/// Asks for a `Flush` behind what is already in the mailbox. `false` when the mailbox no
-/// longer takes messages (the actor is draining): the caller must flush at once.
-fn schedule_flush(myself: &ActorRef<Msg>, state: &mut RoomState) -> bool {
-    if !state.flush_sent {
-        state.flush_sent = myself.send_message(Msg::Flush).is_ok();
-        return state.flush_sent;
-    }
-    true
-}
-
 /// Reads the room's stream after the state's version and folds it in; with `deliver`, what
 /// it finds is also sent to subscribers (it was written by another process).
 async fn catch_up(
@@ -363,9 +356,6 @@ fn fan_out(state: &RoomState, delivery: &Delivery) {
         subs.retain(|_, s| s.user_id != user);
     }
 }
-
-/// Attempts before an append that keeps conflicting is given up as unavailable.
-const MAX_ATTEMPTS: usize = 16;
 
 impl RoomActor {
     /// Starts `state` from the room's newest snapshot, if there is one this log vouches for:
@@ -448,185 +438,5 @@ impl RoomActor {
             }
             saving.store(false, Ordering::Release);
         });
-    }
-
-    /// Parks a command for the next batch, asking for a `Flush` behind what is already in the
-    /// mailbox; a draining actor cannot ask, and writes at once.
-    async fn park(&self, myself: &ActorRef<Msg>, state: &mut RoomState, command: Parked) {
-        state.parked.push(command);
-        if !schedule_flush(myself, state) {
-            self.flush(state).await;
-        }
-    }
-
-    async fn flush(&self, state: &mut RoomState) {
-        // Conflicts (another writer) are retried a bounded number of times.
-        let mut conflicts = 0;
-        while !state.parked.is_empty() {
-            let now = events::now_ms();
-            let sealed =
-                batch::seal_texts(&mut state.parked, &state.room_id, now, &self.settings.keys)
-                    .await;
-            if state.parked.is_empty() {
-                state.pending.clear();
-                return;
-            }
-            let events = batch::events_of(&state.parked, &state.room, now, sealed);
-            let expected = Expected::Exact(state.room.version);
-            let written = self
-                .store
-                .append(&state.stream, expected, batch::new_events(&events, now))
-                .await;
-            match written {
-                Ok(recorded) => {
-                    state.pending.clear();
-                    let parked = std::mem::take(&mut state.parked);
-                    self.answer_written(state, parked, events, recorded).await;
-                    return;
-                }
-                Err(events::Error::Conflict { .. }) if conflicts < MAX_ATTEMPTS => {
-                    conflicts += 1;
-                    // Another writer (another process) got there first: fold its events in,
-                    // deliver them, and decide the parked commands again (a retry it stored
-                    // is now in the window, a member it removed can no longer post) before
-                    // writing the rest.
-                    if let Err(e) = catch_up(&*self.store, &self.settings.keys, state, true).await {
-                        self.fail_all(state, &e.to_string());
-                        return;
-                    }
-                    let parked = std::mem::take(&mut state.parked);
-                    state.parked = batch::recheck(
-                        parked,
-                        &state.room,
-                        &mut state.pending,
-                        events::now_ms(),
-                        state.last_position,
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(room = %state.room_id, error = %e, "append failed");
-                    self.fail_all(state, &e.to_string());
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Folds a written batch into the room, answers each command, and delivers what it shows:
-    /// a new message from its parked text, a change as the message now is.
-    async fn answer_written(
-        &self,
-        state: &mut RoomState,
-        parked: Vec<Parked>,
-        events: Vec<Event>,
-        recorded: Vec<events::Recorded>,
-    ) {
-        for ((p, event), rec) in parked.into_iter().zip(events).zip(recorded) {
-            state.room.apply(&event, rec.version, rec.recorded_at);
-            state.last_position = rec.position;
-            state.last_hash = rec.hash;
-            let delivery = match (&p, &event) {
-                (Parked::Post { text, .. }, Event::MessagePosted(m)) => {
-                    Some(Delivery::Message(Arc::new(
-                        crate::delivery::Message::new(
-                            state.room_id.clone(),
-                            m.seq,
-                            rec.version,
-                            m.message_id.clone(),
-                            m.user_id.clone(),
-                            Some(text.clone()),
-                            rec.recorded_at,
-                        )
-                        .replying_to(m.reply_to),
-                    )))
-                }
-                _ => changes::delivery_of(
-                    &*self.store,
-                    &self.settings.keys,
-                    &state.room,
-                    &state.room_id,
-                    &rec,
-                    event.clone(),
-                )
-                .await
-                .unwrap_or_else(|e| {
-                    // Written and answered all the same: subscribers that miss it get it
-                    // when they resume.
-                    tracing::warn!(room = %state.room_id, error = %e, "a change could not be shown");
-                    None
-                }),
-            };
-            batch::answer(p, &event, &rec);
-            if let Some(d) = delivery {
-                fan_out(state, &d);
-            }
-        }
-    }
-
-    fn fail_all(&self, state: &mut RoomState, why: &str) {
-        state.pending.clear();
-        for p in std::mem::take(&mut state.parked) {
-            batch::fail(p, why);
-        }
-    }
-
-    /// Writes the parked posts, then decides `command` against the state they leave and
-    /// writes its events alone; on a conflict with another writer it reads that writer's
-    /// events (delivering them) and decides again.
-    async fn command(&self, state: &mut RoomState, command: Command) -> Result<Applied, Error> {
-        self.flush(state).await;
-        let keys = &self.settings.keys;
-        for _ in 0..MAX_ATTEMPTS {
-            let now = events::now_ms();
-            let decided = room::decide(&state.room, state.room.last_seq + 1, now, &command)?;
-            let Decision::Append(events) = decided else {
-                return Ok(Applied {
-                    position: state.last_position,
-                    version: state.room.version,
-                    changed: false,
-                });
-            };
-            let batch = events
-                .iter()
-                .map(|e| NewEvent::with_id(uuid::Uuid::new_v4(), e, now))
-                .collect();
-            let expected = Expected::Exact(state.room.version);
-            match self.store.append(&state.stream, expected, batch).await {
-                Ok(recorded) => {
-                    for (event, rec) in events.into_iter().zip(recorded) {
-                        state.room.apply(&event, rec.version, rec.recorded_at);
-                        state.last_position = rec.position;
-                        state.last_hash = rec.hash;
-                        let delivery = changes::delivery_of(
-                            &*self.store,
-                            keys,
-                            &state.room,
-                            &state.room_id,
-                            &rec,
-                            event,
-                        )
-                        .await
-                        .map_err(|e| Error::Unavailable(e.to_string()))?;
-                        if let Some(d) = delivery {
-                            fan_out(state, &d);
-                        }
-                    }
-                    return Ok(Applied {
-                        position: state.last_position,
-                        version: state.room.version,
-                        changed: true,
-                    });
-                }
-                Err(events::Error::Conflict { .. }) => {
-                    catch_up(&*self.store, keys, state, true)
-                        .await
-                        .map_err(|e| Error::Unavailable(e.to_string()))?;
-                }
-                Err(e) => return Err(Error::Unavailable(e.to_string())),
-            }
-        }
-        Err(Error::Unavailable(
-            "the room kept changing under this command; try again".into(),
-        ))
     }
 }
