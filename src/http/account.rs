@@ -65,10 +65,10 @@ async fn check_old_password(app: &Shared, user_id: &str, password: String) -> Re
     if matches {
         Ok(())
     } else {
-        Err(
-            ApiError::new(StatusCode::FORBIDDEN, "that is not your current password")
-                .code("forbidden"),
-        )
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "that is not your current password",
+        ))
     }
 }
 
@@ -94,9 +94,9 @@ pub async fn patch_info(
     Body(c): Body<InfoChange>,
 ) -> Result<Response, ApiError> {
     if c.name.is_none() && c.avatar_image.is_none() {
-        return Err(
-            ApiError::bad_request("give a name or an avatarImage to change").code("bad_request"),
-        );
+        return Err(ApiError::bad_request(
+            "give a name or an avatarImage to change",
+        ));
     }
     let name = c.name.as_deref().map(check_name).transpose()?;
     let image = match c.avatar_image.as_deref() {
@@ -115,7 +115,7 @@ pub async fn patch_info(
             .await
             .map_err(|e| match e {
                 actors::users::Error::NameTaken => {
-                    ApiError::new(StatusCode::CONFLICT, "that user name is taken").code("conflict")
+                    ApiError::new(StatusCode::CONFLICT, "that user name is taken")
                 }
                 e => ApiError::unavailable(e),
             })?;

@@ -70,8 +70,7 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "the request body is too large (an avatar may be at most 1 MiB)",
-        )
-        .code("too_large");
+        );
     }
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -82,7 +81,6 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
             other.body_text()
         )),
     }
-    .code("bad_request")
 }
 
 /// The caller's session, from `Authorization: Bearer <token>`.

@@ -1,4 +1,5 @@
-//! Governing a room: settings, leaving, roles, moderation and invites. Every right is checked
+//! Governing a room: settings, leaving, members, roles and moderation (invites are in
+//! [`super::invites`]). Every right is checked
 //! by the room's actor against its stream ([`actors::room`]); this layer reads the body, seals
 //! what is personal (reasons, codes), and answers with the read side once it has caught up.
 
@@ -7,12 +8,12 @@ use super::extract::{Auth, Body, OptionalBody};
 use super::openapi::{Envelope, Null};
 use crate::app::Shared;
 use crate::avatar;
-use crate::wire::{self, Author, Room};
+use crate::wire::{self, Room};
 use actors::room::{Act, Change, Command};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use events::event::{Role, join_code_hash};
+use events::event::Role;
 use events::seal::Subject;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -79,17 +80,6 @@ pub struct RoleChange {
     role: String,
 }
 
-/// Body of an invite's creation.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct NewInvite {
-    /// How many joins it allows; any number without it.
-    #[serde(rename = "maxUses")]
-    max_uses: Option<u32>,
-    /// Seconds until it stops working; never without it.
-    #[serde(rename = "expiresInSecs")]
-    expires_in_secs: Option<u64>,
-}
-
 /// `member`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
@@ -106,21 +96,6 @@ pub struct Member {
     muted_until: Option<String>,
 }
 
-/// `invite`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Invite {
-    id: String,
-    /// 32 lowercase hex characters.
-    code: String,
-    #[serde(rename = "maxUses")]
-    max_uses: Option<u64>,
-    uses: u64,
-    #[serde(rename = "expiresAt")]
-    expires_at: Option<String>,
-    #[serde(rename = "createdBy")]
-    created_by: Author,
-}
-
 /// `data` of a call answering a member.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberData {
@@ -133,31 +108,15 @@ pub struct Members {
     members: Vec<Member>,
 }
 
-/// `data` of an invite's creation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InviteData {
-    invite: Invite,
-}
-
-/// `data` of `GET /api/room/{roomId}/invites`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Invites {
-    invites: Vec<Invite>,
-}
-
 /// `data` of a room's change.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomData<'a> {
     room: Room<'a>,
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(message).code("bad_request")
-}
-
 fn until(duration_secs: u64) -> Result<i64, ApiError> {
     if !(1..=MAX_DURATION_SECS).contains(&duration_secs) {
-        return Err(bad(
+        return Err(ApiError::bad_request(
             "durationSecs must be a whole number from 1 to 31536000",
         ));
     }
@@ -177,7 +136,7 @@ async fn reason(
         return Ok(None);
     };
     if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(bad("a reason has at most 500 characters"));
+        return Err(ApiError::bad_request("a reason has at most 500 characters"));
     }
     let sealed = app
         .keys
@@ -188,22 +147,32 @@ async fn reason(
 }
 
 /// Has the room carry out `command`, then waits until the caller's reads show it.
-async fn run(app: &Shared, user_id: &str, room_id: &str, command: Command) -> Result<(), ApiError> {
+pub(super) async fn run(
+    app: &Shared,
+    user_id: &str,
+    room_id: &str,
+    command: Command,
+) -> Result<(), ApiError> {
     let applied = app.rooms.command(room_id, command).await?;
     app.wrote(user_id, applied.position);
     app.wait_for(applied.position).await;
     Ok(())
 }
 
-fn done() -> Result<Response, ApiError> {
+pub(super) fn done() -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, "ok", Null))
 }
 
-async fn the_room(app: &Shared, user_id: &str, room_id: &str) -> Result<Response, ApiError> {
-    let row =
-        app.read.room_for(room_id, user_id).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "no such room").code("not_found")
-        })?;
+pub(super) async fn the_room(
+    app: &Shared,
+    user_id: &str,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    let row = app
+        .read
+        .room_for(room_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such room"))?;
     Ok(ok(
         StatusCode::OK,
         "ok",
@@ -214,9 +183,13 @@ async fn the_room(app: &Shared, user_id: &str, room_id: &str) -> Result<Response
 }
 
 /// The caller's role in the room: 404 for an unknown room, 403 for a non-member.
-async fn role_of(app: &Shared, user_id: &str, room_id: &str) -> Result<String, ApiError> {
+pub(super) async fn role_of(
+    app: &Shared,
+    user_id: &str,
+    room_id: &str,
+) -> Result<String, ApiError> {
     if app.read.room_by_id(room_id).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such room").code("not_found"));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such room"));
     }
     app.read
         .member_role(room_id, user_id)
@@ -253,7 +226,6 @@ async fn the_member(app: &Shared, room_id: &str, user_id: &str) -> Result<Respon
                 StatusCode::NOT_FOUND,
                 "that user is not a member of this room",
             )
-            .code("not_found")
         })?;
     let data = MemberData {
         member: member(row),
@@ -291,7 +263,7 @@ pub async fn patch_room(
         && c.archived.is_none()
         && c.retention_days.is_none()
     {
-        return Err(bad(
+        return Err(ApiError::bad_request(
             "give at least one of name, description, avatarImage, archived, retentionDays",
         ));
     }
@@ -301,9 +273,9 @@ pub async fn patch_room(
         Some(url) => {
             let image = avatar::decode(url).map_err(|e| match e {
                 avatar::Error::TooLarge => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).code("too_large")
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
                 }
-                other => bad(other.to_string()),
+                other => ApiError::bad_request(other.to_string()),
             })?;
             let dir = app.media_dir.clone();
             let path = tokio::task::spawn_blocking(move || avatar::store(&dir, &image))
@@ -407,7 +379,8 @@ pub async fn set_role(
     Path((room_id, user_id)): Path<(String, String)>,
     Body(r): Body<RoleChange>,
 ) -> Result<Response, ApiError> {
-    let role = Role::parse(&r.role).ok_or_else(|| bad("role is admin, member or owner"))?;
+    let role = Role::parse(&r.role)
+        .ok_or_else(|| ApiError::bad_request("role is admin, member or owner"))?;
     let command = Command::SetRole {
         by: s.user_id.clone(),
         user_id: user_id.clone(),
@@ -585,191 +558,4 @@ pub async fn unmute(
 ) -> Result<Response, ApiError> {
     moderate(&app, &s.user_id, &room_id, &user_id, Act::Unmute).await?;
     the_member(&app, &room_id, &user_id).await
-}
-
-/// A new code, sealed for the room, and its hash.
-async fn new_code(
-    app: &Shared,
-    room_id: &str,
-) -> Result<(String, [u8; 32], events::seal::Sealed), ApiError> {
-    let code = hex::encode(rand::random::<[u8; 16]>());
-    let sealed = app
-        .keys
-        .seal(&Subject::Room(room_id.to_owned()), &code)
-        .await
-        .map_err(ApiError::unavailable)?;
-    let hash = join_code_hash(&code);
-    Ok((code, hash, sealed))
-}
-
-/// Replaces the standing join code (`POST /api/room/{roomId}/invite/rotate`, admin).
-#[utoipa::path(
-    post,
-    path = "/room/{roomId}/invite/rotate",
-    tag = "governance",
-    security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "The room's id")),
-    responses(
-        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
-        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
-        (status = 200, description = "The room with its new code", body = Envelope<RoomData>),
-        (status = 403, description = "Not an admin", body = Envelope<Null>),
-        (status = 404, description = "No such room", body = Envelope<Null>),
-    ),
-)]
-pub async fn rotate(
-    State(app): State<Shared>,
-    Auth(s): Auth,
-    Path(room_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (_, join_code_hash, join_code) = new_code(&app, &room_id).await?;
-    let command = Command::RotateCode {
-        by: s.user_id.clone(),
-        join_code_hash,
-        join_code,
-    };
-    run(&app, &s.user_id, &room_id, command).await?;
-    the_room(&app, &s.user_id, &room_id).await
-}
-
-fn invite(row: projections::InviteRow, created_by: Author) -> Invite {
-    Invite {
-        id: row.invite_id,
-        code: row.code,
-        max_uses: row.max_uses,
-        uses: row.uses,
-        expires_at: row.expires_at.map(wire::time),
-        created_by,
-    }
-}
-
-/// Makes an extra invite (`POST /api/room/{roomId}/invites`, admin).
-#[utoipa::path(
-    post,
-    path = "/room/{roomId}/invites",
-    tag = "governance",
-    security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "The room's id")),
-    request_body(content = NewInvite, description = "Optional"),
-    responses(
-        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
-        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
-        (status = 201, description = "The invite", body = Envelope<InviteData>),
-        (status = 400, description = "maxUses or expiresInSecs not a positive integer", body = Envelope<Null>),
-        (status = 403, description = "Not an admin", body = Envelope<Null>),
-        (status = 404, description = "No such room", body = Envelope<Null>),
-    ),
-)]
-pub async fn create_invite(
-    State(app): State<Shared>,
-    Auth(s): Auth,
-    Path(room_id): Path<String>,
-    OptionalBody(n): OptionalBody<NewInvite>,
-) -> Result<Response, ApiError> {
-    if n.max_uses == Some(0) {
-        return Err(bad("maxUses must be a positive integer"));
-    }
-    let expires_at = match n.expires_in_secs {
-        Some(0) => return Err(bad("expiresInSecs must be a positive integer")),
-        Some(secs) if secs > MAX_DURATION_SECS * 100 => {
-            return Err(bad("expiresInSecs is at most 100 years"));
-        }
-        Some(secs) => Some(events::now_ms() + secs as i64 * 1000),
-        None => None,
-    };
-    let (code, code_hash, sealed) = new_code(&app, &room_id).await?;
-    let invite_id = uuid::Uuid::now_v7().to_string();
-    let command = Command::CreateInvite {
-        by: s.user_id.clone(),
-        invite_id: invite_id.clone(),
-        code_hash,
-        code: sealed,
-        max_uses: n.max_uses,
-        expires_at,
-    };
-    run(&app, &s.user_id, &room_id, command).await?;
-    let data = InviteData {
-        invite: Invite {
-            id: invite_id,
-            code,
-            max_uses: n.max_uses.map(u64::from),
-            uses: 0,
-            expires_at: expires_at.map(wire::time),
-            created_by: (*app.profiles.get(&s.user_id)).clone(),
-        },
-    };
-    Ok(ok(StatusCode::CREATED, "created", data))
-}
-
-/// Lists the live invites with their codes (`GET /api/room/{roomId}/invites`, admin).
-#[utoipa::path(
-    get,
-    path = "/room/{roomId}/invites",
-    tag = "governance",
-    security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "The room's id")),
-    responses(
-        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
-        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
-        (status = 200, description = "Invites not revoked, expired or used up", body = Envelope<Invites>),
-        (status = 403, description = "Not an admin", body = Envelope<Null>),
-        (status = 404, description = "No such room", body = Envelope<Null>),
-    ),
-)]
-pub async fn invites(
-    State(app): State<Shared>,
-    Auth(s): Auth,
-    Path(room_id): Path<String>,
-) -> Result<Response, ApiError> {
-    app.own_writes(&s.user_id).await;
-    if !matches!(
-        role_of(&app, &s.user_id, &room_id).await?.as_str(),
-        "owner" | "admin"
-    ) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only admins and the owner see the invites",
-        )
-        .code("forbidden"));
-    }
-    let rows = app.read.invites(&room_id, events::now_ms()).await?;
-    let invites = rows
-        .into_iter()
-        .map(|row| {
-            let by = (*app.profiles.get(&row.created_by)).clone();
-            invite(row, by)
-        })
-        .collect();
-    Ok(ok(StatusCode::OK, "ok", Invites { invites }))
-}
-
-/// Revokes an invite (`DELETE /api/room/{roomId}/invites/{inviteId}`, admin).
-#[utoipa::path(
-    delete,
-    path = "/room/{roomId}/invites/{inviteId}",
-    tag = "governance",
-    security(("bearer" = [])),
-    params(
-        ("roomId" = String, Path, description = "The room's id"),
-        ("inviteId" = String, Path, description = "The invite's id"),
-    ),
-    responses(
-        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
-        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
-        (status = 200, description = "Revoked", body = Envelope<Null>),
-        (status = 403, description = "Not an admin", body = Envelope<Null>),
-        (status = 404, description = "No such room or invite", body = Envelope<Null>),
-    ),
-)]
-pub async fn revoke_invite(
-    State(app): State<Shared>,
-    Auth(s): Auth,
-    Path((room_id, invite_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let command = Command::RevokeInvite {
-        by: s.user_id.clone(),
-        invite_id,
-    };
-    run(&app, &s.user_id, &room_id, command).await?;
-    done()
 }

@@ -5,6 +5,7 @@ mod account;
 mod error;
 mod extract;
 mod governance;
+mod invites;
 mod linger;
 mod messages;
 mod openapi;
@@ -52,9 +53,9 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(governance::kick))
         .routes(routes!(governance::ban, governance::unban))
         .routes(routes!(governance::mute, governance::unmute))
-        .routes(routes!(governance::rotate))
-        .routes(routes!(governance::create_invite, governance::invites))
-        .routes(routes!(governance::revoke_invite))
+        .routes(routes!(invites::rotate))
+        .routes(routes!(invites::create_invite, invites::invites))
+        .routes(routes!(invites::revoke_invite))
         .split_for_parts();
     let doc = openapi::document_of(doc)
         .to_json()

@@ -212,9 +212,7 @@ pub async fn join(
         .read
         .room_of_code(&events::event::join_code_hash(&code))
         .await?
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "no room has this join code").code("not_found")
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no room has this join code"))?;
     let hash = events::event::join_code_hash(&code);
     let joined = app.rooms.join(&room_id, &s.user_id, hash).await?;
     app.wrote(&s.user_id, joined.position);

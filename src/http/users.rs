@@ -125,7 +125,7 @@ pub async fn register(
             let _ = app.sessions.forget_password(&user_id).await;
             return Err(match e {
                 actors::users::Error::NameTaken => {
-                    ApiError::new(StatusCode::CONFLICT, "that user name is taken").code("conflict")
+                    ApiError::new(StatusCode::CONFLICT, "that user name is taken")
                 }
                 e => ApiError::unavailable(e),
             });
