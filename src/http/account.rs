@@ -219,6 +219,9 @@ pub async fn change_password(
     ),
 )]
 pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
+    // An export is everything written so far, others' moderation of the caller's messages too.
+    let head = (*app.store.head().borrow()).max(*app.store.others_head().borrow());
+    app.wait_for(head).await;
     let user = me(&app, &s.user_id).await?;
     let rooms = app.read.rooms_of(&user.id).await?;
     let messages = app.read.messages_by(&user.id).await?;

@@ -418,6 +418,19 @@ describe('reactions', () => {
     assert.equal(updates(w, room.id, p.seq).length, steps.length, 'one message_updated per change');
   });
 
+  it('symbols in the order they first came, live and in history (not sorted)', async () => {
+    const { room, owner, m1 } = await community('ReOrd');
+    const so = await watch(owner, room.id);
+    const s1 = await watch(m1, room.id);
+    const p = await post(so, room.id, 'order');
+    const order = ['zebra', '👍', 'apple', ':b:'];
+    let ack;
+    for (const e of order) ack = await react(s1, room.id, p.seq, e);
+    await react(so, room.id, p.seq, 'apple');
+    assert.deepEqual(Object.keys((await updateAt(so, room.id, ack.version, 'last symbol')).reactions), order, 'live');
+    assert.deepEqual(Object.keys((await current(url, owner.token, room.id, p.seq)).reactions), order, 'history');
+  });
+
   it('idempotent both ways: acked with the message\'s current version, no event, nothing changes', async () => {
     const { room, owner, m1, m2 } = await community('ReIdem');
     const w = await watch(m2, room.id);
