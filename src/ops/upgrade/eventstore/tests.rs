@@ -326,3 +326,51 @@ mod arguments {
         );
     }
 }
+
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
+#[tokio::test]
+async fn with_the_read_side_in_postgres_keys_and_credentials_go_there_and_resume() {
+    let admin = std::env::var("CHATROOM_TEST_DATABASE_URL")
+        .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
+    let url = events::testing::scratch_database(&admin, &crate::storage::POSTGRES_MIGRATIONS).await;
+    let ttl = std::time::Duration::from_secs(3600);
+    let (token, _) = Sessions::postgres(events::postgres::pool(&url, 2).unwrap(), ttl)
+        .issue("some-user")
+        .await
+        .unwrap();
+    let side = fixture();
+    let old = old_log(side.path());
+    let new = Arc::new(MemoryStore::new());
+    let failing = Interrupted {
+        inner: new.clone(),
+        left: AtomicUsize::new(5),
+    };
+    assert!(run(&old, &failing, side.path(), Some(&url)).await.is_err());
+    assert_eq!(run(&old, &*new, side.path(), Some(&url)).await.unwrap(), 0);
+    let (count, finding) = crate::ops::verify::check(&*new, |_| {}).await.unwrap();
+    assert!(finding.is_none(), "{finding:?}");
+    assert_eq!(count as usize, all(&old).await.len() + 1);
+
+    let pool = events::postgres::pool(&url, 2).unwrap();
+    let client = pool.get().await.unwrap();
+    let count_of = async |sql: &str| -> i64 { client.query_one(sql, &[]).await.unwrap().get(0) };
+    assert!(count_of("select count(*) from public.subject_key").await > 0);
+    assert_eq!(count_of("select count(*) from public.credential").await, 2);
+    assert_eq!(
+        count_of("select count(*) from chatroom_format_1.subject_key").await,
+        0
+    );
+    assert_eq!(
+        count_of("select count(*) from pg_namespace where nspname = 'chatroom_upgrade'").await,
+        0
+    );
+    drop(client);
+    let sessions = Sessions::postgres(pool, ttl);
+    assert!(
+        sessions.check(&token).await.unwrap().is_some(),
+        "tokens stay valid"
+    );
+}
