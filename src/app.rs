@@ -48,6 +48,8 @@ pub struct App {
     pub sockets: Arc<Registry>,
     /// Sockets one user may have open on this process.
     pub max_sockets_per_user: usize,
+    /// Presence, read markers, typing and the signal bus.
+    pub live: Arc<crate::presence::Live>,
 }
 
 /// Shared handle to the app.

@@ -116,6 +116,10 @@ async fn finish(app: &App, user_id: &str, avatar: &str) -> Result<(), Error> {
         );
     }
     tracing::debug!(user = user_id, destroyed, "keys destroyed");
+    app.read
+        .forget_markers(user_id)
+        .await
+        .map_err(unavailable)?;
     app.sessions
         .forget_password(user_id)
         .await

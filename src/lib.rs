@@ -5,6 +5,9 @@
 //! - [`app`]: the shared state of a running server (log, room actors, read tables, sessions).
 //! - [`profiles`], [`own_writes`]: user profiles for deliveries, and each user's newest write
 //!   (shared by REST and sockets).
+//! - [`signals`], [`presence`]: what is told but never stored (typing, presence,
+//!   `read_updated`) on a bus every process hears, who is online across processes, and read
+//!   markers.
 //! - [`auth`]: passwords, tokens and sessions, and the login throttle.
 //! - [`http`]: the REST API and its OpenAPI document, media and the web page (axum, utoipa).
 //! - [`socket`]: the Socket.IO namespace `/chatroom` (socketioxide).
@@ -29,10 +32,12 @@ pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod own_writes;
+pub mod presence;
 pub mod profiles;
 pub mod ratelimit;
 pub mod retention;
 pub mod server;
+pub mod signals;
 pub mod socket;
 pub mod storage;
 pub mod wire;

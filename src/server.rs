@@ -134,6 +134,16 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     .context("starting the room supervisor")?;
     let sessions = storage.sessions(&cfg.store, Duration::from_secs(cfg.token_ttl_secs))?;
     let rate = cfg.send_rate_limit.max(0.0);
+    let written: Arc<crate::own_writes::OwnWrites> = Default::default();
+    let (bus, presence_db) = storage.signals(&cfg.store);
+    let markers = crate::presence::markers::ReadMarkers::new(
+        storage.reads.clone(),
+        workers.checkpoints(),
+        store.clone(),
+        written.clone(),
+        bus.clone(),
+    );
+    let live = crate::presence::Live::start(bus, presence_db, markers);
     let app: Shared = Arc::new(App {
         store: store.clone(),
         rooms: rooms.clone(),
@@ -150,12 +160,13 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
             (cfg.join_rate_limit * 10.0).max(10.0),
         )),
         media_dir,
-        written: Default::default(),
-        sockets: Default::default(),
+        written,
+        sockets: Arc::new(crate::socket::Registry::new(live.presence.clone())),
         max_sockets_per_user: match cfg.max_sockets_per_user {
             0 => usize::MAX,
             n => n,
         },
+        live,
     });
     // With a shared log, other processes write our rooms' streams: follow the log and let
     // running rooms catch up and deliver.
@@ -189,6 +200,7 @@ impl State {
             f.abort();
         }
         self.upkeep.abort();
+        self.app.live.stop().await;
         self.app.rooms.shutdown().await;
         self.app.workers.shutdown().await;
         self.storage.close();
@@ -217,6 +229,8 @@ pub fn router(app: &Shared, web_dir: &Path) -> Routes {
         written: app.written.clone(),
         sockets: app.sockets.clone(),
         max_sockets_per_user: app.max_sockets_per_user,
+        live: app.live.clone(),
+        read: app.read.clone(),
         io: Default::default(),
     });
     let (layer, io) = SocketIo::builder()
@@ -259,11 +273,13 @@ pub async fn serve(
         io,
         sockets,
     } = routes;
+    let live = tokio::spawn(crate::socket::deliver_live(sockets.clone()));
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             sockets.sockets.sweep(&sockets.sessions).await;
+            sockets.live.typing.sweep(std::time::Instant::now());
         }
     });
 
@@ -284,6 +300,7 @@ pub async fn serve(
         Err(_) => tracing::warn!("connections still open after 10 s; closing anyway"),
     }
     sweeper.abort();
+    live.abort();
     Ok(())
 }
 

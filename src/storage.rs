@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 11] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 12] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -26,6 +26,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 11] = [
     projections::postgres::SEALED_MIGRATION,
     projections::postgres::GOVERNANCE_MIGRATION,
     projections::postgres::MESSAGES_MIGRATION,
+    projections::markers::POSTGRES_MIGRATION,
 ];
 
 /// The opened data.
@@ -240,6 +241,22 @@ impl Storage {
             Backend::Postgres(_, pool) => Some(pool),
             #[cfg(feature = "eventstoredb")]
             Backend::Esdb(_, pool) => pool.as_ref(),
+        }
+    }
+
+    /// The signal bus, and the database presence keeps its tables in: PostgreSQL's
+    /// `NOTIFY`/`LISTEN` when the read side is in PostgreSQL (other processes may share it),
+    /// else a bus of this process alone.
+    pub fn signals(
+        &self,
+        args: &StoreArgs,
+    ) -> (crate::signals::Bus, Option<deadpool_postgres::Pool>) {
+        match (self.postgres(), &args.database_url) {
+            (Some(pool), Some(url)) => (
+                crate::signals::Bus::postgres(url, pool.clone()),
+                Some(pool.clone()),
+            ),
+            _ => (crate::signals::Bus::local(), None),
         }
     }
 

@@ -119,6 +119,13 @@ pub struct Room<'a> {
     pub archived: bool,
     /// Its own retention limit in days, or null for none.
     pub retention_days: Option<u32>,
+    /// The caller's read marker (0: nothing read); left out with `role`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<u64>,
+    /// The caller's unread messages: after the marker, written by others, not deleted; left
+    /// out with `role`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
 }
 
 /// `room` of a room row, with the role it was read with (if any).
@@ -138,6 +145,8 @@ pub fn room(r: &RoomRow) -> Room<'_> {
         update_time: time(r.update_time),
         member_count: r.member_count,
         last_seq: r.last_seq,
+        last_read_seq: r.last_read_seq,
+        unread: r.unread,
     }
 }
 

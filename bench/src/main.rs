@@ -10,7 +10,9 @@
 //! - [`procstat`]: the server's CPU and RSS from `/proc`.
 //! - [`runner`]: the phases of a run (connect, run, drain, stop) and the report.
 //! - [`scenario`]: `rooms`, `fanout`, `idle`, `slow`.
+//! - [`chatter`]: background sockets that type and reconnect beside a scenario.
 
+mod chatter;
 mod conn;
 mod procstat;
 mod proto;
@@ -109,6 +111,19 @@ pub struct Args {
     /// Log sizes (events) at which `history` measures, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
     pub history: Vec<u64>,
+    /// Users of the background chatter (rooms, slow, fanout): one socket each, sending no
+    /// message, typing and reconnecting now and then while the scenario is measured; 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub chatter_users: usize,
+    /// Rooms the chatter's users are spread over.
+    #[arg(long, default_value_t = 500)]
+    pub chatter_rooms: usize,
+    /// Mean seconds between two `typing` of one chatter socket.
+    #[arg(long, default_value_t = 10.0)]
+    pub typing_every: f64,
+    /// Mean seconds a chatter socket stays connected before it reconnects.
+    #[arg(long, default_value_t = 30.0)]
+    pub reconnect_every: f64,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -90,6 +90,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pace(&args),
         args.duration
     );
+    let chatter = match args.chatter_users {
+        0 => None,
+        n => Some(
+            crate::chatter::start(
+                &rest,
+                &args.url,
+                &prefix,
+                n,
+                args.chatter_rooms,
+                args.typing_every,
+                args.reconnect_every,
+            )
+            .await?,
+        ),
+    };
     let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
     println!("connected and joined in {:.1} s", c.took.as_secs_f64());
     // Setup hashed a password per user (argon2id, 19 MiB each): give the server a moment to
@@ -105,6 +120,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await;
     let sh = c.sh.clone();
     let outcomes = c.stop().await;
+    if let Some(chatter) = chatter {
+        chatter.stop().await;
+    }
     runner::report(&sh, &w, &outcomes);
     if let Some(path) = &args.trace {
         let n = runner::write_trace(path, &w, &outcomes)

@@ -8,6 +8,7 @@
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.
 //! - [`rebuild`]: a projection rebuilt beside the live one, then switched over in one step.
+//! - [`markers`]: read markers, state beside the log that no rebuild touches.
 //! - [`Workers`] ([`worker`]): one task per projection following the log, and the wait that
 //!   gives a caller read-your-writes.
 //!
@@ -16,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod markers;
 pub mod plan;
 pub mod postgres;
 pub mod projection;
@@ -24,13 +26,14 @@ pub mod rebuild;
 pub mod sqlite;
 pub mod worker;
 
+pub use markers::Mark;
 pub use plan::Plan;
 pub use projection::{ALL, Change, Projection, Target};
 pub use read::Reads;
 pub use sqlite::{
     InviteRow, MemberRow, OwnMessage, ReadDb, RecordRow, RoomRow, TextVersion, UserRow,
 };
-pub use worker::Workers;
+pub use worker::{Checkpoints, Workers};
 
 /// The name an erased user reads as.
 pub const DELETED_USER: &str = "Deleted user";

@@ -36,6 +36,26 @@ const SMALL: usize = 256;
 /// at most this much.
 const GATHER: Duration = Duration::from_millis(5);
 
+/// The projections' checkpoints as they move, to wait on.
+#[derive(Clone)]
+pub struct Checkpoints(Vec<watch::Receiver<u64>>);
+
+impl Checkpoints {
+    /// Waits until every projection has applied `position`; `false` on timeout.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        let wait = async {
+            for rx in &self.0 {
+                let mut rx = rx.clone();
+                if rx.wait_for(|p| *p >= position).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+}
+
 /// The running projection workers.
 pub struct Workers {
     checkpoints: HashMap<Projection, watch::Receiver<u64>>,
@@ -105,16 +125,13 @@ impl Workers {
 
     /// Waits until every projection has applied `position`; `false` on timeout.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let wait = async {
-            for rx in self.checkpoints.values() {
-                let mut rx = rx.clone();
-                if rx.wait_for(|p| *p >= position).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+        self.checkpoints().wait_for(position, timeout).await
+    }
+
+    /// A handle that waits for the projections' checkpoints, for callers that do not hold the
+    /// workers.
+    pub fn checkpoints(&self) -> Checkpoints {
+        Checkpoints(self.checkpoints.values().cloned().collect())
     }
 
     /// Tells every worker to stop after its current batch and waits for them.

@@ -225,6 +225,10 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
     let user = me(&app, &s.user_id).await?;
     let rooms = app.read.rooms_of(&user.id).await?;
     let messages = app.read.messages_by(&user.id).await?;
+    let read_markers: Vec<Value> = (app.read.read_markers(&user.id).await?)
+        .into_iter()
+        .map(|(room, seq)| json!({"roomId": room, "lastReadSeq": seq}))
+        .collect();
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|r| json!({"room": wire::room(r), "role": r.role}))
@@ -250,7 +254,7 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
         profile: wire::user_info(&user),
         rooms,
         messages,
-        read_markers: Vec::new(),
+        read_markers,
         blocks: Vec::new(),
     };
     Ok(ok(StatusCode::OK, "your data", data))

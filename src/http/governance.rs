@@ -89,7 +89,7 @@ pub struct Member {
     avatar_image: String,
     /// `owner`, `admin` or `member`.
     role: String,
-    /// Whether they have a socket connected (false until presence is built).
+    /// Whether they have a socket connected, on any node.
     online: bool,
     /// End of a mute in force, or null.
     #[serde(rename = "mutedUntil")]
@@ -200,13 +200,13 @@ pub(super) async fn role_of(
         })
 }
 
-fn member(row: projections::MemberRow) -> Member {
+fn member(app: &Shared, row: projections::MemberRow) -> Member {
     Member {
+        online: app.live.presence.is_online(&row.user_id),
         id: row.user_id,
         name: row.name,
         avatar_image: row.avatar_image,
         role: row.role,
-        online: false,
         muted_until: row
             .muted_until
             .filter(|u| *u > events::now_ms())
@@ -228,7 +228,7 @@ async fn the_member(app: &Shared, room_id: &str, user_id: &str) -> Result<Respon
             )
         })?;
     let data = MemberData {
-        member: member(row),
+        member: member(app, row),
     };
     Ok(ok(StatusCode::OK, "ok", data))
 }
@@ -348,7 +348,7 @@ pub async fn members(
     role_of(&app, &s.user_id, &room_id).await?;
     let members = app.read.members(&room_id).await?;
     let data = Members {
-        members: members.into_iter().map(member).collect(),
+        members: members.into_iter().map(|m| member(&app, m)).collect(),
     };
     Ok(ok(StatusCode::OK, "ok", data))
 }

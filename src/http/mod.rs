@@ -46,6 +46,7 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(rooms::messages, messages::send))
         .routes(routes!(messages::edit, messages::delete))
         .routes(routes!(rooms::search))
+        .routes(routes!(rooms::mark_read))
         .routes(routes!(governance::patch_room))
         .routes(routes!(governance::leave))
         .routes(routes!(governance::members))

@@ -1,4 +1,4 @@
-//! Rooms: create, list mine, join by code, and history.
+//! Rooms: create, list mine, join by code, history, and the caller's read marker.
 
 use super::error::{ApiError, ok};
 use super::extract::{Auth, Body};
@@ -33,6 +33,22 @@ pub struct JoinRoom {
     /// The room's join code (`room_hash_id`).
     #[serde(rename = "roomIdHash")]
     room_id_hash: String,
+}
+
+/// Body of `POST /api/room/{roomId}/read`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkRead {
+    /// The newest `seq` the caller has read; one past the room's newest is taken as the
+    /// newest.
+    seq: u64,
+}
+
+/// `data` of `POST /api/room/{roomId}/read`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadData {
+    /// The caller's marker now: it only moves forward.
+    #[serde(rename = "lastReadSeq")]
+    last_read_seq: u64,
 }
 
 /// `data` of create and join.
@@ -222,6 +238,53 @@ pub async fn join(
         room: wire::room(&room),
     };
     Ok(ok(StatusCode::OK, "joined", data))
+}
+
+/// Moves the caller's read marker forward (`POST /api/room/{roomId}/read`); members only.
+#[utoipa::path(
+    post,
+    path = "/room/{roomId}/read",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("roomId" = String, Path, description = "The room's id")),
+    request_body = MarkRead,
+    responses(
+        (status = 200, description = "The marker now (a lower `seq` changes nothing; one past the newest message is clamped to it)", body = Envelope<ReadData>),
+        (status = 400, description = "`seq` is not a whole number of 0 or more, or a body that is not the JSON expected", body = Envelope<Null>),
+        (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
+        (status = 403, description = "The caller is not a member of the room", body = Envelope<Null>),
+        (status = 404, description = "No such room", body = Envelope<Null>),
+        (status = 429, description = "Too many sends, changes and markers in a short time", body = Envelope<Null>),
+        (status = 503, description = "Storage is unavailable", body = Envelope<Null>),
+    ),
+)]
+pub async fn mark_read(
+    State(app): State<Shared>,
+    Auth(s): Auth,
+    Path(room_id): Path<String>,
+    Body(m): Body<MarkRead>,
+) -> Result<Response, ApiError> {
+    if !app.send_limit.take(&s.user_id) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "marking read too fast; wait a moment",
+        ));
+    }
+    use crate::presence::markers::MarkError;
+    let now = app
+        .live
+        .markers
+        .mark(&room_id, &s.user_id, m.seq, None)
+        .await
+        .map_err(|e| match e {
+            MarkError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "no such room"),
+            MarkError::NotMember => {
+                ApiError::new(StatusCode::FORBIDDEN, e.to_string()).code("not_member")
+            }
+            MarkError::Unavailable(cause) => ApiError::unavailable(cause),
+        })?;
+    let data = ReadData { last_read_seq: now };
+    Ok(ok(StatusCode::OK, "ok", data))
 }
 
 /// Parses a positive integer query value; anything else is a 400 naming the parameter.

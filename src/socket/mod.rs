@@ -10,6 +10,7 @@
 //! [`payload`], deliveries go out through [`sink::SocketSink`], and everything the layer
 //! needs of the server is handed to it as [`Services`].
 
+mod live;
 pub mod payload;
 mod registry;
 mod reply;
@@ -17,6 +18,7 @@ mod services;
 mod sink;
 mod worker;
 
+pub use live::run as deliver_live;
 pub use registry::Registry;
 pub use reply::Failure;
 pub use services::{NAMESPACE, Services, Shared};

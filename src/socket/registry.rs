@@ -1,38 +1,61 @@
-//! The open sockets of this process, so that logout and expiry can disconnect them.
+//! The open sockets of this process: so that logout and expiry can disconnect them, presence
+//! hears of each user's first and last socket, and what is not stored (typing, presence,
+//! `read_updated`) reaches the sockets subscribed to a room or a user's sockets without going
+//! through the room actors.
 
 use crate::auth::{Session, Sessions};
+use crate::presence::Presence;
 use dashmap::DashMap;
 use socketioxide::extract::SocketRef;
+use std::sync::Arc;
 
-/// Open sockets by their number, and how many each user has.
-#[derive(Default)]
+/// Open sockets by their number, each user's, and those subscribed to each room.
 pub struct Registry {
     open: DashMap<u64, (SocketRef, Session)>,
-    per_user: DashMap<String, usize>,
+    per_user: DashMap<String, Vec<u64>>,
+    rooms: DashMap<String, Vec<u64>>,
+    presence: Arc<Presence>,
 }
 
 impl Registry {
+    /// No socket yet; each user's first and last socket are told to `presence`.
+    pub fn new(presence: Arc<Presence>) -> Self {
+        Self {
+            open: DashMap::new(),
+            per_user: DashMap::new(),
+            rooms: DashMap::new(),
+            presence,
+        }
+    }
+
     pub(crate) fn add(&self, id: u64, socket: SocketRef, session: Session) {
-        *self.per_user.entry(session.user_id.clone()).or_insert(0) += 1;
+        let user = session.user_id.clone();
         self.open.insert(id, (socket, session));
+        let mut sockets = self.per_user.entry(user.clone()).or_default();
+        sockets.push(id);
+        if sockets.len() == 1 {
+            // Under the user's entry: presence hears a user's changes in the order they were.
+            self.presence.local(&user, true);
+        }
     }
 
     pub(crate) fn remove(&self, id: u64) {
         if let Some((_, (_, session))) = self.open.remove(&id) {
-            let mut emptied = false;
-            if let Some(mut n) = self.per_user.get_mut(&session.user_id) {
-                *n = n.saturating_sub(1);
-                emptied = *n == 0;
-            }
-            if emptied {
-                self.per_user.remove_if(&session.user_id, |_, n| *n == 0);
-            }
+            let user = &session.user_id;
+            self.per_user.remove_if_mut(user, |_, sockets| {
+                sockets.retain(|s| *s != id);
+                if sockets.is_empty() {
+                    // Under the entry's lock, as in `add`.
+                    self.presence.local(user, false);
+                }
+                sockets.is_empty()
+            });
         }
     }
 
     /// Sockets `user_id` has open on this process.
     pub fn of_user(&self, user_id: &str) -> usize {
-        self.per_user.get(user_id).map_or(0, |n| *n)
+        self.per_user.get(user_id).map_or(0, |s| s.len())
     }
 
     /// Number of open sockets.
@@ -43,6 +66,51 @@ impl Registry {
     /// Whether no socket is open.
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+
+    /// Socket `id` now gets room `room_id`'s deliveries.
+    pub(crate) fn subscribed(&self, room_id: &str, id: u64) {
+        let mut ids = self.rooms.entry(room_id.to_owned()).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    /// Socket `id` no longer gets room `room_id`'s deliveries.
+    pub(crate) fn unsubscribed(&self, room_id: &str, id: u64) {
+        self.rooms.remove_if_mut(room_id, |_, ids| {
+            ids.retain(|s| *s != id);
+            ids.is_empty()
+        });
+    }
+
+    /// Whether socket `id` is subscribed to `room_id` (so its user is a member).
+    pub(crate) fn is_subscribed(&self, room_id: &str, id: u64) -> bool {
+        self.rooms.get(room_id).is_some_and(|ids| ids.contains(&id))
+    }
+
+    /// The open sockets subscribed to `room_id`, but those of `except` (a user id).
+    pub(crate) fn in_room(&self, room_id: &str, except: Option<&str>) -> Vec<SocketRef> {
+        let Some(ids) = self.rooms.get(room_id).map(|ids| ids.clone()) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|id| {
+                let e = self.open.get(id)?;
+                let (socket, session) = e.value();
+                (except != Some(session.user_id.as_str())).then(|| socket.clone())
+            })
+            .collect()
+    }
+
+    /// The open sockets of `user_id`, with their numbers.
+    pub(crate) fn sockets_of(&self, user_id: &str) -> Vec<(u64, SocketRef)> {
+        let Some(ids) = self.per_user.get(user_id).map(|ids| ids.clone()) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|id| self.open.get(id).map(|e| (*id, e.value().0.clone())))
+            .collect()
     }
 
     /// Disconnects every socket opened with the token whose hash is `hash`.
@@ -60,13 +128,7 @@ impl Registry {
 
     /// Disconnects every socket of `user_id` on this process.
     pub fn disconnect_user(&self, user_id: &str) {
-        let doomed: Vec<SocketRef> = self
-            .open
-            .iter()
-            .filter(|e| e.value().1.user_id == user_id)
-            .map(|e| e.value().0.clone())
-            .collect();
-        for s in doomed {
+        for (_, s) in self.sockets_of(user_id) {
             let _ = s.disconnect();
         }
     }

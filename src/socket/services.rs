@@ -4,9 +4,11 @@
 use super::registry::Registry;
 use crate::auth::Sessions;
 use crate::own_writes::OwnWrites;
+use crate::presence::Live;
 use crate::profiles::Profiles;
 use crate::ratelimit::Buckets;
 use actors::Rooms;
+use projections::Reads;
 use socketioxide::SocketIo;
 use std::sync::{Arc, OnceLock};
 
@@ -31,6 +33,11 @@ pub struct Services {
     pub sockets: Arc<Registry>,
     /// Sockets one user may have open on this process.
     pub max_sockets_per_user: usize,
+    /// Presence, read markers, typing and the signal bus.
+    pub live: Arc<Live>,
+    /// The read tables, for what the socket layer looks up itself (membership for `typing`,
+    /// a user's rooms for `presence`).
+    pub read: Reads,
     /// The Socket.IO handle, set by [`super::install`]: `test_input` emits to the whole
     /// namespace through it.
     pub io: OnceLock<SocketIo>,

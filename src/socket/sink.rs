@@ -14,6 +14,11 @@ use std::sync::Arc;
 pub struct SocketSink {
     pub(crate) socket: SocketRef,
     pub(crate) profiles: Arc<Profiles>,
+    /// The socket's number and user, and the registry that lists it under its rooms: a
+    /// removal of its user from a room takes it off that room's list too.
+    pub(crate) id: u64,
+    pub(crate) user_id: Arc<str>,
+    pub(crate) registry: Arc<super::Registry>,
 }
 
 /// The event messages and join notices are emitted as.
@@ -140,6 +145,9 @@ impl Sink for SocketSink {
                 render_message(m, &self.profiles)
             }),
             Delivery::Event(e) => {
+                if e.change.removes() && e.user.as_deref() == Some(&*self.user_id) {
+                    self.registry.unsubscribed(&e.room_id, self.id);
+                }
                 self.emit_rendered(ROOM_EVENT, &e.rendered, || render_event(e, &self.profiles))
             }
         };

@@ -122,7 +122,9 @@ fn check(
         | Event::UserSendMessage
         | Event::EditMessage
         | Event::DeleteMessage
-        | Event::React => {}
+        | Event::React
+        | Event::MarkRead
+        | Event::Typing => {}
     }
     let request = payload::parse(event, data)?;
     match event {
@@ -135,6 +137,7 @@ fn check(
         Event::EditMessage | Event::DeleteMessage | Event::React => {
             limit(&svc.send_limit, "changing messages too fast; wait a moment")?
         }
+        Event::MarkRead => limit(&svc.send_limit, "marking read too fast; wait a moment")?,
         _ => {}
     }
     Ok(request)
@@ -168,6 +171,7 @@ pub(crate) fn leave_unless_running(svc: &Shared, ctx: &Ctx) {
     };
     for room in joined {
         svc.rooms.unsubscribe(&room, ctx.id);
+        svc.sockets.unsubscribed(&room, ctx.id);
     }
 }
 
@@ -178,6 +182,9 @@ async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
     let sink = Arc::new(SocketSink {
         socket: socket.clone(),
         profiles: svc.profiles.clone(),
+        id: ctx.id,
+        user_id: ctx.session.user_id.as_str().into(),
+        registry: svc.sockets.clone(),
     });
 
     // socketioxide sends the client its `connect` answer a moment before it marks the socket
@@ -238,6 +245,10 @@ async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
             Request::Change { room_id, change } => {
                 Box::pin(change_message(&svc, &ctx, room_id, change, reply)).await
             }
+            Request::MarkRead { room_id, seq } => {
+                super::live::mark_read(&svc, &ctx, room_id, seq, reply)
+            }
+            Request::Typing { room_id } => super::live::typing(&svc, &ctx, room_id, reply),
             Request::Join {
                 rooms,
                 since,
@@ -255,6 +266,7 @@ async fn run(svc: Shared, socket: SocketRef, ctx: Arc<Ctx>) {
                         if !work.joined.iter().any(|j| j == r) {
                             work.joined.push(r.to_owned());
                         }
+                        svc.sockets.subscribed(r, ctx.id);
                     }
                     entries.push(entry);
                 }

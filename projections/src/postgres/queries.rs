@@ -2,6 +2,7 @@
 //! SQLite queries return.
 
 use crate::error::{Error, pg};
+use crate::markers::{READ_COLUMNS, READ_JOIN};
 use crate::sqlite::{
     INVITES, InviteRow, MEMBERS, MemberRow, OWN_MESSAGES, OwnMessage, RECORD_COLUMNS, RECORDS,
     ROOM_COLUMNS, RecordRow, RoomRow, UserRow, add_reactions, own_messages, reactions_sql,
@@ -18,6 +19,13 @@ fn user_row(r: &tokio_postgres::Row) -> UserRow {
 }
 
 fn room_row(r: &tokio_postgres::Row) -> RoomRow {
+    let role: Option<String> = r.get(12);
+    // The read state is the member's: none for a room read for nobody.
+    let read = |i: usize| {
+        role.as_ref()
+            .and(r.get::<_, Option<i64>>(i))
+            .map(|n| n as u64)
+    };
     RoomRow {
         id: r.get(0),
         name: r.get(1),
@@ -31,7 +39,9 @@ fn room_row(r: &tokio_postgres::Row) -> RoomRow {
         last_seq: r.get::<_, i64>(9) as u64,
         archived: r.get(10),
         retention_days: r.get::<_, Option<i64>>(11).map(|d| d as u32),
-        role: r.get(12),
+        last_read_seq: read(13),
+        unread: read(14),
+        role,
     }
 }
 
@@ -57,7 +67,9 @@ pub(crate) async fn room_by(
     value: &str,
 ) -> Result<Option<RoomRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
-    let sql = format!("select {ROOM_COLUMNS}, null::text from room r where r.{column} = $1");
+    let sql = format!(
+        "select {ROOM_COLUMNS}, null::text, null::bigint, null::bigint from room r where r.{column} = $1"
+    );
     Ok(c.query_opt(&sql, &[&value])
         .await
         .map_err(pg)?
@@ -68,7 +80,8 @@ pub(crate) async fn room_by(
 pub(crate) async fn rooms_of(pool: &Pool, user_id: &str) -> Result<Vec<RoomRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
     let sql = format!(
-        "select {ROOM_COLUMNS}, m.role from room_member m join room r on r.id = m.room_id
+        "select {ROOM_COLUMNS}, m.role, {READ_COLUMNS} from room_member m
+         join room r on r.id = m.room_id {READ_JOIN}
          where m.user_id = $1 order by r.update_time desc, r.id"
     );
     Ok(c.query(&sql, &[&user_id])
@@ -86,8 +99,8 @@ pub(crate) async fn room_for(
 ) -> Result<Option<RoomRow>, Error> {
     let c = pool.get().await.map_err(pg)?;
     let sql = format!(
-        "select {ROOM_COLUMNS}, m.role from room r
-         left join room_member m on m.room_id = r.id and m.user_id = $2
+        "select {ROOM_COLUMNS}, m.role, {READ_COLUMNS} from room r
+         left join room_member m on m.room_id = r.id and m.user_id = $2 {READ_JOIN}
          where r.id = $1"
     );
     Ok(c.query_opt(&sql, &[&room_id, &user_id])

@@ -2,6 +2,7 @@
 //! (the PostgreSQL queries return the same rows).
 
 use crate::error::Error;
+use crate::markers::{READ_COLUMNS, READ_JOIN};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A `user` row.
@@ -47,6 +48,11 @@ pub struct RoomRow {
     /// The role of the user it was read for (`owner`, `admin` or `member`); `None` when read
     /// for nobody, or for someone not a member.
     pub role: Option<String>,
+    /// That member's read marker (0: nothing read); `None` with `role`.
+    pub last_read_seq: Option<u64>,
+    /// That member's unread messages: after the marker, by others, not deleted; `None` with
+    /// `role`.
+    pub unread: Option<u64>,
 }
 
 /// A `room_member` row with the member's profile.
@@ -187,6 +193,11 @@ pub(crate) const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.a
      r.retention_days";
 
 fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
+    let role: Option<String> = r.get(12)?;
+    let read = |i: usize| match role {
+        Some(_) => r.get::<_, Option<i64>>(i).map(|n| n.map(|n| n as u64)),
+        None => Ok(None),
+    };
     Ok(RoomRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -200,7 +211,9 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
         last_seq: r.get::<_, i64>(9)? as u64,
         archived: r.get(10)?,
         retention_days: r.get::<_, Option<i64>>(11)?.map(|d| d as u32),
-        role: r.get(12)?,
+        last_read_seq: read(13)?,
+        unread: read(14)?,
+        role,
     })
 }
 
@@ -211,7 +224,7 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
 pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "select {ROOM_COLUMNS}, null from room r where r.id = ?1"
+            "select {ROOM_COLUMNS}, null, null, null from room r where r.id = ?1"
         ))?
         .query_row([id], room_row)
         .optional()?)
@@ -224,7 +237,7 @@ pub fn room_by_id(conn: &Connection, id: &str) -> Result<Option<RoomRow>, Error>
 pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "select {ROOM_COLUMNS}, null from room r where r.room_hash_id = ?1"
+            "select {ROOM_COLUMNS}, null, null, null from room r where r.room_hash_id = ?1"
         ))?
         .query_row([code], room_row)
         .optional()?)
@@ -236,7 +249,8 @@ pub fn room_by_code(conn: &Connection, code: &str) -> Result<Option<RoomRow>, Er
 /// SQLite errors.
 pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error> {
     let mut s = conn.prepare_cached(&format!(
-        "select {ROOM_COLUMNS}, m.role from room_member m join room r on r.id = m.room_id
+        "select {ROOM_COLUMNS}, m.role, {READ_COLUMNS} from room_member m
+         join room r on r.id = m.room_id {READ_JOIN}
          where m.user_id = ?1 order by r.update_time desc, r.id"
     ))?;
     let rows = s.query_map([user_id], room_row)?;
@@ -250,8 +264,8 @@ pub fn rooms_of(conn: &Connection, user_id: &str) -> Result<Vec<RoomRow>, Error>
 pub fn room_for(conn: &Connection, room_id: &str, user_id: &str) -> Result<Option<RoomRow>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "select {ROOM_COLUMNS}, m.role from room r
-             left join room_member m on m.room_id = r.id and m.user_id = ?2
+            "select {ROOM_COLUMNS}, m.role, {READ_COLUMNS} from room r
+             left join room_member m on m.room_id = r.id and m.user_id = ?2 {READ_JOIN}
              where r.id = ?1"
         ))?
         .query_row([room_id, user_id], room_row)

@@ -28,6 +28,10 @@ pub enum Event {
     DeleteMessage,
     /// `react`.
     React,
+    /// `mark_read`.
+    MarkRead,
+    /// `typing`.
+    Typing,
     /// `test_input`.
     TestInput,
 }
@@ -42,6 +46,8 @@ impl Event {
             "edit_message" => Self::EditMessage,
             "delete_message" => Self::DeleteMessage,
             "react" => Self::React,
+            "mark_read" => Self::MarkRead,
+            "typing" => Self::Typing,
             "test_input" => Self::TestInput,
             _ => return None,
         })
@@ -198,6 +204,18 @@ pub enum Request {
         /// The change, for the token's user (the actor checks who may make it).
         change: MessageChange,
     },
+    /// `mark_read`: the caller's marker in `room_id` forward to `seq`.
+    MarkRead {
+        /// The room.
+        room_id: String,
+        /// The newest `seq` read.
+        seq: u64,
+    },
+    /// `typing` in `room_id`.
+    Typing {
+        /// The room.
+        room_id: String,
+    },
     /// `test_input`.
     TestInput,
 }
@@ -316,6 +334,14 @@ struct OnMessage {
     on: Field<bool>,
 }
 
+#[derive(Default, serde::Deserialize)]
+struct InRoom {
+    #[serde(rename = "roomId", default)]
+    room_id: Field<String>,
+    #[serde(default)]
+    seq: Field<u64>,
+}
+
 /// `data` read as `T` when it is a JSON object.
 fn object<'a, T: Deserialize<'a>>(data: &'a Value) -> Option<T> {
     match data {
@@ -332,6 +358,19 @@ fn object<'a, T: Deserialize<'a>>(data: &'a Value) -> Option<T> {
 pub fn parse(event: Event, data: &Value) -> Result<Request, Failure> {
     match event {
         Event::TestInput => Ok(Request::TestInput),
+        Event::MarkRead => {
+            let p: InRoom = object(data).unwrap_or_default();
+            let room_id = p.room_id.required("roomId must be a room id")?;
+            let seq = p
+                .seq
+                .required("seq must be a whole number of 0 or more (the newest seq read)")?;
+            Ok(Request::MarkRead { room_id, seq })
+        }
+        Event::Typing => {
+            let p: InRoom = object(data).unwrap_or_default();
+            let room_id = p.room_id.required("roomId must be a room id")?;
+            Ok(Request::Typing { room_id })
+        }
         Event::JoinOneChat => {
             let p: JoinOneChat = object(data)
                 .ok_or_else(|| Failure::bad("join_one_chat needs {\"roomId\", \"since\"}"))?;

@@ -256,3 +256,34 @@ fn changes_to_a_message_are_read_with_their_seq() {
         })
     ));
 }
+
+#[test]
+fn mark_read_and_typing_are_read_strictly() {
+    assert_eq!(
+        parse(Event::MarkRead, &json!({"roomId": "r", "seq": 4})),
+        Ok(Request::MarkRead {
+            room_id: "r".into(),
+            seq: 4
+        })
+    );
+    assert_eq!(
+        parse(Event::Typing, &json!({"roomId": "r", "seq": "ignored"})),
+        Ok(Request::Typing {
+            room_id: "r".into()
+        })
+    );
+    for bad in [
+        json!({"roomId": "r"}),
+        json!({"roomId": "r", "seq": -1}),
+        json!({"roomId": "r", "seq": 1.5}),
+        json!({"roomId": 3, "seq": 1}),
+        json!(["r", 1]),
+    ] {
+        assert_eq!(refused(Event::MarkRead, bad).0, "bad_request");
+    }
+    for bad in [json!({}), json!({"roomId": null}), json!("r")] {
+        assert_eq!(refused(Event::Typing, bad).0, "bad_request");
+    }
+    assert_eq!(Event::named("mark_read"), Some(Event::MarkRead));
+    assert_eq!(Event::named("typing"), Some(Event::Typing));
+}
