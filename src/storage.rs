@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 11] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 12] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -26,6 +26,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 11] = [
     projections::postgres::SEALED_MIGRATION,
     projections::postgres::GOVERNANCE_MIGRATION,
     projections::postgres::MESSAGES_MIGRATION,
+    projections::postgres::DIRECT_MIGRATION,
 ];
 
 /// The opened data.

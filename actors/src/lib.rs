@@ -31,5 +31,5 @@ pub use command::{Applied, Changed, Error, Posted, Resume, Subscribed};
 pub use delivery::{
     Delivery, JoinNotice, Message, RenderSlot, RoomEvent, RoomView, Sink, Subscriber,
 };
-pub use rooms::{Created, NewRoom, Room, Rooms};
-pub use settings::{SNAPSHOT_EVERY, Settings, Starts};
+pub use rooms::{Created, NewRoom, Opened, Room, Rooms};
+pub use settings::{Blocks, SNAPSHOT_EVERY, Settings, Starts};

@@ -33,7 +33,8 @@
 //! [`Change::UpdateRoom`], [`Change::ArchiveRoom`], [`Change::SetOwner`] and
 //! [`Change::RecodeRoom`]; `room_ban` [`Change::InsertBan`] and [`Change::RemoveBan`];
 //! `room_invite` [`Change::InsertInvite`], [`Change::RevokeInvite`] and
-//! [`Change::UseInvite`]; `room_code` [`Change::InsertCode`].
+//! [`Change::UseInvite`]; `room_code` [`Change::InsertCode`]; `user_block`
+//! [`Change::InsertBlock`], [`Change::RemoveBlock`] and [`Change::EraseBlocks`].
 
 use crate::projection::Change;
 use std::collections::{HashMap, HashSet};
@@ -150,6 +151,7 @@ mod tests {
             owner: "o".into(),
             avatar_image: String::new(),
             room_hash_id: format!("code {id}"),
+            direct: None,
             time,
         }
     }

@@ -70,11 +70,13 @@ pub enum Projection {
     RoomInvite,
     /// The `room_code` table: every code a room ever had, to find the room by.
     RoomCode,
+    /// The `user_block` table: who blocks whom.
+    UserBlock,
 }
 
 /// Every projection, in a fixed order (new ones last: a projection's place names its
 /// PostgreSQL lock).
-pub const ALL: [Projection; 7] = [
+pub const ALL: [Projection; 8] = [
     Projection::User,
     Projection::Room,
     Projection::RoomMember,
@@ -82,6 +84,7 @@ pub const ALL: [Projection; 7] = [
     Projection::RoomBan,
     Projection::RoomInvite,
     Projection::RoomCode,
+    Projection::UserBlock,
 ];
 
 impl Projection {
@@ -100,6 +103,7 @@ impl Projection {
             Projection::RoomBan => &["room_ban"],
             Projection::RoomInvite => &["room_invite"],
             Projection::RoomCode => &["room_code"],
+            Projection::UserBlock => &["user_block"],
         }
     }
 
@@ -113,6 +117,7 @@ impl Projection {
             Projection::RoomBan => "room_ban",
             Projection::RoomInvite => "room_invite",
             Projection::RoomCode => "room_code",
+            Projection::UserBlock => "user_block",
         }
     }
 
@@ -134,6 +139,7 @@ impl Projection {
             Projection::RoomBan => ban(event, time),
             Projection::RoomInvite => invite(event, time, clear),
             Projection::RoomCode => code(event),
+            Projection::UserBlock => block(event, time),
         }
         .into_iter()
         .collect()
@@ -182,6 +188,18 @@ fn room(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
             avatar_image: r.avatar_image.clone(),
             // The room's key is never destroyed; a code that does not open is not shown.
             room_hash_id: clear.unwrap_or_default(),
+            direct: None,
+            time,
+        },
+        // No code: the unique column holds what no code can be (see the migration).
+        Event::DirectRoomOpened(d) => Change::InsertRoom {
+            id: d.room_id.clone(),
+            name: String::new(),
+            description: String::new(),
+            owner: String::new(),
+            avatar_image: String::new(),
+            room_hash_id: format!("direct:{}", d.room_id),
+            direct: Some(d.users.clone()),
             time,
         },
         Event::MemberJoined(j) => touch(&j.room_id),
@@ -343,6 +361,24 @@ fn invite(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
         Event::MemberJoined(j) => Change::UseInvite {
             room_id: j.room_id.clone(),
             invite_id: j.invite.clone()?,
+        },
+        _ => return None,
+    })
+}
+
+fn block(event: &Event, time: i64) -> Option<Change> {
+    Some(match event {
+        Event::UserBlocked(b) => Change::InsertBlock {
+            by: b.by.clone(),
+            user_id: b.user_id.clone(),
+            time,
+        },
+        Event::UserUnblocked(b) => Change::RemoveBlock {
+            by: b.by.clone(),
+            user_id: b.user_id.clone(),
+        },
+        Event::UserErased(u) => Change::EraseBlocks {
+            user_id: u.user_id.clone(),
         },
         _ => return None,
     })
@@ -565,6 +601,66 @@ mod tests {
             Projection::RoomRecord.tables(),
             ["room_record", "room_reaction", "room_record_version"]
         );
+    }
+
+    #[test]
+    fn a_direct_room_has_its_pair_and_no_code_and_blocks_follow_their_users() {
+        let opened = Event::DirectRoomOpened(events::event::DirectRoomOpened {
+            room_id: "d".into(),
+            users: ["a".into(), "b".into()],
+            by: "b".into(),
+        });
+        let rec = recorded(&opened, 1);
+        match &Projection::Room.changes(&rec, &opened, None)[..] {
+            [
+                Change::InsertRoom {
+                    direct: Some(pair),
+                    owner,
+                    room_hash_id,
+                    ..
+                },
+            ] => {
+                assert_eq!(pair, &["a".to_owned(), "b".to_owned()]);
+                assert_eq!((owner.as_str(), room_hash_id.as_str()), ("", "direct:d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for p in ALL.into_iter().filter(|p| *p != Projection::Room) {
+            assert!(p.changes(&rec, &opened, None).is_empty(), "{p:?}");
+        }
+        let block = events::event::Block {
+            by: "a".into(),
+            user_id: "b".into(),
+        };
+        let on = Event::UserBlocked(block.clone());
+        let off = Event::UserUnblocked(block);
+        let erased = Event::UserErased(events::event::UserErased {
+            user_id: "b".into(),
+            by_operator: false,
+        });
+        let p = Projection::UserBlock;
+        assert_eq!(
+            p.changes(&rec, &on, None),
+            [Change::InsertBlock {
+                by: "a".into(),
+                user_id: "b".into(),
+                time: 42
+            }]
+        );
+        assert_eq!(
+            p.changes(&rec, &off, None),
+            [Change::RemoveBlock {
+                by: "a".into(),
+                user_id: "b".into()
+            }]
+        );
+        assert_eq!(
+            p.changes(&rec, &erased, None),
+            [Change::EraseBlocks {
+                user_id: "b".into()
+            }]
+        );
+        assert_eq!(p.tables(), ["user_block"]);
     }
 
     #[test]

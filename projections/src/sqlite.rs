@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "message_changes",
         sql: include_str!("../../migrations/sqlite/read/0005_message_changes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "direct",
+        sql: include_str!("../../migrations/sqlite/read/0006_direct.sql"),
+    },
 ];
 
 /// The read database: a file, a writer connection per worker, and a pool of readers.

@@ -241,7 +241,7 @@ type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
 
 /// Every read table: the main table of each projection in the order of `ALL`, then the other
 /// tables of `room_record`.
-const TABLES: [Table; 9] = [
+const TABLES: [Table; 10] = [
     (
         "\"user\"",
         &[
@@ -268,6 +268,8 @@ const TABLES: [Table; 9] = [
             ("last_seq", Kind::I),
             ("archived", Kind::F),
             ("retention_days", Kind::N),
+            ("direct_a", Kind::O),
+            ("direct_b", Kind::O),
         ],
         "id",
     ),
@@ -337,6 +339,15 @@ const TABLES: [Table; 9] = [
             ("invite_id", Kind::O),
         ],
         "code_hash",
+    ),
+    (
+        "user_block",
+        &[
+            ("blocker_id", Kind::T),
+            ("blocked_id", Kind::T),
+            ("blocked_at", Kind::I),
+        ],
+        "blocker_id, blocked_id",
     ),
     (
         "room_reaction",
@@ -677,7 +688,7 @@ async fn empty_read_tables(pool: &Pool) {
     let c = pool.get().await.unwrap();
     c.batch_execute(
         "truncate \"user\", room, room_member, room_record, room_ban, room_invite, room_code,
-                  room_reaction, room_record_version, projection_checkpoint",
+                  room_reaction, room_record_version, user_block, projection_checkpoint",
     )
     .await
     .unwrap();

@@ -223,8 +223,10 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
     let head = (*app.store.head().borrow()).max(*app.store.others_head().borrow());
     app.wait_for(head).await;
     let user = me(&app, &s.user_id).await?;
-    let rooms = app.read.rooms_of(&user.id).await?;
+    let mut rooms = app.read.rooms_of(&user.id).await?;
+    super::dm::name_for(&app, &mut rooms, &user.id).await?;
     let messages = app.read.messages_by(&user.id).await?;
+    let blocks = super::dm::blocked_ids(&app, &user.id).await?;
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|r| json!({"room": wire::room(r), "role": r.role}))
@@ -251,7 +253,7 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
         rooms,
         messages,
         read_markers: Vec::new(),
-        blocks: Vec::new(),
+        blocks,
     };
     Ok(ok(StatusCode::OK, "your data", data))
 }
@@ -264,7 +266,8 @@ pub struct Export<'a> {
     messages: Vec<Value>,
     #[serde(rename = "readMarkers")]
     read_markers: Vec<Value>,
-    blocks: Vec<Value>,
+    /// The ids of the users the caller blocks.
+    blocks: Vec<String>,
 }
 
 /// Erases the caller's account (`DELETE /api/user`).

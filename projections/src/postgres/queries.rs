@@ -31,7 +31,11 @@ fn room_row(r: &tokio_postgres::Row) -> RoomRow {
         last_seq: r.get::<_, i64>(9) as u64,
         archived: r.get(10),
         retention_days: r.get::<_, Option<i64>>(11).map(|d| d as u32),
-        role: r.get(12),
+        direct: r
+            .get::<_, Option<String>>(12)
+            .zip(r.get::<_, Option<String>>(13))
+            .map(|(a, b)| [a, b]),
+        role: r.get(14),
     }
 }
 

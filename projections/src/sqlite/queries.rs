@@ -47,6 +47,8 @@ pub struct RoomRow {
     /// The role of the user it was read for (`owner`, `admin` or `member`); `None` when read
     /// for nobody, or for someone not a member.
     pub role: Option<String>,
+    /// The two people of a direct room, in the order of their ids; `None` for a group room.
+    pub direct: Option<[String; 2]>,
 }
 
 /// A `room_member` row with the member's profile.
@@ -184,7 +186,7 @@ pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error>
 pub(crate) const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
      r.room_hash_id, r.create_time, r.update_time, \
      (select count(*) from room_member c where c.room_id = r.id), r.last_seq, r.archived, \
-     r.retention_days";
+     r.retention_days, r.direct_a, r.direct_b";
 
 fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
     Ok(RoomRow {
@@ -200,7 +202,11 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
         last_seq: r.get::<_, i64>(9)? as u64,
         archived: r.get(10)?,
         retention_days: r.get::<_, Option<i64>>(11)?.map(|d| d as u32),
-        role: r.get(12)?,
+        direct: r
+            .get::<_, Option<String>>(12)?
+            .zip(r.get(13)?)
+            .map(|(a, b)| [a, b]),
+        role: r.get(14)?,
     })
 }
 
