@@ -25,16 +25,16 @@
 //! change of another kind ([`Plan::is_insert`]): a member removed and back within one batch
 //! is a removal between two inserts of one row.
 //!
-//! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`] and
-//! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
+//! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`],
+//! [`Change::EraseUser`], and for `user_block` [`Change::InsertBlock`], [`Change::RemoveBlock`]
+//! and [`Change::EraseBlocks`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
 //! [`Change::SetRole`] and [`Change::SetMute`]; `room_record` [`Change::InsertRecord`],
 //! [`Change::EditRecord`], [`Change::DeleteRecord`], [`Change::React`] and
 //! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::TouchRoom`],
 //! [`Change::UpdateRoom`], [`Change::ArchiveRoom`], [`Change::SetOwner`] and
 //! [`Change::RecodeRoom`]; `room_ban` [`Change::InsertBan`] and [`Change::RemoveBan`];
 //! `room_invite` [`Change::InsertInvite`], [`Change::RevokeInvite`] and
-//! [`Change::UseInvite`]; `room_code` [`Change::InsertCode`]; `user_block`
-//! [`Change::InsertBlock`], [`Change::RemoveBlock`] and [`Change::EraseBlocks`].
+//! [`Change::UseInvite`]; `room_code` [`Change::InsertCode`].
 
 use crate::projection::Change;
 use std::collections::{HashMap, HashSet};

@@ -55,7 +55,8 @@ pub fn like_pattern(query: &str) -> String {
 /// The projections, each keeping its own table and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
-    /// The `user` table.
+    /// The `user` table, with `user_block` (who blocks whom: the blocks are events of the
+    /// users' streams, so the same projection keeps them, with no worker of their own).
     User,
     /// The `room` table.
     Room,
@@ -70,13 +71,11 @@ pub enum Projection {
     RoomInvite,
     /// The `room_code` table: every code a room ever had, to find the room by.
     RoomCode,
-    /// The `user_block` table: who blocks whom.
-    UserBlock,
 }
 
 /// Every projection, in a fixed order (new ones last: a projection's place names its
 /// PostgreSQL lock).
-pub const ALL: [Projection; 8] = [
+pub const ALL: [Projection; 7] = [
     Projection::User,
     Projection::Room,
     Projection::RoomMember,
@@ -84,7 +83,6 @@ pub const ALL: [Projection; 8] = [
     Projection::RoomBan,
     Projection::RoomInvite,
     Projection::RoomCode,
-    Projection::UserBlock,
 ];
 
 impl Projection {
@@ -96,14 +94,13 @@ impl Projection {
     /// Every table it keeps, the main one first: a rebuild replaces them together.
     pub fn tables(self) -> &'static [&'static str] {
         match self {
-            Projection::User => &["user"],
+            Projection::User => &["user", "user_block"],
             Projection::Room => &["room"],
             Projection::RoomMember => &["room_member"],
             Projection::RoomRecord => &["room_record", "room_reaction", "room_record_version"],
             Projection::RoomBan => &["room_ban"],
             Projection::RoomInvite => &["room_invite"],
             Projection::RoomCode => &["room_code"],
-            Projection::UserBlock => &["user_block"],
         }
     }
 
@@ -117,7 +114,6 @@ impl Projection {
             Projection::RoomBan => "room_ban",
             Projection::RoomInvite => "room_invite",
             Projection::RoomCode => "room_code",
-            Projection::UserBlock => "user_block",
         }
     }
 
@@ -132,21 +128,26 @@ impl Projection {
         let time = rec.recorded_at;
         let clear = clear.map(str::to_owned);
         match self {
-            Projection::User => user(event, time, clear),
+            Projection::User => return user(event, time, clear),
             Projection::Room => room(event, time, clear),
             Projection::RoomMember => member(event, time),
             Projection::RoomRecord => record(rec, event, clear),
             Projection::RoomBan => ban(event, time),
             Projection::RoomInvite => invite(event, time, clear),
             Projection::RoomCode => code(event),
-            Projection::UserBlock => block(event, time),
         }
         .into_iter()
         .collect()
     }
 }
 
-fn user(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
+fn user(event: &Event, time: i64, clear: Option<String>) -> Vec<Change> {
+    let mut changes: Vec<Change> = user_row(event, time, clear).into_iter().collect();
+    changes.extend(block(event, time));
+    changes
+}
+
+fn user_row(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
     Some(match event {
         Event::UserRegistered(u) => Change::InsertUser {
             id: u.user_id.clone(),
@@ -628,6 +629,7 @@ mod tests {
         for p in ALL.into_iter().filter(|p| *p != Projection::Room) {
             assert!(p.changes(&rec, &opened, None).is_empty(), "{p:?}");
         }
+        // Blocks are kept by the projection of users, whose streams hold them.
         let block = events::event::Block {
             by: "a".into(),
             user_id: "b".into(),
@@ -638,7 +640,7 @@ mod tests {
             user_id: "b".into(),
             by_operator: false,
         });
-        let p = Projection::UserBlock;
+        let p = Projection::User;
         assert_eq!(
             p.changes(&rec, &on, None),
             [Change::InsertBlock {
@@ -656,11 +658,20 @@ mod tests {
         );
         assert_eq!(
             p.changes(&rec, &erased, None),
-            [Change::EraseBlocks {
-                user_id: "b".into()
-            }]
+            [
+                Change::EraseUser {
+                    id: "b".into(),
+                    time: 42
+                },
+                Change::EraseBlocks {
+                    user_id: "b".into()
+                }
+            ]
         );
-        assert_eq!(p.tables(), ["user_block"]);
+        assert_eq!(p.tables(), ["user", "user_block"]);
+        for p in ALL.into_iter().filter(|p| *p != Projection::User) {
+            assert!(p.changes(&rec, &on, None).is_empty(), "{p:?}");
+        }
     }
 
     #[test]

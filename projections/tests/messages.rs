@@ -403,7 +403,7 @@ const BEFORE: [events::migrate::Migration; 5] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_shows_messages_as_they_are_now() {
     let mut all = BEFORE.to_vec();
-    all.push(postgres::MESSAGES_MIGRATION);
+    all.extend([postgres::MESSAGES_MIGRATION, postgres::DIRECT_MIGRATION]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
     the_queries_answer_the_log_and_a_rebuild_the_same(Reads::Postgres(pool)).await;
@@ -449,12 +449,12 @@ async fn postgres_upgrade_leaves_the_records_to_the_log() {
     tokio::spawn(conn);
     client.batch_execute(OLD_ROWS).await.unwrap();
     let mut all = BEFORE.to_vec();
-    all.push(postgres::MESSAGES_MIGRATION);
+    all.extend([postgres::MESSAGES_MIGRATION, postgres::DIRECT_MIGRATION]);
     assert_eq!(
         events::migrate::apply_postgres(&mut client, &all)
             .await
             .unwrap(),
-        1
+        2
     );
     let pool = events::postgres::pool(&url, 4).unwrap();
     upgraded_as_before(&Reads::Postgres(pool)).await;

@@ -40,6 +40,7 @@ async fn fresh_pool() -> Pool {
             postgres::SEALED_MIGRATION,
             postgres::GOVERNANCE_MIGRATION,
             postgres::MESSAGES_MIGRATION,
+            postgres::DIRECT_MIGRATION,
         ],
     )
     .await;
@@ -240,7 +241,7 @@ enum Kind {
 type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
 
 /// Every read table: the main table of each projection in the order of `ALL`, then the other
-/// tables of `room_record`.
+/// tables of `room_record`, then that of `user`.
 const TABLES: [Table; 10] = [
     (
         "\"user\"",
@@ -341,15 +342,6 @@ const TABLES: [Table; 10] = [
         "code_hash",
     ),
     (
-        "user_block",
-        &[
-            ("blocker_id", Kind::T),
-            ("blocked_id", Kind::T),
-            ("blocked_at", Kind::I),
-        ],
-        "blocker_id, blocked_id",
-    ),
-    (
         "room_reaction",
         &[
             ("room_id", Kind::T),
@@ -373,6 +365,15 @@ const TABLES: [Table; 10] = [
             ("time", Kind::I),
         ],
         "room_id, seq, edit",
+    ),
+    (
+        "user_block",
+        &[
+            ("blocker_id", Kind::T),
+            ("blocked_id", Kind::T),
+            ("blocked_at", Kind::I),
+        ],
+        "blocker_id, blocked_id",
     ),
 ];
 

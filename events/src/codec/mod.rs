@@ -419,6 +419,19 @@ mod tests {
     }
 
     #[test]
+    fn direct_rooms_and_blocks_hold_ids_only() {
+        for event in all() {
+            if matches!(
+                event,
+                Event::DirectRoomOpened(_) | Event::UserBlocked(_) | Event::UserUnblocked(_)
+            ) {
+                assert!(event.sealed().is_none(), "{event:?}");
+                assert_eq!(current_version(event.type_name()), 1);
+            }
+        }
+    }
+
+    #[test]
     fn a_join_of_version_one_used_no_invite() {
         #[derive(serde::Serialize)]
         struct V1<'a> {

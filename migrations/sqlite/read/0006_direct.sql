@@ -2,7 +2,8 @@
 -- `direct_b`, in the order of their ids; null for a group room): its name is the other one's,
 -- read when it is shown. Its `owner` is '' and its `room_hash_id` 'direct:<id>' (the column
 -- is unique and no code looks like that); the server answers null and "" for them. Who blocks
--- whom: filled from the log by its projection, whose checkpoint starts at 0.
+-- whom: kept by the projection of users (blocks are events of their streams); no log written
+-- before this migration holds a block.
 alter table room add column direct_a text;
 alter table room add column direct_b text;
 
@@ -14,6 +15,7 @@ create table user_block (
 );
 create index user_block_blocked on user_block (blocked_id);
 
--- A shadow table of a rebuild begun before this migration has the old shape: start over.
+-- A rebuild begun before this migration has the old shape (or lacks `user_block`): start over.
 drop table if exists room__rebuild;
-delete from projection_checkpoint where projection = 'room__rebuild';
+drop table if exists user__rebuild;
+delete from projection_checkpoint where projection in ('room__rebuild', 'user__rebuild');
