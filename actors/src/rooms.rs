@@ -11,7 +11,7 @@ use crate::delivery::Subscriber;
 use crate::room::{Command, Rejection};
 use crate::settings::{Settings, Starts};
 use dashmap::DashMap;
-use events::event::{DirectRoomOpened, MemberJoined, RoomCreated, join_code_hash, room_stream};
+use events::event::{MemberJoined, RoomCreated, join_code_hash, room_stream};
 use events::seal::Subject;
 use events::{Event, Expected, NewEvent, Store};
 use ractor::{
@@ -21,6 +21,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
+
+mod direct;
+pub use direct::Opened;
 
 /// A room actor's address and its subscribers.
 #[derive(Clone)]
@@ -63,21 +66,6 @@ pub struct NewRoom {
     pub avatar_image: String,
     /// Join code.
     pub join_code: String,
-}
-
-/// What opening a direct room did.
-#[derive(Debug, Clone)]
-pub enum Opened {
-    /// The pair's room did not exist: it was created, both as members.
-    Created(Created),
-    /// It existed (or another request created it at the same moment); the caller is a member
-    /// of it again if they had left.
-    Existing {
-        /// Its id.
-        room_id: String,
-        /// What reopening it did.
-        applied: Applied,
-    },
 }
 
 /// A room that was created.
@@ -334,78 +322,6 @@ impl Rooms {
             room_id,
             time_ms: now,
             position: recorded.last().map_or(0, |r| r.position),
-        })
-    }
-
-    /// Opens the one direct room of `user_id` and `other` (the caller first), whose id is
-    /// `room_id` ([`Keys::direct_room_id`](events::keys::Keys::direct_room_id)): creates it
-    /// with both as members, or, when it exists, has its actor bring the caller back if they
-    /// left. Two requests (on any processes) creating it at once meet in the log as a version
-    /// conflict: the loser finds the winner's room.
-    ///
-    /// # Errors
-    /// The room's rejection of the reopening, or `Unavailable`.
-    pub async fn open_direct(
-        &self,
-        room_id: &str,
-        user_id: &str,
-        other: &str,
-    ) -> Result<Opened, command::Error> {
-        let stream = room_stream(room_id);
-        let exists = self
-            .inner
-            .store
-            .stream_version(&stream)
-            .await
-            .map_err(unavailable)?
-            .is_some();
-        if !exists {
-            let mut users = [user_id.to_owned(), other.to_owned()];
-            users.sort();
-            let now = events::now_ms();
-            let joined = |user: &str| {
-                Event::MemberJoined(MemberJoined {
-                    room_id: room_id.to_owned(),
-                    user_id: user.to_owned(),
-                    invite: None,
-                })
-            };
-            let batch = [
-                Event::DirectRoomOpened(DirectRoomOpened {
-                    room_id: room_id.to_owned(),
-                    users,
-                    by: user_id.to_owned(),
-                }),
-                joined(user_id),
-                joined(other),
-            ]
-            .iter()
-            .map(|e| NewEvent::with_id(uuid::Uuid::new_v4(), e, now))
-            .collect();
-            match self
-                .inner
-                .store
-                .append(&stream, Expected::NoStream, batch)
-                .await
-            {
-                Ok(recorded) => {
-                    return Ok(Opened::Created(Created {
-                        room_id: room_id.to_owned(),
-                        time_ms: now,
-                        position: recorded.last().map_or(0, |r| r.position),
-                    }));
-                }
-                Err(events::Error::Conflict { .. }) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        let command = Command::Reopen {
-            user_id: user_id.to_owned(),
-        };
-        let applied = self.command(room_id, command).await?;
-        Ok(Opened::Existing {
-            room_id: room_id.to_owned(),
-            applied,
         })
     }
 

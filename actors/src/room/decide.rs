@@ -65,29 +65,12 @@ pub fn decide_with(
     let room_id = || state.room_id.clone();
     let one = |e: Event| Ok(Decision::Append(vec![e]));
     if state.is_direct()
-        && let Some(refusal) = refused_in_direct(command)
+        && let Some(refusal) = super::direct::refused(command)
     {
         return Err(Rejection::Forbidden(refusal));
     }
     match command {
-        Command::Reopen { user_id } => {
-            if state.other_of(user_id).is_none() {
-                return Err(Rejection::Forbidden(
-                    "only its two people may open a direct room",
-                ));
-            }
-            if state.is_member(user_id) {
-                return Ok(Decision::AlreadyDone(None));
-            }
-            if state.settings.archived {
-                return Err(Rejection::Archived);
-            }
-            one(Event::MemberJoined(MemberJoined {
-                room_id: room_id(),
-                user_id: user_id.clone(),
-                invite: None,
-            }))
-        }
+        Command::Reopen { user_id } => super::direct::reopen(state, user_id),
         Command::Join { user_id, code_hash } => {
             if state.is_member(user_id) {
                 return Ok(Decision::AlreadyDone(None));
@@ -328,27 +311,6 @@ pub fn decide_with(
             }))
         }
     }
-}
-
-/// Why a direct room refuses `command`, if it does: it has two people and nothing to govern,
-/// so no codes, invites, roles, moderation or settings; a group room is never reopened.
-fn refused_in_direct(command: &Command) -> Option<&'static str> {
-    Some(match command {
-        Command::Join { .. } => "a direct room cannot be joined by code",
-        Command::RotateCode { .. }
-        | Command::CreateInvite { .. }
-        | Command::RevokeInvite { .. } => "a direct room has no invites",
-        Command::SetRole { .. } => "a direct room has no roles to change",
-        Command::Moderate { .. } => "nobody moderates a direct room",
-        Command::Update { .. } => "a direct room cannot be changed",
-        Command::Reopen { .. }
-        | Command::Post { .. }
-        | Command::Edit { .. }
-        | Command::Delete { .. }
-        | Command::React { .. }
-        | Command::Leave { .. }
-        | Command::Erase { .. } => return None,
-    })
 }
 
 /// Whether `user` has reacted `emoji` to `seq`, once the batch is written.

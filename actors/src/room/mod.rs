@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 mod command;
 mod decide;
+mod direct;
 pub use command::{Act, Change, Command, Decision, MAX_EMOJI, MAX_EMOJI_CHARS, Pending, Rejection};
 pub use decide::{check_text, decide, decide_with};
 
