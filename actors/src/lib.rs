@@ -4,7 +4,8 @@
 //!   given-events / when-command / then-events; [`recent`]: its window of recent messages,
 //!   which makes a retried send answer its first `seq`.
 //! - [`command`]: what a room actor is asked ([`Msg`](command::Msg)) and answers;
-//!   [`settings`]: how it runs.
+//!   [`settings`]: how it runs, and who blocks whom ([`Blocks`], asked before posts in
+//!   direct rooms).
 //! - [`actor`]: the ractor [`RoomActor`] that runs those rules for one room, batching appends
 //!   ([`batch`]) and fanning out to subscribers.
 //! - [`Rooms`] ([`rooms`]): the registry and supervisor of room actors.
