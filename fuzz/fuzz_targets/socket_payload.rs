@@ -137,6 +137,19 @@ fn change(data: &Value, request: Result<Request, chatroom::socket::Failure>) {
     assert_eq!(data["seq"], seq);
 }
 
+fn marker_or_typing(data: &Value, request: Result<Request, chatroom::socket::Failure>) {
+    match request {
+        // A marker is any seq of 0 or more: the server clamps it to the room's newest.
+        Ok(Request::MarkRead { room_id, seq }) => {
+            assert_eq!(data["roomId"], room_id.as_str());
+            assert_eq!(data["seq"], seq);
+        }
+        Ok(Request::Typing { room_id }) => assert_eq!(data["roomId"], room_id.as_str()),
+        Ok(other) => panic!("a marker or typing parsed as {other:?}"),
+        Err(_) => {}
+    }
+}
+
 fn join(request: Result<Request, chatroom::socket::Failure>) {
     let Ok(Request::Join {
         rooms,
@@ -218,6 +231,9 @@ fuzz_target!(|data: &[u8]| {
                 payload::Event::EditMessage
                 | payload::Event::DeleteMessage
                 | payload::Event::React => change(&data, request),
+                payload::Event::MarkRead | payload::Event::Typing => {
+                    marker_or_typing(&data, request)
+                }
             }
         }
         _ => {}

@@ -151,6 +151,7 @@ async fn postgres_keeps_markers_beside_the_log() {
         projections::postgres::GOVERNANCE_MIGRATION,
         projections::postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
+        projections::postgres::DIRECT_MIGRATION,
     ];
     let url = events::testing::scratch_database(&admin, &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();

@@ -47,7 +47,9 @@ test('read markers move forward only, are clamped to the newest message, and dri
     for (const t of ['b4', 'b5']) await post(sb, room.id, t);
     await post(sa, room.id, 'a6');
 
-    // No marker: nothing read; unread counts the others' messages only.
+    // No marker: nothing read; unread counts the others' messages only. Alice's last post
+    // reaches bob's reads within a second (read your writes is the writer's own).
+    await waitFor(async () => (await listed(url, bob.token, room.id)).last_seq === 6, { message: 'bob reads alice\'s last post' });
     let b = await listed(url, bob.token, room.id);
     assert.equal(b.last_read_seq, 0);
     assert.equal(b.unread, 4, 'alice wrote 4 of the 6');
