@@ -34,8 +34,10 @@ pub enum Command {
     /// event that does not match.
     Verify(StoreArgs),
     /// Copy a log written by an earlier version (personal data in clear) into a new log under
-    /// today's rules, keeping the old one aside until you remove it. Stop the server first.
-    Upgrade(StoreArgs),
+    /// today's rules, keeping the old one aside until you remove it. Stop the server first. An
+    /// EventStoreDB log is copied into another server: `--eventstore-url OLD
+    /// --to-eventstore-url NEW`.
+    Upgrade(Upgrade),
     /// Inspect or rebuild the read tables.
     Projections {
         /// What to do.
@@ -221,6 +223,21 @@ pub struct StoreArgs {
     #[cfg(feature = "eventstoredb")]
     #[arg(long, env = "EVENTSTORE_URL")]
     pub eventstore_url: Option<String>,
+}
+
+/// `chatroom upgrade`.
+#[derive(Debug, Clone, Args)]
+pub struct Upgrade {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// With --eventstore-url: the EventStoreDB/KurrentDB server to write the upgraded log to,
+    /// not the old log's (a server holds one log and streams cannot be renamed, so the old log
+    /// stays where it is). The key store and the credentials go where --data-dir or
+    /// --database-url keep them; serve with --eventstore-url set to this one afterwards.
+    #[cfg(feature = "eventstoredb")]
+    #[arg(long)]
+    pub to_eventstore_url: Option<String>,
 }
 
 /// Settings of `chatroom serve`.

@@ -113,6 +113,18 @@ pub async fn start(
             tokio::spawn(socket.run(stop_rx.clone()))
         })
         .collect();
+    // Measured in its steady state: every socket connected once before the scenario starts.
+    let t = std::time::Instant::now();
+    while counts.connects.load(Ordering::Relaxed) < users as u64
+        && t.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "chatter: {} sockets connected in {:.1} s",
+        counts.connects.load(Ordering::Relaxed),
+        t.elapsed().as_secs_f64()
+    );
     Ok(Chatter {
         stop,
         tasks,

@@ -44,7 +44,7 @@ mod server;
 
 pub use mapping::{
     DEFAULT_PREFIX, Metadata, Stored, actual_of, position_of, read_from, recorded, revision_of,
-    state_after, stream_id, stream_name, stream_state, version_of,
+    same_server, state_after, stream_id, stream_name, stream_state, version_of,
 };
 
 /// Streams whose tail (version, hash, event ids) a store keeps; past this, an arbitrary one is

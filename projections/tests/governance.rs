@@ -263,7 +263,11 @@ const BEFORE: [events::migrate::Migration; 4] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_the_governance_of_a_room() {
     let mut all = BEFORE.to_vec();
-    all.extend([postgres::GOVERNANCE_MIGRATION, postgres::MESSAGES_MIGRATION]);
+    all.extend([
+        postgres::GOVERNANCE_MIGRATION,
+        postgres::MESSAGES_MIGRATION,
+        projections::markers::POSTGRES_MIGRATION,
+    ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
     the_queries_answer_the_log_and_a_rebuild_the_same(Reads::Postgres(pool)).await;
@@ -332,12 +336,16 @@ async fn postgres_upgrade_keeps_the_members_with_the_owner_as_owner() {
     tokio::spawn(conn);
     client.batch_execute(OLD_ROWS).await.unwrap();
     let mut all = BEFORE.to_vec();
-    all.extend([postgres::GOVERNANCE_MIGRATION, postgres::MESSAGES_MIGRATION]);
+    all.extend([
+        postgres::GOVERNANCE_MIGRATION,
+        postgres::MESSAGES_MIGRATION,
+        projections::markers::POSTGRES_MIGRATION,
+    ]);
     assert_eq!(
         events::migrate::apply_postgres(&mut client, &all)
             .await
             .unwrap(),
-        2
+        3
     );
     let pool = events::postgres::pool(&url, 4).unwrap();
     upgraded_as_before(&Reads::Postgres(pool)).await;

@@ -403,7 +403,10 @@ const BEFORE: [events::migrate::Migration; 5] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_shows_messages_as_they_are_now() {
     let mut all = BEFORE.to_vec();
-    all.push(postgres::MESSAGES_MIGRATION);
+    all.extend([
+        postgres::MESSAGES_MIGRATION,
+        projections::markers::POSTGRES_MIGRATION,
+    ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
     the_queries_answer_the_log_and_a_rebuild_the_same(Reads::Postgres(pool)).await;

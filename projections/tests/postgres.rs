@@ -40,6 +40,7 @@ async fn fresh_pool() -> Pool {
             postgres::SEALED_MIGRATION,
             postgres::GOVERNANCE_MIGRATION,
             postgres::MESSAGES_MIGRATION,
+            projections::markers::POSTGRES_MIGRATION,
         ],
     )
     .await;

@@ -85,12 +85,15 @@ impl ReadMarkers {
         // A member who just joined reads their own join.
         self.caught_up(self.written.newest(user)).await;
         let mut outcome = self.mark_once(room, user, seq).await?;
-        // Past the newest message the read tables know: one the caller was shown may not be
-        // in them yet; clamp against the log as it is now.
-        if let Mark::Marked { last_seq, .. } = outcome
-            && seq > last_seq
-        {
-            let head = *self.store.head().borrow();
+        // Past the newest message the read tables know, or a room or membership they do not
+        // know: what the caller was shown may not be in them yet (another process wrote it).
+        // Ask again once they hold the log as it is now.
+        let behind = match outcome {
+            Mark::Marked { last_seq, .. } => seq > last_seq,
+            Mark::NoRoom | Mark::NotMember => true,
+        };
+        if behind {
+            let head = (*self.store.head().borrow()).max(*self.store.others_head().borrow());
             self.caught_up(head).await;
             let first = outcome;
             outcome = self.mark_once(room, user, seq).await?;

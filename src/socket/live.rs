@@ -115,7 +115,7 @@ pub async fn run(svc: Shared) {
     loop {
         tokio::select! {
             signal = signals.recv() => match signal {
-                Ok(e) => deliver(&svc, &me, &e).await,
+                Ok(e) => deliver(&svc, &me, &e),
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "live deliveries fell behind the signal bus");
                 }
@@ -132,8 +132,7 @@ pub async fn run(svc: Shared) {
                 match svc.read.room_ids_of(&t.user).await {
                     Ok(rooms) => {
                         for room in rooms {
-                            let sockets: Vec<SocketRef> =
-                                svc.sockets.in_room(&room).into_iter().map(|(s, _)| s).collect();
+                            let sockets = svc.sockets.in_room(&room, None);
                             emit_all(
                                 &sockets,
                                 "presence",
@@ -148,20 +147,16 @@ pub async fn run(svc: Shared) {
     }
 }
 
-async fn deliver(svc: &Shared, me: &Arc<str>, e: &Envelope) {
+fn deliver(svc: &Shared, me: &Arc<str>, e: &Envelope) {
     match &e.signal {
         Signal::Typing { room, user } => {
-            let sockets: Vec<SocketRef> = svc
-                .sockets
-                .in_room(room)
-                .into_iter()
-                .filter(|(_, u)| u != user)
-                .map(|(s, _)| s)
-                .collect();
+            let sockets = svc.sockets.in_room(room, Some(user));
             if sockets.is_empty() {
                 return;
             }
-            let author = svc.profiles.fetch(user).await;
+            // From the cache (a stale entry is read again in the background): a typist's
+            // profile costs no query per typing.
+            let author = svc.profiles.get(user);
             emit_all(
                 &sockets,
                 "typing",

@@ -89,16 +89,16 @@ impl Registry {
         self.rooms.get(room_id).is_some_and(|ids| ids.contains(&id))
     }
 
-    /// The open sockets subscribed to `room_id`, with their users.
-    pub(crate) fn in_room(&self, room_id: &str) -> Vec<(SocketRef, String)> {
+    /// The open sockets subscribed to `room_id`, but those of `except` (a user id).
+    pub(crate) fn in_room(&self, room_id: &str, except: Option<&str>) -> Vec<SocketRef> {
         let Some(ids) = self.rooms.get(room_id).map(|ids| ids.clone()) else {
             return Vec::new();
         };
         ids.iter()
             .filter_map(|id| {
-                self.open
-                    .get(id)
-                    .map(|e| (e.value().0.clone(), e.value().1.user_id.clone()))
+                let e = self.open.get(id)?;
+                let (socket, session) = e.value();
+                (except != Some(session.user_id.as_str())).then(|| socket.clone())
             })
             .collect()
     }

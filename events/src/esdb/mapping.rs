@@ -4,7 +4,7 @@
 
 use crate::envelope::{NewEvent, Recorded};
 use crate::store::{Error, Expected};
-use kurrentdb::{CurrentRevision, Position, StreamPosition, StreamState};
+use kurrentdb::{ClientSettings, CurrentRevision, Position, StreamPosition, StreamState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -22,6 +22,26 @@ pub fn stream_name(prefix: &str, stream: &str) -> String {
 /// Our stream id of an ESDB stream name; `None` when the stream is not ours.
 pub fn stream_id<'a>(prefix: &str, name: &'a str) -> Option<&'a str> {
     name.strip_prefix(prefix)
+}
+
+/// Whether two connection strings share a node (host, ignoring case, and port), so name one
+/// server or cluster, and so one log.
+///
+/// # Errors
+/// [`Error::Unavailable`] when either does not parse.
+pub fn same_server(a: &str, b: &str) -> Result<bool, Error> {
+    fn nodes(url: &str) -> Result<Vec<(String, u32)>, Error> {
+        let settings: ClientSettings = url
+            .parse()
+            .map_err(|e| Error::Unavailable(format!("the connection string: {e}")))?;
+        Ok(settings
+            .hosts()
+            .iter()
+            .map(|h| (h.host.to_lowercase(), h.port))
+            .collect())
+    }
+    let a = nodes(a)?;
+    Ok(nodes(b)?.iter().any(|n| a.contains(n)))
 }
 
 /// Our version of an ESDB revision (revisions start at 0, versions at 1).
@@ -255,6 +275,25 @@ mod tests {
         assert_eq!(stream_id("chatroom-", "chatroom-room-a"), Some("room-a"));
         assert_eq!(stream_id("chatroom-", "orders-1"), None);
         assert_eq!(stream_id("chatroom-", "$$chatroom-room-a"), None);
+    }
+
+    #[test]
+    fn connection_strings_with_a_common_node_name_one_server() {
+        let same = |a, b| same_server(a, b).unwrap();
+        assert!(same(
+            "esdb://localhost:2113?tls=false",
+            "esdb://LOCALHOST?tls=false"
+        ));
+        assert!(same(
+            "esdb://admin:changeit@a:2113,b:2113?tls=false",
+            "kurrentdb://b:2113/?tls=false&nodePreference=follower"
+        ));
+        assert!(!same(
+            "esdb://localhost:2113?tls=false",
+            "esdb://localhost:2114?tls=false"
+        ));
+        assert!(!same("esdb://a:2113,b:2113", "esdb://c:2113"));
+        assert!(same_server("esdb://a:2113", "http://a:2113").is_err());
     }
 
     #[test]

@@ -20,14 +20,14 @@ use uuid::Uuid;
 /// The old log, once moved aside.
 const OLD_LOG: &str = "events-format-1.db";
 /// The old read tables, once moved aside.
-const OLD_READ: &str = "read-format-1.db";
+pub(super) const OLD_READ: &str = "read-format-1.db";
 /// The new log while it is being written.
 const WRITING: &str = "events-upgrading.db";
 /// The new log, complete, before it takes the old one's place.
 const COMPLETE: &str = "events-upgraded.db";
 
 /// A SQLite database's companion files.
-const COMPANIONS: [&str; 3] = ["", "-wal", "-shm"];
+pub(super) const COMPANIONS: [&str; 3] = ["", "-wal", "-shm"];
 
 /// Upgrades the data folder `dir`.
 pub async fn upgrade(dir: &Path) -> anyhow::Result<i32> {
@@ -168,7 +168,7 @@ async fn verify_new(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn move_all(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(super) fn move_all(from: &Path, to: &Path) -> anyhow::Result<()> {
     for suffix in COMPANIONS {
         let src = PathBuf::from(format!("{}{suffix}", from.display()));
         let dst = PathBuf::from(format!("{}{suffix}", to.display()));
@@ -183,7 +183,7 @@ fn move_all(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove_all(db: &Path) -> anyhow::Result<()> {
+pub(super) fn remove_all(db: &Path) -> anyhow::Result<()> {
     for suffix in COMPANIONS {
         let f = PathBuf::from(format!("{}{suffix}", db.display()));
         match std::fs::remove_file(&f) {
@@ -196,7 +196,7 @@ fn remove_all(db: &Path) -> anyhow::Result<()> {
 }
 
 /// Makes the folder's renames durable.
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -232,7 +232,7 @@ impl NewLog for FileLog {
 
 /// The old log, read through a read-only connection so that nothing of it changes (opening it
 /// as today's store would apply today's migrations to it).
-struct OldLog {
+pub(super) struct OldLog {
     conn: Mutex<Connection>,
     head: watch::Sender<u64>,
 }
@@ -241,7 +241,7 @@ const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schem
                        recorded_at, payload, hash";
 
 impl OldLog {
-    fn open(path: &Path) -> anyhow::Result<Self> {
+    pub(super) fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {} to read", path.display()))?;
         let head: i64 = conn

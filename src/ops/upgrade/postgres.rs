@@ -12,9 +12,9 @@ use events::{PostgresStore, Recorded};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
 /// Where the old objects go.
-const OLD: &str = "chatroom_format_1";
+pub(super) const OLD: &str = "chatroom_format_1";
 /// Where the new ones are built.
-const STAGING: &str = "chatroom_upgrade";
+pub(super) const STAGING: &str = "chatroom_upgrade";
 
 /// Upgrades the database at `url`.
 pub async fn upgrade(url: &str) -> anyhow::Result<i32> {
@@ -104,7 +104,7 @@ pub async fn upgrade(url: &str) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn connect(
+pub(super) async fn connect(
     url: &str,
     options: Option<&str>,
 ) -> anyhow::Result<(Client, tokio::task::JoinHandle<()>)> {
@@ -122,7 +122,7 @@ async fn connect(
     Ok((client, driver))
 }
 
-async fn schema_exists(client: &impl GenericClient, name: &str) -> anyhow::Result<bool> {
+pub(super) async fn schema_exists(client: &impl GenericClient, name: &str) -> anyhow::Result<bool> {
     Ok(client
         .query_one(
             "select exists(select 1 from pg_namespace where nspname = $1)",
@@ -133,7 +133,7 @@ async fn schema_exists(client: &impl GenericClient, name: &str) -> anyhow::Resul
 }
 
 /// Moves the old objects out of `public` and the new ones in, in one transaction.
-async fn swap(client: &mut Client) -> anyhow::Result<()> {
+pub(super) async fn swap(client: &mut Client) -> anyhow::Result<()> {
     let tx = client.transaction().await?;
     tx.batch_execute(&format!("create schema {OLD}")).await?;
     move_schema(&tx, "public", OLD).await?;
