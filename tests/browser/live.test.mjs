@@ -1,7 +1,8 @@
 // End-to-end test of the web client's read state, presence, typing and direct conversations
 // against the real chatroom server, in headless Chromium (see harness.mjs). Alice and Bob share
 // a room; Bob has two tabs of the page (one browser context); Cara and Dan are scripts
-// (socket.io-client) that type; Bob comes back on a phone at the end.
+// (socket.io-client) that type; Bob comes back on a phone at the end, where Erin (a script)
+// opens a conversation with him.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { io } from 'socket.io-client'
@@ -381,6 +382,12 @@ test('read state, presence, typing and direct conversations on the web page', as
     const chatWidth = await b.evaluate(() => document.documentElement.scrollWidth)
     assert.ok(chatWidth <= PHONE.width, `the chat is ${chatWidth} px wide on a ${PHONE.width} px screen`)
     await shot(b, 'live-dm-phone')
+    // a conversation someone else opens with bob shows up on his page by itself
+    const erin = await call('POST', '/api/register', { username: 'Erin', password })
+    const { room: withBob } = await call('POST', '/api/dm', { username: 'bob' }, erin.token)
+    assert.equal(withBob.kind, 'direct')
+    await b.getByRole('button', { name: 'Back to rooms' }).click()
+    await roomItem(b, 'Erin').getByText('Direct', { exact: true }).waitFor({ timeout: 45000 })
     assert.deepEqual([...errors, ...b.consoleErrors], [])
   })
 })
