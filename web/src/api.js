@@ -93,6 +93,11 @@ export const api = {
   // any of {maxUses, expiresInSecs}
   createInvite: (roomId, limits) => request('POST', `${room(roomId)}/invites`, limits, 'invites'),
   invites: (roomId) => request('GET', `${room(roomId)}/invites`, undefined, 'invites'),
+  // the one direct room of the caller and that user: created (201) or found (200)
+  openDirect: (username) => request('POST', '/api/dm', { username }, 'dm'),
+  blocks: () => request('GET', '/api/user/blocks', undefined, 'blocks'),
+  block: (userId) => request('POST', `/api/user/blocks/${encodeURIComponent(userId)}`, undefined, 'block'),
+  unblock: (userId) => request('DELETE', `/api/user/blocks/${encodeURIComponent(userId)}`, undefined, 'block'),
   revokeInvite: (roomId, inviteId) =>
     request('DELETE', `${room(roomId)}/invites/${encodeURIComponent(inviteId)}`, undefined, 'invites'),
 }

@@ -30,6 +30,11 @@ const SEND_CODES = {
   archived: 'You cannot post here: this room is archived, so it is read-only.',
 }
 
+// Sending in a direct conversation: the only refusal `forbidden` there is the other's block.
+const DIRECT_CODES = {
+  forbidden: 'You cannot message this person: they have blocked you.',
+}
+
 // A message that changes: replying, editing, deleting, reacting.
 const GONE = 'That message does not exist (any more).'
 const MESSAGE_CODES = {
@@ -61,7 +66,8 @@ const MESSAGE_CODES = {
 
 export function socketErrorText(error, context) {
   const code = (error && (error.code || error.message)) || 'unknown'
-  if (context === 'send' && SEND_CODES[code]) return SEND_CODES[code]
+  if (context === 'direct' && DIRECT_CODES[code]) return DIRECT_CODES[code]
+  if ((context === 'send' || context === 'direct') && SEND_CODES[code]) return SEND_CODES[code]
   const byContext = MESSAGE_CODES[context]
   if (byContext && byContext[code]) return byContext[code]
   if (context === 'reply' && SEND_CODES[code]) return SEND_CODES[code]
@@ -72,7 +78,7 @@ export function socketErrorText(error, context) {
 
 // context: 'login' | 'register' | 'session' | 'rooms' | 'create' | 'join' | 'history' | 'logout'
 //   | 'profile' | 'password' | 'export' | 'delete-account' | 'settings' | 'leave' | 'members'
-//   | 'moderate' | 'invites'
+//   | 'moderate' | 'invites' | 'dm' | 'blocks' | 'block'
 const HTTP_BY_CONTEXT = {
   login: {
     400: 'Enter a username and a password of 8 to 128 characters.',
@@ -138,6 +144,18 @@ const HTTP_BY_CONTEXT = {
     400: 'The server refused that invite: the number of uses and the lifetime must be whole numbers above zero.',
     403: 'Only the room’s admins and its owner manage invites.',
     404: 'That invite (or this room) does not exist any more.',
+  },
+  dm: {
+    400: 'You cannot start a conversation with yourself: enter another person’s username.',
+    403: 'You cannot start a conversation with this person: they have blocked you.',
+    404: 'Nobody has that username. Check the spelling (upper and lower case do not matter).',
+  },
+  blocks: {
+    404: 'Your list of blocked people could not be found on the server.',
+  },
+  block: {
+    400: 'You cannot block yourself.',
+    404: 'That person does not exist (any more).',
   },
   history: {
     400: 'The message history could not be loaded (bad request).',

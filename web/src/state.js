@@ -29,6 +29,8 @@ export const state = reactive({
   people: {}, // userId -> {name, avatarImage}: the newest seen (see notePerson)
   members: {}, // roomId -> the room's members panel (see governance.js)
   removals: [], // {key, text}: rooms the user was removed from (or left), until dismissed
+  blocks: [], // {id, name, avatarImage}: the people the user blocked (see direct.js)
+  blocksLoaded: false,
   toast: null, // {text, kind}
 })
 

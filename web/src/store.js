@@ -17,11 +17,16 @@ import {
 } from './timeline.js'
 import { applyRoomEvent, noteVersion, versionFor, noteVanished, loadMembers } from './governance.js'
 import { applyMessageUpdated, useRequester } from './messages.js'
+import { noteReadState, onReadUpdated, onPresence, onTyping, useSocket, resetLive } from './live.js'
+import { isDirect, loadBlocks } from './direct.js'
+import { onJoinNotice } from './notices.js'
 
 export { state, PAGE, MAX_TEXT, showToast, dismissToast, newId, sameId, codePoints, personOf } from './state.js'
 export { chatOf, roomById, openRoom, retryHistory, hasOlder, loadOlder } from './timeline.js'
 export * from './governance.js'
 export * from './messages.js'
+export { markRead, noteTyping, typingText } from './live.js'
+export * from './direct.js'
 
 const ACK_TIMEOUT = 15000
 
@@ -59,11 +64,15 @@ export function clearSession(reason, kind = 'error') {
   state.people = {}
   state.members = {}
   state.removals = []
+  state.blocks = []
+  state.blocksLoaded = false
   state.activeRoomId = null
   state.conn = 'idle'
   state.connError = ''
   roomsPromise = null
   resetTimelines()
+  resetLive()
+  clearInterval(discoverTimer)
   clearTimeout(inboxTimer)
   inboxTimer = null
   inbox = []
@@ -136,7 +145,10 @@ export async function boot() {
 
 function start() {
   loadRooms()
+  loadBlocks()
   connect()
+  clearInterval(discoverTimer)
+  discoverTimer = setInterval(discoverRooms, DISCOVER_EVERY)
 }
 
 /* ---------------------------------------------------------------- rooms */
@@ -156,7 +168,7 @@ export function loadRooms() {
       state.rooms = list
       state.roomsLoaded = true
       state.roomsError = ''
-      for (const r of list) chatOf(r.id)
+      for (const r of list) noteReadState(r)
       fetchPreviews(list)
       return true
     } catch (e) {
@@ -185,7 +197,34 @@ function upsertRoom(room) {
   const i = state.rooms.findIndex((r) => sameId(r.id, room.id))
   if (i >= 0) state.rooms[i] = { ...state.rooms[i], ...room }
   else state.rooms.unshift(room)
-  chatOf(room.id)
+  noteReadState(room)
+}
+
+// Nothing tells a socket of a room it was added to (someone opening a direct conversation with
+// the user): a page being looked at reads its room list now and then to find them.
+const DISCOVER_EVERY = 30000
+let discoverTimer = null
+async function discoverRooms() {
+  if (document.visibilityState !== 'visible' || !state.roomsLoaded || !socket) return
+  try {
+    const data = await api.listRooms()
+    for (const r of (data && data.roomList) || []) {
+      if (roomById(r.id)) continue
+      upsertRoom(r)
+      joinOne(r.id)
+    }
+  } catch {
+    // found on the next look or the next reconnect
+  }
+}
+
+// `POST /api/dm`: the one direct room of the caller and that user, new or found again.
+export async function openDirect(username) {
+  const data = await api.openDirect(username)
+  const room = data.room
+  upsertRoom(room)
+  joinOne(room.id)
+  return room
 }
 
 export async function createRoom(name, description, avatarImage) {
@@ -248,6 +287,9 @@ function connect() {
   socket.on('room_event', onRoomEvent)
   socket.on('message_updated', onMessageUpdated)
   socket.on('chat_error', onChatError)
+  socket.on('read_updated', onReadUpdated)
+  socket.on('presence', onPresence)
+  socket.on('typing', onTyping)
 }
 
 async function onConnect() {
@@ -428,42 +470,6 @@ function flushInbox() {
   flushRun()
 }
 
-function onJoinNotice(n) {
-  const room = roomById(n.roomId)
-  if (!room) return
-  const chat = chatOf(n.roomId)
-  const mine = state.user && n.user && sameId(n.user.id, state.user.userId)
-  if (n.user) notePerson(n.user)
-  if (mine) {
-    if (!chat.showOwnJoin) return
-    chat.showOwnJoin = false
-  }
-  const afterSeq = lastSeqOf(chat)
-  const prev = chat.notices[chat.notices.length - 1]
-  // someone reconnecting announces themselves again: show one line, not a stack of them
-  if (prev && prev.afterSeq === afterSeq && n.user && prev.user && sameId(prev.user.id, n.user.id)) return
-  chat.notices.push({ key: newId(), afterSeq, user: n.user || { name: '?' }, time: new Date().toISOString(), mine })
-  if (!mine && n.user && !seenMembers.has(`${key(n.roomId)}|${key(n.user.id)}`)) scheduleRoomRefresh()
-  if (n.user) seenMembers.add(`${key(n.roomId)}|${key(n.user.id)}`)
-}
-
-const seenMembers = new Set()
-let refreshTimer = null
-function scheduleRoomRefresh() {
-  clearTimeout(refreshTimer)
-  refreshTimer = setTimeout(async () => {
-    try {
-      const data = await api.listRooms()
-      for (const r of (data && data.roomList) || []) {
-        const i = state.rooms.findIndex((x) => sameId(x.id, r.id))
-        if (i >= 0) state.rooms[i] = { ...state.rooms[i], ...r }
-      }
-    } catch {
-      // only the member count is stale
-    }
-  }, 1500)
-}
-
 function onChatError(e) {
   if (!e) return
   if (e.id != null) {
@@ -492,6 +498,7 @@ async function request(event, payload) {
   }
 }
 useRequester(request)
+useSocket(request, (event, payload) => socket && socket.connected && socket.emit(event, payload))
 
 // `replyTo`: the seq of the message this one answers, or null.
 export function sendMessage(roomId, text, replyTo = null) {
@@ -540,7 +547,8 @@ async function transmit(p) {
     confirmMessage(p, res)
   } else {
     p.status = 'failed'
-    p.error = socketErrorText(res && res.error, p.replyTo != null ? 'reply' : 'send')
+    const context = isDirect(roomById(p.roomId)) ? 'direct' : p.replyTo != null ? 'reply' : 'send'
+    p.error = socketErrorText(res && res.error, context)
     // a mute this page had not heard of: the members list has its end, for the composer
     if (res && res.error && res.error.code === 'muted') loadMembers(p.roomId)
   }

@@ -18,7 +18,11 @@ function newChat() {
     knownSeq: null, // the room's lastSeq from the last join ack
     joined: false,
     joinError: '',
-    unread: 0,
+    unread: 0, // messages of others after the read marker (see live.js)
+    lastRead: null, // the read marker: the seq read up to, once the server has said it
+    dividerAfter: null, // "New messages" goes above the first message of others after this seq
+    typing: {}, // userId -> {user, until}: who is typing here (see live.js)
+    markedHere: false, // this page has marked the room read since it was loaded
     showOwnJoin: false,
   }
 }
@@ -145,8 +149,12 @@ export function addMessages(roomId, list, { live = false } = {}) {
     const ids = new Set(added.filter((m) => state.user && sameId(m.user.id, state.user.userId)).map((m) => key(m.id)))
     if (ids.size) chat.pending = chat.pending.filter((p) => !ids.has(key(p.id)))
   }
-  if (live && !sameId(roomId, state.activeRoomId)) {
-    chat.unread += added.filter((m) => !(state.user && sameId(m.user.id, state.user.userId))).length
+  if (live) {
+    const others = added.filter((m) => !(state.user && sameId(m.user.id, state.user.userId)) && !m.deleted)
+    for (const m of others) delete chat.typing[key(m.user.id)] // their message ends their typing
+    // the open room, on a page being looked at, is marked read instead (see live.js)
+    const reading = sameId(roomId, state.activeRoomId) && document.visibilityState === 'visible'
+    if (!reading) chat.unread += others.filter((m) => chat.lastRead == null || m.seq > chat.lastRead).length
   }
   if (hasGap(chat.messages)) scheduleGapCheck(roomId)
   return added
@@ -211,6 +219,8 @@ export async function openRoom(roomId) {
   state.activeRoomId = roomId
   if (roomId == null) return
   const chat = chatOf(roomId)
+  // the divider stays where the unread messages began for as long as the room is open
+  chat.dividerAfter = chat.unread > 0 && chat.lastRead != null ? chat.lastRead : null
   chat.unread = 0
   if (!chat.historyLoaded && !chat.loadingHistory) await loadLatest(roomId)
 }
