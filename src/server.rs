@@ -128,7 +128,8 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
             Duration::from_secs(cfg.room_idle_secs.max(1)),
             storage.keys.clone(),
         )
-        .with_snapshots(storage.snapshots(&cfg.store)?),
+        .with_snapshots(storage.snapshots(&cfg.store)?)
+        .with_blocks(Arc::new(crate::http::ReadBlocks(storage.reads.clone()))),
     )
     .await
     .context("starting the room supervisor")?;

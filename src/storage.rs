@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 12] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 13] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -27,6 +27,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 12] = [
     projections::postgres::GOVERNANCE_MIGRATION,
     projections::postgres::MESSAGES_MIGRATION,
     projections::markers::POSTGRES_MIGRATION,
+    projections::postgres::DIRECT_MIGRATION,
 ];
 
 /// The opened data.

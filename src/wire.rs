@@ -91,11 +91,12 @@ pub struct Room<'a> {
     pub name: &'a str,
     /// Its description, possibly empty.
     pub description: &'a str,
-    /// The id of the user who created it.
-    pub owner: &'a str,
+    /// The id of its owner (its creator until ownership is transferred); null for a direct
+    /// room, which nobody owns.
+    pub owner: Option<&'a str>,
     /// `/media/<file>`, or `""` for none.
     pub avatar_image: &'a str,
-    /// The join code: 32 lowercase hex characters.
+    /// The join code: 32 lowercase hex characters; `""` for a direct room, which has none.
     pub room_hash_id: &'a str,
     /// When it was created (RFC 3339 UTC with milliseconds).
     #[schema(format = DateTime)]
@@ -107,7 +108,8 @@ pub struct Room<'a> {
     pub member_count: u64,
     /// Its newest `seq`, as the read tables know it.
     pub last_seq: u64,
-    /// `"group"` (every room today) or `"direct"`.
+    /// `"group"` (every room made by `POST /api/room/create`) or `"direct"` (the room of
+    /// two people opened by `POST /api/dm`).
     #[schema(example = "group")]
     pub kind: &'static str,
     /// The caller's role: `owner`, `admin` or `member`; left out where the room is not
@@ -128,19 +130,22 @@ pub struct Room<'a> {
     pub unread: Option<u64>,
 }
 
-/// `room` of a room row, with the role it was read with (if any).
+/// `room` of a room row, with the role it was read with (if any). A direct room's row has
+/// no name of its own: the caller puts the other person's there first
+/// ([`crate::http`]'s direct rooms).
 pub fn room(r: &RoomRow) -> Room<'_> {
+    let direct = r.direct.is_some();
     Room {
-        kind: "group",
+        kind: if direct { "direct" } else { "group" },
         role: r.role.as_deref(),
         archived: r.archived,
         retention_days: r.retention_days,
         id: &r.id,
         name: &r.name,
         description: &r.description,
-        owner: &r.owner,
+        owner: (!direct).then_some(r.owner.as_str()),
         avatar_image: &r.avatar_image,
-        room_hash_id: &r.room_hash_id,
+        room_hash_id: if direct { "" } else { &r.room_hash_id },
         create_time: time(r.create_time),
         update_time: time(r.update_time),
         member_count: r.member_count,

@@ -50,7 +50,7 @@ async fn an_event_encoded_once_reaches_the_wire_as_emit_sends_it_and_only_in_its
     );
 
     ws.send(Message::text(r#"42["share"]"#)).await.unwrap();
-    let by_emit = r#"42["e",{"n":[1,2],"text":"ünïcødé \"quoted\""}]"#;
+    let by_emit = r#"42["e",{"text":"ünïcødé \"quoted\"","n":[1,2]}]"#;
     assert_eq!(
         plain::next_text(&mut ws).await,
         by_emit,

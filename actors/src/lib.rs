@@ -4,7 +4,8 @@
 //!   given-events / when-command / then-events; [`recent`]: its window of recent messages,
 //!   which makes a retried send answer its first `seq`.
 //! - [`command`]: what a room actor is asked ([`Msg`](command::Msg)) and answers;
-//!   [`settings`]: how it runs.
+//!   [`settings`]: how it runs, and who blocks whom ([`Blocks`], asked before posts in
+//!   direct rooms).
 //! - [`actor`]: the ractor [`RoomActor`] that runs those rules for one room, batching appends
 //!   ([`batch`]) and fanning out to subscribers.
 //! - [`Rooms`] ([`rooms`]): the registry and supervisor of room actors.
@@ -31,5 +32,5 @@ pub use command::{Applied, Changed, Error, Posted, Resume, Subscribed};
 pub use delivery::{
     Delivery, JoinNotice, Message, RenderSlot, RoomEvent, RoomView, Sink, Subscriber,
 };
-pub use rooms::{Created, NewRoom, Room, Rooms};
-pub use settings::{SNAPSHOT_EVERY, Settings, Starts};
+pub use rooms::{Created, NewRoom, Opened, Room, Rooms};
+pub use settings::{Blocks, SNAPSHOT_EVERY, Settings, Starts};

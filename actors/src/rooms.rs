@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+mod direct;
+pub use direct::Opened;
+
 /// A room actor's address and its subscribers.
 #[derive(Clone)]
 pub struct Room {

@@ -1,9 +1,24 @@
-//! How room actors run: idle stop, snapshots, and the counters of how they started.
+//! How room actors run: idle stop, snapshots, who blocks whom, and the counters of how they
+//! started.
 
 use events::Snapshots;
 use events::keys::Keys;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Who blocks whom: the binary answers it from the read side (the blocks are in users'
+/// streams, which a room does not fold). A room asks only for posts in a direct room, so
+/// group rooms never wait for it.
+pub trait Blocks: Send + Sync {
+    /// Whether `by` blocks `user`; `Err` with a reason when that cannot be read now.
+    fn blocks<'a>(
+        &'a self,
+        by: &'a str,
+        user: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+}
 
 /// Settings of a room actor.
 #[derive(Clone)]
@@ -16,6 +31,8 @@ pub struct Settings {
     /// The key store: message texts are sealed with it before they are appended and opened
     /// with it when they are replayed from the log.
     pub keys: Arc<Keys>,
+    /// Who blocks whom, asked before a post in a direct room. `None`: nobody blocks anyone.
+    pub blocks: Option<Arc<dyn Blocks>>,
 }
 
 /// How room actors started (counters for metrics).
@@ -42,6 +59,15 @@ impl Settings {
             idle_after,
             snapshots: None,
             keys,
+            blocks: None,
+        }
+    }
+
+    /// The same settings, asking `blocks` before posts in direct rooms.
+    pub fn with_blocks(self, blocks: Arc<dyn Blocks>) -> Self {
+        Self {
+            blocks: Some(blocks),
+            ..self
         }
     }
 
@@ -59,6 +85,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("idle_after", &self.idle_after)
             .field("snapshots", &self.snapshots.is_some())
+            .field("blocks", &self.blocks.is_some())
             .finish()
     }
 }

@@ -8,10 +8,11 @@
 //! that was let go. Of two users racing for one name (in one process or several) exactly one
 //! wins. The user's own stream records the rest, personal data sealed for the user.
 //! Passwords are not here: their hashes live in the credentials table (`src/auth.rs`).
+//! The blocks a user puts on others are in their stream too (ids only).
 
 use events::event::{
-    AvatarChanged, PasswordChanged, UserErased, UserNameClaimed, UserNameReleased, UserRegistered,
-    UserRenamed, user_stream, username_stream,
+    AvatarChanged, Block, PasswordChanged, UserErased, UserNameClaimed, UserNameReleased,
+    UserRegistered, UserRenamed, user_stream, username_stream,
 };
 use events::keys::Keys;
 use events::seal::Subject;
@@ -215,6 +216,25 @@ pub async fn password_changed(store: &dyn Store, user_id: &str) -> Result<u64, E
         }),
     )
     .await
+}
+
+/// Records that `by` blocks `user_id` (`on`) or no longer does; returns its position.
+/// Whether that changes anything is the caller's to know first: a second block is harmless
+/// (the read side keeps one), but is not worth an event.
+///
+/// # Errors
+/// [`Error::Unavailable`].
+pub async fn block(store: &dyn Store, by: &str, user_id: &str, on: bool) -> Result<u64, Error> {
+    let block = Block {
+        by: by.to_owned(),
+        user_id: user_id.to_owned(),
+    };
+    let event = if on {
+        Event::UserBlocked(block)
+    } else {
+        Event::UserUnblocked(block)
+    };
+    record(store, by, event).await
 }
 
 /// Records the erasure of `user_id` and lets their name (`name`, if it is still known) go;

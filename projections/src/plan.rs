@@ -25,8 +25,9 @@
 //! change of another kind ([`Plan::is_insert`]): a member removed and back within one batch
 //! is a removal between two inserts of one row.
 //!
-//! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`] and
-//! [`Change::EraseUser`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
+//! Which projection emits what: `user` [`Change::InsertUser`], [`Change::UpdateUser`],
+//! [`Change::EraseUser`], and for `user_block` [`Change::InsertBlock`], [`Change::RemoveBlock`]
+//! and [`Change::EraseBlocks`]; `room_member` [`Change::InsertMember`], [`Change::RemoveMember`],
 //! [`Change::SetRole`] and [`Change::SetMute`]; `room_record` [`Change::InsertRecord`],
 //! [`Change::EditRecord`], [`Change::DeleteRecord`], [`Change::React`] and
 //! [`Change::ScrubRecords`]; `room` [`Change::InsertRoom`], [`Change::TouchRoom`],
@@ -150,6 +151,7 @@ mod tests {
             owner: "o".into(),
             avatar_image: String::new(),
             room_hash_id: format!("code {id}"),
+            direct: None,
             time,
         }
     }

@@ -44,6 +44,13 @@ pub const MESSAGES_MIGRATION: Migration = Migration {
     sql: include_str!("../../migrations/postgres/0011_message_changes.sql"),
 };
 
+/// The read side of direct rooms and blocks, for PostgreSQL.
+pub const DIRECT_MIGRATION: Migration = Migration {
+    version: 13,
+    name: "direct",
+    sql: include_str!("../../migrations/postgres/0013_direct.sql"),
+};
+
 /// The read tables of log format 2 and the credential table, for PostgreSQL.
 pub const SEALED_MIGRATION: Migration = Migration {
     version: 9,

@@ -55,7 +55,8 @@ pub fn like_pattern(query: &str) -> String {
 /// The projections, each keeping its own table and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
-    /// The `user` table.
+    /// The `user` table, with `user_block` (who blocks whom: the blocks are events of the
+    /// users' streams, so the same projection keeps them, with no worker of their own).
     User,
     /// The `room` table.
     Room,
@@ -93,7 +94,7 @@ impl Projection {
     /// Every table it keeps, the main one first: a rebuild replaces them together.
     pub fn tables(self) -> &'static [&'static str] {
         match self {
-            Projection::User => &["user"],
+            Projection::User => &["user", "user_block"],
             Projection::Room => &["room"],
             Projection::RoomMember => &["room_member"],
             Projection::RoomRecord => &["room_record", "room_reaction", "room_record_version"],
@@ -127,7 +128,7 @@ impl Projection {
         let time = rec.recorded_at;
         let clear = clear.map(str::to_owned);
         match self {
-            Projection::User => user(event, time, clear),
+            Projection::User => return user(event, time, clear),
             Projection::Room => room(event, time, clear),
             Projection::RoomMember => member(event, time),
             Projection::RoomRecord => record(rec, event, clear),
@@ -140,7 +141,13 @@ impl Projection {
     }
 }
 
-fn user(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
+fn user(event: &Event, time: i64, clear: Option<String>) -> Vec<Change> {
+    let mut changes: Vec<Change> = user_row(event, time, clear).into_iter().collect();
+    changes.extend(block(event, time));
+    changes
+}
+
+fn user_row(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
     Some(match event {
         Event::UserRegistered(u) => Change::InsertUser {
             id: u.user_id.clone(),
@@ -182,6 +189,18 @@ fn room(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
             avatar_image: r.avatar_image.clone(),
             // The room's key is never destroyed; a code that does not open is not shown.
             room_hash_id: clear.unwrap_or_default(),
+            direct: None,
+            time,
+        },
+        // No code: the unique column holds what no code can be (see the migration).
+        Event::DirectRoomOpened(d) => Change::InsertRoom {
+            id: d.room_id.clone(),
+            name: String::new(),
+            description: String::new(),
+            owner: String::new(),
+            avatar_image: String::new(),
+            room_hash_id: format!("direct:{}", d.room_id),
+            direct: Some(d.users.clone()),
             time,
         },
         Event::MemberJoined(j) => touch(&j.room_id),
@@ -348,6 +367,24 @@ fn invite(event: &Event, time: i64, clear: Option<String>) -> Option<Change> {
     })
 }
 
+fn block(event: &Event, time: i64) -> Option<Change> {
+    Some(match event {
+        Event::UserBlocked(b) => Change::InsertBlock {
+            by: b.by.clone(),
+            user_id: b.user_id.clone(),
+            time,
+        },
+        Event::UserUnblocked(b) => Change::RemoveBlock {
+            by: b.by.clone(),
+            user_id: b.user_id.clone(),
+        },
+        Event::UserErased(u) => Change::EraseBlocks {
+            user_id: u.user_id.clone(),
+        },
+        _ => return None,
+    })
+}
+
 fn code(event: &Event) -> Option<Change> {
     Some(match event {
         Event::RoomCreated(r) => Change::InsertCode {
@@ -370,214 +407,4 @@ fn code(event: &Event) -> Option<Change> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use events::NewEvent;
-    use events::event::MemberJoined;
-
-    fn recorded(event: &Event, position: u64) -> Recorded {
-        let n = NewEvent::with_id(uuid::Uuid::nil(), event, 42);
-        Recorded {
-            position,
-            stream_id: "room-r".into(),
-            version: 1,
-            event_id: n.event_id,
-            event_type: n.event_type.into(),
-            schema_version: n.schema_version,
-            recorded_at: n.recorded_at,
-            payload: n.payload,
-            hash: [0; 32],
-        }
-    }
-
-    #[test]
-    fn a_join_touches_its_room_adds_a_member_and_uses_its_invite() {
-        let e = Event::MemberJoined(MemberJoined {
-            room_id: "r".into(),
-            user_id: "u".into(),
-            invite: Some("i".into()),
-        });
-        let rec = recorded(&e, 5);
-        assert_eq!(
-            Projection::Room.changes(&rec, &e, None),
-            [Change::TouchRoom {
-                room_id: "r".into(),
-                seq: None,
-                time: 42
-            }]
-        );
-        assert_eq!(
-            Projection::RoomMember.changes(&rec, &e, None),
-            [Change::InsertMember {
-                room_id: "r".into(),
-                user_id: "u".into(),
-                role: Role::Member,
-                joined_at: 42
-            }]
-        );
-        assert_eq!(
-            Projection::RoomInvite.changes(&rec, &e, None),
-            [Change::UseInvite {
-                room_id: "r".into(),
-                invite_id: "i".into()
-            }]
-        );
-        for p in [
-            Projection::User,
-            Projection::RoomRecord,
-            Projection::RoomCode,
-        ] {
-            assert!(p.changes(&rec, &e, None).is_empty(), "{p:?}");
-        }
-        let standing = Event::MemberJoined(MemberJoined {
-            invite: None,
-            ..match e {
-                Event::MemberJoined(j) => j,
-                _ => unreachable!(),
-            }
-        });
-        assert!(
-            Projection::RoomInvite
-                .changes(&rec, &standing, None)
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn the_creator_is_the_owning_member_and_the_code_finds_the_room() {
-        let e = events::testing::created("r", "o");
-        let rec = recorded(&e, 1);
-        assert_eq!(
-            Projection::RoomMember.changes(&rec, &e, None),
-            [Change::InsertMember {
-                room_id: "r".into(),
-                user_id: "o".into(),
-                role: Role::Owner,
-                joined_at: 42
-            }]
-        );
-        assert_eq!(
-            Projection::RoomCode.changes(&rec, &e, None),
-            [Change::InsertCode {
-                code_hash: events::event::join_code_hash(&format!("{:0>32}", "r")),
-                room_id: "r".into(),
-                invite_id: None
-            }]
-        );
-    }
-
-    #[test]
-    fn a_message_becomes_a_record_with_its_position() {
-        let e = events::testing::posted("r", 3, "u", "<b>hi</b>");
-        let rec = recorded(&e, 9);
-        match &Projection::RoomRecord.changes(&rec, &e, Some("<b>hi</b>"))[..] {
-            [
-                Change::InsertRecord {
-                    seq: 3,
-                    position: 9,
-                    message,
-                    ..
-                },
-            ] => assert_eq!(message, "<b>hi</b>"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn changes_of_a_message_carry_its_version_and_the_order_of_reacting() {
-        let post = Event::MessagePosted(events::event::MessagePosted {
-            reply_to: Some(2),
-            ..match events::testing::posted("r", 3, "u", "hi") {
-                Event::MessagePosted(m) => m,
-                _ => unreachable!(),
-            }
-        });
-        let mut rec = recorded(&post, 9);
-        rec.version = 7;
-        match &Projection::RoomRecord.changes(&rec, &post, Some("hi"))[..] {
-            [
-                Change::InsertRecord {
-                    version: 7,
-                    reply_to: Some(2),
-                    ..
-                },
-            ] => {}
-            other => panic!("{other:?}"),
-        }
-        let edit = Event::MessageEdited(events::event::MessageEdited {
-            room_id: "r".into(),
-            seq: 3,
-            user_id: "u".into(),
-            text: events::testing::seal(
-                &events::seal::Subject::Room("r".into()),
-                "unused: the opened text is given",
-            ),
-            period: 0,
-        });
-        rec.version = 8;
-        assert_eq!(
-            Projection::RoomRecord.changes(&rec, &edit, Some("  New\tText ")),
-            [Change::EditRecord {
-                room_id: "r".into(),
-                seq: 3,
-                message: Some("  New\tText ".into()),
-                search_text: "new text".into(),
-                time: 42,
-                version: 8,
-            }]
-        );
-        assert_eq!(
-            Projection::RoomRecord.changes(&rec, &edit, None),
-            [Change::EditRecord {
-                room_id: "r".into(),
-                seq: 3,
-                message: None,
-                search_text: String::new(),
-                time: 42,
-                version: 8,
-            }]
-        );
-        let reaction = events::event::Reaction {
-            room_id: "r".into(),
-            seq: 3,
-            user_id: "v".into(),
-            emoji: "👍".into(),
-        };
-        let off = Event::ReactionRemoved(reaction);
-        let rec = recorded(&off, 11);
-        assert_eq!(
-            Projection::RoomRecord.changes(&rec, &off, None),
-            [Change::React {
-                room_id: "r".into(),
-                seq: 3,
-                emoji: "👍".into(),
-                user_id: "v".into(),
-                on: false,
-                position: 11,
-                version: 1,
-            }]
-        );
-        for p in ALL.into_iter().filter(|p| *p != Projection::RoomRecord) {
-            assert!(p.changes(&rec, &off, None).is_empty(), "{p:?}");
-            assert!(p.changes(&rec, &edit, None).is_empty(), "{p:?}");
-        }
-        assert_eq!(
-            Projection::RoomRecord.tables(),
-            ["room_record", "room_reaction", "room_record_version"]
-        );
-    }
-
-    #[test]
-    fn search_patterns_escape_like_wildcards() {
-        assert_eq!(like_pattern("  Hello\tWorld "), "%hello world%");
-        assert_eq!(like_pattern("100%_\\x"), "%100\\%\\_\\\\x%");
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for p in ALL {
-            assert_eq!(Projection::by_name(p.name()), Some(p));
-        }
-        assert_eq!(Projection::by_name("nope"), None);
-    }
-}
+mod tests;

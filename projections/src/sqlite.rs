@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "read_marker",
         sql: include_str!("../../migrations/sqlite/read/0006_read_marker.sql"),
     },
+    Migration {
+        version: 7,
+        name: "direct",
+        sql: include_str!("../../migrations/sqlite/read/0007_direct.sql"),
+    },
 ];
 
 /// The read database: a file, a writer connection per worker, and a pool of readers.

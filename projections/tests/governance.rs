@@ -267,6 +267,7 @@ async fn postgres_answers_the_governance_of_a_room() {
         postgres::GOVERNANCE_MIGRATION,
         postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
+        postgres::DIRECT_MIGRATION,
     ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
@@ -340,12 +341,13 @@ async fn postgres_upgrade_keeps_the_members_with_the_owner_as_owner() {
         postgres::GOVERNANCE_MIGRATION,
         postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
+        postgres::DIRECT_MIGRATION,
     ]);
     assert_eq!(
         events::migrate::apply_postgres(&mut client, &all)
             .await
             .unwrap(),
-        3
+        4
     );
     let pool = events::postgres::pool(&url, 4).unwrap();
     upgraded_as_before(&Reads::Postgres(pool)).await;

@@ -406,6 +406,7 @@ async fn postgres_shows_messages_as_they_are_now() {
     all.extend([
         postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
+        postgres::DIRECT_MIGRATION,
     ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
@@ -452,12 +453,12 @@ async fn postgres_upgrade_leaves_the_records_to_the_log() {
     tokio::spawn(conn);
     client.batch_execute(OLD_ROWS).await.unwrap();
     let mut all = BEFORE.to_vec();
-    all.push(postgres::MESSAGES_MIGRATION);
+    all.extend([postgres::MESSAGES_MIGRATION, postgres::DIRECT_MIGRATION]);
     assert_eq!(
         events::migrate::apply_postgres(&mut client, &all)
             .await
             .unwrap(),
-        1
+        2
     );
     let pool = events::postgres::pool(&url, 4).unwrap();
     upgraded_as_before(&Reads::Postgres(pool)).await;

@@ -41,6 +41,7 @@ async fn fresh_pool() -> Pool {
             postgres::GOVERNANCE_MIGRATION,
             postgres::MESSAGES_MIGRATION,
             projections::markers::POSTGRES_MIGRATION,
+            postgres::DIRECT_MIGRATION,
         ],
     )
     .await;
@@ -184,6 +185,39 @@ fn history() -> Vec<(Event, i64)> {
             _ => {}
         }
     }
+    // A direct room of u1 and u7, and blocks made, lifted and made again; u7's erasure takes
+    // the block on them.
+    at(
+        Event::DirectRoomOpened(events::event::DirectRoomOpened {
+            room_id: "dm".into(),
+            users: ["u1".into(), "u7".into()],
+            by: "u7".into(),
+        }),
+        &mut log,
+        1,
+    );
+    at(join("dm", "u7"), &mut log, 0);
+    at(join("dm", "u1"), &mut log, 0);
+    let block = |by: &str, user: &str, on: bool| {
+        let b = events::event::Block {
+            by: by.into(),
+            user_id: user.into(),
+        };
+        if on {
+            Event::UserBlocked(b)
+        } else {
+            Event::UserUnblocked(b)
+        }
+    };
+    for (by, user, on) in [
+        ("u1", "u7", true),
+        ("u2", "u3", true),
+        ("u2", "u3", true),
+        ("u3", "u2", true),
+        ("u2", "u3", false),
+    ] {
+        at(block(by, user, on), &mut log, 1);
+    }
     at(
         Event::UserErased(events::event::UserErased {
             user_id: "u7".into(),
@@ -241,8 +275,8 @@ enum Kind {
 type Table = (&'static str, &'static [(&'static str, Kind)], &'static str);
 
 /// Every read table: the main table of each projection in the order of `ALL`, then the other
-/// tables of `room_record`.
-const TABLES: [Table; 9] = [
+/// tables of `room_record`, then that of `user`.
+const TABLES: [Table; 10] = [
     (
         "\"user\"",
         &[
@@ -269,6 +303,8 @@ const TABLES: [Table; 9] = [
             ("last_seq", Kind::I),
             ("archived", Kind::F),
             ("retention_days", Kind::N),
+            ("direct_a", Kind::O),
+            ("direct_b", Kind::O),
         ],
         "id",
     ),
@@ -363,6 +399,15 @@ const TABLES: [Table; 9] = [
             ("time", Kind::I),
         ],
         "room_id, seq, edit",
+    ),
+    (
+        "user_block",
+        &[
+            ("blocker_id", Kind::T),
+            ("blocked_id", Kind::T),
+            ("blocked_at", Kind::I),
+        ],
+        "blocker_id, blocked_id",
     ),
 ];
 
@@ -486,6 +531,23 @@ fn history_as_logged(dump: &Dump) {
             .collect()
     };
     let room = |id: &str| rows(1, id).pop().unwrap();
+    let d = room("dm");
+    assert_eq!(
+        (&d[3], &d[5], &d[11], &d[12]),
+        (&text(""), &text("direct:dm"), &text("u1"), &text("u7")),
+        "a direct room's row"
+    );
+    assert_eq!(room("a")[11], Cell::Null, "a group room has no pair");
+    let blocks: Vec<(Cell, Cell)> = dump[9]
+        .1
+        .iter()
+        .map(|b| (b[0].clone(), b[1].clone()))
+        .collect();
+    assert_eq!(
+        blocks,
+        [(text("u3"), text("u2"))],
+        "lifted and erased blocks go"
+    );
     assert_ne!(room("a")[8], Cell::Int(0), "a's last seq");
     // u0's join before the room existed made them a member, and its creation found them.
     let late: Vec<Cell> = rows(2, "late").iter().map(|m| m[1].clone()).collect();
@@ -678,7 +740,7 @@ async fn empty_read_tables(pool: &Pool) {
     let c = pool.get().await.unwrap();
     c.batch_execute(
         "truncate \"user\", room, room_member, room_record, room_ban, room_invite, room_code,
-                  room_reaction, room_record_version, projection_checkpoint",
+                  room_reaction, room_record_version, user_block, projection_checkpoint",
     )
     .await
     .unwrap();

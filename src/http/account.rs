@@ -223,12 +223,14 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
     let head = (*app.store.head().borrow()).max(*app.store.others_head().borrow());
     app.wait_for(head).await;
     let user = me(&app, &s.user_id).await?;
-    let rooms = app.read.rooms_of(&user.id).await?;
+    let mut rooms = app.read.rooms_of(&user.id).await?;
+    super::dm::name_for(&app, &mut rooms, &user.id).await?;
     let messages = app.read.messages_by(&user.id).await?;
     let read_markers: Vec<Value> = (app.read.read_markers(&user.id).await?)
         .into_iter()
         .map(|(room, seq)| json!({"roomId": room, "lastReadSeq": seq}))
         .collect();
+    let blocks = super::dm::blocked_ids(&app, &user.id).await?;
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|r| json!({"room": wire::room(r), "role": r.role}))
@@ -255,7 +257,7 @@ pub async fn export(State(app): State<Shared>, Auth(s): Auth) -> Result<Response
         rooms,
         messages,
         read_markers,
-        blocks: Vec::new(),
+        blocks,
     };
     Ok(ok(StatusCode::OK, "your data", data))
 }
@@ -268,7 +270,8 @@ pub struct Export<'a> {
     messages: Vec<Value>,
     #[serde(rename = "readMarkers")]
     read_markers: Vec<Value>,
-    blocks: Vec<Value>,
+    /// The ids of the users the caller blocks.
+    blocks: Vec<String>,
 }
 
 /// Erases the caller's account (`DELETE /api/user`).

@@ -2,6 +2,7 @@
 //! `/`, and `/healthz`.
 
 mod account;
+mod dm;
 mod error;
 mod extract;
 mod governance;
@@ -12,6 +13,7 @@ mod openapi;
 mod rooms;
 mod users;
 
+pub use dm::ReadBlocks;
 pub use error::ApiError;
 
 use crate::app::Shared;
@@ -57,6 +59,9 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .routes(routes!(invites::rotate))
         .routes(routes!(invites::create_invite, invites::invites))
         .routes(routes!(invites::revoke_invite))
+        .routes(routes!(dm::open))
+        .routes(routes!(dm::blocks))
+        .routes(routes!(dm::block, dm::unblock))
         .split_for_parts();
     let doc = openapi::document_of(doc)
         .to_json()

@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         (name = "rooms", description = "Rooms and their history"),
         (name = "governance", description = "Roles, moderation, room settings and invites"),
         (name = "messages", description = "Sending, editing and deleting messages, for bots and scripts"),
+        (name = "direct", description = "Direct rooms of two people, and blocks"),
         (name = "meta", description = "This document"),
     ),
 )]

@@ -54,7 +54,7 @@ pub struct ReadData {
 /// `data` of create and join.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomData<'a> {
-    room: Room<'a>,
+    pub(super) room: Room<'a>,
 }
 
 /// `data` of `GET /api/room/list`.
@@ -182,7 +182,8 @@ pub async fn create(
 )]
 pub async fn list(State(app): State<Shared>, Auth(s): Auth) -> Result<Response, ApiError> {
     app.own_writes(&s.user_id).await;
-    let rooms = app.read.rooms_of(&s.user_id).await?;
+    let mut rooms = app.read.rooms_of(&s.user_id).await?;
+    super::dm::name_for(&app, &mut rooms, &s.user_id).await?;
     let data = RoomList {
         room_list: rooms.iter().map(wire::room).collect(),
     };

@@ -19,7 +19,7 @@
 
 use crate::batch::Parked;
 use crate::changes;
-use crate::command::{Changed, Msg, Posted};
+use crate::command::{self, Changed, Msg, Posted};
 use crate::delivery::{Delivery, Subscriber};
 use crate::room::{self, Command, Decision, Pending, State};
 use crate::settings::{SNAPSHOT_EVERY, Settings, Starts};
@@ -210,6 +210,11 @@ impl Actor for RoomActor {
                         }));
                     }
                     Ok(_) => {
+                        if let Err(e) = self.check_block(state, &user_id).await {
+                            let _ = reply.send(Err(e));
+                            state.last_activity = Instant::now();
+                            return Ok(());
+                        }
                         // The same id twice in one batch: both wait for the one write.
                         let twin = state.parked.iter_mut().find_map(|p| match p {
                             Parked::Post {
@@ -358,6 +363,23 @@ fn fan_out(state: &RoomState, delivery: &Delivery) {
 }
 
 impl RoomActor {
+    /// In a direct room, refuses a post whose author the other person blocks. The room's own
+    /// stream cannot say so (blocks are in users' streams): the read side is asked, here only,
+    /// so a group room's posts never wait for it.
+    async fn check_block(&self, state: &RoomState, author: &str) -> Result<(), command::Error> {
+        let (Some(other), Some(blocks)) = (state.room.other_of(author), &self.settings.blocks)
+        else {
+            return Ok(());
+        };
+        match blocks.blocks(other, author).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                Err(room::Rejection::Forbidden("this person does not accept your messages").into())
+            }
+            Err(e) => Err(command::Error::Unavailable(e)),
+        }
+    }
+
     /// Starts `state` from the room's newest snapshot, if there is one this log vouches for:
     /// the event at the snapshot's version must be in the stream with the snapshot's hash.
     /// Anything else (no snapshot, another format, another log, snapshots unavailable) leaves

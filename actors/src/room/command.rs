@@ -18,6 +18,11 @@ pub enum Command {
         /// [`join_code_hash`](events::event::join_code_hash) of the code they gave.
         code_hash: [u8; 32],
     },
+    /// One of a direct room's pair opens it again: a member already, or back after leaving.
+    Reopen {
+        /// Who.
+        user_id: String,
+    },
     /// Post a message.
     Post {
         /// The author.

@@ -64,7 +64,13 @@ pub fn decide_with(
     }
     let room_id = || state.room_id.clone();
     let one = |e: Event| Ok(Decision::Append(vec![e]));
+    if state.is_direct()
+        && let Some(refusal) = super::direct::refused(command)
+    {
+        return Err(Rejection::Forbidden(refusal));
+    }
     match command {
+        Command::Reopen { user_id } => super::direct::reopen(state, user_id),
         Command::Join { user_id, code_hash } => {
             if state.is_member(user_id) {
                 return Ok(Decision::AlreadyDone(None));

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 mod command;
 mod decide;
+mod direct;
 pub use command::{Act, Change, Command, Decision, MAX_EMOJI, MAX_EMOJI_CHARS, Pending, Rejection};
 pub use decide::{check_text, decide, decide_with};
 
@@ -21,7 +22,7 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 
 /// The encoding of a [`State`] in a snapshot (bincode of its fields); change it whenever the
 /// fields change, so that snapshots in the old encoding are ignored rather than misread.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+pub const SNAPSHOT_FORMAT: u32 = 5;
 
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -109,8 +110,11 @@ pub struct State {
     pub members: HashMap<String, Member>,
     /// Banned users and the end of each ban (`None`: until lifted).
     pub bans: HashMap<String, Option<i64>>,
-    /// The owner; `None` once an erased owner left nobody to pass the room to.
+    /// The owner; `None` once an erased owner left nobody to pass the room to, and always
+    /// in a direct room.
     pub owner: Option<String>,
+    /// The two users of a direct room (in the order of their ids); `None` for a group room.
+    pub direct: Option<[String; 2]>,
     /// Name, description and the rest.
     pub settings: Settings,
     /// Hash of the standing join code.
@@ -166,6 +170,11 @@ impl State {
                 };
                 self.join_code_hash = c.join_code_hash;
                 self.join_code = Some(c.join_code.clone());
+            }
+            Event::DirectRoomOpened(d) => {
+                self.exists = true;
+                self.direct = Some(d.users.clone());
+                self.settings.created_at = recorded_at;
             }
             Event::MemberJoined(j) => {
                 self.members.entry(j.user_id.clone()).or_insert(Member {
@@ -339,6 +348,16 @@ impl State {
         if self.owner.as_deref() == Some(user_id) {
             self.owner = None;
         }
+    }
+
+    /// Whether this is a direct room.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// In a direct room, the one of the pair who is not `user_id`.
+    pub fn other_of(&self, user_id: &str) -> Option<&str> {
+        events::event::other_of(self.direct.as_ref()?, user_id)
     }
 
     /// Whether `user_id` is a member.

@@ -7,10 +7,11 @@
 //! server wrote.
 
 use crate::event::{
-    Archival, AvatarChanged, Event, InviteCreated, InviteRevoked, JoinCodeRotated, Lifted,
-    LogStarted, MemberBanned, MemberJoined, MemberKicked, MemberLeft, MemberMuted, MessageDeleted,
-    MessageEdited, MessagePosted, PasswordChanged, Reaction, RoleChanged, RoomCreated, RoomUpdated,
-    UserErased, UserNameClaimed, UserNameReleased, UserRegistered, UserRenamed,
+    Archival, AvatarChanged, Block, DirectRoomOpened, Event, InviteCreated, InviteRevoked,
+    JoinCodeRotated, Lifted, LogStarted, MemberBanned, MemberJoined, MemberKicked, MemberLeft,
+    MemberMuted, MessageDeleted, MessageEdited, MessagePosted, PasswordChanged, Reaction,
+    RoleChanged, RoomCreated, RoomUpdated, UserErased, UserNameClaimed, UserNameReleased,
+    UserRegistered, UserRenamed,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -92,7 +93,8 @@ pub fn current_version(event_type: &str) -> u16 {
         | "UserErased" | "MemberLeft" | "MemberKicked" | "MemberBanned" | "MemberUnbanned"
         | "MemberMuted" | "MemberUnmuted" | "RoleChanged" | "RoomUpdated" | "RoomArchived"
         | "RoomUnarchived" | "JoinCodeRotated" | "InviteCreated" | "InviteRevoked"
-        | "MessageEdited" | "MessageDeleted" | "ReactionAdded" | "ReactionRemoved" => 1,
+        | "MessageEdited" | "MessageDeleted" | "ReactionAdded" | "ReactionRemoved"
+        | "DirectRoomOpened" | "UserBlocked" | "UserUnblocked" => 1,
         "UserNameClaimed" | "UserRegistered" | "RoomCreated" | "MemberJoined" => 2,
         "MessagePosted" => 4,
         _ => 0,
@@ -146,6 +148,8 @@ pub fn encode(event: &Event) -> (&'static str, u16, Vec<u8>) {
         Event::MessageEdited(p) => enc(p),
         Event::MessageDeleted(p) => enc(p),
         Event::ReactionAdded(p) | Event::ReactionRemoved(p) => enc(p),
+        Event::DirectRoomOpened(p) => enc(p),
+        Event::UserBlocked(p) | Event::UserUnblocked(p) => enc(p),
     };
     let name = event.type_name();
     (name, current_version(name), bytes)
@@ -210,6 +214,9 @@ pub fn decode(event_type: &str, version: u16, bytes: &[u8]) -> Result<Event, Dec
         ("MessageDeleted", 1) => Event::MessageDeleted(dec::<MessageDeleted>(t, v, bytes)?),
         ("ReactionAdded", 1) => Event::ReactionAdded(dec::<Reaction>(t, v, bytes)?),
         ("ReactionRemoved", 1) => Event::ReactionRemoved(dec::<Reaction>(t, v, bytes)?),
+        ("DirectRoomOpened", 1) => Event::DirectRoomOpened(dec::<DirectRoomOpened>(t, v, bytes)?),
+        ("UserBlocked", 1) => Event::UserBlocked(dec::<Block>(t, v, bytes)?),
+        ("UserUnblocked", 1) => Event::UserUnblocked(dec::<Block>(t, v, bytes)?),
         _ if legacy::is_legacy(t, v) => {
             return Err(DecodeError::Legacy {
                 event_type: t.to_owned(),
@@ -385,6 +392,19 @@ mod tests {
                 user_id: "u1".into(),
                 emoji: ":tada:".into(),
             }),
+            Event::DirectRoomOpened(DirectRoomOpened {
+                room_id: "r2".into(),
+                users: ["u1".into(), "u2".into()],
+                by: "u2".into(),
+            }),
+            Event::UserBlocked(Block {
+                by: "u1".into(),
+                user_id: "u2".into(),
+            }),
+            Event::UserUnblocked(Block {
+                by: "u1".into(),
+                user_id: "u2".into(),
+            }),
         ]
     }
 
@@ -395,6 +415,19 @@ mod tests {
             assert_eq!(name, event.type_name());
             assert_eq!(version, current_version(name));
             assert_eq!(decode(name, version, &bytes).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn direct_rooms_and_blocks_hold_ids_only() {
+        for event in all() {
+            if matches!(
+                event,
+                Event::DirectRoomOpened(_) | Event::UserBlocked(_) | Event::UserUnblocked(_)
+            ) {
+                assert!(event.sealed().is_none(), "{event:?}");
+                assert_eq!(current_version(event.type_name()), 1);
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! The facts of chatroom. Each event carries who, what, and the ids it is about; the time is
 //! in the envelope. Streams: `log` (its first event says which rules the log follows),
-//! `user-<id>`, `username-<name hash>` (uniqueness of names, see
-//! [`Keys::name_hash`](crate::keys::Keys::name_hash)), `room-<id>`.
+//! `user-<id>` (also the blocks the user puts on others), `username-<name hash>` (uniqueness
+//! of names, see [`Keys::name_hash`](crate::keys::Keys::name_hash)), `room-<id>` (group rooms
+//! and direct rooms alike).
 //!
 //! Personal data (names, avatars, message texts, join codes) is only ever [`Sealed`] here, under
 //! the key of its [`Subject`]; see [`crate::seal`]. Password hashes are not in the log at all.
@@ -9,8 +10,10 @@
 use crate::seal::{Sealed, Subject};
 use serde::{Deserialize, Serialize};
 
+mod direct;
 mod governance;
 mod messages;
+pub use direct::*;
 pub use governance::*;
 pub use messages::*;
 
@@ -43,6 +46,8 @@ pub enum Event {
     UserErased(UserErased),
     /// A room was created (stream `room-<id>`, always its first event).
     RoomCreated(RoomCreated),
+    /// A direct room of two users was opened (stream `room-<id>`, always its first event).
+    DirectRoomOpened(DirectRoomOpened),
     /// A user became a member of a room.
     MemberJoined(MemberJoined),
     /// A member left a room, of their own accord or because their account was erased.
@@ -81,6 +86,10 @@ pub enum Event {
     ReactionAdded(Reaction),
     /// A member took a reaction back.
     ReactionRemoved(Reaction),
+    /// A user blocked another (stream `user-<by>`).
+    UserBlocked(Block),
+    /// A user lifted their block of another.
+    UserUnblocked(Block),
 }
 
 /// Payload of [`Event::LogStarted`].
@@ -245,6 +254,7 @@ impl Event {
             Event::PasswordChanged(_) => "PasswordChanged",
             Event::UserErased(_) => "UserErased",
             Event::RoomCreated(_) => "RoomCreated",
+            Event::DirectRoomOpened(_) => "DirectRoomOpened",
             Event::MemberJoined(_) => "MemberJoined",
             Event::MemberLeft(_) => "MemberLeft",
             Event::MemberKicked(_) => "MemberKicked",
@@ -264,6 +274,8 @@ impl Event {
             Event::MessageDeleted(_) => "MessageDeleted",
             Event::ReactionAdded(_) => "ReactionAdded",
             Event::ReactionRemoved(_) => "ReactionRemoved",
+            Event::UserBlocked(_) => "UserBlocked",
+            Event::UserUnblocked(_) => "UserUnblocked",
         }
     }
 

@@ -206,6 +206,28 @@ impl Keys {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The id of the one direct room of two users: HMAC-SHA256 under the server's secret of
+    /// the pair (in the order of their ids, so either may ask), made a UUID. Every process
+    /// computes the same id, so the room's stream itself makes it unique; nobody without the
+    /// secret can tell from two user ids whether they share a room.
+    pub fn direct_room_id(&self, a: &str, b: &str) -> String {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&*self.secret())
+            .expect("HMAC takes a key of any length");
+        // Lengths first: no two pairs of ids read as the same bytes.
+        for part in [first, second] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.update(b"direct room");
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
+
     fn remember(&self, name: String, key: Option<Arc<Key>>) {
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();

@@ -117,3 +117,14 @@ async fn destroyed_keys_leave_no_trace_in_the_files() {
     keys.destroy(&Destroy::User("ann".into())).await.unwrap();
     assert!(!found(&key));
 }
+
+#[test]
+fn a_pair_has_one_direct_room_whoever_asks() {
+    let keys = Keys::memory();
+    let id = keys.direct_room_id("ann", "bob");
+    assert_eq!(id, keys.direct_room_id("bob", "ann"));
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    assert_ne!(id, keys.direct_room_id("ann", "bo"));
+    assert_ne!(id, keys.direct_room_id("annb", "ob"));
+    assert_ne!(id, Keys::memory().direct_room_id("ann", "bob"));
+}

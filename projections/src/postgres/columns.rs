@@ -80,8 +80,12 @@ impl<'a> Columns<'a> {
                     owner,
                     avatar_image,
                     room_hash_id,
+                    direct,
                     time,
                 } => {
+                    let pair = direct.as_ref();
+                    run.rooms.direct_a.push(pair.map(|[a, _]| a.as_str()));
+                    run.rooms.direct_b.push(pair.map(|[_, b]| b.as_str()));
                     run.rooms.id.push(id);
                     run.rooms.name.push(name);
                     run.rooms.description.push(description);
@@ -206,11 +210,13 @@ impl Run<'_> {
             out.push((
                 format!(
                     "insert into {} (id, name, description, owner, avatar_image, room_hash_id,
-                                     create_time, update_time)
-                     select id, name, description, owner, avatar_image, room_hash_id, time, time
+                                     create_time, update_time, direct_a, direct_b)
+                     select id, name, description, owner, avatar_image, room_hash_id, time, time,
+                            direct_a, direct_b
                      from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::int8[])
-                          as v(id, name, description, owner, avatar_image, room_hash_id, time)",
+                                 $6::text[], $7::int8[], $8::text[], $9::text[])
+                          as v(id, name, description, owner, avatar_image, room_hash_id, time,
+                               direct_a, direct_b)",
                     target.table("room")
                 ),
                 vec![
@@ -221,6 +227,8 @@ impl Run<'_> {
                     &rooms.avatar_image,
                     &rooms.room_hash_id,
                     &rooms.time,
+                    &rooms.direct_a,
+                    &rooms.direct_b,
                 ],
             ));
         }
@@ -480,6 +488,28 @@ fn single(change: &Change, target: Target) -> Option<(String, Vec<Owned>)> {
             ),
             vec![owned(room_id), owned(invite_id)],
         ),
+        Change::InsertBlock { by, user_id, time } => (
+            format!(
+                "insert into {} (blocker_id, blocked_id, blocked_at) values ($1, $2, $3)
+                 on conflict do nothing",
+                t("user_block")
+            ),
+            vec![owned(by), owned(user_id), owned(time)],
+        ),
+        Change::RemoveBlock { by, user_id } => (
+            format!(
+                "delete from {} where blocker_id = $1 and blocked_id = $2",
+                t("user_block")
+            ),
+            vec![owned(by), owned(user_id)],
+        ),
+        Change::EraseBlocks { user_id } => (
+            format!(
+                "delete from {} where blocker_id = $1 or blocked_id = $1",
+                t("user_block")
+            ),
+            vec![owned(user_id)],
+        ),
         Change::TouchRoom { .. }
         | Change::InsertUser { .. }
         | Change::InsertRoom { .. }
@@ -516,6 +546,8 @@ struct Rooms<'a> {
     avatar_image: Vec<&'a str>,
     room_hash_id: Vec<&'a str>,
     time: Vec<i64>,
+    direct_a: Vec<Option<&'a str>>,
+    direct_b: Vec<Option<&'a str>>,
 }
 
 /// The columns of new `room_member` rows.

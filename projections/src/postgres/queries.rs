@@ -19,7 +19,7 @@ fn user_row(r: &tokio_postgres::Row) -> UserRow {
 }
 
 fn room_row(r: &tokio_postgres::Row) -> RoomRow {
-    let role: Option<String> = r.get(12);
+    let role: Option<String> = r.get(14);
     // The read state is the member's: none for a room read for nobody.
     let read = |i: usize| {
         role.as_ref()
@@ -39,8 +39,12 @@ fn room_row(r: &tokio_postgres::Row) -> RoomRow {
         last_seq: r.get::<_, i64>(9) as u64,
         archived: r.get(10),
         retention_days: r.get::<_, Option<i64>>(11).map(|d| d as u32),
-        last_read_seq: read(13),
-        unread: read(14),
+        direct: r
+            .get::<_, Option<String>>(12)
+            .zip(r.get::<_, Option<String>>(13))
+            .map(|(a, b)| [a, b]),
+        last_read_seq: read(15),
+        unread: read(16),
         role,
     }
 }

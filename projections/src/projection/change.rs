@@ -60,6 +60,9 @@ pub enum Change {
         avatar_image: String,
         /// Join code.
         room_hash_id: String,
+        /// The two people of a direct room, in the order of their ids; `None` for a group
+        /// room.
+        direct: Option<[String; 2]>,
         /// Creation time.
         time: i64,
     },
@@ -272,5 +275,27 @@ pub enum Change {
         position: u64,
         /// The room's version at the change.
         version: u64,
+    },
+    /// `by` blocks `user_id`; a block already there stays as it is.
+    InsertBlock {
+        /// Who blocks.
+        by: String,
+        /// Who is blocked.
+        user_id: String,
+        /// When.
+        time: i64,
+    },
+    /// `by` no longer blocks `user_id`.
+    RemoveBlock {
+        /// Who blocked.
+        by: String,
+        /// Who was blocked.
+        user_id: String,
+    },
+    /// An erased user's blocks go, and so do others' blocks of them (nobody can write as
+    /// them any more).
+    EraseBlocks {
+        /// The erased user.
+        user_id: String,
     },
 }

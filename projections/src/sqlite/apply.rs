@@ -84,11 +84,12 @@ pub(super) fn apply_change(
             owner,
             avatar_image,
             room_hash_id,
+            direct,
             time,
         } => run(
             "insert into {t} (id, name, description, owner, avatar_image, room_hash_id,
-                              create_time, update_time)
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                              create_time, update_time, direct_a, direct_b)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
             "room",
             params![
                 id,
@@ -97,7 +98,9 @@ pub(super) fn apply_change(
                 owner,
                 avatar_image,
                 room_hash_id,
-                time
+                time,
+                direct.as_ref().map(|[a, _]| a),
+                direct.as_ref().map(|[_, b]| b),
             ],
         ),
         Change::UpdateRoom {
@@ -185,6 +188,22 @@ pub(super) fn apply_change(
                  banned_at = excluded.banned_at",
             "room_ban",
             params![room_id, user_id, until, by, banned_at],
+        ),
+        Change::InsertBlock { by, user_id, time } => run(
+            "insert into {t} (blocker_id, blocked_id, blocked_at) values (?1, ?2, ?3)
+             on conflict do nothing",
+            "user_block",
+            params![by, user_id, time],
+        ),
+        Change::RemoveBlock { by, user_id } => run(
+            "delete from {t} where blocker_id = ?1 and blocked_id = ?2",
+            "user_block",
+            params![by, user_id],
+        ),
+        Change::EraseBlocks { user_id } => run(
+            "delete from {t} where blocker_id = ?1 or blocked_id = ?1",
+            "user_block",
+            params![user_id],
         ),
         Change::RemoveBan { room_id, user_id } => run(
             "delete from {t} where room_id = ?1 and user_id = ?2",

@@ -53,6 +53,8 @@ pub struct RoomRow {
     /// That member's unread messages: after the marker, by others, not deleted; `None` with
     /// `role`.
     pub unread: Option<u64>,
+    /// The two people of a direct room, in the order of their ids; `None` for a group room.
+    pub direct: Option<[String; 2]>,
 }
 
 /// A `room_member` row with the member's profile.
@@ -190,10 +192,10 @@ pub fn user_by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, Error>
 pub(crate) const ROOM_COLUMNS: &str = "r.id, r.name, r.description, r.owner, r.avatar_image, \
      r.room_hash_id, r.create_time, r.update_time, \
      (select count(*) from room_member c where c.room_id = r.id), r.last_seq, r.archived, \
-     r.retention_days";
+     r.retention_days, r.direct_a, r.direct_b";
 
 fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
-    let role: Option<String> = r.get(12)?;
+    let role: Option<String> = r.get(14)?;
     let read = |i: usize| match role {
         Some(_) => r.get::<_, Option<i64>>(i).map(|n| n.map(|n| n as u64)),
         None => Ok(None),
@@ -211,8 +213,12 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRow> {
         last_seq: r.get::<_, i64>(9)? as u64,
         archived: r.get(10)?,
         retention_days: r.get::<_, Option<i64>>(11)?.map(|d| d as u32),
-        last_read_seq: read(13)?,
-        unread: read(14)?,
+        direct: r
+            .get::<_, Option<String>>(12)?
+            .zip(r.get(13)?)
+            .map(|(a, b)| [a, b]),
+        last_read_seq: read(15)?,
+        unread: read(16)?,
         role,
     })
 }

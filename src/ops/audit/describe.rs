@@ -185,6 +185,16 @@ pub(super) async fn describe(
             Some(&r.owner),
             format!("created room {:?} ({:?})", r.name, r.description),
         ),
+        Event::DirectRoomOpened(d) => said(
+            Some(&d.room_id),
+            Some(&d.by),
+            format!(
+                "opened a direct room with {}",
+                d.other(&d.by).unwrap_or("?")
+            ),
+        ),
+        Event::UserBlocked(b) => said(None, Some(&b.by), format!("blocked user {}", b.user_id)),
+        Event::UserUnblocked(b) => said(None, Some(&b.by), format!("unblocked user {}", b.user_id)),
         Event::MemberJoined(j) => said(
             Some(&j.room_id),
             Some(&j.user_id),

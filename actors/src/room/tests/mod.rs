@@ -219,6 +219,7 @@ fn banned(until: Option<i64>) -> Vec<Event> {
     events
 }
 
+mod direct;
 mod governance;
 mod invites;
 mod messages;
