@@ -11,11 +11,13 @@
 //! - [`runner`]: the phases of a run (connect, run, drain, stop) and the report.
 //! - [`scenario`]: `rooms`, `fanout`, `idle`, `slow`.
 //! - [`chatter`]: background sockets that type and reconnect beside a scenario.
+//! - [`reactions`]: a `react` flood on one message of the scenario's first room.
 
 mod chatter;
 mod conn;
 mod procstat;
 mod proto;
+mod reactions;
 mod runner;
 mod scenario;
 mod setup;
@@ -124,6 +126,16 @@ pub struct Args {
     /// Mean seconds a chatter socket stays connected before it reconnects.
     #[arg(long, default_value_t = 30.0)]
     pub reconnect_every: f64,
+    /// Reactions a second, open-loop, flooded on one message of the first room while the
+    /// scenario is measured (rooms, slow, fanout); 0: no flood.
+    #[arg(long, default_value_t = 0.0)]
+    pub reaction_rate: f64,
+    /// Members of the first room that flood reactions, one socket each, besides its senders.
+    #[arg(long, default_value_t = 20)]
+    pub reaction_users: usize,
+    /// Emoji each flooding user toggles on and off in turn (1 to 8).
+    #[arg(long, default_value_t = 4)]
+    pub reaction_emoji: usize,
 }
 
 fn main() -> anyhow::Result<()> {

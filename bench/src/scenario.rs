@@ -63,9 +63,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let accounts = rest.users(&prefix, users).await.context("registering")?;
     let groups = groups(users, n_rooms, room_size);
     let rooms = rest
-        .rooms(&accounts, groups)
+        .rooms_with_codes(&accounts, groups)
         .await
         .context("making rooms")?;
+    let first_room = rooms.first().cloned();
+    let rooms: Vec<Room> = rooms.into_iter().map(|(room, _)| room).collect();
     println!(
         "setup: {} users, {} rooms over REST in {:.1} s",
         users,
@@ -105,6 +107,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await?,
         ),
     };
+    let flood = match (&first_room, args.reaction_rate > 0.0) {
+        (Some((room, code)), true) => Some(
+            crate::reactions::start(
+                &rest,
+                crate::reactions::Plan {
+                    url: &args.url,
+                    prefix: &prefix,
+                    room: (&room.id, code),
+                    users: args.reaction_users,
+                    rate: args.reaction_rate,
+                    emoji: args.reaction_emoji,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let c = runner::connect(&args.url, specs, args.connect_concurrency).await?;
     println!("connected and joined in {:.1} s", c.took.as_secs_f64());
     // Setup hashed a password per user (argon2id, 19 MiB each): give the server a moment to
@@ -122,6 +141,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let outcomes = c.stop().await;
     if let Some(chatter) = chatter {
         chatter.stop().await;
+    }
+    if let Some(flood) = flood {
+        flood.stop().await;
     }
     runner::report(&sh, &w, &outcomes);
     if let Some(path) = &args.trace {

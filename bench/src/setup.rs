@@ -93,6 +93,19 @@ impl Rest {
         users: &[User],
         groups: Vec<Vec<usize>>,
     ) -> anyhow::Result<Vec<Room>> {
+        let rooms = self.rooms_with_codes(users, groups).await?;
+        Ok(rooms.into_iter().map(|(room, _)| room).collect())
+    }
+
+    /// Like [`Rest::rooms`], with each room's join code beside it.
+    ///
+    /// # Errors
+    /// The first refused call.
+    pub async fn rooms_with_codes(
+        &self,
+        users: &[User],
+        groups: Vec<Vec<usize>>,
+    ) -> anyhow::Result<Vec<(Room, String)>> {
         let rooms: Vec<(Room, String)> = stream::iter(groups.into_iter().enumerate())
             .map(|(r, members)| async move {
                 let owner = &users[members[0]].token;
@@ -118,6 +131,15 @@ impl Rest {
             .iter()
             .flat_map(|(room, code)| room.members[1..].iter().map(|&u| (u, code.clone())))
             .collect();
+        self.join(users, joins).await?;
+        Ok(rooms)
+    }
+
+    /// Lets each `(user index, join code)` pair's user join that room.
+    ///
+    /// # Errors
+    /// The first refused join.
+    pub async fn join(&self, users: &[User], joins: Vec<(usize, String)>) -> anyhow::Result<()> {
         stream::iter(joins)
             .map(|(u, code)| async move {
                 self.post(
@@ -130,7 +152,6 @@ impl Rest {
             })
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
-            .await?;
-        Ok(rooms.into_iter().map(|(room, _)| room).collect())
+            .await
     }
 }
