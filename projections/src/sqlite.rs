@@ -15,6 +15,7 @@ pub use crate::error::Error;
 mod apply;
 mod changes;
 mod queries;
+mod rows;
 use apply::apply_change;
 pub(crate) use queries::{
     INVITES, MEMBERS, OWN_MESSAGES, RECORD_COLUMNS, RECORDS, ROOM_COLUMNS, add_reactions,
