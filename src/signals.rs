@@ -11,7 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 /// The `NOTIFY` channel of signals (the log's own is another).
@@ -163,50 +162,16 @@ async fn notify(pool: deadpool_postgres::Pool, mut rx: mpsc::UnboundedReceiver<A
 /// Hears the other processes' signals on a connection of its own, reconnecting forever, and
 /// hands them to this process's subscribers (its own echoes are dropped).
 async fn listen(url: String, node: Arc<str>, local: broadcast::Sender<Arc<Envelope>>) {
-    use futures::StreamExt;
-    loop {
-        let heard = async {
-            let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-            config.connect_timeout(Duration::from_secs(5));
-            let (client, mut connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let driver = tokio::spawn(async move {
-                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(message) = messages.next().await {
-                    match message {
-                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                            let _ = tx.send(n.payload().to_owned());
-                        }
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            });
-            client
-                .batch_execute(&format!("listen {CHANNEL}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            while let Some(payload) = rx.recv().await {
-                match serde_json::from_str::<Envelope>(&payload) {
-                    Ok(e) if *e.node != *node => {
-                        let _ = local.send(Arc::new(e));
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "an unreadable signal was ignored"),
-                }
+    events::postgres::follow_notifications(url, CHANNEL, "signals", move |payload| {
+        match serde_json::from_str::<Envelope>(payload) {
+            Ok(e) if *e.node != *node => {
+                let _ = local.send(Arc::new(e));
             }
-            driver.abort();
-            Ok::<(), String>(())
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "an unreadable signal was ignored"),
         }
-        .await;
-        if let Err(e) = heard {
-            tracing::debug!(error = %e, "signal listener disconnected; retrying");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -201,6 +201,27 @@ impl Drop for PostgresStore {
 /// the log's newest position and the id of the writer that sent it; one from another writer
 /// (or without an id) also moves `others`.
 async fn listen(url: String, head: watch::Sender<u64>, others: watch::Sender<u64>, own: String) {
+    follow_notifications(url, CHANNEL, "log", move |payload| {
+        let (position, writer) = payload.split_once(' ').unwrap_or((payload, ""));
+        if let Ok(p) = position.parse::<u64>() {
+            bump(&head, p);
+            if writer != own {
+                bump(&others, p);
+            }
+        }
+    })
+    .await
+}
+
+/// Hands every notification on `channel` to `each`, on a connection of its own that
+/// reconnects forever (a second after each loss); what was sent while it was away is gone,
+/// so its users also poll. `what` names the follower in the logs.
+pub async fn follow_notifications(
+    url: String,
+    channel: &str,
+    what: &str,
+    mut each: impl FnMut(&str) + Send,
+) {
     use futures::StreamExt;
     loop {
         let connected = async {
@@ -221,25 +242,18 @@ async fn listen(url: String, head: watch::Sender<u64>, others: watch::Sender<u64
                 }
             });
             client
-                .batch_execute(&format!("listen {CHANNEL}"))
+                .batch_execute(&format!("listen {channel}"))
                 .await
                 .map_err(unavailable)?;
-            // What was committed before we listened is found by the subscriptions' poll.
             while let Some(payload) = rx.recv().await {
-                let (position, writer) = payload.split_once(' ').unwrap_or((&payload, ""));
-                if let Ok(p) = position.parse::<u64>() {
-                    bump(&head, p);
-                    if writer != own {
-                        bump(&others, p);
-                    }
-                }
+                each(&payload);
             }
             driver.abort();
             Ok::<(), Error>(())
         }
         .await;
         if let Err(e) = connected {
-            tracing::debug!(error = %e, "log listener disconnected; retrying");
+            tracing::debug!(error = %e, what, "notification listener disconnected; retrying");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
