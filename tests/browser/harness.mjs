@@ -13,6 +13,7 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
+import { io } from 'socket.io-client'
 import { BIN, launch } from '../js/server.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -271,7 +272,47 @@ export async function setUp() {
   })
 }
 
+// A REST call outside the browser; asserts a 2xx and answers `data`.
+export async function call(method, path, body, token) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const json = await res.json().catch(() => null)
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json && json.data
+}
+
+// The token and user id the page keeps.
+export const session = async (page) => ({
+  token: await page.evaluate(() => localStorage.getItem('chatroom.token')),
+  userId: await page.evaluate(() => JSON.parse(localStorage.getItem('chatroom.user')).userId),
+})
+
+const scripts = []
+
+// A member that is a script (socket.io-client, as a bot would be): registered, joined to the
+// room of `code`, connected; `ack` emits and asserts an ok ack. Closed by tearDown.
+export async function scriptMember(name, password, code) {
+  const me = await call('POST', '/api/register', { username: name, password })
+  const { room } = await call('POST', '/api/room/join', { roomIdHash: code }, me.token)
+  const sock = io(`${base}/chatroom`, { auth: { token: me.token }, transports: ['websocket'] })
+  await new Promise((resolve, reject) => {
+    sock.once('connect', resolve)
+    sock.once('connect_error', reject)
+  })
+  scripts.push(sock)
+  const ack = async (event, payload) => {
+    const r = await sock.timeout(30000).emitWithAck(event, payload)
+    assert.ok(r && r.ok, `${event}: ${JSON.stringify(r)}`)
+    return r
+  }
+  return { me, room, sock, ack }
+}
+
 export async function tearDown() {
+  for (const s of scripts.splice(0)) s.close()
   for (const c of contexts) await c.close().catch(() => {})
   if (browser) await browser.close().catch(() => {})
   await stopServer()

@@ -5,54 +5,21 @@
 // opens a conversation with him.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { io } from 'socket.io-client'
-import { DESKTOP, PHONE, T, base, sleep, setUp, tearDown, newUserPage, shot, register, sendText, waitConfirmed, escapeRe } from './harness.mjs'
+import { DESKTOP, PHONE, T, base, sleep, setUp, tearDown, newUserPage, shot, register, sendText, waitConfirmed, escapeRe, call, session, scriptMember } from './harness.mjs'
 
-const bots = []
 before(setUp)
-after(async () => {
-  for (const b of bots) b.close()
-  await tearDown()
-})
+after(tearDown)
 
 const password = 'correct horse battery'
 
 /* ------------------------------------------------------------------ outside the browser */
 
-async function call(method, path, body, token) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const json = await res.json().catch(() => null)
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json && json.data
-}
-
 // A member that is a script, subscribed to the room, that only types.
 async function typist(name, code) {
-  const me = await call('POST', '/api/register', { username: name, password })
-  const { room } = await call('POST', '/api/room/join', { roomIdHash: code }, me.token)
-  const sock = io(`${base}/chatroom`, { auth: { token: me.token }, transports: ['websocket'] })
-  await new Promise((resolve, reject) => {
-    sock.once('connect', resolve)
-    sock.once('connect_error', reject)
-  })
-  bots.push(sock)
-  const ack = async (event, payload) => {
-    const r = await sock.timeout(30000).emitWithAck(event, payload)
-    assert.ok(r && r.ok, `${event}: ${JSON.stringify(r)}`)
-    return r
-  }
+  const { room, ack } = await scriptMember(name, password, code)
   await ack('join_one_chat', { roomId: room.id })
   return { type: () => ack('typing', { roomId: room.id }) }
 }
-
-const session = async (page) => ({
-  token: await page.evaluate(() => localStorage.getItem('chatroom.token')),
-  userId: await page.evaluate(() => JSON.parse(localStorage.getItem('chatroom.user')).userId),
-})
 
 /* ------------------------------------------------------------------ steps on the page */
 

@@ -4,46 +4,18 @@
 // admin, Cara is a member on a phone; Dan is a script (socket.io-client) that fills the room.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { io } from 'socket.io-client'
-import { DESKTOP, PHONE, T, base, sleep, setUp, tearDown, newUserPage, shot, register, sendText, waitConfirmed, escapeRe } from './harness.mjs'
+import { DESKTOP, PHONE, T, sleep, setUp, tearDown, newUserPage, shot, register, sendText, waitConfirmed, escapeRe, call, session, scriptMember } from './harness.mjs'
 
-const bots = []
 before(setUp)
-after(async () => {
-  for (const b of bots) b.close()
-  await tearDown()
-})
+after(tearDown)
 
 const password = 'correct horse battery'
 
 /* ------------------------------------------------------------------ outside the browser */
 
-async function call(method, path, body, token) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const json = await res.json().catch(() => null)
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json && json.data
-}
-
 // A member that is a script: posts and reacts over Socket.IO, as a bot would.
 async function bot(name, code) {
-  const me = await call('POST', '/api/register', { username: name, password })
-  const { room } = await call('POST', '/api/room/join', { roomIdHash: code }, me.token)
-  const sock = io(`${base}/chatroom`, { auth: { token: me.token }, transports: ['websocket'] })
-  await new Promise((resolve, reject) => {
-    sock.once('connect', resolve)
-    sock.once('connect_error', reject)
-  })
-  const ack = async (event, payload) => {
-    const r = await sock.timeout(30000).emitWithAck(event, payload)
-    assert.ok(r && r.ok, `${event}: ${JSON.stringify(r)}`)
-    return r
-  }
-  bots.push(sock)
+  const { room, ack } = await scriptMember(name, password, code)
   return {
     post: async (from, to, text) => {
       for (let i = from; i <= to; i += 20) {
@@ -57,11 +29,6 @@ async function bot(name, code) {
     react: (seq, emoji) => ack('react', { roomId: room.id, seq, emoji, on: true }),
   }
 }
-
-const session = async (page) => ({
-  token: await page.evaluate(() => localStorage.getItem('chatroom.token')),
-  userId: await page.evaluate(() => JSON.parse(localStorage.getItem('chatroom.user')).userId),
-})
 
 /* ------------------------------------------------------------------ steps on the page */
 
