@@ -23,6 +23,12 @@ const whole = (v) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v
 export function noteReadState(room) {
   if (!room || room.id == null) return
   const chat = chatOf(room.id)
+  // the unread count is as of the room's `last_seq`: a join from there replays what came after
+  const last = whole(room.last_seq)
+  if (last != null) {
+    chat.listedSeq = last
+    if (chat.knownSeq == null) chat.knownSeq = last
+  }
   const marker = whole(room.last_read_seq)
   if (marker != null && (chat.lastRead == null || marker >= chat.lastRead)) chat.lastRead = marker
   const unread = whole(room.unread)
@@ -67,6 +73,17 @@ function refreshUnread() {
       // the count is corrected by the next room list
     }
   }, 300)
+}
+
+// A join's ack: messages that came between the room list and the join are counted by the
+// server again (a preview may have shown them without counting them).
+export function noteJoined(roomId, lastSeq) {
+  const chat = chatOf(roomId)
+  const seq = whole(lastSeq)
+  if (seq != null && chat.listedSeq != null && seq > chat.listedSeq) {
+    chat.listedSeq = seq
+    refreshUnread()
+  }
 }
 
 export function onReadUpdated(ev) {

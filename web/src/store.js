@@ -17,7 +17,7 @@ import {
 } from './timeline.js'
 import { applyRoomEvent, noteVersion, versionFor, noteVanished, loadMembers } from './governance.js'
 import { applyMessageUpdated, useRequester } from './messages.js'
-import { noteReadState, onReadUpdated, onPresence, onTyping, useSocket, resetLive } from './live.js'
+import { noteReadState, noteJoined, onReadUpdated, onPresence, onTyping, useSocket, resetLive } from './live.js'
 import { isDirect, loadBlocks } from './direct.js'
 import { onJoinNotice } from './notices.js'
 
@@ -367,7 +367,10 @@ function handleJoinResult(r, sentSince) {
   chat.joined = true
   chat.joinError = ''
   const lastSeq = Number(r.lastSeq)
-  if (Number.isFinite(lastSeq)) chat.knownSeq = lastSeq
+  if (Number.isFinite(lastSeq)) {
+    chat.knownSeq = lastSeq
+    noteJoined(r.roomId, lastSeq)
+  }
   noteVersion(r.roomId, r.lastVersion)
   if (sentSince != null && r.recovered === false) {
     // too much was missed (or the server knows less than we do): start again from REST

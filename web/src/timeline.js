@@ -15,7 +15,8 @@ function newChat() {
     loadingHistory: false,
     loadingOlder: false,
     historyError: '',
-    knownSeq: null, // the room's lastSeq from the last join ack
+    knownSeq: null, // the room's lastSeq from the last join ack (or the room list)
+    listedSeq: null, // the `last_seq` the room list counted `unread` up to
     joined: false,
     joinError: '',
     unread: 0, // messages of others after the read marker (see live.js)
