@@ -57,6 +57,15 @@ pub struct RoomData<'a> {
     pub(super) room: Room<'a>,
 }
 
+/// `data` of join.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinedData<'a> {
+    room: Room<'a>,
+    /// The room's version once the caller is a member: a socket's `sinceVersion` from here
+    /// replays every change after the join.
+    version: u64,
+}
+
 /// `data` of `GET /api/room/list`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomList<'a> {
@@ -204,7 +213,7 @@ fn is_join_code(s: &str) -> bool {
     security(("bearer" = [])),
     request_body = JoinRoom,
     responses(
-        (status = 200, description = "The room joined", body = Envelope<RoomData>),
+        (status = 200, description = "The room joined, and its version then", body = Envelope<JoinedData>),
         (status = 400, description = "Not a join code, or a body that is not the JSON expected", body = Envelope<Null>),
         (status = 401, description = "No token, or one expired or revoked", body = Envelope<Null>),
         (status = 404, description = "No room has this join code", body = Envelope<Null>),
@@ -235,8 +244,9 @@ pub async fn join(
     app.wrote(&s.user_id, joined.position);
     app.wait_for(joined.position).await;
     let room = own_room(&app, &room_id, &s.user_id).await?;
-    let data = RoomData {
+    let data = JoinedData {
         room: wire::room(&room),
+        version: joined.version,
     };
     Ok(ok(StatusCode::OK, "joined", data))
 }

@@ -75,10 +75,11 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 let browser
 const contexts = []
 
-// Sits on the page's Socket.IO WebSocket: records what the page sends, and can answer one
-// chosen message with a refusal, as the server would when rate-limited.
+// Sits on the page's Socket.IO WebSocket: records what the page sends, can answer one chosen
+// message with a refusal, as the server would when rate-limited, and can drop the next event
+// of a chosen name, as a connection lost before it arrives would.
 export function tapSocket(context) {
-  const tap = { sent: [], events: [], refuse: null }
+  const tap = { sent: [], events: [], refuse: null, swallow: null }
   // one Socket.IO packet from the page (an Engine.IO message without its leading 4):
   // returns the packet to answer with instead of passing it on, or null
   const seen = (packet) => {
@@ -86,6 +87,10 @@ export function tapSocket(context) {
     if (!m) return null
     const [event, payload] = JSON.parse(m[2])
     tap.events.push({ event, payload })
+    if (event === tap.swallow) {
+      tap.swallow = null
+      return ''
+    }
     if (event !== 'user_send_message') return null
     tap.sent.push(payload)
     if (tap.refuse && payload.message === tap.refuse && m[1]) {
@@ -109,6 +114,7 @@ export function tapSocket(context) {
     ws.onMessage((frame) => {
       if (typeof frame === 'string' && frame.startsWith('4')) {
         const reply = seen(frame.slice(1))
+        if (reply === '') return
         if (reply) return ws.send(`4${reply}`)
       }
       server.send(frame)

@@ -9,7 +9,7 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   TRANSPORTS, startServer, assertOk, registerMany, createRoom, joinRoom, connect,
-  emitAck, send, sendMany, ackError, messagesIn, waitFor, barrier, delay, closeAll, newMsgId,
+  api, emitAck, send, sendMany, ackError, messagesIn, waitFor, barrier, delay, closeAll, newMsgId,
   assertSeqRange,
 } from './helpers.mjs';
 import {
@@ -295,6 +295,25 @@ describe('resume by sinceVersion', () => {
       assert.equal(upd.data.room.name, 'renamed while away');
     });
   }
+
+  it('the REST join answers the version of the join; a resume from it replays what came after', async () => {
+    const [owner, bob] = await registerMany(url, 2, 'Rjv');
+    const room = await createRoom(url, owner.token);
+    const so = await watch(owner, [room.id]);
+    const joined = assertOk(await api(url, 'POST', '/api/room/join', { token: bob.token, body: { roomIdHash: room.room_hash_id } }), 200, 'join');
+    assert.deepEqual(Object.keys(joined).sort(), ['room', 'version']);
+    const ev = await waitRoomEvent(so, room.id, 'joined', (e) => e.user.id === bob.id);
+    assert.equal(joined.version, ev.version, 'the version of bob\'s joined event');
+    const again = assertOk(await api(url, 'POST', '/api/room/join', { token: bob.token, body: { roomIdHash: room.room_hash_id } }), 200, 'join twice');
+    assert.equal(again.version, joined.version, 'joining twice changes nothing');
+    // bob's socket never joined: what came after his REST join reaches him by that version
+    memberData(await gov.mute(url, owner.token, room.id, bob.id, { durationSecs: 60 }), 'mute');
+    await send(so, room.id, 'after the join');
+    const { s: b } = await resumeOne(bob, room.id, { sinceVersion: joined.version });
+    await waitFor(() => messagesIn(b, room.id).length === 1);
+    const kinds = changes(b, room.id).map((e) => (e.event === 'room_event' ? e.data.type : e.data.message));
+    assert.deepEqual(kinds, ['muted', 'after the join']);
+  });
 
   it('join_all takes sinceVersion keyed by room id; every entry carries lastVersion', async () => {
     const [owner, bob] = await registerMany(url, 2, 'Rall');

@@ -244,6 +244,8 @@ export async function joinByCode(code) {
   const known = roomById(room.id)
   upsertRoom(room)
   if (!known) chatOf(room.id).showOwnJoin = true
+  // a reconnect resumes from the join even when this socket's own join goes unanswered
+  noteVersion(room.id, data.version)
   joinOne(room.id)
   return room
 }
