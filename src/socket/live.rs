@@ -6,6 +6,7 @@
 use super::reply::{Failure, Reply};
 use super::services::Shared;
 use super::worker::Ctx;
+use crate::presence::Transition;
 use crate::presence::markers::MarkError;
 use crate::signals::{Envelope, Signal};
 use serde_json::json;
@@ -13,6 +14,7 @@ use socketioxide::extract::SocketRef;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// `mark_read`: answered once the marker is stored, with the marker now.
 pub(crate) fn mark_read(svc: &Shared, ctx: &Ctx, room_id: String, seq: u64, reply: Reply) {
@@ -107,42 +109,43 @@ fn emit_all(sockets: &[SocketRef], event: &str, data: &serde_json::Value) {
 }
 
 /// Delivers the bus's `typing` and `read_updated` and the presence view's transitions to this
-/// process's sockets, until the bus closes.
+/// process's sockets, until the bus closes. Transitions have a task of their own: each reads
+/// the user's rooms, and the bus must not wait for those reads (it drops what a slow
+/// receiver has not taken).
 pub async fn run(svc: Shared) {
+    if let Some(transitions) = svc.live.presence.transitions() {
+        tokio::spawn(tell_presence(svc.clone(), transitions));
+    }
     let mut signals = svc.live.bus.subscribe();
-    let mut transitions = svc.live.presence.transitions();
     let me = svc.live.bus.node().clone();
     loop {
-        tokio::select! {
-            signal = signals.recv() => match signal {
-                Ok(e) => deliver(&svc, &me, &e),
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "live deliveries fell behind the signal bus");
-                }
-                Err(RecvError::Closed) => return,
-            },
-            Some(t) = async {
-                match transitions.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                // The rooms the user is a member of, from the read side: one query per
-                // transition, none per message.
-                match svc.read.room_ids_of(&t.user).await {
-                    Ok(rooms) => {
-                        for room in rooms {
-                            let sockets = svc.sockets.in_room(&room, None);
-                            emit_all(
-                                &sockets,
-                                "presence",
-                                &json!({"roomId": room, "userId": t.user, "online": t.online}),
-                            );
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not tell a presence change"),
+        match signals.recv().await {
+            Ok(e) => deliver(&svc, &me, &e),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "live deliveries fell behind the signal bus");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Tells the subscribers of each of a user's rooms of their transitions, in order.
+async fn tell_presence(svc: Shared, mut transitions: UnboundedReceiver<Transition>) {
+    while let Some(t) = transitions.recv().await {
+        // The rooms the user is a member of, from the read side: one query per transition,
+        // none per message.
+        match svc.read.room_ids_of(&t.user).await {
+            Ok(rooms) => {
+                for room in rooms {
+                    let sockets = svc.sockets.in_room(&room, None);
+                    emit_all(
+                        &sockets,
+                        "presence",
+                        &json!({"roomId": room, "userId": t.user, "online": t.online}),
+                    );
                 }
             }
+            Err(e) => tracing::warn!(error = %e, "could not tell a presence change"),
         }
     }
 }

@@ -20,6 +20,9 @@ const LEAVING_GRACE: Duration = Duration::from_secs(2);
 struct Own {
     sockets: Vec<u64>,
     leaving: Option<Instant>,
+    /// Offline with the last socket, without the grace (an erased user, whose rooms are
+    /// about to end).
+    at_once: bool,
 }
 
 /// Open sockets by their number, each user's, and those subscribed to each room.
@@ -54,13 +57,20 @@ impl Registry {
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        if let Some((_, (_, session))) = self.open.remove(&id)
-            && let Some(mut own) = self.per_user.get_mut(&session.user_id)
-        {
-            own.sockets.retain(|s| *s != id);
-            if own.sockets.is_empty() {
+        if let Some((_, (_, session))) = self.open.remove(&id) {
+            self.per_user.remove_if_mut(&session.user_id, |user, own| {
+                own.sockets.retain(|s| *s != id);
+                if !own.sockets.is_empty() {
+                    return false;
+                }
+                if own.at_once {
+                    // Under the entry's lock, as in `add`.
+                    self.presence.local(user, false);
+                    return true;
+                }
                 own.leaving = Some(Instant::now());
-            }
+                false
+            });
         }
     }
 
@@ -161,8 +171,18 @@ impl Registry {
         }
     }
 
-    /// Disconnects every socket of `user_id` on this process.
+    /// Disconnects every socket of `user_id` on this process; the last one takes them offline
+    /// at once.
     pub fn disconnect_user(&self, user_id: &str) {
+        self.per_user.remove_if_mut(user_id, |user, own| {
+            own.at_once = true;
+            // Its sockets may have gone already (their tokens revoked): within the grace.
+            let gone = own.sockets.is_empty();
+            if gone {
+                self.presence.local(user, false);
+            }
+            gone
+        });
         for (_, s) in self.sockets_of(user_id) {
             let _ = s.disconnect();
         }
