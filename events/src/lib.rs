@@ -10,6 +10,7 @@
 //! - Backends: [`MemoryStore`] for tests, [`SqliteStore`], the embedded default, and
 //!   [`PostgresStore`], shared by several server processes, and, with the `eventstoredb`
 //!   feature, `EsdbStore` in EventStoreDB/KurrentDB (module `esdb`).
+//! - [`merkle`]: the Merkle tree of RFC 9162 over the log, its proofs and their checks.
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
 //! - [`conformance`]: the suite every backend must pass; `testing` (the `testing` feature):
 //!   what the tests of every crate share.
@@ -26,6 +27,7 @@ pub mod esdb;
 pub mod event;
 pub mod keys;
 mod memory;
+pub mod merkle;
 pub mod migrate;
 pub mod postgres;
 mod postgres_writer;
