@@ -31,8 +31,20 @@ pub enum Command {
     /// Print a room's or a user's history straight from the log.
     Audit(Audit),
     /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
-    /// event that does not match.
-    Verify(StoreArgs),
+    /// event that does not match. With --checkpoint, also prove the log still holds every
+    /// event a signed checkpoint covered, unchanged and in order, and extends it.
+    Verify(VerifyArgs),
+    /// Sign a checkpoint of the log as it is now (its Merkle tree head) into a file.
+    Checkpoint {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file to write (JSON; docs/operations.md gives its fields).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the log's checkpoint verification key (Ed25519, 64 hex digits).
+    PublicKey(StoreArgs),
     /// Copy a log written by an earlier version (personal data in clear) into a new log under
     /// today's rules, keeping the old one aside until you remove it. Stop the server first. An
     /// EventStoreDB log is copied into another server: `--eventstore-url OLD
@@ -59,6 +71,22 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+/// `chatroom verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A signed checkpoint (from `chatroom checkpoint` or `<data dir>/checkpoints/`) the log
+    /// must still hold and extend.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: the key it must be signed with (64 hex digits, or a file holding
+    /// them, as `chatroom public-key` prints them); default: this log's own key.
+    #[arg(long, requires = "checkpoint")]
+    pub public_key: Option<String>,
 }
 
 /// `chatroom erase-user`.
@@ -273,4 +301,8 @@ pub struct Serve {
     /// log itself, by destroying their keys), checked every 10 minutes; 0: keep them.
     #[arg(long, env = "CHATROOM_RETENTION_DAYS", default_value_t = 0)]
     pub retention_days: u32,
+    /// Sign a checkpoint of the log into `<data dir>/checkpoints/` every this many seconds
+    /// (and at start); 0 turns it off.
+    #[arg(long, env = "CHATROOM_CHECKPOINT_EVERY_SECS", default_value_t = 300)]
+    pub checkpoint_every_secs: u64,
 }
