@@ -204,3 +204,132 @@ async fn embedded_checkpoints_catch_truncation_reordering_and_edits() {
         }
     }
 }
+
+/// A PostgreSQL database of its own, with a connection to run SQL on it.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// `url` with another database name (the scratch database's URL is `.../name`).
+fn renamed(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_checkpoints_catch_truncation_reordering_and_edits() {
+    let admin = std::env::var("CHATROOM_TEST_DATABASE_URL").unwrap();
+    let url = events::testing::scratch_database(&admin, &[]).await;
+    let mut server = Server::start(&["--database-url", &url, "--checkpoint-every-secs", "0"]);
+    traffic(&server).await;
+    assert!(server.terminate().success());
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let store = |url: &str| {
+        vec![
+            "--database-url".to_owned(),
+            url.to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.clone(),
+        ]
+    };
+    let run = |args: &[&str], url: &str| {
+        let s = store(url);
+        let s: Vec<&str> = s.iter().map(String::as_str).collect();
+        chatroom(args, &s)
+    };
+    let cp = data.path().join("cp.json");
+    let cp_arg = cp.to_str().unwrap();
+    let (code, out) = run(&["checkpoint", "--out", cp_arg], &url);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !data.path().join("log-signing.key").exists(),
+        "with PostgreSQL the key is kept in the database"
+    );
+    let (_, public) = run(&["public-key"], &url);
+    let public = public.lines().next().unwrap().to_owned();
+    let verify = ["verify", "--checkpoint", cp_arg, "--public-key", &public];
+    let (code, out) = run(&verify, &url);
+    assert_eq!(code, 0, "untouched: {out}");
+
+    let db = connect(&url).await;
+    let row = db
+        .query_one(
+            "select position, stream_id from event where stream_id = (select stream_id from \
+             event group by stream_id order by count(*) desc, stream_id limit 1) \
+             order by version desc limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (last, stream): (i64, String) = (row.get(0), row.get(1));
+    let row = db
+        .query_one(
+            "select a.position, b.position from event a join event b \
+             on b.position = a.position + 1 where a.stream_id <> b.stream_id \
+             and b.version = 1 and a.position > 1 order by a.position desc limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (a, b): (i64, i64) = (row.get(0), row.get(1));
+    drop(db);
+    let name = url.rsplit_once('/').unwrap().1.to_owned();
+    let guard_off = "alter table event disable trigger event_no_update_or_delete;";
+    let cases = [
+        (
+            "the newest event of a stream deleted",
+            format!("{guard_off} delete from event where position = {last}"),
+            format!("no event at position {last}"),
+        ),
+        (
+            "two events of different streams swapped",
+            format!(
+                "{guard_off} create temporary table two as select * from event \
+                 where position in ({a}, {b});
+                 delete from event where position in ({a}, {b});
+                 insert into event overriding system value select \
+                 case position when {a} then {b} else {a} end, stream_id, version, event_id, \
+                 event_type, schema_version, recorded_at, payload, hash from two;"
+            ),
+            "the first difference lies in the log's events".to_owned(),
+        ),
+        (
+            "a byte flipped",
+            format!(
+                "{guard_off} update event set payload = '\\xff'::bytea || substring(payload from 2) \
+                 where position = {a}"
+            ),
+            format!("at position {a}"),
+        ),
+    ];
+    let admin_db = connect(&admin).await;
+    for (i, (what, sql, want)) in cases.iter().enumerate() {
+        let copy = format!("{name}_t{i}");
+        admin_db
+            .batch_execute(&format!("create database {copy} template {name}"))
+            .await
+            .unwrap();
+        let copy_url = renamed(&url, &copy);
+        connect(&copy_url).await.batch_execute(sql).await.unwrap();
+        let (code, out) = run(&verify, &copy_url);
+        assert_eq!(code, 1, "{what}: {out}");
+        assert!(out.contains("TAMPERED: "), "{what}: {out}");
+        assert!(out.contains(want.as_str()), "{what}: says {want:?}: {out}");
+        if i < 2 {
+            let (code, out) = run(&["verify"], &copy_url);
+            assert_eq!(
+                code, 0,
+                "{what}: each chain ({stream}) still passes alone: {out}"
+            );
+        }
+    }
+}
