@@ -268,6 +268,61 @@ pub fn verify_consistency(
     f_r == *old_root && s_r == *new_root && s_n == 0
 }
 
+/// The ranges whose subtree hashes prove that the leaves `leaves` (sorted, distinct, each below
+/// `size`) are those of the tree of `size` leaves: every largest subtree that holds none of
+/// them, depth first, left to right. It is the union of their RFC 9162 inclusion proofs, each
+/// hash once and none that the leaves themselves give.
+pub fn batch_ranges(size: u64, leaves: &[u64]) -> Vec<Range<u64>> {
+    fn walk(lo: u64, hi: u64, leaves: &[u64], out: &mut Vec<Range<u64>>) {
+        if leaves.is_empty() {
+            out.push(lo..hi);
+        } else if hi - lo > 1 {
+            let mid = lo + split(hi - lo);
+            let cut = leaves.partition_point(|&l| l < mid);
+            walk(lo, mid, &leaves[..cut], out);
+            walk(mid, hi, &leaves[cut..], out);
+        }
+    }
+    let mut out = Vec::new();
+    if size > 0 {
+        walk(0, size, leaves, &mut out);
+    }
+    out
+}
+
+/// The root of the tree of `size` leaves made from `leaves` (index and leaf hash, sorted by
+/// index) and the hashes of their [`batch_ranges`], or `None` when they do not fit together
+/// (a hash too few or too many, an index out of order or out of the tree).
+pub fn batch_root(size: u64, leaves: &[(u64, Hash)], proof: &[Hash]) -> Option<Hash> {
+    fn walk(
+        lo: u64,
+        hi: u64,
+        leaves: &[(u64, Hash)],
+        proof: &mut std::slice::Iter<'_, Hash>,
+    ) -> Option<Hash> {
+        if leaves.is_empty() {
+            return proof.next().copied();
+        }
+        if hi - lo == 1 {
+            return (leaves.len() == 1 && leaves[0].0 == lo).then_some(leaves[0].1);
+        }
+        let mid = lo + split(hi - lo);
+        let cut = leaves.partition_point(|&(l, _)| l < mid);
+        let left = walk(lo, mid, &leaves[..cut], proof)?;
+        let right = walk(mid, hi, &leaves[cut..], proof)?;
+        Some(node_hash(&left, &right))
+    }
+    if size == 0 || leaves.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return None;
+    }
+    if leaves.last().is_some_and(|&(l, _)| l >= size) {
+        return None;
+    }
+    let mut iter = proof.iter();
+    let root = walk(0, size, leaves, &mut iter)?;
+    iter.next().is_none().then_some(root)
+}
+
 /// Computes the subtree hashes of given leaf ranges from one pass over the leaves, in order.
 /// Ranges may nest or overlap; each keeps a [`Builder`] only while its leaves go by.
 #[derive(Debug)]

@@ -161,3 +161,43 @@ fn one_pass_fills_the_ranges_of_several_proofs() {
     l[..999].iter().for_each(|x| short.push_hash(*x));
     assert_eq!(short.finish(), None);
 }
+
+#[test]
+fn a_batch_proof_makes_the_root_and_nothing_else_does() {
+    let l = hashes(100);
+    let root = mth(&l);
+    for picked in [
+        vec![0u64],
+        vec![99],
+        vec![3, 4, 5, 60],
+        (0..100).collect(),
+        vec![],
+    ] {
+        let proof = fill(&batch_ranges(100, &picked), &l);
+        let leaves: Vec<(u64, Hash)> = picked.iter().map(|&i| (i, l[i as usize])).collect();
+        assert_eq!(batch_root(100, &leaves, &proof), Some(root), "{picked:?}");
+        if let Some(&i) = picked.first() {
+            let mut wrong = leaves.clone();
+            wrong[0].1 = l[(i as usize + 1) % 100];
+            assert_ne!(batch_root(100, &wrong, &proof), Some(root));
+            let mut moved = leaves.clone();
+            moved[0].0 = if i == 0 { 1 } else { i - 1 };
+            if moved.windows(2).all(|w| w[0].0 < w[1].0) {
+                assert_ne!(batch_root(100, &moved, &proof), Some(root));
+            }
+        }
+        if picked.len() > 1 {
+            let dropped = &leaves[1..];
+            assert_ne!(batch_root(100, dropped, &proof), Some(root));
+        }
+        if !proof.is_empty() {
+            assert_eq!(batch_root(100, &leaves, &proof[1..]), None);
+        }
+    }
+    // One leaf's batch proof is its RFC 9162 inclusion proof, in another order.
+    let mut one = fill(&batch_ranges(100, &[37]), &l);
+    let mut path = fill(&inclusion_ranges(37, 100), &l);
+    one.sort();
+    path.sort();
+    assert_eq!(one, path);
+}
