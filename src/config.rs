@@ -45,6 +45,18 @@ pub enum Command {
     },
     /// Print the log's checkpoint verification key (Ed25519, 64 hex digits).
     PublicKey(StoreArgs),
+    /// Write a bundle of a room's events over a span, with the proofs and keys that let
+    /// `verify-bundle` check it offline.
+    Export(Export),
+    /// Check a bundle offline, with no database: exit 1 when any event, link, proof or text
+    /// does not hold.
+    VerifyBundle {
+        /// The bundle file.
+        file: PathBuf,
+        /// The log's public key (64 hex digits, or a file holding them).
+        #[arg(long)]
+        public_key: String,
+    },
     /// Copy a log written by an earlier version (personal data in clear) into a new log under
     /// today's rules, keeping the old one aside until you remove it. Stop the server first. An
     /// EventStoreDB log is copied into another server: `--eventstore-url OLD
@@ -87,6 +99,26 @@ pub struct VerifyArgs {
     /// them, as `chatroom public-key` prints them); default: this log's own key.
     #[arg(long, requires = "checkpoint")]
     pub public_key: Option<String>,
+}
+
+/// `chatroom export`.
+#[derive(Debug, Clone, Args)]
+pub struct Export {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The room's id.
+    #[arg(long)]
+    pub room: String,
+    /// Only events at or after this time (RFC 3339, or a date YYYY-MM-DD in UTC).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only events at or before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The bundle file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `chatroom erase-user`.

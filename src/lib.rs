@@ -18,7 +18,7 @@
 //! - [`checkpoints`]: the checkpoints a server signs into its data folder.
 //! - [`signing`]: the log's signing key, for its checkpoints.
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
-//! - [`ops`]: the operator commands (audit, verify, checkpoints, projections status and rebuild, erasure,
+//! - [`ops`]: the operator commands (audit, verify, checkpoints, export bundles, projections status and rebuild, erasure,
 //!   legal holds, key store backup and restore, upgrade).
 //! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
@@ -68,6 +68,18 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         }
         config::Command::Checkpoint { store, out } => ops::checkpoint(store, &out).await,
         config::Command::PublicKey(args) => ops::public_key(args).await,
+        config::Command::Export(args) => {
+            let from = args.from.as_deref().map(ops::parse_time).transpose()?;
+            let to = args.to.as_deref().map(ops::parse_time).transpose()?;
+            ops::export(args.store, &args.room, from, to, &args.out).await
+        }
+        config::Command::VerifyBundle { file, public_key } => {
+            let code = ops::verify_bundle(&file, &public_key)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         config::Command::Upgrade(args) => {
             let code = ops::upgrade(args).await?;
             if code != 0 {
