@@ -31,8 +31,32 @@ pub enum Command {
     /// Print a room's or a user's history straight from the log.
     Audit(Audit),
     /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
-    /// event that does not match.
-    Verify(StoreArgs),
+    /// event that does not match. With --checkpoint, also prove the log still holds every
+    /// event a signed checkpoint covered, unchanged and in order, and extends it.
+    Verify(VerifyArgs),
+    /// Sign a checkpoint of the log as it is now (its Merkle tree head) into a file.
+    Checkpoint {
+        /// Where the data lives.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file to write (JSON; docs/operations.md gives its fields).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the log's checkpoint verification key (Ed25519, 64 hex digits).
+    PublicKey(StoreArgs),
+    /// Write a bundle of a room's events over a span, with the proofs and keys that let
+    /// `verify-bundle` check it offline.
+    Export(Export),
+    /// Check a bundle offline, with no database: exit 1 when any event, link, proof or text
+    /// does not hold.
+    VerifyBundle {
+        /// The bundle file.
+        file: PathBuf,
+        /// The log's public key (64 hex digits, or a file holding them).
+        #[arg(long)]
+        public_key: String,
+    },
     /// Copy a log written by an earlier version (personal data in clear) into a new log under
     /// today's rules, keeping the old one aside until you remove it. Stop the server first. An
     /// EventStoreDB log is copied into another server: `--eventstore-url OLD
@@ -59,6 +83,42 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+/// `chatroom verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A signed checkpoint (from `chatroom checkpoint` or `<data dir>/checkpoints/`) the log
+    /// must still hold and extend.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: the key it must be signed with (64 hex digits, or a file holding
+    /// them, as `chatroom public-key` prints them); default: this log's own key.
+    #[arg(long, requires = "checkpoint")]
+    pub public_key: Option<String>,
+}
+
+/// `chatroom export`.
+#[derive(Debug, Clone, Args)]
+pub struct Export {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The room's id.
+    #[arg(long)]
+    pub room: String,
+    /// Only events at or after this time (RFC 3339, or a date YYYY-MM-DD in UTC).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only events at or before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The bundle file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `chatroom erase-user`.
@@ -273,4 +333,8 @@ pub struct Serve {
     /// log itself, by destroying their keys), checked every 10 minutes; 0: keep them.
     #[arg(long, env = "CHATROOM_RETENTION_DAYS", default_value_t = 0)]
     pub retention_days: u32,
+    /// Sign a checkpoint of the log into `<data dir>/checkpoints/` every this many seconds
+    /// (and at start); 0 turns it off.
+    #[arg(long, env = "CHATROOM_CHECKPOINT_EVERY_SECS", default_value_t = 300)]
+    pub checkpoint_every_secs: u64,
 }

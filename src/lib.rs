@@ -15,8 +15,10 @@
 //! - [`avatar`]: decoding and storing uploaded images.
 //! - [`ratelimit`]: per-user rate limits (governor).
 //! - [`metrics`]: counters for `/metrics` (Prometheus text format, prometheus-client).
+//! - [`checkpoints`]: the checkpoints a server signs into its data folder.
+//! - [`signing`]: the log's signing key, for its checkpoints.
 //! - [`storage`]: opening the data, embedded (SQLite) or in PostgreSQL.
-//! - [`ops`]: the operator commands (audit, verify, projections status and rebuild, erasure,
+//! - [`ops`]: the operator commands (audit, verify, checkpoints, export bundles, projections status and rebuild, erasure,
 //!   legal holds, key store backup and restore, upgrade).
 //! - [`server`]: `serve`: build the state and the router, serve them, stop gracefully.
 #![forbid(unsafe_code)]
@@ -24,6 +26,7 @@
 pub mod app;
 pub mod auth;
 pub mod avatar;
+pub mod checkpoints;
 pub mod config;
 pub mod credentials;
 pub mod erasure;
@@ -38,6 +41,7 @@ pub mod ratelimit;
 pub mod retention;
 pub mod server;
 pub mod signals;
+pub mod signing;
 pub mod socket;
 pub mod storage;
 pub mod wire;
@@ -51,7 +55,26 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         config::Command::Serve(serve) => server::run(serve, shutdown_signal()).await,
         config::Command::Audit(args) => ops::audit(args).await,
         config::Command::Verify(args) => {
-            let code = ops::verify(args).await?;
+            let code = match &args.checkpoint {
+                Some(file) => {
+                    ops::verify_checkpoint(args.store, file, args.public_key.as_deref()).await?
+                }
+                None => ops::verify(args.store).await?,
+            };
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        config::Command::Checkpoint { store, out } => ops::checkpoint(store, &out).await,
+        config::Command::PublicKey(args) => ops::public_key(args).await,
+        config::Command::Export(args) => {
+            let from = args.from.as_deref().map(ops::parse_time).transpose()?;
+            let to = args.to.as_deref().map(ops::parse_time).transpose()?;
+            ops::export(args.store, &args.room, from, to, &args.out).await
+        }
+        config::Command::VerifyBundle { file, public_key } => {
+            let code = ops::verify_bundle(&file, &public_key)?;
             if code != 0 {
                 std::process::exit(code);
             }

@@ -45,6 +45,7 @@ pub struct State {
     storage: Storage,
     follower: Option<tokio::task::JoinHandle<()>>,
     upkeep: tokio::task::JoinHandle<()>,
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
     /// Held while the state lives: see [`lock_data_dir`].
     _lock: Option<std::fs::File>,
 }
@@ -116,6 +117,8 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     let lock = lock_data_dir(&cfg.store)?;
     let storage = Storage::open(&cfg.store).await?;
     crate::storage::ensure_format(&*storage.store).await?;
+    // Made at the first start, so that the first checkpoint can be signed.
+    let log_key = storage.log_key(&cfg.store).await?;
     let media_dir = cfg.store.data_dir.join("media");
     std::fs::create_dir_all(&media_dir).context("creating the media folder")?;
     let store: Arc<dyn Store> = Arc::new(crate::metrics::Metered(storage.store.clone()));
@@ -175,11 +178,20 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
         .shared
         .then(|| tokio::spawn(follow_log(store, rooms)));
     let upkeep = tokio::spawn(upkeep(app.clone()));
+    let checkpointer = (cfg.checkpoint_every_secs > 0).then(|| {
+        tokio::spawn(crate::checkpoints::periodic(
+            storage.store.clone(),
+            log_key,
+            crate::checkpoints::folder(&cfg.store.data_dir),
+            Duration::from_secs(cfg.checkpoint_every_secs),
+        ))
+    });
     Ok(State {
         app,
         storage,
         follower,
         upkeep,
+        checkpointer,
         _lock: lock,
     })
 }
@@ -201,6 +213,9 @@ impl State {
             f.abort();
         }
         self.upkeep.abort();
+        if let Some(c) = self.checkpointer {
+            c.abort();
+        }
         self.app.live.stop().await;
         self.app.rooms.shutdown().await;
         self.app.workers.shutdown().await;

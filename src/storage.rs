@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 13] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 14] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -28,6 +28,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 13] = [
     projections::postgres::MESSAGES_MIGRATION,
     projections::markers::POSTGRES_MIGRATION,
     projections::postgres::DIRECT_MIGRATION,
+    crate::signing::PG_MIGRATION,
 ];
 
 /// The opened data.
@@ -274,6 +275,18 @@ impl Storage {
                     .context("opening the room snapshots")?,
             ),
         })
+    }
+
+    /// The log's signing key, beside the key store, made if missing
+    /// ([`crate::signing`]).
+    ///
+    /// # Errors
+    /// When it cannot be read or stored.
+    pub async fn log_key(&self, args: &StoreArgs) -> anyhow::Result<events::checkpoint::LogKey> {
+        match self.postgres() {
+            Some(pool) => crate::signing::in_postgres(pool).await,
+            None => crate::signing::in_folder(&args.data_dir),
+        }
     }
 
     /// Stops taking appends and lets queued ones finish.

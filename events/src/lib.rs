@@ -10,6 +10,8 @@
 //! - Backends: [`MemoryStore`] for tests, [`SqliteStore`], the embedded default, and
 //!   [`PostgresStore`], shared by several server processes, and, with the `eventstoredb`
 //!   feature, `EsdbStore` in EventStoreDB/KurrentDB (module `esdb`).
+//! - [`checkpoint`]: signed checkpoints (tree heads) of the log and the log's signing key.
+//! - [`merkle`]: the Merkle tree of RFC 9162 over the log, its proofs and their checks.
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
 //! - [`conformance`]: the suite every backend must pass; `testing` (the `testing` feature):
 //!   what the tests of every crate share.
@@ -18,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod codec;
 pub mod conformance;
 pub mod envelope;
@@ -26,6 +29,7 @@ pub mod esdb;
 pub mod event;
 pub mod keys;
 mod memory;
+pub mod merkle;
 pub mod migrate;
 pub mod postgres;
 mod postgres_writer;
