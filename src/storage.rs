@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 13] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 14] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -28,6 +28,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 13] = [
     projections::postgres::MESSAGES_MIGRATION,
     projections::markers::POSTGRES_MIGRATION,
     projections::postgres::DIRECT_MIGRATION,
+    projections::dead::POSTGRES_MIGRATION,
 ];
 
 /// The opened data.

@@ -8,6 +8,8 @@
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.
 //! - [`rebuild`]: a projection rebuilt beside the live one, then switched over in one step.
+//! - [`dead`]: dead letters, the events a projection could not apply, parked so that it goes
+//!   on, and applied again on demand.
 //! - [`markers`]: read markers, state beside the log that no rebuild touches.
 //! - [`Workers`] ([`worker`]): one task per projection following the log, and the wait that
 //!   gives a caller read-your-writes.
@@ -17,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod blocks;
+pub mod dead;
 mod error;
 pub mod markers;
 pub mod plan;

@@ -116,6 +116,10 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
                          on conflict (projection) do update set position = 0",
                         [&cp],
                     )?;
+                    tx.execute(
+                        "delete from projection_dead_letter where projection = ?1",
+                        [&cp],
+                    )?;
                 }
                 let at = sqlite::checkpoint_of(&tx, &cp)?;
                 tx.commit()?;
@@ -152,6 +156,12 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
                 )
                 .await
                 .map_err(pg)?;
+                tx.execute(
+                    "delete from projection_dead_letter where projection = $1",
+                    &[&cp],
+                )
+                .await
+                .map_err(pg)?;
             }
             let at = postgres::checkpoint_of(&tx, &cp, false).await?;
             tx.commit().await.map_err(pg)?;
@@ -167,21 +177,16 @@ async fn apply_shadow(
     after: u64,
     batch: Vec<events::Recorded>,
 ) -> Result<u64, Error> {
-    match reads {
-        Reads::Sqlite(db) => {
-            let keys = keys.clone();
-            db.with_writer(move |c| {
-                sqlite::commit_batch(&keys, c, &[projection], Target::Shadow, &batch)
-                    .map(|at| at[0])
-            })
-            .await
-        }
-        Reads::Postgres(pool) => {
-            postgres::commit_batch(keys, pool, &[projection], Target::Shadow, after, &batch)
-                .await
-                .map(|at| at[0])
-        }
-    }
+    crate::dead::apply(
+        reads,
+        keys,
+        &[projection],
+        Target::Shadow,
+        after,
+        batch.into(),
+    )
+    .await
+    .map(|at| at[0])
 }
 
 /// Fills the shadow table from its checkpoint until fewer than a batch of events remain,
@@ -299,6 +304,18 @@ pub async fn switch(
                     "delete from projection_checkpoint where projection = ?1",
                     [Target::Shadow.checkpoint(projection)],
                 )?;
+                // The rebuilt tables' parked events replace the old ones'.
+                tx.execute(
+                    "delete from projection_dead_letter where projection = ?1",
+                    [Target::Live.checkpoint(projection)],
+                )?;
+                tx.execute(
+                    "update projection_dead_letter set projection = ?1 where projection = ?2",
+                    [
+                        Target::Live.checkpoint(projection),
+                        Target::Shadow.checkpoint(projection),
+                    ],
+                )?;
                 tx.commit()?;
                 Ok(at)
             })
@@ -399,6 +416,23 @@ pub async fn switch(
             tx.execute(
                 "delete from projection_checkpoint where projection = $1",
                 &[&Target::Shadow.checkpoint(projection)],
+            )
+            .await
+            .map_err(pg)?;
+            // The rebuilt tables' parked events replace the old ones'.
+            let (live, shadow) = (
+                Target::Live.checkpoint(projection),
+                Target::Shadow.checkpoint(projection),
+            );
+            tx.execute(
+                "delete from projection_dead_letter where projection = $1",
+                &[&live],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "update projection_dead_letter set projection = $1 where projection = $2",
+                &[&live, &shadow],
             )
             .await
             .map_err(pg)?;
