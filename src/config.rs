@@ -31,8 +31,9 @@ pub enum Command {
     /// Print a room's or a user's history straight from the log.
     Audit(Audit),
     /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
-    /// event that does not match.
-    Verify(StoreArgs),
+    /// event that does not match. With --projections, rebuild every projection from the log
+    /// into scratch tables and compare them with the live read tables instead.
+    Verify(Verify),
     /// Copy a log written by an earlier version (personal data in clear) into a new log under
     /// today's rules, keeping the old one aside until you remove it. Stop the server first. An
     /// EventStoreDB log is copied into another server: `--eventstore-url OLD
@@ -59,6 +60,24 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+/// `chatroom verify`.
+#[derive(Debug, Clone, Args)]
+pub struct Verify {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Rebuild every projection from the log into scratch tables (a temporary database file
+    /// beside the embedded one, or a scratch schema in PostgreSQL) and compare them with the
+    /// live read tables row by row; exit status 1 listing the rows that differ. Read-only on
+    /// the live tables: the server may keep running.
+    #[arg(long)]
+    pub projections: bool,
+    /// With --projections, the retention limit the servers run with, which turns old
+    /// messages into placeholders beside the log; each room's own limit applies too.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// `chatroom erase-user`.
@@ -154,8 +173,12 @@ pub enum KeysCommand {
 /// `chatroom projections ...`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Each projection's checkpoint and lag behind the log.
+    /// Each projection's checkpoint and lag behind the log, and the events parked because a
+    /// projection could not apply them (dead letters).
     Status(StoreArgs),
+    /// Apply the parked events again, in log order; those that apply leave the list. Exit
+    /// status 0 when none stays parked, 1 otherwise. The server may keep running.
+    Retry(StoreArgs),
     /// Build a projection's tables afresh from the log beside the live ones, catch up, and
     /// switch over in one step while the server keeps serving.
     Rebuild {

@@ -51,7 +51,11 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         config::Command::Serve(serve) => server::run(serve, shutdown_signal()).await,
         config::Command::Audit(args) => ops::audit(args).await,
         config::Command::Verify(args) => {
-            let code = ops::verify(args).await?;
+            let code = if args.projections {
+                ops::verify_projections(args).await?
+            } else {
+                ops::verify(args.store).await?
+            };
             if code != 0 {
                 std::process::exit(code);
             }
@@ -66,6 +70,13 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         }
         config::Command::Projections { command } => match command {
             config::ProjectionsCommand::Status(args) => ops::status(args).await,
+            config::ProjectionsCommand::Retry(args) => {
+                let code = ops::retry(args).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             config::ProjectionsCommand::Rebuild {
                 store,
                 name,

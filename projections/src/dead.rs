@@ -258,21 +258,29 @@ pub async fn list(reads: &Reads) -> Result<Vec<DeadLetter>, Error> {
     }
 }
 
-/// How many events are parked.
+/// How many events are parked, by projection (checkpoint name), in name order.
 ///
 /// # Errors
 /// When the database cannot be read.
-pub async fn count(reads: &Reads) -> Result<u64, Error> {
-    const COUNT: &str = "select count(*) from projection_dead_letter";
+pub async fn counts(reads: &Reads) -> Result<Vec<(String, u64)>, Error> {
+    const COUNTS: &str = "select projection, count(*) from projection_dead_letter
+         group by projection order by projection";
     match reads {
         Reads::Sqlite(db) => {
-            db.with(|c| Ok(c.query_row(COUNT, [], |r| r.get::<_, i64>(0))? as u64))
-                .await
+            db.with(|c| {
+                let mut s = c.prepare(COUNTS)?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
         }
         Reads::Postgres(pool) => {
             let c = pool.get().await.map_err(pg)?;
-            let n: i64 = c.query_one(COUNT, &[]).await.map_err(pg)?.get(0);
-            Ok(n as u64)
+            let rows = c.query(COUNTS, &[]).await.map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+                .collect())
         }
     }
 }

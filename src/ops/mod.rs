@@ -5,20 +5,24 @@
 //! the upgrade of a log written by an earlier version (with the server stopped).
 
 mod audit;
+mod dead;
 mod erase;
 mod hold;
 mod keys;
 mod progress;
 mod rebuild;
 mod times;
+mod trial;
 mod upgrade;
 mod verify;
 
 pub use audit::audit;
+pub use dead::retry;
 pub use erase::erase_user;
 pub use hold::{hold_add, hold_list, hold_remove};
 pub use keys::{backup as keys_backup, restore as keys_restore};
 pub use rebuild::{rebuild, status};
 pub use times::parse_time;
+pub use trial::verify_projections;
 pub use upgrade::upgrade;
 pub use verify::verify;
