@@ -4,12 +4,13 @@
 //! are always shown as they are now.
 
 use crate::delivery::{Change, Delivery, Message, RoomEvent, RoomView};
-use crate::room::State;
+use crate::room::{Fact, State};
 use events::event::MessagePosted;
 use events::event::room_stream;
 use events::keys::Keys;
 use events::seal::Subject;
 use events::{Event, Recorded, Store};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// The text of `m`, `None` when its key was destroyed (its author erased, or past retention).
@@ -52,8 +53,27 @@ pub async fn view(keys: &Keys, state: &State) -> Result<RoomView, events::Error>
     })
 }
 
+/// Messages already read and opened while showing one batch of changes, by `seq` and the
+/// version of their current text: a flood of reactions on one message reads its post and
+/// opens its text once a batch rather than once a reaction (at 5,000 reactions a second
+/// those reads held the room's posts back). It lives for one batch only, so a text whose key
+/// is destroyed (erasure, retention) is never shown from it afterwards.
+#[derive(Default)]
+pub struct Shown(HashMap<(u64, u64), Base>);
+
+/// What a message shows besides its version, edit time and reactions.
+#[derive(Clone)]
+struct Base {
+    message_id: String,
+    user_id: String,
+    reply_to: Option<u64>,
+    time_ms: i64,
+    text: Option<String>,
+}
+
 /// Message `seq` as it is now in `state`, shown with `version`; `posted` is its
-/// `MessagePosted` record when the caller has it at hand (else it is read from the log).
+/// `MessagePosted` record when the caller has it at hand (else it is read from the log, or
+/// taken from `shown`).
 ///
 /// # Errors
 /// `Unavailable` when the log or the key store fails; `Corrupt` when the log does not hold
@@ -65,10 +85,45 @@ pub async fn current(
     seq: u64,
     version: u64,
     posted: Option<(&Recorded, &MessagePosted)>,
+    shown: &mut Shown,
 ) -> Result<Option<Message>, events::Error> {
     let Some(fact) = state.fact(seq) else {
         return Ok(None);
     };
+    let memo = (seq, if fact.deleted { 0 } else { fact.text });
+    let base = match shown.0.get(&memo) {
+        Some(base) if posted.is_none() => base.clone(),
+        _ => {
+            let base = base_of(store, keys, state, fact, posted).await?;
+            shown.0.insert(memo, base.clone());
+            base
+        }
+    };
+    let message = Message::new(
+        Arc::from(state.room_id.as_str()),
+        seq,
+        version,
+        base.message_id,
+        base.user_id,
+        base.text,
+        base.time_ms,
+    )
+    .replying_to(base.reply_to)
+    .changed(
+        (fact.edited_at != 0).then_some(fact.edited_at),
+        state.reactions_of(seq).to_vec(),
+    );
+    Ok(Some(message))
+}
+
+/// Reads what `current` shows of a message from the log and the key store.
+async fn base_of(
+    store: &dyn Store,
+    keys: &Keys,
+    state: &State,
+    fact: &Fact,
+    posted: Option<(&Recorded, &MessagePosted)>,
+) -> Result<Base, events::Error> {
     let stream = room_stream(&state.room_id);
     let read = |at: u64| {
         let stream = stream.clone();
@@ -119,21 +174,13 @@ pub async fn current(
             }
         }
     };
-    let message = Message::new(
-        Arc::from(state.room_id.as_str()),
-        seq,
-        version,
-        m.message_id.clone(),
-        m.user_id.clone(),
+    Ok(Base {
+        message_id: m.message_id.clone(),
+        user_id: m.user_id.clone(),
+        reply_to: m.reply_to,
+        time_ms: rec.recorded_at,
         text,
-        rec.recorded_at,
-    )
-    .replying_to(m.reply_to)
-    .changed(
-        (fact.edited_at != 0).then_some(fact.edited_at),
-        state.reactions_of(seq).to_vec(),
-    );
-    Ok(Some(message))
+    })
 }
 
 /// What `event` (recorded as `rec`, already folded into `state`) shows subscribers.
@@ -147,6 +194,7 @@ pub async fn delivery_of(
     room_id: &Arc<str>,
     rec: &Recorded,
     event: Event,
+    shown: &mut Shown,
 ) -> Result<Option<Delivery>, events::Error> {
     let change = |change, user: &str, by: Option<&str>| RoomEvent {
         room_id: room_id.clone(),
@@ -161,14 +209,23 @@ pub async fn delivery_of(
     };
     let event = match event {
         Event::MessagePosted(m) => {
-            let message = current(store, keys, state, m.seq, rec.version, Some((rec, &m))).await?;
+            let message = current(
+                store,
+                keys,
+                state,
+                m.seq,
+                rec.version,
+                Some((rec, &m)),
+                shown,
+            )
+            .await?;
             return Ok(message.map(|m| Delivery::Message(Arc::new(m))));
         }
         Event::MessageEdited(events::event::MessageEdited { seq, .. })
         | Event::MessageDeleted(events::event::MessageDeleted { seq, .. })
         | Event::ReactionAdded(events::event::Reaction { seq, .. })
         | Event::ReactionRemoved(events::event::Reaction { seq, .. }) => {
-            let message = current(store, keys, state, seq, rec.version, None).await?;
+            let message = current(store, keys, state, seq, rec.version, None, shown).await?;
             return Ok(message.map(|m| Delivery::Updated(Arc::new(m))));
         }
         Event::MemberJoined(j) => change(Change::Joined, &j.user_id, None),

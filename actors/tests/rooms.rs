@@ -540,3 +540,82 @@ async fn every_subscriber_gets_the_same_join_notice_and_message() {
         assert!(Arc::ptr_eq(&m, &message), "a message made per subscriber");
     }
 }
+
+#[tokio::test]
+async fn changes_batched_together_each_show_the_message_as_of_their_change() {
+    let (_, rooms, room) = setup().await;
+    let sink = Arc::new(Collect::default());
+    let subscriber = Subscriber {
+        id: 1,
+        user_id: "owner".into(),
+        sink: sink.clone(),
+    };
+    rooms
+        .subscribe(&room, subscriber, Resume::No)
+        .await
+        .unwrap();
+    let seq = rooms.post(&room, "owner", "m1", "first").await.unwrap().seq;
+    let react = |emoji: &str, on| actors::room::Command::React {
+        user_id: "owner".into(),
+        seq,
+        emoji: emoji.into(),
+        on,
+    };
+    let edit = actors::room::Command::Edit {
+        user_id: "owner".into(),
+        seq,
+        text: "second".into(),
+    };
+    let delete = actors::room::Command::Delete {
+        by: "owner".into(),
+        seq,
+    };
+    // sent without waiting: one batch, in which the text changes twice
+    let handle = rooms.room(&room).await.unwrap();
+    let commands = [
+        react("👍", true),
+        edit,
+        react("🎉", true),
+        delete,
+        react("👍", false),
+    ];
+    let answers: Vec<_> = commands
+        .into_iter()
+        .map(|c| handle.change(c).unwrap())
+        .collect();
+    for a in answers {
+        a.await.unwrap().ok();
+    }
+    wait_until(|| sink.got.lock().unwrap().len() >= 5).await;
+    let shown: Vec<(String, bool, Vec<String>)> = sink
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|d| match d {
+            Delivery::Updated(m) => Some((
+                m.text.clone(),
+                m.deleted,
+                m.reactions.iter().map(|(e, _)| e.clone()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let text = |t: &str, deleted, r: &[&str]| {
+        (
+            t.to_owned(),
+            deleted,
+            r.iter().map(|e| (*e).to_owned()).collect(),
+        )
+    };
+    assert_eq!(
+        shown,
+        vec![
+            text("first", false, &["👍"]),
+            text("second", false, &["👍"]),
+            text("second", false, &["👍", "🎉"]),
+            text("", true, &[]),
+        ],
+        "a reaction on a deleted message is refused; every other change shows its own state"
+    );
+}

@@ -8,11 +8,24 @@ use crate::presence::Presence;
 use dashmap::DashMap;
 use socketioxide::extract::SocketRef;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a user whose last socket closed stays online: a reconnect within it (a page
+/// reload, a phone changing networks) tells nobody anything.
+const LEAVING_GRACE: Duration = Duration::from_secs(2);
+
+/// A user's open sockets here, and since when they have had none (still online until
+/// [`LEAVING_GRACE`] has passed and a sweep sees it).
+#[derive(Default)]
+struct Own {
+    sockets: Vec<u64>,
+    leaving: Option<Instant>,
+}
 
 /// Open sockets by their number, each user's, and those subscribed to each room.
 pub struct Registry {
     open: DashMap<u64, (SocketRef, Session)>,
-    per_user: DashMap<String, Vec<u64>>,
+    per_user: DashMap<String, Own>,
     rooms: DashMap<String, Vec<u64>>,
     presence: Arc<Presence>,
 }
@@ -31,31 +44,53 @@ impl Registry {
     pub(crate) fn add(&self, id: u64, socket: SocketRef, session: Session) {
         let user = session.user_id.clone();
         self.open.insert(id, (socket, session));
-        let mut sockets = self.per_user.entry(user.clone()).or_default();
-        sockets.push(id);
-        if sockets.len() == 1 {
-            // Under the user's entry: presence hears a user's changes in the order they were.
+        let mut own = self.per_user.entry(user.clone()).or_default();
+        own.sockets.push(id);
+        // Under the user's entry: presence hears a user's changes in the order they were. A
+        // user back within the grace never went offline.
+        if own.sockets.len() == 1 && own.leaving.take().is_none() {
             self.presence.local(&user, true);
         }
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        if let Some((_, (_, session))) = self.open.remove(&id) {
-            let user = &session.user_id;
-            self.per_user.remove_if_mut(user, |_, sockets| {
-                sockets.retain(|s| *s != id);
-                if sockets.is_empty() {
-                    // Under the entry's lock, as in `add`.
+        if let Some((_, (_, session))) = self.open.remove(&id)
+            && let Some(mut own) = self.per_user.get_mut(&session.user_id)
+        {
+            own.sockets.retain(|s| *s != id);
+            if own.sockets.is_empty() {
+                own.leaving = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Tells presence of the users whose last socket closed more than the grace ago.
+    fn leave_gone(&self, now: Instant) {
+        let gone = |own: &Own| {
+            own.leaving
+                .is_some_and(|t| now.duration_since(t) >= LEAVING_GRACE)
+        };
+        let users: Vec<String> = self
+            .per_user
+            .iter()
+            .filter(|e| gone(e.value()))
+            .map(|e| e.key().clone())
+            .collect();
+        for user in users {
+            self.per_user.remove_if(&user, |user, own| {
+                // Under the entry's lock, as in `add`.
+                let go = own.sockets.is_empty() && gone(own);
+                if go {
                     self.presence.local(user, false);
                 }
-                sockets.is_empty()
+                go
             });
         }
     }
 
     /// Sockets `user_id` has open on this process.
     pub fn of_user(&self, user_id: &str) -> usize {
-        self.per_user.get(user_id).map_or(0, |s| s.len())
+        self.per_user.get(user_id).map_or(0, |s| s.sockets.len())
     }
 
     /// Number of open sockets.
@@ -105,7 +140,7 @@ impl Registry {
 
     /// The open sockets of `user_id`, with their numbers.
     pub(crate) fn sockets_of(&self, user_id: &str) -> Vec<(u64, SocketRef)> {
-        let Some(ids) = self.per_user.get(user_id).map(|ids| ids.clone()) else {
+        let Some(ids) = self.per_user.get(user_id).map(|own| own.sockets.clone()) else {
             return Vec::new();
         };
         ids.iter()
@@ -134,8 +169,9 @@ impl Registry {
     }
 
     /// Disconnects sockets whose session expired or was revoked (possibly by another
-    /// process).
+    /// process), and takes offline the users gone for longer than the grace.
     pub async fn sweep(&self, sessions: &Sessions) {
+        self.leave_gone(Instant::now());
         let (sockets, listed): (Vec<SocketRef>, Vec<Session>) = self
             .open
             .iter()

@@ -304,8 +304,22 @@ test('presence: online with the first socket, offline with the last; online in m
     assert.equal(presenceOf(a1, room.id, bob.id).length, 1, 'no presence while bob keeps a socket');
     assert.equal(await onlineIn(url, alice.token, room.id, bob.id), true);
 
+    // Closing the last and coming back within the grace (a reload, a network change): no
+    // change either.
     b2.close();
+    await delay(300);
+    const b3 = await connect(url, bob.token);
+    open.push(b3);
+    await delay(2_500);
+    await settle([a1]);
+    assert.equal(presenceOf(a1, room.id, bob.id).length, 1, 'no presence for a reconnect within the grace');
+    assert.equal(await onlineIn(url, alice.token, room.id, bob.id), true);
+
+    const closed = Date.now();
+    b3.close();
     await waitFor(() => presenceOf(a1, room.id, bob.id).length === 2 && presenceOf(a1, second.id, bob.id).length === 2, { message: 'alice hears bob go offline' });
+    const took = Date.now() - closed;
+    assert.ok(took >= 1_900 && took < 5_000, `offline ${took} ms after the last socket closed (a grace of 2 s, swept each second)`);
     assertPresence(presenceOf(a1, room.id, bob.id)[1], room.id, bob.id, false);
     assertPresence(presenceOf(a1, second.id, bob.id)[1], second.id, bob.id, false);
     assert.equal(await onlineIn(url, alice.token, room.id, bob.id), false);

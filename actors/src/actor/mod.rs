@@ -313,6 +313,7 @@ async fn catch_up(
     state: &mut RoomState,
     deliver: bool,
 ) -> Result<(), events::Error> {
+    let mut shown = changes::Shown::default();
     loop {
         let page = store
             .read_stream(&state.stream, state.room.version + 1, READ_PAGE)
@@ -326,9 +327,16 @@ async fn catch_up(
             state.last_position = rec.position;
             state.last_hash = rec.hash;
             if deliver
-                && let Some(d) =
-                    changes::delivery_of(store, keys, &state.room, &state.room_id, &rec, event)
-                        .await?
+                && let Some(d) = changes::delivery_of(
+                    store,
+                    keys,
+                    &state.room,
+                    &state.room_id,
+                    &rec,
+                    event,
+                    &mut shown,
+                )
+                .await?
             {
                 fan_out(state, &d);
             }

@@ -84,6 +84,7 @@ impl RoomActor {
         wanted: impl Fn(&Event) -> bool,
     ) -> Result<(), Error> {
         let unavailable = |e: events::Error| Error::Unavailable(e.to_string());
+        let mut shown = changes::Shown::default();
         while from <= state.room.version {
             let page = self
                 .store
@@ -108,6 +109,7 @@ impl RoomActor {
                     &state.room_id,
                     &rec,
                     event,
+                    &mut shown,
                 )
                 .await
                 .map_err(unavailable)?;

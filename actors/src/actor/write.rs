@@ -110,6 +110,7 @@ impl RoomActor {
         events: Vec<Event>,
         recorded: Vec<events::Recorded>,
     ) {
+        let mut shown = changes::Shown::default();
         for ((p, event), rec) in parked.into_iter().zip(events).zip(recorded) {
             state.room.apply(&event, rec.version, rec.recorded_at);
             state.last_position = rec.position;
@@ -136,6 +137,7 @@ impl RoomActor {
                     &state.room_id,
                     &rec,
                     event.clone(),
+                    &mut shown,
                 )
                 .await
                 .unwrap_or_else(|e| {
@@ -186,6 +188,7 @@ impl RoomActor {
             let expected = Expected::Exact(state.room.version);
             match self.store.append(&state.stream, expected, batch).await {
                 Ok(recorded) => {
+                    let mut shown = changes::Shown::default();
                     for (event, rec) in events.into_iter().zip(recorded) {
                         state.room.apply(&event, rec.version, rec.recorded_at);
                         state.last_position = rec.position;
@@ -197,6 +200,7 @@ impl RoomActor {
                             &state.room_id,
                             &rec,
                             event,
+                            &mut shown,
                         )
                         .await
                         .map_err(|e| Error::Unavailable(e.to_string()))?;
