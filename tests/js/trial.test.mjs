@@ -18,6 +18,7 @@ import {
   BIN, startServer, register, createRoom, joinRoom, connect, emitAck, send, history, waitFor,
   closeAll, api,
 } from './helpers.mjs';
+import { edit, del, react } from './messages.mjs';
 
 const run = promisify(execFile);
 const ADMIN = process.env.CHATROOM_TEST_DATABASE_URL;
@@ -110,7 +111,21 @@ for (const [label, pg, skip] of stores) {
     try {
       const c = await chat(server);
       socket = c.socket;
-      const { room, bob } = c;
+      const { room, bob, alice } = c;
+      // Rows that events change after writing them, and a person erased.
+      await edit(socket, room.id, 1, 'hello 1, edited');
+      await react(socket, room.id, 2, '👍');
+      await del(socket, room.id, 3);
+      const carol = await register(server.url);
+      await joinRoom(server.url, carol.token, room.room_hash_id);
+      const sc = await connect(server.url, carol.token, ['websocket']);
+      await emitAck(sc, 'join_all', { roomList: [room.id] });
+      await send(sc, room.id, 'from carol');
+      await react(sc, room.id, 1, '🎉');
+      closeAll(sc);
+      const gone = await api(server.url, 'DELETE', '/api/user', { token: carol.token, body: { password: carol.password } });
+      assert.equal(gone.status, 200, JSON.stringify(gone.body));
+      await waitFor(async () => (await history(server.url, alice.token, room.id)).length === 4);
       let out = await chatroom(['verify', '--projections'], server);
       assert.equal(out.code, 0, `untouched tables verify: ${out.stdout}${out.stderr}`);
       assert.match(out.stdout, /^ok: \d+ tables, \d+ rows: the read tables are what the log gives/m);
