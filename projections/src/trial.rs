@@ -309,7 +309,7 @@ fn shape(info: Vec<(String, i64)>) -> Sql {
 }
 
 /// Creates the PostgreSQL schema `scratch` with empty copies of the live tables of every
-/// projection, the checkpoints and the dead letters (dropping an older one of that name).
+/// projection, the checkpoints and the dead letters.
 ///
 /// # Errors
 /// When the database cannot be changed.
@@ -320,9 +320,10 @@ pub async fn create_schema(live: &deadpool_postgres::Pool, scratch: &str) -> Res
         .await
         .map_err(pg)?
         .get(0);
+    // Its notices (what `like` copies, what `cascade` drops) are no operator's concern.
     let mut sql = format!(
-        "drop schema if exists {s} cascade; create schema {s};",
-        s = quote(scratch)
+        "set client_min_messages = warning; create schema {};",
+        quote(scratch)
     );
     let tables = ALL
         .iter()
@@ -345,9 +346,12 @@ pub async fn create_schema(live: &deadpool_postgres::Pool, scratch: &str) -> Res
 /// When the database cannot be changed.
 pub async fn drop_schema(live: &deadpool_postgres::Pool, scratch: &str) -> Result<(), Error> {
     let c = live.get().await.map_err(pg)?;
-    c.batch_execute(&format!("drop schema if exists {} cascade", quote(scratch)))
-        .await
-        .map_err(pg)
+    c.batch_execute(&format!(
+        "set client_min_messages = warning; drop schema if exists {} cascade",
+        quote(scratch)
+    ))
+    .await
+    .map_err(pg)
 }
 
 /// Tries the PostgreSQL read tables of `live` against the schema `scratch` made by
