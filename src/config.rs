@@ -32,7 +32,9 @@ pub enum Command {
     Audit(Audit),
     /// Recompute every stream's hash chain and version sequence; non-zero exit on the first
     /// event that does not match. With --checkpoint, also prove the log still holds every
-    /// event a signed checkpoint covered, unchanged and in order, and extends it.
+    /// event a signed checkpoint covered, unchanged and in order, and extends it. With
+    /// --projections, rebuild every projection from the log into scratch tables and compare
+    /// them with the live read tables instead.
     Verify(VerifyArgs),
     /// Sign a checkpoint of the log as it is now (its Merkle tree head) into a file.
     Checkpoint {
@@ -99,6 +101,16 @@ pub struct VerifyArgs {
     /// them, as `chatroom public-key` prints them); default: this log's own key.
     #[arg(long, requires = "checkpoint")]
     pub public_key: Option<String>,
+    /// Rebuild every projection from the log into scratch tables (a temporary database file
+    /// beside the embedded one, or a scratch schema in PostgreSQL) and compare them with the
+    /// live read tables row by row; exit status 1 listing the rows that differ. Read-only on
+    /// the live tables: the server may keep running.
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub projections: bool,
+    /// With --projections, the retention limit the servers run with, which turns old
+    /// messages into placeholders beside the log; each room's own limit applies too.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// `chatroom export`.
@@ -214,8 +226,12 @@ pub enum KeysCommand {
 /// `chatroom projections ...`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Each projection's checkpoint and lag behind the log.
+    /// Each projection's checkpoint and lag behind the log, and the events parked because a
+    /// projection could not apply them (dead letters).
     Status(StoreArgs),
+    /// Apply the parked events again, in log order; those that apply leave the list. Exit
+    /// status 0 when none stays parked, 1 otherwise. The server may keep running.
+    Retry(StoreArgs),
     /// Build a projection's tables afresh from the log beside the live ones, catch up, and
     /// switch over in one step while the server keeps serving.
     Rebuild {

@@ -59,6 +59,7 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
                 Some(file) => {
                     ops::verify_checkpoint(args.store, file, args.public_key.as_deref()).await?
                 }
+                None if args.projections => ops::verify_projections(args).await?,
                 None => ops::verify(args.store).await?,
             };
             if code != 0 {
@@ -89,6 +90,13 @@ pub async fn run(cli: config::Cli) -> anyhow::Result<()> {
         }
         config::Command::Projections { command } => match command {
             config::ProjectionsCommand::Status(args) => ops::status(args).await,
+            config::ProjectionsCommand::Retry(args) => {
+                let code = ops::retry(args).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             config::ProjectionsCommand::Rebuild {
                 store,
                 name,

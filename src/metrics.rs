@@ -149,6 +149,8 @@ pub struct Gauges {
     pub room_starts: (u64, u64),
     /// Events read from the log by starting rooms.
     pub room_start_events: u64,
+    /// Parked events (dead letters) by projection; `None` when they could not be counted.
+    pub parked: Option<Vec<(String, u64)>>,
 }
 
 /// Renders everything in the Prometheus text format.
@@ -205,6 +207,22 @@ pub fn render(g: &Gauges) -> String {
     }
     let help = "Events the projection has yet to apply";
     r.register("chatroom_projection_lag", help, lag);
+    if let Some(parked) = &g.parked {
+        let gauges = Labelled::<String, Gauge>::default();
+        // Every projection, so that a parked count falls back to 0 rather than vanishing.
+        for (name, _) in &g.projections {
+            gauges
+                .get_or_create(&[("projection", (*name).to_owned())])
+                .set(0);
+        }
+        for (name, n) in parked {
+            gauges
+                .get_or_create(&[("projection", name.clone())])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        let help = "Events the projection could not apply, parked as dead letters";
+        r.register("chatroom_projection_parked", help, gauges);
+    }
     let help = "Requests and events refused, by reason";
     r.register("chatroom_rejected", help, m.rejected.clone());
     let mut out = String::with_capacity(4096);
@@ -301,6 +319,7 @@ mod tests {
             projections: vec![("room", 7)],
             room_starts: (4, 1),
             room_start_events: 12,
+            parked: Some(vec![("room_record".to_owned(), 2)]),
         });
         for line in [
             "# HELP chatroom_appends_total Appends to the log that succeeded.\n",
@@ -309,6 +328,8 @@ mod tests {
             "chatroom_room_starts_total{from=\"log\"} 1\n",
             "chatroom_room_start_events_total 12\n",
             "chatroom_projection_lag{projection=\"room\"} 3\n",
+            "chatroom_projection_parked{projection=\"room\"} 0\n",
+            "chatroom_projection_parked{projection=\"room_record\"} 2\n",
             "# TYPE chatroom_sockets gauge\nchatroom_sockets 2\n",
             "chatroom_rejected_total{reason=\"not_found\"} 1\n",
             "chatroom_rejected_total{reason=\"401\"} 1\n",

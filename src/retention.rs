@@ -10,7 +10,7 @@ use crate::erasure::Error;
 use events::keys::Destroy;
 use events::seal::period_of;
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// Applies the server-wide limit (`server_days`, if set) to every room, then each room's own
 /// limit to the room where it is shorter.

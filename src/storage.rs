@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every PostgreSQL migration, in order.
-pub const POSTGRES_MIGRATIONS: [Migration; 14] = [
+pub const POSTGRES_MIGRATIONS: [Migration; 15] = [
     events::postgres::MIGRATION,
     projections::postgres::MIGRATION,
     crate::auth::PG_MIGRATION,
@@ -29,6 +29,7 @@ pub const POSTGRES_MIGRATIONS: [Migration; 14] = [
     projections::markers::POSTGRES_MIGRATION,
     projections::postgres::DIRECT_MIGRATION,
     crate::signing::PG_MIGRATION,
+    projections::dead::POSTGRES_MIGRATION,
 ];
 
 /// The opened data.

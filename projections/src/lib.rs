@@ -8,6 +8,10 @@
 //!   with the projection's checkpoint, and the queries the server answers from the tables;
 //!   [`Reads`] puts either behind one handle.
 //! - [`rebuild`]: a projection rebuilt beside the live one, then switched over in one step.
+//! - [`dead`]: dead letters, the events a projection could not apply, parked so that it goes
+//!   on, and applied again on demand.
+//! - [`trial`]: every projection rebuilt into scratch tables and compared with the live
+//!   ones, row by row.
 //! - [`markers`]: read markers, state beside the log that no rebuild touches.
 //! - [`Workers`] ([`worker`]): one task per projection following the log, and the wait that
 //!   gives a caller read-your-writes.
@@ -17,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod blocks;
+pub mod dead;
 mod error;
 pub mod markers;
 pub mod plan;
@@ -25,6 +30,7 @@ pub mod projection;
 mod read;
 pub mod rebuild;
 pub mod sqlite;
+pub mod trial;
 pub mod worker;
 
 pub use markers::Mark;

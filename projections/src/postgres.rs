@@ -224,17 +224,7 @@ async fn apply_on(
             position: rec.position,
             reason: e.to_string(),
         })?;
-        let clear = match event.sealed() {
-            Some((subject, sealed)) => {
-                keys.open(&subject, sealed)
-                    .await
-                    .map_err(|e| Error::Decode {
-                        position: rec.position,
-                        reason: e.to_string(),
-                    })?
-            }
-            None => None,
-        };
+        let clear = crate::sqlite::open_sealed(keys, rec, &event).await?;
         for (projection, at) in projections.iter().zip(at.iter_mut()) {
             if rec.position <= *at {
                 continue;
@@ -263,6 +253,6 @@ async fn apply_on(
             .map(|(statement, params)| c.execute(statement, params.as_slice())),
     )
     .await
-    .map_err(pg)?;
+    .map_err(crate::error::pg_statement)?;
     Ok(at)
 }

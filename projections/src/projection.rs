@@ -14,7 +14,13 @@ pub enum Target {
     Live,
     /// `<table>__rebuild`, with its checkpoint `<projection>__rebuild`.
     Shadow,
+    /// The live tables with a checkpoint of their own, `<projection>__retry`: a parked event
+    /// applied again after the live checkpoint has gone past it.
+    Retry,
 }
+
+/// Suffix of the checkpoint of [`Target::Retry`].
+pub const RETRY: &str = "__retry";
 
 /// Suffix of shadow tables and checkpoints.
 pub const SHADOW: &str = "__rebuild";
@@ -23,14 +29,17 @@ impl Target {
     /// The name of `table` in this target.
     pub fn table(self, table: &str) -> String {
         match self {
-            Target::Live => table.to_owned(),
+            Target::Live | Target::Retry => table.to_owned(),
             Target::Shadow => format!("{table}{SHADOW}"),
         }
     }
 
     /// The name of `projection`'s checkpoint in this target.
     pub fn checkpoint(self, projection: Projection) -> String {
-        self.table(projection.name())
+        match self {
+            Target::Retry => format!("{}{RETRY}", projection.name()),
+            _ => self.table(projection.name()),
+        }
     }
 }
 

@@ -116,6 +116,10 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
                          on conflict (projection) do update set position = 0",
                         [&cp],
                     )?;
+                    tx.execute(
+                        "delete from projection_dead_letter where projection = ?1",
+                        [&cp],
+                    )?;
                 }
                 let at = sqlite::checkpoint_of(&tx, &cp)?;
                 tx.commit()?;
@@ -152,34 +156,16 @@ pub async fn prepare(reads: &Reads, projection: Projection, restart: bool) -> Re
                 )
                 .await
                 .map_err(pg)?;
+                tx.execute(
+                    "delete from projection_dead_letter where projection = $1",
+                    &[&cp],
+                )
+                .await
+                .map_err(pg)?;
             }
             let at = postgres::checkpoint_of(&tx, &cp, false).await?;
             tx.commit().await.map_err(pg)?;
             Ok(at)
-        }
-    }
-}
-
-async fn apply_shadow(
-    keys: &Arc<Keys>,
-    reads: &Reads,
-    projection: Projection,
-    after: u64,
-    batch: Vec<events::Recorded>,
-) -> Result<u64, Error> {
-    match reads {
-        Reads::Sqlite(db) => {
-            let keys = keys.clone();
-            db.with_writer(move |c| {
-                sqlite::commit_batch(&keys, c, &[projection], Target::Shadow, &batch)
-                    .map(|at| at[0])
-            })
-            .await
-        }
-        Reads::Postgres(pool) => {
-            postgres::commit_batch(keys, pool, &[projection], Target::Shadow, after, &batch)
-                .await
-                .map(|at| at[0])
         }
     }
 }
@@ -195,33 +181,68 @@ pub async fn fill(
     store: &Arc<dyn Store>,
     keys: &Arc<Keys>,
     projection: Projection,
+    progress: impl FnMut(Progress),
+) -> Result<u64, Error> {
+    let at = pending(reads, projection).await?.unwrap_or(0);
+    let target = Target::Shadow;
+    replay(
+        reads,
+        store,
+        keys,
+        &[projection],
+        target,
+        at,
+        u64::MAX,
+        progress,
+    )
+    .await
+}
+
+/// Applies the log after `at` and up to `until` to `projections` in `target`'s tables of
+/// `reads`, a batch per transaction, parking what cannot be applied, until fewer than a
+/// batch of events remain; calls `progress` after each batch. The next batch is read from
+/// the log while one is applied. How [`fill`] fills a shadow, and how `chatroom verify
+/// --projections` fills its scratch tables.
+///
+/// # Errors
+/// When the log or the database fails; what was applied stays.
+#[allow(clippy::too_many_arguments)]
+pub async fn replay(
+    reads: &Reads,
+    store: &Arc<dyn Store>,
+    keys: &Arc<Keys>,
+    projections: &[Projection],
+    target: Target,
+    mut at: u64,
+    until: u64,
     mut progress: impl FnMut(Progress),
 ) -> Result<u64, Error> {
     let read = |after: u64| async move {
-        store
+        let mut batch = store
             .read_all(after, BATCH)
             .await
-            .map_err(|e| Error::Task(e.to_string()))
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let full = batch.len() == BATCH;
+        batch.retain(|r| r.position <= until);
+        Ok::<_, Error>((full && batch.len() == BATCH, batch))
     };
-    let mut at = pending(reads, projection).await?.unwrap_or(0);
-    let mut batch = read(at).await?;
+    let apply = |after: u64, batch: Vec<events::Recorded>| async move {
+        crate::dead::apply(reads, keys, projections, target, after, batch.into())
+            .await
+            .map(|at| at.into_iter().min().unwrap_or(0))
+    };
+    let (mut full, mut batch) = read(at).await?;
     loop {
-        let short = batch.len() < BATCH;
         // Each batch is read after the last event of the one before.
         let after = at;
         let next = match batch.last().map(|r| r.position) {
-            None => Vec::new(),
-            Some(last) if short => {
-                at = apply_shadow(keys, reads, projection, after, batch)
-                    .await?
-                    .max(last);
-                Vec::new()
+            None => (false, Vec::new()),
+            Some(last) if !full => {
+                at = apply(after, batch).await?.max(last);
+                (false, Vec::new())
             }
             Some(last) => {
-                let (applied, next) = tokio::join!(
-                    apply_shadow(keys, reads, projection, after, batch),
-                    read(last)
-                );
+                let (applied, next) = tokio::join!(apply(after, batch), read(last));
                 at = applied?.max(last);
                 next?
             }
@@ -230,10 +251,10 @@ pub async fn fill(
             at,
             head: (*store.head().borrow()).max(at),
         });
-        if short {
+        if !full {
             return Ok(at);
         }
-        batch = next;
+        (full, batch) = next;
     }
 }
 
@@ -298,6 +319,18 @@ pub async fn switch(
                 tx.execute(
                     "delete from projection_checkpoint where projection = ?1",
                     [Target::Shadow.checkpoint(projection)],
+                )?;
+                // The rebuilt tables' parked events replace the old ones'.
+                tx.execute(
+                    "delete from projection_dead_letter where projection = ?1",
+                    [Target::Live.checkpoint(projection)],
+                )?;
+                tx.execute(
+                    "update projection_dead_letter set projection = ?1 where projection = ?2",
+                    [
+                        Target::Live.checkpoint(projection),
+                        Target::Shadow.checkpoint(projection),
+                    ],
                 )?;
                 tx.commit()?;
                 Ok(at)
@@ -399,6 +432,23 @@ pub async fn switch(
             tx.execute(
                 "delete from projection_checkpoint where projection = $1",
                 &[&Target::Shadow.checkpoint(projection)],
+            )
+            .await
+            .map_err(pg)?;
+            // The rebuilt tables' parked events replace the old ones'.
+            let (live, shadow) = (
+                Target::Live.checkpoint(projection),
+                Target::Shadow.checkpoint(projection),
+            );
+            tx.execute(
+                "delete from projection_dead_letter where projection = $1",
+                &[&live],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "update projection_dead_letter set projection = $1 where projection = $2",
+                &[&live, &shadow],
             )
             .await
             .map_err(pg)?;

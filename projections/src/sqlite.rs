@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "direct",
         sql: include_str!("../../migrations/sqlite/read/0007_direct.sql"),
     },
+    Migration {
+        version: 8,
+        name: "dead_letter",
+        sql: include_str!("../../migrations/sqlite/read/0008_dead_letter.sql"),
+    },
 ];
 
 /// The read database: a file, a writer connection per worker, and a pool of readers.
@@ -262,7 +267,9 @@ pub fn apply_in_transaction(
             position: rec.position,
             reason: e.to_string(),
         })?;
-        let clear = open_sealed(keys, rec, &event)?;
+        // The key store beside SQLite read tables is SQLite too, which never waits: it is
+        // asked from this synchronous transaction without a runtime.
+        let clear = futures::executor::block_on(open_sealed(keys, rec, &event))?;
         for (projection, at) in projections.iter().zip(at.iter_mut()) {
             if rec.position <= *at {
                 continue;
@@ -297,15 +304,29 @@ pub fn apply_in_transaction(
     Ok(at)
 }
 
-/// The sealed field of `event` opened with `keys`, `None` when its key is gone. The key store
-/// beside SQLite read tables is SQLite too, which never waits: it is asked from this
-/// synchronous transaction without a runtime.
-fn open_sealed(keys: &Keys, rec: &Recorded, event: &Event) -> Result<Option<String>, Error> {
+/// The sealed field of `event` opened with `keys`, `None` when its key is gone. A key store
+/// that cannot be read is a failure to retry ([`Error::Task`]); sealed bytes that the key
+/// does not open never will ([`Error::Decode`]).
+pub(crate) async fn open_sealed(
+    keys: &Keys,
+    rec: &Recorded,
+    event: &Event,
+) -> Result<Option<String>, Error> {
     let Some((subject, sealed)) = event.sealed() else {
         return Ok(None);
     };
-    futures::executor::block_on(keys.open(&subject, sealed)).map_err(|e| Error::Decode {
-        position: rec.position,
-        reason: e.to_string(),
-    })
+    let key = keys
+        .key(&subject)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+    match key {
+        None => Ok(None),
+        Some(key) => key
+            .open(&subject, sealed)
+            .map(Some)
+            .ok_or_else(|| Error::Decode {
+                position: rec.position,
+                reason: format!("the sealed bytes of {subject} do not open with its key"),
+            }),
+    }
 }

@@ -15,7 +15,7 @@
 
 use crate::projection::{ALL, Projection, Target};
 use crate::read::Reads;
-use crate::sqlite::{self, Error, ReadDb};
+use crate::sqlite::{Error, ReadDb};
 use events::keys::Keys;
 use events::{Store, Subscription};
 use std::collections::HashMap;
@@ -215,8 +215,9 @@ async fn lead_together(
             }
         };
         let small = batch.len() < SMALL;
+        let batch: Arc<[events::Recorded]> = batch.into();
         let Some(applied) = retrying("all", &mut stop, || {
-            apply_live(&keys, &pool, &projections, after, &batch)
+            apply_live(&keys, &pool, &projections, after, batch.clone())
         })
         .await
         else {
@@ -243,13 +244,14 @@ async fn lead_together(
 /// (the database lost commits) is not retried: it is answered `Ok(Err(..))`, and the caller
 /// reads the log again from the stored checkpoints.
 async fn apply_live(
-    keys: &Keys,
+    keys: &Arc<Keys>,
     pool: &deadpool_postgres::Pool,
     projections: &[Projection],
     after: u64,
-    batch: &[events::Recorded],
+    batch: Arc<[events::Recorded]>,
 ) -> Result<Result<Vec<u64>, Error>, Error> {
-    match crate::postgres::commit_batch(keys, pool, projections, Target::Live, after, batch).await {
+    let reads = Reads::Postgres(pool.clone());
+    match crate::dead::apply(&reads, keys, projections, Target::Live, after, batch).await {
         Ok(applied) => Ok(Ok(applied)),
         Err(behind @ Error::Behind { .. }) => Ok(Err(behind)),
         Err(e) => Err(e),
@@ -341,10 +343,11 @@ async fn follow_together(
     while let Some(batch) = next_batch(&mut sub, "all", &mut stop).await {
         let small = batch.len() < SMALL;
         let batch: Arc<[events::Recorded]> = batch.into();
+        let reads = Reads::Sqlite(db.clone());
         let Some(applied) = retrying("all", &mut stop, || {
-            let batch = batch.clone();
-            let keys = keys.clone();
-            db.with_writer(move |c| sqlite::commit_batch(&keys, c, &ALL, Target::Live, &batch))
+            // Every batch of the log is read after the last one's end: the SQLite sink needs
+            // no `after`.
+            crate::dead::apply(&reads, &keys, &ALL, Target::Live, 0, batch.clone())
         })
         .await
         else {

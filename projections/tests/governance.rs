@@ -268,6 +268,7 @@ async fn postgres_answers_the_governance_of_a_room() {
         postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
         postgres::DIRECT_MIGRATION,
+        projections::dead::POSTGRES_MIGRATION,
     ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();

@@ -152,6 +152,7 @@ async fn postgres_keeps_markers_beside_the_log() {
         projections::postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
         projections::postgres::DIRECT_MIGRATION,
+        projections::dead::POSTGRES_MIGRATION,
     ];
     let url = events::testing::scratch_database(&admin, &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();

@@ -407,6 +407,7 @@ async fn postgres_shows_messages_as_they_are_now() {
         postgres::MESSAGES_MIGRATION,
         projections::markers::POSTGRES_MIGRATION,
         postgres::DIRECT_MIGRATION,
+        projections::dead::POSTGRES_MIGRATION,
     ]);
     let url = events::testing::scratch_database(&admin_url(), &all).await;
     let pool = events::postgres::pool(&url, 8).unwrap();

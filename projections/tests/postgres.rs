@@ -42,6 +42,7 @@ async fn fresh_pool() -> Pool {
             postgres::MESSAGES_MIGRATION,
             projections::markers::POSTGRES_MIGRATION,
             postgres::DIRECT_MIGRATION,
+            projections::dead::POSTGRES_MIGRATION,
         ],
     )
     .await;

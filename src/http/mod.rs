@@ -102,11 +102,24 @@ pub fn router(app: Shared, web_dir: &Path, media_dir: &Path) -> Router {
         .with_state(app)
 }
 
+/// `GET /healthz`: always 200 while the process is up; `status` is `degraded` while events
+/// are parked (dead letters), and `parked_events` is `null` when the read database does not
+/// answer.
 async fn healthz(axum::extract::State(app): axum::extract::State<Shared>) -> impl IntoResponse {
     let head = *app.store.head().borrow();
     let applied = app.workers.low_water();
+    let parked = projections::dead::counts(&app.read)
+        .await
+        .ok()
+        .map(|c| c.iter().map(|(_, n)| n).sum::<u64>());
+    let status = if parked.unwrap_or(0) > 0 {
+        "degraded"
+    } else {
+        "ok"
+    };
     axum::Json(serde_json::json!({
-        "status": "ok",
+        "status": status,
+        "parked_events": parked,
         "log_position": head,
         "projections_position": applied,
         "active_rooms": app.rooms.active(),
@@ -152,6 +165,8 @@ async fn readyz(
 
 /// `GET /metrics` in the Prometheus text format.
 async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> impl IntoResponse {
+    // Left out when the read database does not answer, rather than shown as none.
+    let parked = projections::dead::counts(&app.read).await.ok();
     let gauges = crate::metrics::Gauges {
         sockets: app.sockets.len(),
         active_rooms: app.rooms.active(),
@@ -168,6 +183,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Shared>) -> imp
             app.rooms.starts().from_log.load(Ordering::Relaxed),
         ),
         room_start_events: app.rooms.starts().events_read.load(Ordering::Relaxed),
+        parked,
     };
     (
         [(

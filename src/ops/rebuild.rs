@@ -5,7 +5,8 @@ use crate::config::StoreArgs;
 use crate::storage::Storage;
 use projections::{ALL, Projection, rebuild};
 
-/// Prints each projection's checkpoint, lag, and any unfinished rebuild.
+/// Prints each projection's checkpoint, lag, and any unfinished rebuild, then the parked
+/// events.
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -30,7 +31,9 @@ pub async fn status(args: StoreArgs) -> anyhow::Result<()> {
             ))
         );
     }
+    let parked = projections::dead::list(&storage.reads).await;
     storage.close();
+    super::dead::print(&parked?);
     Ok(())
 }
 
