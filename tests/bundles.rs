@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{Server, unique};
+use common::{Server, post_at, unique};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::process::Command;
 
 fn chatroom(args: &[&str]) -> (i32, String) {
@@ -21,39 +20,6 @@ fn chatroom(args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         text + &String::from_utf8_lossy(&out.stderr),
     )
-}
-
-/// A message written straight into the log at a chosen time, sealed as a room seals it.
-async fn post_at(data: &Path, room: &str, seq: u64, user: &str, text: &str, time: i64) {
-    use events::event::{Event, MessagePosted, room_stream};
-    use events::{Expected, NewEvent, Store};
-    let keys = events::keys::Keys::open_file(&data.join("keys.db")).unwrap();
-    let period = events::seal::period_of(time);
-    let subject = events::seal::Subject::Text {
-        user: user.to_owned(),
-        room: room.to_owned(),
-        period,
-    };
-    let posted = Event::MessagePosted(MessagePosted {
-        room_id: room.to_owned(),
-        seq,
-        message_id: format!("m-{seq}"),
-        user_id: user.to_owned(),
-        text: keys.seal(&subject, text).await.unwrap(),
-        kind: "input".into(),
-        period,
-        reply_to: None,
-    });
-    let store = events::SqliteStore::open(data.join("events.db")).unwrap();
-    store
-        .append(
-            &room_stream(room),
-            Expected::Any,
-            vec![NewEvent::with_id(uuid::Uuid::new_v4(), &posted, time)],
-        )
-        .await
-        .unwrap();
-    store.close();
 }
 
 /// A change made to a bundle's JSON.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, unique};
+use common::{Server, post_at, unique};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -329,40 +329,6 @@ fn the_server_runs_without_transparent_huge_pages() {
         .expect("the kernel reports THP_enabled (Linux 5.0 and later)")
         .trim();
     assert_eq!(thp, "0", "THP_enabled of the server process");
-}
-
-/// Appends message `seq` of `room` by `user` at `time` straight to the log of a stopped
-/// server, sealed under the folder's own key store, as a server would have written it then.
-async fn post_at(data: &Path, room: &str, seq: u64, user: &str, text: &str, time: i64) {
-    use events::event::{Event, MessagePosted, room_stream};
-    use events::{Expected, NewEvent, Store};
-    let keys = events::keys::Keys::open_file(&data.join("keys.db")).unwrap();
-    let period = events::seal::period_of(time);
-    let subject = events::seal::Subject::Text {
-        user: user.to_owned(),
-        room: room.to_owned(),
-        period,
-    };
-    let posted = Event::MessagePosted(MessagePosted {
-        room_id: room.to_owned(),
-        seq,
-        message_id: format!("old-{seq}"),
-        user_id: user.to_owned(),
-        text: keys.seal(&subject, text).await.unwrap(),
-        kind: "input".into(),
-        period,
-        reply_to: None,
-    });
-    let store = events::SqliteStore::open(data.join("events.db")).unwrap();
-    store
-        .append(
-            &room_stream(room),
-            Expected::Any,
-            vec![NewEvent::with_id(uuid::Uuid::new_v4(), &posted, time)],
-        )
-        .await
-        .unwrap();
-    store.close();
 }
 
 /// The texts of a room's messages in an audit, by seq.
