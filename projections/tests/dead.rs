@@ -6,6 +6,8 @@
 //!
 //! The PostgreSQL test runs when `CHATROOM_TEST_DATABASE_URL` is set, as in `postgres.rs`.
 
+mod common;
+
 use events::testing::{created, joined, posted, registered};
 use events::{Event, Expected, MemoryStore, NewEvent, Store};
 use projections::{ALL, ReadDb, Reads, Workers, dead};
@@ -156,18 +158,7 @@ async fn postgres_parks_what_it_cannot_apply() {
         .ok()
         .filter(|url| !url.is_empty())
         .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
-    let all = [
-        events::postgres::MIGRATION,
-        projections::postgres::MIGRATION,
-        projections::postgres::SEARCH_MIGRATION,
-        projections::postgres::SEALED_MIGRATION,
-        projections::postgres::GOVERNANCE_MIGRATION,
-        projections::postgres::MESSAGES_MIGRATION,
-        projections::markers::POSTGRES_MIGRATION,
-        projections::postgres::DIRECT_MIGRATION,
-        dead::POSTGRES_MIGRATION,
-    ];
-    let url = events::testing::scratch_database(&admin, &all).await;
+    let url = events::testing::scratch_database(&admin, &common::POSTGRES_MIGRATIONS).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
     let fix = pool.clone();
     parks_and_goes_on(Reads::Postgres(pool), async move || {

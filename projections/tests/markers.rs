@@ -143,18 +143,7 @@ async fn postgres_keeps_markers_beside_the_log() {
         .ok()
         .filter(|url| !url.is_empty())
         .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
-    let all = [
-        events::postgres::MIGRATION,
-        projections::postgres::MIGRATION,
-        projections::postgres::SEARCH_MIGRATION,
-        projections::postgres::SEALED_MIGRATION,
-        projections::postgres::GOVERNANCE_MIGRATION,
-        projections::postgres::MESSAGES_MIGRATION,
-        projections::markers::POSTGRES_MIGRATION,
-        projections::postgres::DIRECT_MIGRATION,
-        projections::dead::POSTGRES_MIGRATION,
-    ];
-    let url = events::testing::scratch_database(&admin, &all).await;
+    let url = events::testing::scratch_database(&admin, &common::POSTGRES_MIGRATIONS).await;
     let pool = events::postgres::pool(&url, 8).unwrap();
     markers_stay_beside_the_log(Reads::Postgres(pool)).await;
 }

@@ -5,6 +5,8 @@
 //!
 //! The PostgreSQL test runs when `CHATROOM_TEST_DATABASE_URL` is set, as in `postgres.rs`.
 
+mod common;
+
 use events::testing::{created, joined, posted, registered};
 use events::{Event, Expected, MemoryStore, NewEvent, Recorded, Store};
 use projections::projection::Target;
@@ -111,18 +113,7 @@ async fn postgres_compares_each_projection_at_its_checkpoint() {
         .ok()
         .filter(|url| !url.is_empty())
         .expect("needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL");
-    let all = [
-        events::postgres::MIGRATION,
-        projections::postgres::MIGRATION,
-        projections::postgres::SEARCH_MIGRATION,
-        projections::postgres::SEALED_MIGRATION,
-        projections::postgres::GOVERNANCE_MIGRATION,
-        projections::postgres::MESSAGES_MIGRATION,
-        projections::markers::POSTGRES_MIGRATION,
-        projections::postgres::DIRECT_MIGRATION,
-        projections::dead::POSTGRES_MIGRATION,
-    ];
-    let url = events::testing::scratch_database(&admin, &all).await;
+    let url = events::testing::scratch_database(&admin, &common::POSTGRES_MIGRATIONS).await;
     let live = events::postgres::pool(&url, 4).unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let events = fill(&*store).await;

@@ -214,3 +214,16 @@ pub fn reacted(room: &str, seq: u64, user_id: &str, emoji: &str, on: bool) -> Ev
         Event::ReactionRemoved(r)
     }
 }
+
+/// Every migration of the log and the read side on PostgreSQL, in order.
+pub const POSTGRES_MIGRATIONS: [events::migrate::Migration; 9] = [
+    events::postgres::MIGRATION,
+    projections::postgres::MIGRATION,
+    projections::postgres::SEARCH_MIGRATION,
+    projections::postgres::SEALED_MIGRATION,
+    projections::postgres::GOVERNANCE_MIGRATION,
+    projections::postgres::MESSAGES_MIGRATION,
+    projections::markers::POSTGRES_MIGRATION,
+    projections::postgres::DIRECT_MIGRATION,
+    projections::dead::POSTGRES_MIGRATION,
+];
