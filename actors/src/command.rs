@@ -10,7 +10,8 @@ pub enum Error {
     /// The room's rules refused it.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// The log could not take it; nothing was stored.
+    /// The log could not take it, or its answer was lost on the way (the database went
+    /// away during the commit): a retry with the same id is answered with what was stored.
     #[error("the room is unavailable: {0}")]
     Unavailable(String),
     /// The room has too many commands waiting; nothing was queued. Retry shortly.
@@ -134,4 +135,26 @@ pub enum Msg {
     Flush,
     /// Periodic check for idleness.
     Tick,
+}
+
+impl Msg {
+    /// Whether the room decides this against its state, which must then be settled first.
+    pub(crate) fn decides(&self) -> bool {
+        matches!(
+            self,
+            Msg::Command { .. } | Msg::Post { .. } | Msg::Change { .. } | Msg::Subscribe { .. }
+        )
+    }
+
+    /// Answers it `Unavailable(why)` without doing it.
+    pub(crate) fn refuse(self, why: &str) {
+        let no = || Error::Unavailable(why.to_owned());
+        match self {
+            Msg::Command { reply, .. } => drop(reply.send(Err(no()))),
+            Msg::Post { reply, .. } => drop(reply.send(Err(no()))),
+            Msg::Change { reply, .. } => drop(reply.send(Err(no()))),
+            Msg::Subscribe { reply, .. } => drop(reply.send(Err(no()))),
+            Msg::Unsubscribe { .. } | Msg::Observe { .. } | Msg::Flush | Msg::Tick => {}
+        }
+    }
 }

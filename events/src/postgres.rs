@@ -81,16 +81,32 @@ pub fn pool(url: &str, size: usize) -> Result<Pool, Error> {
 pub const WRITER_OPTIONS: &str =
     "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off";
 
+/// How every connection to `url` is made. The URL may name several hosts with
+/// `target_session_attrs=read-write` (libpq's form), to find the primary after a failover.
+/// A database machine that is lost (no reset, no FIN) must not hold a connection for the
+/// kernel's minutes of retransmissions: idle connections are probed every few seconds, and
+/// one whose sent data goes unacknowledged for 10 s fails, so the pool drops it and the next
+/// connection finds the new primary.
+fn config(url: &str) -> Result<tokio_postgres::Config, Error> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+    config
+        .connect_timeout(Duration::from_secs(5))
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(10));
+    Ok(config)
+}
+
 /// A connection pool for `url` whose connections start with `options` (see [`WRITER_OPTIONS`]).
 ///
 /// # Errors
 /// When the URL does not parse.
 pub fn pool_with(url: &str, size: usize, options: Option<&str>) -> Result<Pool, Error> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+    let mut config = config(url)?;
     if let Some(o) = options {
         config.options(o);
     }
-    config.connect_timeout(Duration::from_secs(5));
     if config.get_application_name().is_none() {
         config.application_name("chatroom");
     }
@@ -225,9 +241,8 @@ pub async fn follow_notifications(
     use futures::StreamExt;
     loop {
         let connected = async {
-            let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
-            config.connect_timeout(Duration::from_secs(5));
-            let (client, mut connection) = config.connect(NoTls).await.map_err(unavailable)?;
+            let (client, mut connection) =
+                config(&url)?.connect(NoTls).await.map_err(unavailable)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             let driver = tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -75,13 +75,26 @@ fn database_url(admin: &str, name: &str) -> String {
 
 /// A store that hands everything to another, counting what is read through it; with
 /// [`Watched::interrupting_log_read`], one read of the whole log fails, as when the database
-/// goes away in the middle of a long read.
+/// goes away in the middle of a long read. It can also fail an append the way a failover does
+/// ([`Watched::losing_next_answer`], [`Watched::forgetting_next_append`]).
 pub struct Watched {
     inner: Arc<dyn Store>,
     stream_events_read: AtomicU64,
     log_reads_with_events: AtomicU64,
     /// Log reads still to succeed before the one that fails; `u64::MAX` for none failing.
     log_reads_before_failure: AtomicU64,
+    /// What happens to the next append.
+    next_append: std::sync::Mutex<Option<AppendFault>>,
+}
+
+/// How an append goes wrong.
+#[derive(Clone, Copy)]
+enum AppendFault {
+    /// Stored, but answered `Unavailable`: the commit went through and its answer was lost.
+    LostAnswer,
+    /// Answered as stored, and not stored: written to a primary whose standby never got it,
+    /// and then promoted.
+    Forgotten,
 }
 
 impl Watched {
@@ -92,7 +105,19 @@ impl Watched {
             stream_events_read: AtomicU64::new(0),
             log_reads_with_events: AtomicU64::new(0),
             log_reads_before_failure: AtomicU64::new(u64::MAX),
+            next_append: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Stores the next append but answers it `Unavailable`.
+    pub fn losing_next_answer(&self) {
+        *self.next_append.lock().expect("fault") = Some(AppendFault::LostAnswer);
+    }
+
+    /// Answers the next append as stored (at the stream's next versions, with made-up
+    /// positions and hashes) without storing it.
+    pub fn forgetting_next_append(&self) {
+        *self.next_append.lock().expect("fault") = Some(AppendFault::Forgotten);
     }
 
     /// Makes the read of the log that follows `successful` ones fail with
@@ -128,7 +153,35 @@ impl Store for Watched {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Recorded>, Error> {
-        self.inner.append(stream, expected, events).await
+        let fault = self.next_append.lock().expect("fault").take();
+        match fault {
+            None => self.inner.append(stream, expected, events).await,
+            Some(AppendFault::LostAnswer) => {
+                self.inner.append(stream, expected, events).await?;
+                Err(Error::Unavailable(
+                    "connection closed during the commit".into(),
+                ))
+            }
+            Some(AppendFault::Forgotten) => {
+                let version = self.inner.stream_version(stream).await?.unwrap_or(0);
+                let position = *self.inner.head().borrow();
+                Ok(events
+                    .into_iter()
+                    .zip(1..)
+                    .map(|(e, i)| Recorded {
+                        position: position + i,
+                        stream_id: stream.to_owned(),
+                        version: version + i,
+                        event_id: e.event_id,
+                        event_type: e.event_type.to_owned(),
+                        schema_version: e.schema_version,
+                        recorded_at: e.recorded_at,
+                        payload: e.payload,
+                        hash: [0xee; 32],
+                    })
+                    .collect())
+            }
+        }
     }
 
     async fn read_stream(

@@ -15,7 +15,11 @@
 //! Idempotency: a retried client id is answered from the room's window
 //! ([`crate::recent`]). Two processes writing one room meet as an expected-version conflict:
 //! the loser reads the stream's tail, which brings the winner's ids into its window, and
-//! answers a retry among them with the first `seq` instead of writing it again.
+//! answers a retry among them with the first `seq` instead of writing it again. An append
+//! whose answer was lost (the database failed over during its commit) may be stored all the
+//! same: the room reads its stream's tail before deciding anything else, so a retry finds it.
+//! If that tail no longer holds what the room read (a standby promoted without it), the actor
+//! fails and is started again from the log.
 
 use crate::batch::Parked;
 use crate::changes;
@@ -30,6 +34,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use write::Unsettled;
 
 /// The subscribers of a room, shared with the registry so that they outlive a failed actor
 /// and can be told to resume elsewhere.
@@ -77,6 +82,9 @@ pub struct RoomState {
     /// Whether a snapshot is being written (one at a time per room).
     snapshot_saving: Arc<std::sync::atomic::AtomicBool>,
     last_activity: Instant,
+    /// An append failed without a clear answer (the database went away during its commit),
+    /// so it may be stored: the stream's tail is read before the next command is decided.
+    unsettled: bool,
 }
 
 mod subscribe;
@@ -110,6 +118,7 @@ impl Actor for RoomActor {
             snapshot_version: 0,
             snapshot_saving: Arc::default(),
             last_activity: Instant::now(),
+            unsettled: false,
         };
         self.restore(&mut state).await;
         let from = state.room.version;
@@ -142,6 +151,25 @@ impl Actor for RoomActor {
             state
                 .depth
                 .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        if state.unsettled && msg.decides() {
+            match self.settle(state).await {
+                Ok(()) => {}
+                Err(Unsettled::Unavailable(e)) => {
+                    msg.refuse(&e.to_string());
+                    return Ok(());
+                }
+                // Restarted from the log by the registry, which tells the subscribers to
+                // resume: they may have been shown what the log no longer holds.
+                Err(Unsettled::Lost) => {
+                    return Err(format!(
+                        "room {}: the log no longer holds version {} that this room read \
+                         (a failover to a standby that never had it)",
+                        state.room_id, state.room.version
+                    )
+                    .into());
+                }
+            }
         }
         match msg {
             Msg::Tick => {

@@ -79,8 +79,16 @@ impl RoomActor {
                     // deliver them, and decide the parked commands again (a retry it stored
                     // is now in the window, a member it removed can no longer post) before
                     // writing the rest.
+                    let before = state.room.version;
                     if let Err(e) = catch_up(&*self.store, &self.settings.keys, state, true).await {
                         self.fail_all(state, &e.to_string());
+                        return;
+                    }
+                    if state.room.version == before {
+                        // The log is behind what this room read: settled before the next
+                        // command.
+                        state.unsettled = true;
+                        self.fail_all(state, "the log is behind this room; retry");
                         return;
                     }
                     let parked = std::mem::take(&mut state.parked);
@@ -94,6 +102,7 @@ impl RoomActor {
                 }
                 Err(e) => {
                     tracing::warn!(room = %state.room_id, error = %e, "append failed");
+                    state.unsettled = true;
                     self.fail_all(state, &e.to_string());
                     return;
                 }
@@ -215,15 +224,58 @@ impl RoomActor {
                     });
                 }
                 Err(events::Error::Conflict { .. }) => {
+                    let before = state.room.version;
                     catch_up(&*self.store, keys, state, true)
                         .await
                         .map_err(|e| Error::Unavailable(e.to_string()))?;
+                    if state.room.version == before {
+                        state.unsettled = true;
+                        return Err(Error::Unavailable(
+                            "the log is behind this room; retry".into(),
+                        ));
+                    }
                 }
-                Err(e) => return Err(Error::Unavailable(e.to_string())),
+                Err(e) => {
+                    state.unsettled = true;
+                    return Err(Error::Unavailable(e.to_string()));
+                }
             }
         }
         Err(Error::Unavailable(
             "the room kept changing under this command; try again".into(),
         ))
+    }
+}
+
+/// Why a room could not be settled.
+pub(super) enum Unsettled {
+    /// The log cannot be read now; the room stays unsettled.
+    Unavailable(events::Error),
+    /// The log no longer holds the event the room last read.
+    Lost,
+}
+
+impl RoomActor {
+    /// Reads the stream's tail after an append whose outcome is unknown: what it stored is
+    /// folded in (and delivered), so a retry of it is answered from the window.
+    pub(super) async fn settle(&self, state: &mut RoomState) -> Result<(), Unsettled> {
+        if state.room.version > 0 {
+            let page = self
+                .store
+                .read_stream(&state.stream, state.room.version, 1)
+                .await
+                .map_err(Unsettled::Unavailable)?;
+            if !page
+                .first()
+                .is_some_and(|r| r.version == state.room.version && r.hash == state.last_hash)
+            {
+                return Err(Unsettled::Lost);
+            }
+        }
+        catch_up(&*self.store, &self.settings.keys, state, true)
+            .await
+            .map_err(Unsettled::Unavailable)?;
+        state.unsettled = false;
+        Ok(())
     }
 }
