@@ -9,6 +9,7 @@
 //   CHATROOM_HA_KILLS  how many kills (default 3)
 //   CHATROOM_HA_KEEP   set to keep the folder of scripts/ha (data and logs) afterwards
 //   HA_SYNC_STRICT     false: bootstrap non-strict (scripts/ha), report what it acks alone
+//   HA_MEMBERS         3: three PostgreSQL members (scripts/ha)
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -137,7 +138,7 @@ function writer(index, url, user, roomId, log) {
  */
 function postgresEvents(dir) {
   const events = [];
-  for (const n of [1, 2]) {
+  for (const n of [1, 2, 3]) {
     const f = path.join(dir, `pg${n}`, 'patroni.log');
     if (!existsSync(f)) continue;
     for (const line of readFileSync(f, 'utf8').split('\n')) {
