@@ -337,7 +337,7 @@ fn the_room_s_end_is_proven(
         (
             "its last event dropped",
             Box::new(move |v| drop_last(v, 1)),
-            "the room's last 1 events were left out",
+            "the room's last event was left out",
         ),
         (
             "its last two events dropped",

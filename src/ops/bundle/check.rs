@@ -251,12 +251,15 @@ fn room_head(
         )),
         None if h.version > last.version => Err(format!(
             "it ends at the room's version {} (position {}), but the room's head in the \
-             checkpoint is version {} (position {}): the room's last {} events were left out",
+             checkpoint is version {} (position {}): {} left out",
             last.version,
             last.position,
             h.version,
             h.position,
-            h.version - last.version
+            match h.version - last.version {
+                1 => "the room's last event was".to_owned(),
+                n => format!("the room's last {n} events were"),
+            }
         )),
         None => Err(format!(
             "it ends at the room's version {} (position {}), which is not the room's head in \
