@@ -4,6 +4,7 @@
 //! or the link after the span comes at or before it), and the texts against their sealed bytes.
 
 use super::{Bundle, Entry, FORMAT, FORMAT_V1, HeadEntry, sealed_text};
+use crate::ops::times::time_text;
 use events::Recorded;
 use events::checkpoint::{Head, VerifyingKey, parse_hash};
 use events::envelope::GENESIS;
@@ -279,15 +280,4 @@ fn room_head(
             a.position, h.version, h.position
         )),
     }
-}
-
-/// A time as RFC 3339, in UTC.
-fn time_text(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }
