@@ -36,7 +36,8 @@ pub enum Command {
     /// --projections, rebuild every projection from the log into scratch tables and compare
     /// them with the live read tables instead.
     Verify(VerifyArgs),
-    /// Sign a checkpoint of the log as it is now (its Merkle tree head) into a file.
+    /// Sign a checkpoint of the log as it is now (its Merkle tree head and its streams' heads)
+    /// into a file.
     Checkpoint {
         /// Where the data lives.
         #[command(flatten)]
@@ -50,8 +51,8 @@ pub enum Command {
     /// Write a bundle of a room's events over a span, with the proofs and keys that let
     /// `verify-bundle` check it offline.
     Export(Export),
-    /// Check a bundle offline, with no database: exit 1 when any event, link, proof or text
-    /// does not hold.
+    /// Check a bundle offline, with no database: exit 1 when any event, link, proof, the
+    /// room's head or a text does not hold.
     VerifyBundle {
         /// The bundle file.
         file: PathBuf,

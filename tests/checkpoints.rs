@@ -2,14 +2,18 @@
 //! checkpoint of an untouched log verifies; the log's newest events of a stream deleted, two
 //! events of different streams swapped (which every stream's hash chain still accepts) or a
 //! byte flipped, each behind the server's back with the database's own tools, make `verify
-//! --checkpoint` fail and say where; so do an altered checkpoint and a foreign key. The
-//! server signs checkpoints into its data folder on its own.
+//! --checkpoint` fail and say where; so do an altered checkpoint, a foreign key and a
+//! checkpoint signed over heads the log never had. A version 1 checkpoint (no heads), as files
+//! already written hold them, still verifies. The server signs checkpoints into its data folder
+//! on its own.
 
 mod common;
 
 use common::{Server, unique};
+use events::checkpoint::{Checkpoint, LogKey};
+use events::heads::HeadsRoot;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,58 @@ async fn traffic(server: &Server) {
             .await;
         assert_eq!(j.status, 200);
     }
+}
+
+/// `cp` signed again with the log's key (its `seed`) over `heads`: with none, as version 1
+/// wrote it; written to `out`.
+fn resigned(cp: &Path, seed: &[u8], heads: Option<HeadsRoot>, out: &Path) {
+    let cp: Checkpoint = serde_json::from_str(&std::fs::read_to_string(cp).unwrap()).unwrap();
+    let key = LogKey::from_seed(seed.try_into().unwrap());
+    let mut head = cp.verify(&key.public()).unwrap();
+    head.heads = heads;
+    let text = serde_json::to_string_pretty(&key.sign(&head, cp.time)).unwrap();
+    std::fs::write(out, text).unwrap();
+}
+
+/// The version 1 checkpoint of `cp` verifies and says it signs no heads; one signed over
+/// other heads than the log's fails.
+fn check_versions(cp: &Path, seed: &[u8], run: impl Fn(&Path) -> (i32, String)) -> PathBuf {
+    let (code, out) = run(cp);
+    assert_eq!(code, 0, "version 2: {out}");
+    assert!(
+        out.contains(" v2 (root ") && out.contains("so do the heads of its"),
+        "{out}"
+    );
+    let v1 = cp.with_file_name("v1.json");
+    resigned(cp, seed, None, &v1);
+    let text = std::fs::read_to_string(&v1).unwrap();
+    assert!(
+        text.contains("chatroom-checkpoint/1") && !text.contains("heads"),
+        "{text}"
+    );
+    let (code, out) = run(&v1);
+    assert_eq!(code, 0, "version 1: {out}");
+    assert!(
+        out.contains(" v1 (root ") && out.contains("signs no heads"),
+        "{out}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cp).unwrap()).unwrap();
+    let streams = doc["streams"].as_u64().unwrap();
+    assert!(streams > 3, "{doc}");
+    let forged = cp.with_file_name("forged-heads.json");
+    let false_heads = HeadsRoot {
+        streams,
+        root: [0; 32],
+    };
+    resigned(cp, seed, Some(false_heads), &forged);
+    let (code, out) = run(&forged);
+    assert_eq!(code, 1, "forged heads: {out}");
+    assert!(
+        out.contains("TAMPERED: ") && out.contains("heads the log never had"),
+        "{out}"
+    );
+    v1
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -144,6 +200,9 @@ async fn embedded_checkpoints_catch_truncation_reordering_and_edits() {
     let (code, out) = run(clean.path(), &cp, &public);
     assert_eq!(code, 0, "untouched: {out}");
     assert!(out.starts_with("ok: "), "{out}");
+    let seed = std::fs::read_to_string(clean.path().join("log-signing.key")).unwrap();
+    let seed = hex::decode(seed.trim()).unwrap();
+    let v1 = check_versions(&cp, &seed, |file| run(clean.path(), file, &public));
 
     // The checkpoint itself altered, or checked against another key.
     let text = std::fs::read_to_string(&cp).unwrap();
@@ -194,6 +253,9 @@ async fn embedded_checkpoints_catch_truncation_reordering_and_edits() {
         assert!(out.contains(&want), "{what}: says {want:?}: {out}");
         if i == 0 {
             assert!(out.contains("1 of the events"), "{what}: {out}");
+            let (code, out) = run(dir.path(), &v1, &public);
+            assert_eq!(code, 1, "{what}, version 1: {out}");
+            assert!(out.contains(&want), "{what}, version 1: {out}");
             // Every stream's chain, alone, still passes: only the checkpoint sees it.
             let (code, out) = chatroom(&["verify"], &["--data-dir", dir.path().to_str().unwrap()]);
             assert_eq!(code, 0, "{stream}: {out}");
@@ -261,6 +323,18 @@ async fn postgres_checkpoints_catch_truncation_reordering_and_edits() {
     assert_eq!(code, 0, "untouched: {out}");
 
     let db = connect(&url).await;
+    let seed: Vec<u8> = db
+        .query_one("select seed from log_signing_key where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    check_versions(&cp, &seed, |file| {
+        let f = file.to_str().unwrap();
+        run(
+            &["verify", "--checkpoint", f, "--public-key", &public],
+            &url,
+        )
+    });
     let row = db
         .query_one(
             "select position, stream_id from event where stream_id = (select stream_id from \

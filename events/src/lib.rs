@@ -12,6 +12,7 @@
 //!   feature, `EsdbStore` in EventStoreDB/KurrentDB (module `esdb`).
 //! - [`checkpoint`]: signed checkpoints (tree heads) of the log and the log's signing key.
 //! - [`merkle`]: the Merkle tree of RFC 9162 over the log, its proofs and their checks.
+//! - [`heads`]: the tree over every stream's head that a checkpoint signs as well.
 //! - [`migrate`]: a tiny migration runner for SQLite databases.
 //! - [`conformance`]: the suite every backend must pass; `testing` (the `testing` feature):
 //!   what the tests of every crate share.
@@ -27,6 +28,7 @@ pub mod envelope;
 #[cfg(feature = "eventstoredb")]
 pub mod esdb;
 pub mod event;
+pub mod heads;
 pub mod keys;
 mod memory;
 pub mod merkle;

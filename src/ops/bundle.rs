@@ -2,31 +2,37 @@
 //! what proves them offline. A bundle carries the events as stored (their sealed bytes as they
 //! are, and the text they read as where a key remains), the stream's link before the span and
 //! after it (so the span's events are all of the room's: the room's stream is a hash chain),
-//! one batch inclusion proof of all of them against a checkpoint signed at export, and the
-//! keys that open exactly those events' texts, so a text is bound to the sealed bytes the
-//! chain covers.
+//! one batch inclusion proof of all of them against a checkpoint signed at export, the room's
+//! head with its proof against the heads root that checkpoint signs (so the span's end is the
+//! room's, or the link after it is the room's next event), and the keys that open exactly those
+//! events' texts, so a text is bound to the sealed bytes the chain covers.
+
+mod check;
 
 use super::checkpoint::public_key_arg;
 use crate::config::StoreArgs;
 use crate::storage::Storage;
 use anyhow::Context;
 use events::checkpoint::{Checkpoint, LogTree, parse_hash};
-use events::envelope::GENESIS;
 use events::event::room_stream;
-use events::merkle::{self, Builder, Hash};
-use events::seal::{Key, Sealed, Subject};
+use events::heads::{HeadProof, StreamHead};
+use events::merkle::{self, Builder};
+use events::seal::{Sealed, Subject};
 use events::{Event, Recorded};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// What a bundle file declares itself to be.
-pub const FORMAT: &str = "chatroom-bundle/1";
+/// What a bundle file declares itself to be: format 2, with the room's head.
+pub const FORMAT: &str = "chatroom-bundle/2";
+
+/// What a bundle of format 1 declares itself to be: no head, so its end is not proven.
+pub const FORMAT_V1: &str = "chatroom-bundle/1";
 
 /// A bundle, as its JSON file holds it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Bundle {
-    /// Always [`FORMAT`].
+    /// [`FORMAT`], or [`FORMAT_V1`] for a bundle exported before heads were signed.
     pub format: String,
     /// The room.
     pub room: String,
@@ -42,11 +48,65 @@ pub struct Bundle {
     pub events: Vec<Entry>,
     /// The room's event just after the span (none: the span reaches the room's last event).
     pub after: Option<Entry>,
+    /// The room's last event in the checkpoint, with its proof against the checkpoint's heads
+    /// root (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadEntry>,
     /// The hashes of the subtrees of the checkpoint's tree that hold none of the bundle's
     /// events, depth first, left to right ([`merkle::batch_ranges`]).
     pub proof: Vec<String>,
     /// The keys that open the span's texts: subject (as the log names it) to key, hex.
     pub keys: BTreeMap<String, String>,
+}
+
+/// The room's head as the checkpoint's heads tree holds it ([`events::heads`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadEntry {
+    /// Its leaf in the heads tree: the stream's number in stream-id order, from 0.
+    pub leaf: u64,
+    /// The stream: the room's.
+    pub stream_id: String,
+    /// The version of the stream's last event in the checkpoint.
+    pub version: u64,
+    /// That event's global position.
+    pub position: u64,
+    /// That event's chain hash, hex.
+    pub hash: String,
+    /// The leaf's RFC 9162 inclusion proof (audit path) against the heads root, nearest the
+    /// leaf first, hex.
+    pub proof: Vec<String>,
+}
+
+impl HeadEntry {
+    fn of(stream: &str, p: &HeadProof) -> Self {
+        Self {
+            leaf: p.leaf,
+            stream_id: stream.to_owned(),
+            version: p.head.version,
+            position: p.head.position,
+            hash: hex::encode(p.head.hash),
+            proof: p.proof.iter().map(hex::encode).collect(),
+        }
+    }
+
+    fn proof(&self) -> Result<HeadProof, String> {
+        let hash = parse_hash(&self.hash).ok_or("its head's hash is not 32 bytes of hex")?;
+        let proof = self
+            .proof
+            .iter()
+            .map(|h| parse_hash(h))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("its head's proof holds a hash that is not 32 bytes of hex")?;
+        Ok(HeadProof {
+            leaf: self.leaf,
+            head: StreamHead {
+                version: self.version,
+                position: self.position,
+                hash,
+            },
+            proof,
+        })
+    }
 }
 
 /// One event as stored, with its leaf in the checkpoint's tree and its text.
@@ -169,33 +229,43 @@ async fn build(
         anyhow::bail!("no room has the id {room:?}");
     }
     let key = storage.log_key(args).await?;
-    // The stream's events before, in and after the span; only the span and its two links kept.
-    let (mut before, mut span, mut after) = (None, Vec::new(), None);
+    // Where an event of the room goes: before the span, in it, or after it.
+    let before_span = |rec: &Recorded| from.is_some_and(|f| rec.recorded_at < f);
+    let in_span = |rec: &Recorded| to.is_none_or(|t| rec.recorded_at <= t);
+    // The stream's events before, in and after the span, each with its leaf once the log is
+    // read; only the span and its two links kept.
+    type Placed = (Recorded, u64);
+    let (mut before, mut span, mut after): (Option<Placed>, Vec<Placed>, Option<Placed>) =
+        (None, Vec::new(), None);
     let mut version = 1;
     'read: loop {
         let page = store.read_stream(&stream, version, 5000).await?;
         let Some(last) = page.last() else { break };
         version = last.version + 1;
         for rec in page {
-            if from.is_some_and(|f| rec.recorded_at < f) {
-                before = Some(rec);
-            } else if to.is_none_or(|t| rec.recorded_at <= t) {
-                span.push(rec);
+            if before_span(&rec) {
+                before = Some((rec, 0));
+            } else if in_span(&rec) {
+                span.push((rec, 0));
             } else {
-                after = Some(rec);
+                after = Some((rec, 0));
                 break 'read;
             }
         }
     }
-    // Every event's leaf, and the checkpoint, from one pass over the log.
+    // Every event's leaf, and the checkpoint, from one pass over the log; the room's events
+    // appended since its stream was read are taken too, so that the bundle ends where the
+    // room's head in the checkpoint is.
     let wanted: HashMap<u64, usize> = before
         .iter()
         .chain(&span)
         .chain(&after)
         .enumerate()
-        .map(|(i, r)| (r.position, i))
+        .map(|(i, (r, _))| (r.position, i))
         .collect();
+    let read_to = version - 1;
     let mut found = vec![None; wanted.len()];
+    let mut late = Vec::new();
     let mut tree = LogTree::default();
     let mut leaf = 0u64;
     let mut at = 0;
@@ -206,17 +276,46 @@ async fn build(
         for rec in &page {
             if let Some(&i) = wanted.get(&rec.position) {
                 found[i] = Some(leaf);
+            } else if after.is_none() && rec.stream_id == stream && rec.version > read_to {
+                late.push((rec.clone(), leaf));
             }
-            tree.push(&rec.hash, rec.position);
+            tree.push(&rec.stream_id, rec.version, &rec.hash, rec.position);
             leaf += 1;
         }
     }
-    let leaves: Vec<u64> = found
-        .into_iter()
-        .collect::<Option<_>>()
-        .context("the room's events were not all found in the log")?;
+    let mut found = found.into_iter();
+    let mut place = |p: &mut Placed| -> anyhow::Result<()> {
+        p.1 = found
+            .next()
+            .flatten()
+            .context("the room's events were not all found in the log")?;
+        Ok(())
+    };
+    before.iter_mut().try_for_each(&mut place)?;
+    span.iter_mut().try_for_each(&mut place)?;
+    after.iter_mut().try_for_each(&mut place)?;
+    for p in late {
+        if after.is_some() {
+            break;
+        } else if before_span(&p.0) {
+            before = Some(p);
+        } else if in_span(&p.0) {
+            span.push(p);
+        } else {
+            after = Some(p);
+        }
+    }
+    let leaves: Vec<u64> = before
+        .iter()
+        .chain(&span)
+        .chain(&after)
+        .map(|(_, leaf)| *leaf)
+        .collect();
     let head = tree.head();
     let checkpoint = key.sign(&head, events::now_ms());
+    let room_head = tree
+        .head_proof(&stream)
+        .context("the room's stream was not found in the log")?;
     // The subtrees that hold none of the bundle's events, hashed in a second pass.
     let ranges = merkle::batch_ranges(head.size, &leaves);
     let mut proof = Vec::with_capacity(ranges.len());
@@ -252,9 +351,8 @@ async fn build(
     );
     let mut keys = BTreeMap::new();
     let mut entries = Vec::with_capacity(span.len());
-    let n = usize::from(before.is_some());
-    let before = before.map(|r| Entry::of(&r, leaves[0], None));
-    for (i, rec) in span.iter().enumerate() {
+    let before = before.map(|(r, leaf)| Entry::of(&r, leaf, None));
+    for (rec, leaf) in &span {
         let mut text = None;
         if let Ok(event) = rec.decode()
             && let Some((subject, sealed)) = sealed_text(&event)
@@ -263,9 +361,9 @@ async fn build(
             text = k.open(&subject, sealed);
             keys.insert(subject.to_string(), hex::encode(k.0));
         }
-        entries.push(Entry::of(rec, leaves[n + i], text));
+        entries.push(Entry::of(rec, *leaf, text));
     }
-    let after = after.map(|r| Entry::of(&r, leaves[leaves.len() - 1], None));
+    let after = after.map(|(r, leaf)| Entry::of(&r, leaf, None));
     Ok(Bundle {
         format: FORMAT.to_owned(),
         room: room.to_owned(),
@@ -275,6 +373,7 @@ async fn build(
         before,
         events: entries,
         after,
+        head: Some(HeadEntry::of(&stream, &room_head)),
         proof,
         keys,
     })
@@ -296,7 +395,7 @@ pub fn verify_bundle(file: &Path, public: &str) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    match check(&bundle, &key) {
+    match check::check(&bundle, &key) {
         Ok(lines) => {
             for line in &lines {
                 println!("{line}");
@@ -308,182 +407,4 @@ pub fn verify_bundle(file: &Path, public: &str) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
-}
-
-/// Checks a bundle; the lines to print when it holds.
-fn check(b: &Bundle, key: &events::checkpoint::VerifyingKey) -> Result<Vec<String>, String> {
-    if b.format != FORMAT {
-        return Err(format!("not a bundle (format {:?})", b.format));
-    }
-    let head = b
-        .checkpoint
-        .verify(key)
-        .map_err(|e| format!("its checkpoint: {e}"))?;
-    let stream = room_stream(&b.room);
-    let chain: Vec<&Entry> = b.before.iter().chain(&b.events).chain(&b.after).collect();
-    let recs = chain
-        .iter()
-        .map(|e| e.recorded())
-        .collect::<Result<Vec<_>, _>>()?;
-    // The chain: from the stream's start, or from the link before (itself a leaf of the
-    // signed tree), through the link after.
-    let mut previous: Option<(u64, Hash)> = None;
-    for (i, r) in recs.iter().enumerate() {
-        if r.stream_id != stream {
-            return Err(format!(
-                "the event at position {} is of stream {}, not of room {}",
-                r.position, r.stream_id, b.room
-            ));
-        }
-        let link = match previous {
-            Some((version, hash)) => Some((version + 1, hash)),
-            None if i == 0 && b.before.is_none() => Some((1, GENESIS)),
-            None => None,
-        };
-        if let Some((version, hash)) = link {
-            if r.version != version {
-                return Err(format!(
-                    "version {} of the room comes where version {version} should: an event is \
-                     missing, or moved",
-                    r.version
-                ));
-            }
-            if r.hash != r.expected_hash(&hash) {
-                return Err(format!(
-                    "the event at position {} (version {}) does not match its hash and the one \
-                     before it: it, or one before it, was changed",
-                    r.position, r.version
-                ));
-            }
-        }
-        previous = Some((r.version, r.hash));
-    }
-    // The span: every event in it, the links outside it.
-    let in_span = |t: i64| b.from.is_none_or(|f| t >= f) && b.to.is_none_or(|t2| t <= t2);
-    if let Some(e) = b.events.iter().find(|e| !in_span(e.recorded_at)) {
-        return Err(format!(
-            "the event at position {} is outside the span",
-            e.position
-        ));
-    }
-    if let Some(e) = b
-        .before
-        .iter()
-        .chain(&b.after)
-        .find(|e| in_span(e.recorded_at))
-    {
-        return Err(format!(
-            "the link at position {} lies inside the span: the bundle leaves out an event of it",
-            e.position
-        ));
-    }
-    if b.before.is_some() && b.from.is_none() {
-        return Err("a link before an open start".to_owned());
-    }
-    // Every event is the leaf it says of the signed tree.
-    let leaves: Vec<(u64, Hash)> = chain
-        .iter()
-        .zip(&recs)
-        .map(|(e, r)| (e.leaf, merkle::leaf_hash(&r.hash)))
-        .collect();
-    let proof = b
-        .proof
-        .iter()
-        .map(|h| parse_hash(h))
-        .collect::<Option<Vec<_>>>()
-        .ok_or("its proof holds a hash that is not 32 bytes of hex")?;
-    if merkle::batch_root(head.size, &leaves, &proof) != Some(head.root) {
-        return Err(
-            "its events and proof do not make the checkpoint's root: an event was changed, \
-             dropped, added or moved"
-                .to_owned(),
-        );
-    }
-    // The texts: opened here from the sealed bytes with exactly the keys given.
-    let mut used = std::collections::BTreeSet::new();
-    let mut lines = Vec::new();
-    for (e, r) in b.events.iter().zip(&recs[b.before.is_some() as usize..]) {
-        let event = r
-            .decode()
-            .map_err(|err| format!("the event at position {}: {err}", e.position))?;
-        let opened = match sealed_text(&event) {
-            None => None,
-            Some((subject, sealed)) => {
-                let name = subject.to_string();
-                match b.keys.get(&name) {
-                    None => Some(None),
-                    Some(k) => {
-                        let k: [u8; 32] = hex::decode(k)
-                            .ok()
-                            .and_then(|k| k.try_into().ok())
-                            .ok_or_else(|| format!("the key of {name} is not 32 bytes of hex"))?;
-                        used.insert(name.clone());
-                        let text = Key(k).open(&subject, sealed).ok_or_else(|| {
-                            format!(
-                                "the key of {name} does not open the text at position {}",
-                                e.position
-                            )
-                        })?;
-                        Some(Some(text))
-                    }
-                }
-            }
-        };
-        if opened.clone().flatten() != e.text {
-            return Err(format!(
-                "the text of the event at position {} is not what its sealed bytes hold",
-                e.position
-            ));
-        }
-        let shown = match opened {
-            None => String::new(),
-            Some(None) => " (erased)".to_owned(),
-            Some(Some(t)) => format!(" {t:?}"),
-        };
-        lines.push(format!(
-            "{} {} v{} {}{shown}",
-            e.position,
-            time_text(e.recorded_at),
-            e.version,
-            e.event_type
-        ));
-    }
-    if let Some(extra) = b.keys.keys().find(|k| !used.contains(*k)) {
-        return Err(format!("it carries a key no event of it needs ({extra})"));
-    }
-    let end = match &b.after {
-        Some(a) => format!(
-            "the room's next event (position {}) is after it",
-            a.position
-        ),
-        None => "it runs to the room's last event at export; the bundle cannot show that \
-                 none came after it before the checkpoint"
-            .to_owned(),
-    };
-    lines.push(format!(
-        "ok: {} events of room {}, complete for the span: the room's hash chain runs unbroken \
-         from {} through them; {end}; each is in the log's checkpoint of {} events (root {}), \
-         signed by key {}",
-        b.events.len(),
-        b.room,
-        match &b.before {
-            Some(e) => format!("its event before the span (position {})", e.position),
-            None => "the room's first event".to_owned(),
-        },
-        head.size,
-        b.checkpoint.root,
-        b.checkpoint.key_id,
-    ));
-    Ok(lines)
-}
-
-/// A time as RFC 3339, in UTC.
-fn time_text(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }

@@ -1,12 +1,14 @@
 //! `chatroom public-key`, `chatroom checkpoint` and `chatroom verify --checkpoint`: sign the
 //! log's Merkle tree head, and prove later that the log still holds, unchanged and in order,
-//! every event a checkpoint covered, and that today's log extends it (RFC 9162 consistency).
+//! every event a checkpoint covered, and that today's log extends it (RFC 9162 consistency);
+//! for a version 2 checkpoint, that its heads are those of the streams of those events.
 
 use super::progress::Bar;
 use crate::config::StoreArgs;
 use crate::storage::Storage;
 use anyhow::Context;
 use events::checkpoint::{Checkpoint, Head, LogTree, VerifyingKey, parse_public};
+use events::heads::{Heads, HeadsRoot};
 use events::merkle::{self, Builder, RangeHasher};
 use std::path::Path;
 
@@ -40,10 +42,13 @@ pub async fn checkpoint(args: StoreArgs, out: &Path) -> anyhow::Result<()> {
     std::fs::write(out, to_json(&cp))
         .with_context(|| format!("writing the checkpoint {}", out.display()))?;
     println!(
-        "checkpoint of {} events (up to position {}), root {}, written to {}",
+        "checkpoint of {} events (up to position {}), root {}, heads of {} streams {}, written \
+         to {}",
         cp.size,
         cp.position,
         cp.root,
+        cp.streams.unwrap_or_default(),
+        cp.heads.as_deref().unwrap_or_default(),
         out.display()
     );
     Ok(())
@@ -107,6 +112,8 @@ struct Pass {
     covered: u64,
     /// Runs of positions at or before it that hold no event.
     gaps: Vec<(u64, u64)>,
+    /// The heads of the streams of the first `size` events.
+    heads: HeadsRoot,
 }
 
 async fn pass(
@@ -127,7 +134,9 @@ async fn pass(
         positions: Vec::new(),
         covered: 0,
         gaps: Vec::new(),
+        heads: Heads::default().root(),
     };
+    let mut heads = Heads::default();
     let mut after = 0;
     'read: while p.count < count {
         let page = store.read_all(after, 5000).await?;
@@ -144,6 +153,7 @@ async fn pass(
             p.count += 1;
             if p.count <= head.size {
                 p.positions.push(e.position);
+                heads.push(&e.stream_id, e.version, e.position, &e.hash);
             }
             if p.count == head.size {
                 p.root_at_size = Some(tree.root());
@@ -163,6 +173,7 @@ async fn pass(
     }
     p.root = tree.root();
     p.hashes = hasher.finish();
+    p.heads = heads.root();
     Ok(p)
 }
 
@@ -231,11 +242,33 @@ async fn verify_open(
         );
         return Ok(1);
     }
+    let heads = match head.heads {
+        Some(signed) if signed != p.heads => {
+            println!(
+                "TAMPERED: checkpoint {} signs the heads of {} streams (root {}), but its events \
+                 are of {} streams whose heads make root {}: it was signed over heads the log \
+                 never had",
+                file.display(),
+                signed.streams,
+                hex::encode(signed.root),
+                p.heads.streams,
+                hex::encode(p.heads.root)
+            );
+            return Ok(1);
+        }
+        Some(signed) => format!(
+            ", and so do the heads of its {} streams (root {})",
+            signed.streams,
+            hex::encode(signed.root)
+        ),
+        None => " (version 1: it signs no heads)".to_owned(),
+    };
     println!(
-        "ok: the log's first {} events match checkpoint {} (root {}), and its {} events today \
-         (root {}) extend it: the consistency proof of {} hashes verifies",
+        "ok: the log's first {} events match checkpoint {} v{} (root {}){heads}; its {} events \
+         today (root {}) extend it: the consistency proof of {} hashes verifies",
         head.size,
         file.display(),
+        cp.version().unwrap_or_default(),
         cp.root,
         p.count,
         hex::encode(p.root),

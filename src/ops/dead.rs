@@ -1,21 +1,12 @@
 //! `chatroom projections retry`, and the dead letters `chatroom projections status` lists.
 
+use super::times::time_text;
 use crate::config::StoreArgs;
 use crate::storage::Storage;
 use projections::dead::{self, DeadLetter};
 
 /// An error as one line, at most this many characters (an undecodable payload's can be long).
 const ERROR_WIDTH: usize = 200;
-
-fn time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
 
 fn one_line(error: &str) -> String {
     let line: String = error.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -46,7 +37,7 @@ pub(super) fn print(letters: &[DeadLetter]) {
             d.position,
             d.stream,
             d.version,
-            time(d.parked_at),
+            time_text(d.parked_at),
             one_line(&d.error)
         );
     }

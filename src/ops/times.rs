@@ -1,4 +1,4 @@
-//! Times given on the command line.
+//! Times given on the command line, and times as the commands print them.
 
 /// Parses an RFC 3339 time or a date (midnight UTC) into milliseconds since the epoch.
 ///
@@ -22,6 +22,18 @@ pub fn parse_time(text: &str) -> anyhow::Result<i64> {
         }
     };
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// A time (milliseconds since the epoch) as RFC 3339, in UTC; the number itself when out of
+/// range.
+pub fn time_text(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 #[cfg(test)]
