@@ -10,16 +10,20 @@
 //! - **Live reads.** A commit sends `NOTIFY chatroom_log`; a listener task moves the head watch.
 //!   Subscriptions also poll, so a lost notification (or a listener reconnecting) only delays.
 //! - **Going away.** Connections come from a pool that reconnects on its own; while the
-//!   database is unreachable every call fails as [`Error::Unavailable`].
+//!   database is unreachable every call fails as [`Error::Unavailable`]. A commit that does
+//!   not finish within [`APPEND_DEADLINE`] (its synchronous standby lost) is answered so too,
+//!   and appends are refused at once until the writer is free again.
 
 use crate::envelope::{NewEvent, Recorded};
 use crate::migrate::Migration;
-pub use crate::postgres_writer::release_after_failure;
 pub(crate) use crate::postgres_writer::unavailable;
+pub use crate::postgres_writer::{APPEND_LOCK, release_after_failure};
 use crate::postgres_writer::{CHANNEL, WriteRequest, bump, writer_loop};
 use crate::store::{Error, Expected, Store};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
@@ -53,11 +57,21 @@ pub const ID_INDEX_MIGRATIONS: [Migration; 2] = [
 pub const LOG_MIGRATIONS: [Migration; 3] =
     [MIGRATION, ID_INDEX_MIGRATIONS[0], ID_INDEX_MIGRATIONS[1]];
 
+/// How long an append waits for its commit before it is answered `Unavailable`. A commit
+/// waits for the synchronous standby; when that machine is lost, and Patroni's strict mode
+/// keeps it named, the wait lasts until it is back. The append is left to finish (its
+/// connection is not cancelled: a cancelled wait would leave the commit visible on the primary
+/// alone), so its outcome is unknown to the caller, as after a lost connection.
+pub const APPEND_DEADLINE: Duration = Duration::from_secs(5);
+
 /// A [`Store`] in PostgreSQL.
 pub struct PostgresStore {
     pool: Pool,
     writer: std::sync::Mutex<Option<mpsc::UnboundedSender<WriteRequest>>>,
     head: watch::Sender<u64>,
+    /// When the writer began the group it is writing (0: none), to refuse appends at once
+    /// while a commit hangs.
+    writing_since: Arc<AtomicI64>,
     /// The newest position other processes' notifications announced.
     others: watch::Sender<u64>,
     listener: Option<tokio::task::JoinHandle<()>>,
@@ -165,6 +179,7 @@ impl PostgresStore {
         // acks waited for them.
         let writer_pool = pool_with(url, 2, Some(WRITER_OPTIONS))?;
         let writer_head = head.clone();
+        let writing_since = Arc::new(AtomicI64::new(0));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -172,8 +187,10 @@ impl PostgresStore {
         std::thread::Builder::new()
             .name("pg-log-writer".into())
             .spawn({
-                let writer_id = writer_id.clone();
-                move || runtime.block_on(writer_loop(writer_pool, rx, writer_head, writer_id))
+                let (writer_id, since) = (writer_id.clone(), writing_since.clone());
+                move || {
+                    runtime.block_on(writer_loop(writer_pool, rx, writer_head, writer_id, since))
+                }
             })
             .map_err(unavailable)?;
         let listener = notifications.then(|| {
@@ -188,6 +205,7 @@ impl PostgresStore {
             pool,
             writer: std::sync::Mutex::new(Some(tx)),
             head,
+            writing_since,
             others,
             listener,
         })
@@ -318,6 +336,13 @@ impl Store for PostgresStore {
         expected: Expected,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Recorded>, Error> {
+        let since = self.writing_since.load(Ordering::Acquire);
+        if since != 0 && crate::now_ms() - since > APPEND_DEADLINE.as_millis() as i64 {
+            return Err(Error::Unavailable(format!(
+                "the database has not committed for {} s (a synchronous standby lost?)",
+                APPEND_DEADLINE.as_secs()
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         {
             let writer = self.writer.lock().expect("writer lock");
@@ -332,9 +357,16 @@ impl Store for PostgresStore {
             })
             .map_err(|_| Error::Unavailable("the log writer stopped".into()))?;
         }
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("the log writer stopped".into()))?
+        match tokio::time::timeout(APPEND_DEADLINE, answer).await {
+            Ok(answer) => {
+                answer.map_err(|_| Error::Unavailable("the log writer stopped".into()))?
+            }
+            Err(_) => Err(Error::Unavailable(format!(
+                "the database did not commit within {} s (a synchronous standby lost?); \
+                 the append may still be stored",
+                APPEND_DEADLINE.as_secs()
+            ))),
+        }
     }
 
     async fn read_stream(

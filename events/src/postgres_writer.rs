@@ -21,11 +21,13 @@ use crate::store::{Error, Expected};
 use deadpool_postgres::Pool;
 use futures::TryFutureExt;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 
 /// Key of the advisory lock every append transaction takes.
-pub(crate) const APPEND_LOCK: i64 = 0x6368_6174_6c6f_6721; // "chatlog!"
+pub const APPEND_LOCK: i64 = 0x6368_6174_6c6f_6721; // "chatlog!"
 /// The NOTIFY channel.
 pub(crate) const CHANNEL: &str = "chatroom_log";
 /// Most appends committed together.
@@ -65,15 +67,18 @@ pub(crate) fn bump(head: &watch::Sender<u64>, position: u64) {
     });
 }
 
-/// Writes groups until every sender is gone.
+/// Writes groups until every sender is gone. `writing_since` holds when the group being
+/// written began (milliseconds since the epoch; 0 between groups).
 pub(crate) async fn writer_loop(
     pool: Pool,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
     head: watch::Sender<u64>,
     writer_id: String,
+    writing_since: Arc<AtomicI64>,
 ) {
     let mut known = Known::default();
     while let Some(first) = rx.recv().await {
+        writing_since.store(crate::now_ms(), Ordering::Release);
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -95,6 +100,7 @@ pub(crate) async fn writer_loop(
         for (req, result) in group.into_iter().zip(results) {
             let _ = req.reply.send(result);
         }
+        writing_since.store(0, Ordering::Release);
     }
 }
 

@@ -387,6 +387,61 @@ async fn a_group_that_fails_before_its_commit_releases_the_append_lock() {
     no_test_postgres,
     ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
 )]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_not_committed_in_time_is_unavailable_and_may_land_later() {
+    // Another session holds the append lock, as a commit waiting for a lost synchronous
+    // standby holds it: the append is answered, not left hanging, and is not cancelled.
+    let url = fresh_url().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let db = admin(&url).await;
+    db.batch_execute(&format!(
+        "begin; select pg_advisory_xact_lock({})",
+        events::postgres::APPEND_LOCK
+    ))
+    .await
+    .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.append("room-x", Expected::NoStream, vec![joined(1)]),
+    )
+    .await
+    .expect("answered while the lock is held")
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(ref m) if m.contains("may still be stored")),
+        "{err:?}"
+    );
+    assert_eq!(store.stream_version("room-x").await.unwrap(), None);
+    // While that commit hangs, later appends are refused without queueing behind it.
+    let err = store
+        .append("room-y", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(ref m) if m.contains("has not committed for")),
+        "{err:?}"
+    );
+    db.batch_execute("commit").await.unwrap();
+    let mut landed = None;
+    for _ in 0..100 {
+        landed = store.stream_version("room-x").await.unwrap();
+        if landed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(landed, Some(1), "the append went on once the lock was free");
+    assert_eq!(store.stream_version("room-y").await.unwrap(), None);
+    store
+        .append("room-y", Expected::NoStream, vec![joined(1)])
+        .await
+        .unwrap();
+}
+
+#[cfg_attr(
+    no_test_postgres,
+    ignore = "needs PostgreSQL: set CHATROOM_TEST_DATABASE_URL"
+)]
 #[tokio::test]
 async fn postgres_snapshots_conform() {
     let url =
