@@ -8,32 +8,23 @@
 
 mod common;
 
-use common::{Server, post_at, unique};
+use common::{Server, chatroom_cli, post_at, unique};
+
 use events::Store;
 use events::checkpoint::{Checkpoint, LogKey};
 use events::merkle::{self, Builder, Hash};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 fn chatroom(args: &[&str]) -> (i32, String) {
-    chatroom_on(args, &[])
+    chatroom_cli(args, &[])
 }
 
 /// `chatroom` with `args` and then `store` (its storage options).
 fn chatroom_on(args: &[&str], store: &[String]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(args)
-        .args(store)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text + &String::from_utf8_lossy(&out.stderr),
-    )
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    chatroom_cli(args, &store)
 }
 
 /// A change made to a bundle's JSON.
@@ -61,13 +52,7 @@ async fn a_bundle_verifies_offline_and_any_change_to_it_fails() {
         .as_str()
         .unwrap()
         .to_owned();
-    let j = bob
-        .call(
-            "POST",
-            "/api/room/join",
-            Some(json!({"roomIdHash": room["room_hash_id"]})),
-        )
-        .await;
+    let j = bob.join(&room).await;
     assert_eq!(j.status, 200);
     assert!(server.terminate().success());
     let data = server.data.clone();

@@ -9,46 +9,12 @@
 
 mod common;
 
-use common::{Server, unique};
+use common::{Server, chatroom_cli as chatroom, copy_dir, traffic};
 use events::checkpoint::{Checkpoint, LogKey};
 use events::heads::HeadsRoot;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn chatroom(args: &[&str], store: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(args)
-        .args(store)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-/// Users, rooms and joins over REST: several streams, interleaved in the log.
-async fn traffic(server: &Server) {
-    for _ in 0..3 {
-        let mut c = server.client();
-        c.register(&unique("u")).await;
-        let room = c.create_room("r").await;
-        let mut d = server.client();
-        d.register(&unique("v")).await;
-        let j = d
-            .call(
-                "POST",
-                "/api/room/join",
-                Some(json!({"roomIdHash": room["room_hash_id"]})),
-            )
-            .await;
-        assert_eq!(j.status, 200);
-    }
-}
 
 /// `cp` signed again with the log's key (its `seed`) over `heads`: with none, as version 1
 /// wrote it; written to `out`.
@@ -100,16 +66,6 @@ fn check_versions(cp: &Path, seed: &[u8], run: impl Fn(&Path) -> (i32, String)) 
         "{out}"
     );
     v1
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn sqlite(data: &Path, sql: &str) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, post_at, unique};
+use common::{Server, copy_dir, post_at, traffic, unique};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -25,34 +25,10 @@ fn chatroom(args: &[&str], data: &Path) -> (i32, String, String) {
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// A log made by real traffic over REST, then the server stopped cleanly.
 async fn some_history() -> (Server, tempfile::TempDir) {
     let mut server = Server::start(&[]);
-    for _ in 0..3 {
-        let mut c = server.client();
-        c.register(&unique("u")).await;
-        let room = c.create_room("r").await;
-        let mut d = server.client();
-        d.register(&unique("v")).await;
-        let j = d
-            .call(
-                "POST",
-                "/api/room/join",
-                Some(json!({"roomIdHash": room["room_hash_id"]})),
-            )
-            .await;
-        assert_eq!(j.status, 200);
-    }
+    traffic(&server).await;
     assert!(server.terminate().success());
     let keep = tempfile::tempdir().unwrap();
     copy_dir(&server.data, keep.path());

@@ -183,6 +183,56 @@ impl Client {
         assert_eq!(a.status, 201, "{}", a.body);
         a.data()["room"].clone()
     }
+
+    /// Joins `room` (as `create_room` answered it) by its code's hash.
+    pub async fn join(&self, room: &Value) -> Answer {
+        self.call(
+            "POST",
+            "/api/room/join",
+            Some(json!({"roomIdHash": room["room_hash_id"]})),
+        )
+        .await
+    }
+}
+
+/// Runs the `chatroom` binary with `args` and then `store` (its storage options): its exit
+/// code and what it printed, stdout then stderr.
+pub fn chatroom_cli(args: &[&str], store: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(args)
+        .args(store)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Copies the files of `from` (not its folders) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Users, rooms and joins over REST: several streams, interleaved in the log.
+pub async fn traffic(server: &Server) {
+    for _ in 0..3 {
+        let mut c = server.client();
+        c.register(&unique("u")).await;
+        let room = c.create_room("r").await;
+        let mut d = server.client();
+        d.register(&unique("v")).await;
+        let j = d.join(&room).await;
+        assert_eq!(j.status, 200);
+    }
 }
 
 pub fn unique(prefix: &str) -> String {
