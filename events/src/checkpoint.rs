@@ -253,11 +253,7 @@ impl Checkpoint {
         )
         .map_err(|_| "its signature does not verify: the checkpoint was altered or forged")?;
         let root = parse_hash(&self.root).ok_or("its root is not 32 bytes of hex")?;
-        let frontier = self
-            .frontier
-            .iter()
-            .map(|h| parse_hash(h))
-            .collect::<Option<Vec<_>>>()
+        let frontier = parse_hashes(&self.frontier)
             .ok_or("its frontier holds a hash that is not 32 bytes of hex")?;
         if merkle::root_from_frontier(self.size, &frontier) != Some(root) {
             return Err("its frontier does not make its root".to_owned());
@@ -282,6 +278,11 @@ impl Checkpoint {
 /// A hash from 64 hex digits.
 pub fn parse_hash(text: &str) -> Option<Hash> {
     hex::decode(text).ok()?.try_into().ok()
+}
+
+/// Hashes as 64 hex digits each; `None` when any is not.
+pub fn parse_hashes(texts: &[String]) -> Option<Vec<Hash>> {
+    texts.iter().map(|h| parse_hash(h)).collect()
 }
 
 #[cfg(test)]

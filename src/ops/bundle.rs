@@ -13,7 +13,7 @@ use super::checkpoint::public_key_arg;
 use crate::config::StoreArgs;
 use crate::storage::Storage;
 use anyhow::Context;
-use events::checkpoint::{Checkpoint, LogTree, parse_hash};
+use events::checkpoint::{Checkpoint, LogTree, parse_hash, parse_hashes};
 use events::event::room_stream;
 use events::heads::{HeadProof, StreamHead};
 use events::merkle::{self, Builder};
@@ -91,11 +91,7 @@ impl HeadEntry {
 
     fn proof(&self) -> Result<HeadProof, String> {
         let hash = parse_hash(&self.hash).ok_or("its head's hash is not 32 bytes of hex")?;
-        let proof = self
-            .proof
-            .iter()
-            .map(|h| parse_hash(h))
-            .collect::<Option<Vec<_>>>()
+        let proof = parse_hashes(&self.proof)
             .ok_or("its head's proof holds a hash that is not 32 bytes of hex")?;
         Ok(HeadProof {
             leaf: self.leaf,

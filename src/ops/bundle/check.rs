@@ -6,7 +6,7 @@
 use super::{Bundle, Entry, FORMAT, FORMAT_V1, HeadEntry, sealed_text};
 use crate::ops::times::time_text;
 use events::Recorded;
-use events::checkpoint::{Head, VerifyingKey, parse_hash};
+use events::checkpoint::{Head, VerifyingKey, parse_hashes};
 use events::envelope::GENESIS;
 use events::event::room_stream;
 use events::merkle::{self, Hash};
@@ -90,12 +90,8 @@ pub(super) fn check(b: &Bundle, key: &VerifyingKey) -> Result<Vec<String>, Strin
         .zip(&recs)
         .map(|(e, r)| (e.leaf, merkle::leaf_hash(&r.hash)))
         .collect();
-    let proof = b
-        .proof
-        .iter()
-        .map(|h| parse_hash(h))
-        .collect::<Option<Vec<_>>>()
-        .ok_or("its proof holds a hash that is not 32 bytes of hex")?;
+    let proof =
+        parse_hashes(&b.proof).ok_or("its proof holds a hash that is not 32 bytes of hex")?;
     if merkle::batch_root(head.size, &leaves, &proof) != Some(head.root) {
         return Err(
             "its events and proof do not make the checkpoint's root: an event was changed, \
