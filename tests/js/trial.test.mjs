@@ -4,7 +4,8 @@
 // tool (sqlite3, psql); a message the read tables refuse (a row put in its way) is parked
 // while the projections go on, `/healthz` says degraded and `/metrics` counts it,
 // `chatroom projections status` lists it, and `chatroom projections retry` applies it once
-// the row is gone. Runs on the embedded store, on PostgreSQL when CHATROOM_TEST_DATABASE_URL
+// the row is gone; and the audit commands (checkpoint, export, their verification) on the
+// same store. Runs on the embedded store, on PostgreSQL when CHATROOM_TEST_DATABASE_URL
 // is set, and with the log in EventStoreDB (read tables in the data folder) when
 // EVENTSTORE_URL is set (a binary built with `--features eventstoredb`): those are not even
 // registered without it, as tests/esdb.rs is exempt in ./scripts/test, which fails a part
@@ -165,6 +166,35 @@ for (const [label, pg, skip] of stores) {
       assert.equal(res.status, 200);
     } finally {
       if (socket) closeAll(socket);
+      await server.cleanup();
+    }
+  });
+
+  test(`checkpoint, verify --checkpoint, export and verify-bundle (${label}): the audit commands on this store`, { skip, timeout: 120_000 }, async () => {
+    const server = await startOn(pg);
+    try {
+      const { room, socket } = await chat(server);
+      closeAll(socket);
+      // The embedded store is one process's: its commands run with the server stopped.
+      await server.stop();
+      const cp = path.join(server.dataDir, 'audit-cp.json');
+      let out = await chatroom(['checkpoint', '--out', cp], server);
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+      out = await chatroom(['verify', '--checkpoint', cp], server);
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+      assert.match(out.stdout, /^ok: /m, out.stdout);
+      out = await chatroom(['public-key'], server);
+      assert.equal(out.code, 0, out.stderr);
+      const key = out.stdout.trim();
+      const bundle = path.join(server.dataDir, 'audit-bundle.json');
+      out = await chatroom(['export', '--room', room.id, '--out', bundle], server);
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+      // Offline: no store at all.
+      const checked = await run(BIN, ['verify-bundle', bundle, '--public-key', key], { maxBuffer: 64 << 20 });
+      out = { stdout: checked.stdout };
+      assert.match(out.stdout, /complete for the span/, out.stdout);
+      assert.match(out.stdout, /"hello 3"/, out.stdout);
+    } finally {
       await server.cleanup();
     }
   });
