@@ -190,7 +190,12 @@ impl Socket {
     async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<Ended> {
         let mut ws = {
             let _permit = self.gate.acquire().await;
-            let (mut ws, _) = tokio_tungstenite::connect_async(&self.url).await?;
+            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+                &self.url,
+                Some(proto::ws_config()),
+                false,
+            )
+            .await?;
             let mut sent_connect = false;
             loop {
                 let Some(frame) = ws.next().await else {
@@ -220,22 +225,26 @@ impl Socket {
             "42{NS},{}",
             serde_json::json!(["typing", {"roomId": self.room}])
         );
-        let reconnect_at = tokio::time::Instant::now() + wait(&mut self.seed, self.reconnect_every);
-        let mut next_typing = tokio::time::Instant::now() + wait(&mut self.seed, self.typing_every);
+        // Both timers live across the loop: made anew for every frame received, they cost the
+        // generator more than the frames (a timer entry registered and cancelled each time).
+        let reconnect = tokio::time::sleep(wait(&mut self.seed, self.reconnect_every));
+        let typing_due = tokio::time::sleep(wait(&mut self.seed, self.typing_every));
+        tokio::pin!(reconnect, typing_due);
         loop {
             tokio::select! {
                 _ = stop.changed() => {
                     let _ = ws.close(None).await;
                     return Ok(Ended::Stopped);
                 }
-                () = tokio::time::sleep_until(reconnect_at) => {
+                () = &mut reconnect => {
                     let _ = ws.close(None).await;
                     return Ok(Ended::Reconnect);
                 }
-                () = tokio::time::sleep_until(next_typing) => {
+                () = &mut typing_due => {
                     ws.send(Message::text(typing.clone())).await?;
                     self.counts.typed.fetch_add(1, Ordering::Relaxed);
-                    next_typing = tokio::time::Instant::now() + wait(&mut self.seed, self.typing_every);
+                    let next = tokio::time::Instant::now() + wait(&mut self.seed, self.typing_every);
+                    typing_due.as_mut().reset(next);
                 }
                 frame = ws.next() => {
                     let Some(frame) = frame else { anyhow::bail!("closed by the server") };

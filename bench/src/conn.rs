@@ -201,9 +201,10 @@ async fn handshake(
     retries: &Counters,
     stage: &mut &'static str,
 ) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .context("WebSocket connect")?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(proto::ws_config()), true)
+            .await
+            .context("WebSocket connect")?;
     *stage = "waiting for the Engine.IO open packet";
     loop {
         if proto::parse(&next_text(&mut ws).await?) == Packet::Open {

@@ -170,7 +170,8 @@ impl Flood {
 
 /// Connects one socket with `token` and joins it to `room`.
 async fn open(url: &str, token: &str, room: &str) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(proto::ws_config()), false).await?;
     let mut sent_connect = false;
     loop {
         let Some(frame) = ws.next().await else {
