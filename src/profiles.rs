@@ -7,16 +7,21 @@ use projections::Reads;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a cached profile is used before it is read again: everyone sees a change within
-/// this time, on every process.
-const FRESH: Duration = Duration::from_secs(1);
+/// How long a cached profile is used before it is read again when other processes may write
+/// the same log: everyone sees a change within this time, on every process.
+const FRESH_SHARED: Duration = Duration::from_secs(1);
+
+/// The same when only this process writes the log: it forgets an entry once the read tables
+/// hold its change, so this only bounds how long a missed change could last. Reading each typist's profile again every second was a tenth of
+/// what 500 `typing` a second cost the server.
+const FRESH_LOCAL: Duration = Duration::from_secs(60);
 
 /// A cache of user profiles in front of the `user` table.
 ///
 /// Deliveries are rendered inside room actors, which cannot wait: a miss is looked up on the
 /// spot (a point query; with PostgreSQL the thread steps out of the async runtime while it
 /// waits). A profile changes (a rename, a new avatar, an erasure, perhaps on another
-/// process), so an entry is trusted for [`FRESH`] only: then it is read again in the
+/// process), so an entry is trusted for [`FRESH_SHARED`] only: then it is read again in the
 /// background while the old one still serves, so that no delivery waits for it (looking it
 /// up on the spot every second per author cost the PostgreSQL closed-loop benchmark a fifth
 /// of its throughput).
@@ -24,13 +29,14 @@ pub struct Profiles {
     cache: Arc<DashMap<String, (Arc<Author>, Instant)>>,
     reads: Reads,
     sqlite: Option<Mutex<rusqlite::Connection>>,
+    fresh: Duration,
 }
 
 impl Profiles {
     fn fresh(&self, user_id: &str) -> Option<Arc<Author>> {
         self.cache
             .get(user_id)
-            .filter(|e| e.1.elapsed() < FRESH)
+            .filter(|e| e.1.elapsed() < self.fresh)
             .map(|e| e.0.clone())
     }
 
@@ -38,7 +44,7 @@ impl Profiles {
     /// its time is moved on while the read runs).
     fn cached(&self, user_id: &str) -> Option<Arc<Author>> {
         let mut entry = self.cache.get_mut(user_id)?;
-        if entry.1.elapsed() >= FRESH
+        if entry.1.elapsed() >= self.fresh
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             entry.1 = Instant::now();
@@ -52,24 +58,28 @@ impl Profiles {
         Some(entry.0.clone())
     }
 
-    /// Forgets what is cached of `user_id` (this process changed it).
+    /// Forgets what is cached of `user_id`: this process changed it, and the read tables hold
+    /// the change.
     pub fn forget(&self, user_id: &str) {
         self.cache.remove(user_id);
     }
 
-    /// A cache over `reads`; with SQLite, misses use a connection of their own.
+    /// A cache over `reads`, for a log other processes may write too (`shared`) or not; with
+    /// SQLite, misses use a connection of their own.
     ///
     /// # Errors
     /// When that connection cannot be opened.
-    pub fn new(reads: Reads) -> anyhow::Result<Self> {
+    pub fn new(reads: Reads, shared: bool) -> anyhow::Result<Self> {
         let sqlite = match &reads {
             Reads::Sqlite(db) => Some(Mutex::new(db.writer()?)),
             Reads::Postgres(_) => None,
         };
+        let fresh = if shared { FRESH_SHARED } else { FRESH_LOCAL };
         Ok(Self {
             cache: Arc::new(DashMap::new()),
             reads,
             sqlite,
+            fresh,
         })
     }
 

@@ -151,7 +151,7 @@ pub async fn build(cfg: &Serve) -> anyhow::Result<State> {
     let app: Shared = Arc::new(App {
         store: store.clone(),
         rooms: rooms.clone(),
-        profiles: Arc::new(Profiles::new(storage.reads.clone())?),
+        profiles: Arc::new(Profiles::new(storage.reads.clone(), storage.shared)?),
         read: storage.reads.clone(),
         keys: storage.keys.clone(),
         retention_days: (cfg.retention_days > 0).then_some(cfg.retention_days),

@@ -140,6 +140,9 @@ pub async fn patch_info(
     }
     if position > 0 {
         app.wrote(&user.id, position);
+        // Forgotten once the read tables hold the change: a delivery rendered before that
+        // would cache the old profile again.
+        app.wait_for(position).await;
         app.profiles.forget(&user.id);
     }
     let user = me(&app, &s.user_id).await?;
