@@ -8,6 +8,7 @@
 
 use crate::proto::{self, NS, Packet};
 use crate::setup::{Rest, Room, User};
+use crate::stats::Kind;
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct Counts {
 /// The running chatter.
 pub struct Chatter {
     stop: watch::Sender<bool>,
+    mode: watch::Sender<Mode>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     counts: Arc<Counts>,
     started: std::time::Instant,
@@ -93,6 +95,7 @@ pub async fn start(
             .replacen("https://", "wss://", 1)
     );
     let (stop, stop_rx) = watch::channel(false);
+    let (mode, mode_rx) = watch::channel(Mode::On);
     let counts = Arc::new(Counts::default());
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let tasks = accounts
@@ -109,6 +112,7 @@ pub async fn start(
                 reconnect_every,
                 counts: counts.clone(),
                 gate: gate.clone(),
+                mode: mode_rx.clone(),
             };
             tokio::spawn(socket.run(stop_rx.clone()))
         })
@@ -127,6 +131,7 @@ pub async fn start(
     );
     Ok(Chatter {
         stop,
+        mode,
         tasks,
         counts,
         started: std::time::Instant::now(),
@@ -155,6 +160,106 @@ impl Chatter {
     }
 }
 
+/// What the chatter's sockets do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Type and reconnect now and then.
+    On,
+    /// Stay connected, answering pings only.
+    Quiet,
+    /// Disconnected, until switched on again.
+    Gone,
+}
+
+/// The chatter switched off and on every `every` seconds while the scenario sends, with the
+/// scenario's acks counted per state, but for the first moments after each switch: a second
+/// when off is [`Mode::Quiet`], 40 % of the half when it is [`Mode::Gone`] (5,000 sockets
+/// closing or opening at once, and the presence that follows).
+pub struct Alternate {
+    task: tokio::task::JoinHandle<()>,
+    /// What was counted with the chatter off, then on.
+    tally: Arc<std::sync::Mutex<[Half; 2]>>,
+    every: f64,
+    off: Mode,
+}
+
+/// What one state of the chatter counted: acks, seconds and delivery latencies.
+struct Half {
+    acked: u64,
+    secs: f64,
+    delivery: hdrhistogram::Histogram<u64>,
+}
+
+impl Alternate {
+    /// Switches `chatter` to `off` now, then on and off again every `every` seconds.
+    pub fn start(chatter: &Chatter, sh: Arc<crate::conn::Shared>, every: f64, off: Mode) -> Self {
+        let half = || {
+            let mut delivery = sh.latencies.merged(Kind::Delivery);
+            delivery.reset();
+            Half {
+                acked: 0,
+                secs: 0.0,
+                delivery,
+            }
+        };
+        let tally = Arc::new(std::sync::Mutex::new([half(), half()]));
+        let (mode, counted) = (chatter.mode.clone(), tally.clone());
+        let skip = if off == Mode::Gone { every * 0.4 } else { 1.0 };
+        mode.send_replace(off);
+        let task = tokio::spawn(async move {
+            let acked = || sh.counters.acked.load(Ordering::Relaxed);
+            let mut on = false;
+            loop {
+                tokio::time::sleep(Duration::from_secs_f64(skip)).await;
+                let (a0, t0) = (acked(), std::time::Instant::now());
+                let h0 = sh.latencies.merged(Kind::Delivery);
+                tokio::time::sleep(Duration::from_secs_f64((every - skip).max(1.0))).await;
+                let mut h = sh.latencies.merged(Kind::Delivery);
+                h.subtract(&h0).expect("counts only grow");
+                let mut t = counted.lock().expect("tally");
+                let half = &mut t[usize::from(on)];
+                half.acked += acked() - a0;
+                half.secs += t0.elapsed().as_secs_f64();
+                half.delivery.add(&h).expect("same bounds");
+                drop(t);
+                on = !on;
+                mode.send_replace(if on { Mode::On } else { off });
+            }
+        });
+        Self {
+            task,
+            tally,
+            every,
+            off,
+        }
+    }
+
+    /// Stops switching and prints the acked/s and delivery p99 of each state.
+    pub fn report(self) {
+        self.task.abort();
+        let t = self.tally.lock().expect("tally");
+        let rate = |h: &Half| {
+            if h.secs > 0.0 {
+                h.acked as f64 / h.secs
+            } else {
+                0.0
+            }
+        };
+        let p99 = |h: &Half| h.delivery.value_at_quantile(0.99) as f64 / 1e6;
+        let (off, on) = (rate(&t[0]), rate(&t[1]));
+        println!(
+            "chatter switched every {} s: off ({:?}, {:.0} s counted) acked/s {off:.0}, delivery p99 {:.2} ms; on ({:.0} s counted) acked/s {on:.0}, delivery p99 {:.2} ms; acked on/off {:.3}",
+            self.every,
+            self.off,
+            t[0].secs,
+            p99(&t[0]),
+            t[1].secs,
+            p99(&t[1]),
+            if off > 0.0 { on / off } else { 0.0 }
+        );
+    }
+}
+
 struct Socket {
     url: String,
     token: String,
@@ -164,11 +269,13 @@ struct Socket {
     reconnect_every: f64,
     counts: Arc<Counts>,
     gate: Arc<tokio::sync::Semaphore>,
+    mode: watch::Receiver<Mode>,
 }
 
 enum Ended {
     Stopped,
     Reconnect,
+    Gone,
 }
 
 impl Socket {
@@ -177,6 +284,12 @@ impl Socket {
             match self.session(&mut stop).await {
                 Ok(Ended::Stopped) => return,
                 Ok(Ended::Reconnect) => {}
+                Ok(Ended::Gone) => {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = self.mode.wait_for(|m| *m != Mode::Gone) => {}
+                    }
+                }
                 Err(_) => {
                     self.counts.failures.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -221,6 +334,10 @@ impl Socket {
             ws
         };
         self.counts.connects.fetch_add(1, Ordering::Relaxed);
+        if *self.mode.borrow_and_update() == Mode::Gone {
+            let _ = ws.close(None).await;
+            return Ok(Ended::Gone);
+        }
         let typing = format!(
             "42{NS},{}",
             serde_json::json!(["typing", {"roomId": self.room}])
@@ -236,13 +353,25 @@ impl Socket {
                     let _ = ws.close(None).await;
                     return Ok(Ended::Stopped);
                 }
+                Ok(()) = self.mode.changed() => {
+                    if *self.mode.borrow_and_update() == Mode::Gone {
+                        let _ = ws.close(None).await;
+                        return Ok(Ended::Gone);
+                    }
+                }
                 () = &mut reconnect => {
-                    let _ = ws.close(None).await;
-                    return Ok(Ended::Reconnect);
+                    if *self.mode.borrow() == Mode::On {
+                        let _ = ws.close(None).await;
+                        return Ok(Ended::Reconnect);
+                    }
+                    let next = tokio::time::Instant::now() + wait(&mut self.seed, self.reconnect_every);
+                    reconnect.as_mut().reset(next);
                 }
                 () = &mut typing_due => {
-                    ws.send(Message::text(typing.clone())).await?;
-                    self.counts.typed.fetch_add(1, Ordering::Relaxed);
+                    if *self.mode.borrow() == Mode::On {
+                        ws.send(Message::text(typing.clone())).await?;
+                        self.counts.typed.fetch_add(1, Ordering::Relaxed);
+                    }
                     let next = tokio::time::Instant::now() + wait(&mut self.seed, self.typing_every);
                     typing_due.as_mut().reset(next);
                 }

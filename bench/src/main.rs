@@ -126,6 +126,16 @@ pub struct Args {
     /// Mean seconds a chatter socket stays connected before it reconnects.
     #[arg(long, default_value_t = 30.0)]
     pub reconnect_every: f64,
+    /// Switches the chatter's typing and reconnects off and on every this many seconds of
+    /// the measured window, starting off, and prints the acked/s of each half (its sockets
+    /// stay connected, unless `--chatter-off-closes`): an A/B within one run on one server, for a machine whose
+    /// speed drifts between runs; 0: always on.
+    #[arg(long, default_value_t = 0.0)]
+    pub chatter_alternate: f64,
+    /// With `--chatter-alternate`: off, the chatter's sockets are closed (opened again when
+    /// on), so the other half runs as without the chatter at all.
+    #[arg(long)]
+    pub chatter_off_closes: bool,
     /// Reactions a second, open-loop, flooded on one message of the first room while the
     /// scenario is measured (rooms, slow, fanout); 0: no flood.
     #[arg(long, default_value_t = 0.0)]

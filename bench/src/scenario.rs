@@ -129,6 +129,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Setup hashed a password per user (argon2id, 19 MiB each): give the server a moment to
     // hand that memory back before the measured window.
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    let alternate = chatter
+        .as_ref()
+        .filter(|_| args.chatter_alternate > 0.0)
+        .map(|ch| {
+            let off = if args.chatter_off_closes {
+                crate::chatter::Mode::Gone
+            } else {
+                crate::chatter::Mode::Quiet
+            };
+            crate::chatter::Alternate::start(ch, c.sh.clone(), args.chatter_alternate, off)
+        });
     let w = c
         .load(
             args.duration,
@@ -137,6 +148,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             pid,
         )
         .await;
+    if let Some(a) = alternate {
+        a.report();
+    }
     let sh = c.sh.clone();
     let outcomes = c.stop().await;
     if let Some(chatter) = chatter {
