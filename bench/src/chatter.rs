@@ -342,8 +342,8 @@ impl Socket {
             "42{NS},{}",
             serde_json::json!(["typing", {"roomId": self.room}])
         );
-        // Both timers live across the loop: made anew for every frame received, they cost the
-        // generator more than the frames (a timer entry registered and cancelled each time).
+        // Both timers live across the loop, instead of a timer entry registered and cancelled
+        // anew for every frame received.
         let reconnect = tokio::time::sleep(wait(&mut self.seed, self.reconnect_every));
         let typing_due = tokio::time::sleep(wait(&mut self.seed, self.typing_every));
         tokio::pin!(reconnect, typing_due);
